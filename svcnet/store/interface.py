@@ -98,11 +98,29 @@ class WatchClosedError(StoreError):
 
 
 class Watch(Protocol):
-    """An ordered stream of events after a revision, until closed."""
+    """An ordered stream of events after a revision, until closed.
+
+    Iteration ends (``StopAsyncIteration``) after the owner calls ``close()``; it raises
+    ``WatchClosedError`` when the store ends the watch.
+    """
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]: ...
 
     async def __anext__(self) -> WatchEvent: ...
+
+    async def next_batch(self, max_events: int = 1000) -> list[WatchEvent]:
+        """Wait for at least one event, then return every event ready (at most ``max_events``)
+        in revision order; ``[]`` once the owner closed the watch.
+
+        Cancel-safe: cancelling it (say ``asyncio.wait_for`` to send a bookmark) loses nothing.
+        One batch per wake-up lets a server write many events with one socket write.
+        """
+        ...
+
+    @property
+    def progress_revision(self) -> int:
+        """Every matching event up to this revision has been handed out: a safe bookmark."""
+        ...
 
     def close(self) -> None: ...
 

@@ -1,0 +1,78 @@
+"""The control-plane process: the API server and the cluster-wide controllers, in one process.
+
+The controllers talk to the API server over HTTPS like any other client (through
+``svcnet.client``), exactly as kube-controller-manager does: one process is a packaging
+choice, not a shortcut — nothing here reaches into the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from svcnet.apiserver.server import ApiServer, ApiServerConfig
+from svcnet.cluster import controllers as cluster_controllers
+from svcnet.util.log import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: ApiServerConfig, controllers: bool = True) -> None:
+    server = ApiServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"serving {server.url} kubeconfig={server.kubeconfig_path}", flush=True)
+    try:
+        if controllers:
+            async with asyncio.TaskGroup() as tg:
+                runner = tg.create_task(
+                    cluster_controllers.run(server.kubeconfig_path), name="controllers"
+                )
+                await stop.wait()
+                runner.cancel()
+        else:
+            await stop.wait()
+    except* asyncio.CancelledError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m svcnet.cluster.controlplane")
+    p.add_argument("--data-dir", required=True, type=Path)
+    p.add_argument("--listen", action="append", default=None)
+    p.add_argument("--port", type=int, default=6443)
+    p.add_argument("--store", default="")
+    p.add_argument("--service-cidr", default="10.96.0.0/16")
+    p.add_argument("--node-port-range", default="30000-32767")
+    p.add_argument("--advertise-address", default="127.0.0.1")
+    p.add_argument("--no-controllers", action="store_true")
+    args = p.parse_args(argv)
+    setup_logging("controlplane")
+    low, high = (int(x) for x in args.node_port_range.split("-", 1))
+    config = ApiServerConfig(
+        data_dir=args.data_dir,
+        listen_addresses=tuple(args.listen or ["127.0.0.1"]),
+        port=args.port,
+        store_url=args.store,
+        service_cidr=args.service_cidr,
+        node_port_range=(low, high),
+        advertise_address=args.advertise_address,
+    )
+    import uvloop
+
+    uvloop.install()
+    asyncio.run(serve(config, controllers=not args.no_controllers))
+
+
+if __name__ == "__main__":
+    main()
