@@ -1,0 +1,558 @@
+"""Per-kind strategies: what the API server does to an object around a write.
+
+Mirrors upstream's ``rest.RESTCreateStrategy``/``RESTUpdateStrategy`` in ``pkg/registry/*``:
+defaulting (``SetDefaults_*``), ``PrepareForCreate``/``PrepareForUpdate`` (which fields a
+write may set: the main resource never sets status, the status subresource never sets spec),
+generation tracking, and validation including ObjectMeta and immutable fields.
+
+The API server calls, in this order:
+
+* create: ``default`` → ``prepare_for_create`` → ``validate``
+* update: ``default`` → ``prepare_for_update`` → ``validate_update``
+* status: ``prepare_for_status_update`` → ``validate_status_update``
+
+Generated names, uids, timestamps and ClusterIP/NodePort allocation are the API server's
+(see :mod:`svcnet.api.meta`); a strategy only transforms and checks the object it is given.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from svcnet.api.defaults import DEFAULTERS
+from svcnet.api.defaults.core import NAMESPACE_NAME_LABEL, externally_accessible
+from svcnet.api.errors import FieldError, Invalid
+from svcnet.api.meta import name_validator_for, validate_object_meta, validate_object_meta_update
+from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.validation import apps as apps_v
+from svcnet.api.validation import core as core_v
+from svcnet.api.validation import discovery as discovery_v
+from svcnet.api.validation import gateway as gateway_v
+from svcnet.api.validation import networking as networking_v
+
+Obj = dict[str, Any]
+Validator = Callable[[Obj], list[FieldError]]
+UpdateValidator = Callable[[Obj, Obj], list[FieldError]]
+
+# Fields of an object that are neither its spec nor bookkeeping: where generation-tracking
+# kinds without a `spec` (EndpointSlice, CRDs) keep what they compare.
+_NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
+
+# DefaultTolerationSeconds admission: pods tolerate a not-ready/unreachable node for 5 minutes.
+_DEFAULT_TOLERATIONS = (
+    {
+        "key": "node.kubernetes.io/not-ready",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    },
+    {
+        "key": "node.kubernetes.io/unreachable",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    },
+)
+
+# metav1.ResetObjectMetaForStatus: what a status write may not change in metadata.
+_STATUS_RESET_META = (
+    "deletionTimestamp",
+    "generation",
+    "selfLink",
+    "labels",
+    "annotations",
+    "finalizers",
+    "ownerReferences",
+)
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    return meta
+
+
+def _spec_of(obj: Obj) -> Any:
+    if "spec" in obj:
+        return obj["spec"]
+    return {k: v for k, v in obj.items() if k not in _NOT_SPEC}
+
+
+class Strategy:
+    """The default behaviour; subclasses override the hooks of kinds that differ."""
+
+    # Whether an annotation change is a new generation too (Deployments).
+    generation_from_annotations: ClassVar[bool] = False
+
+    def __init__(self, resource: ResourceType) -> None:
+        self.resource = resource
+        self.has_status = "status" in resource.subresources
+        self.tracks_generation = resource.kind in _TRACKS_GENERATION
+        self._defaulter = DEFAULTERS.get(resource.kind)
+        self._validator = _VALIDATORS.get(resource.kind)
+        self._update_validator = _UPDATE_VALIDATORS.get(resource.kind)
+        self._status_validator = _STATUS_VALIDATORS.get(resource.kind)
+        self._name_fn = name_validator_for(resource.kind)
+
+    # -- defaulting and preparation ----------------------------------------------------
+
+    def default(self, obj: Obj) -> None:
+        if self._defaulter is not None:
+            self._defaulter(obj)
+
+    def initial_status(self, obj: Obj) -> Obj | None:
+        """The status a new object starts with (None: no status at all)."""
+        del obj
+        return {}
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        meta = _meta(obj)
+        if self.has_status:
+            status = self.initial_status(obj)
+            if status is None:
+                obj.pop("status", None)
+            else:
+                obj["status"] = status
+        if self.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        if self.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        new_meta, old_meta = _meta(new), old.get("metadata") or {}
+        if self.tracks_generation:
+            generation = old_meta.get("generation") or 1
+            changed = _spec_of(new) != _spec_of(old)
+            if self.generation_from_annotations:
+                changed = changed or (new_meta.get("annotations") or {}) != (
+                    old_meta.get("annotations") or {}
+                )
+            new_meta["generation"] = generation + 1 if changed else generation
+        elif "generation" in old_meta:
+            new_meta["generation"] = old_meta["generation"]
+        else:
+            new_meta.pop("generation", None)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        status = new.get("status")
+        keep = copy.deepcopy(old)
+        new_meta = _meta(new)
+        old_meta = keep.get("metadata") or {}
+        # Everything but status comes from the stored object; metadata keeps what a status
+        # writer may touch (managedFields, resourceVersion for the precondition).
+        for key in list(new):
+            if key not in ("metadata", "status", "apiVersion", "kind"):
+                del new[key]
+        for key, value in keep.items():
+            if key not in ("metadata", "status"):
+                new[key] = value
+        for key in _STATUS_RESET_META:
+            if key in old_meta:
+                new_meta[key] = old_meta[key]
+            else:
+                new_meta.pop(key, None)
+        if status is None:
+            new.pop("status", None)
+        else:
+            new["status"] = status
+
+    # -- validation -------------------------------------------------------------------
+
+    def invalid(self, obj: Obj, errors: list[FieldError]) -> Invalid:
+        """The 422 ``Invalid`` error for ``errors``, named as upstream names the kind
+        (``Deployment.apps "web" is invalid: ...``)."""
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        return Invalid(self.resource.kind, name, errors, group=self.resource.group)
+
+    def validate_meta(self, obj: Obj) -> list[FieldError]:
+        return validate_object_meta(
+            obj.get("metadata") or {}, self.resource.namespaced, self._name_fn
+        )
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        errors = self.validate_meta(obj)
+        if self._validator is not None:
+            errors.extend(self._validator(obj))
+        return errors
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errors = validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        if self._update_validator is not None:
+            errors.extend(self._update_validator(new, old))
+        elif self._validator is not None:
+            errors.extend(self._validator(new))
+        return errors
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errors = validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        if self._status_validator is not None:
+            errors.extend(self._status_validator(new))
+        return errors
+
+
+# -- kinds that differ ---------------------------------------------------------------------
+
+
+class NamespaceStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"phase": "Active"}
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        # The "kubernetes" finalizer is required on create (not by defaulting: it is
+        # removed over the namespace's life by the finalize subresource).
+        spec = obj.setdefault("spec", {})
+        finalizers = spec.setdefault("finalizers", [])
+        if "kubernetes" not in finalizers:
+            finalizers.append("kubernetes")
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        old_finalizers = (old.get("spec") or {}).get("finalizers")
+        spec = new.setdefault("spec", {})
+        if old_finalizers is None:
+            spec.pop("finalizers", None)
+        else:
+            spec["finalizers"] = list(old_finalizers)
+        self._label(new)
+
+    def prepare_for_finalize(self, new: Obj, old: Obj) -> None:
+        """The ``finalize`` subresource: only ``spec.finalizers`` changes."""
+        finalizers = (new.get("spec") or {}).get("finalizers")
+        new.clear()
+        new.update(copy.deepcopy(old))
+        new.setdefault("spec", {})["finalizers"] = list(finalizers or [])
+
+    @staticmethod
+    def _label(ns: Obj) -> None:
+        name = _meta(ns).get("name")
+        if name:
+            _meta(ns).setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
+
+
+class NodeStrategy(Strategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        # Nodes may set all of their fields, status included, when they register.
+        _meta(obj).pop("generation", None)
+
+
+def pod_qos_class(pod: Obj) -> str:
+    """``qos.GetPodQOS``: Guaranteed, Burstable or BestEffort from cpu/memory resources."""
+    containers = list((pod.get("spec") or {}).get("containers") or []) + list(
+        (pod.get("spec") or {}).get("initContainers") or []
+    )
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        resources = (c or {}).get("resources") or {}
+        requests = resources.get("requests") or {}
+        limits = resources.get("limits") or {}
+        if any(k in requests or k in limits for k in ("cpu", "memory")):
+            any_set = True
+        for k in ("cpu", "memory"):
+            if k not in limits or str(requests.get(k, limits[k])) != str(limits[k]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+class PodStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"phase": "Pending", "qosClass": pod_qos_class(obj)}
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        spec = obj.setdefault("spec", {})
+        # What a real cluster's default admission plugins add to every new Pod.
+        if not spec.get("serviceAccountName"):
+            spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        if not spec.get("priorityClassName"):
+            spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        tolerations = spec.setdefault("tolerations", [])
+        for default in _DEFAULT_TOLERATIONS:
+            if not any(
+                isinstance(t, dict)
+                and (
+                    t.get("key") == default["key"]
+                    or (not t.get("key") and t.get("operator") == "Exists")
+                )
+                and t.get("effect") in (None, "", "NoExecute")
+                for t in tolerations
+            ):
+                tolerations.append(dict(default))
+
+
+class ServiceStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"loadBalancer": {}}
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        spec = obj.get("spec")
+        # normalizeClusterIPs: a client that sets only the singular field gets the plural.
+        if isinstance(spec, dict) and spec.get("clusterIP") and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        new_spec, old_spec = new.get("spec"), old.get("spec") or {}
+        if not isinstance(new_spec, dict):
+            return
+        drop_type_dependent_fields(new_spec, old_spec)
+        patch_allocated_values(new_spec, old_spec)
+        normalize_cluster_ips(new_spec, old_spec)
+
+
+def _node_ports(spec: Obj) -> list[Any]:
+    return [(p or {}).get("nodePort") for p in spec.get("ports") or []]
+
+
+def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
+    """``dropTypeDependentFields``: when the type changes, wipe what no longer applies —
+    but only values the user did not change in this very update."""
+    old_type, new_type = old.get("type") or "ClusterIP", new.get("type") or "ClusterIP"
+    if old_type != "ExternalName" and new_type == "ExternalName":
+        if new.get("clusterIP") == old.get("clusterIP") and new.get("clusterIPs") == old.get(
+            "clusterIPs"
+        ):
+            new.pop("clusterIP", None)
+            new.pop("clusterIPs", None)
+        for field in ("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            if new.get(field) == old.get(field):
+                new.pop(field, None)
+    node_port_types = ("NodePort", "LoadBalancer")
+    if (
+        old_type in node_port_types
+        and new_type not in node_port_types
+        and _node_ports(new) == _node_ports(old)
+    ):
+        for port in new.get("ports") or []:
+            if isinstance(port, dict):
+                port.pop("nodePort", None)
+    if old_type == "LoadBalancer" and new_type != "LoadBalancer":
+        for field in ("allocateLoadBalancerNodePorts", "loadBalancerClass", "healthCheckNodePort"):
+            if field in new and new.get(field) == old.get(field):
+                new.pop(field, None)
+    if (
+        externally_accessible(old)
+        and not externally_accessible(new)
+        and new.get("externalTrafficPolicy") == old.get("externalTrafficPolicy")
+    ):
+        new.pop("externalTrafficPolicy", None)
+
+
+def _needs_cluster_ip(spec: Obj) -> bool:
+    return (spec.get("type") or "ClusterIP") != "ExternalName"
+
+
+def _needs_node_ports(spec: Obj) -> bool:
+    svc_type = spec.get("type") or "ClusterIP"
+    if svc_type == "NodePort":
+        return True
+    return svc_type == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False
+
+
+def _needs_health_check_port(spec: Obj) -> bool:
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def patch_allocated_values(new: Obj, old: Obj) -> None:
+    """``patchAllocatedValues``: an update that omits allocated values keeps them, so that
+    replacing a Service with its original manifest does not reallocate or fail."""
+    if _needs_cluster_ip(old) and _needs_cluster_ip(new):
+        if not new.get("clusterIP") and old.get("clusterIP"):
+            new["clusterIP"] = old["clusterIP"]
+        if not new.get("clusterIPs") and old.get("clusterIPs"):
+            new["clusterIPs"] = list(old["clusterIPs"])
+    if _needs_node_ports(old) and _needs_node_ports(new):
+        used_new = {p.get("nodePort") for p in new.get("ports") or [] if isinstance(p, dict)}
+        used = {p.get("nodePort") for p in old.get("ports") or [] if isinstance(p, dict)} & used_new
+        by_name = {
+            p.get("name", ""): p.get("nodePort")
+            for p in old.get("ports") or []
+            if isinstance(p, dict)
+        }
+        for port in new.get("ports") or []:
+            if isinstance(port, dict) and not port.get("nodePort"):
+                value = by_name.get(port.get("name", ""))
+                if value and value not in used:
+                    port["nodePort"] = value
+    if (
+        _needs_health_check_port(old)
+        and _needs_health_check_port(new)
+        and not new.get("healthCheckNodePort")
+        and old.get("healthCheckNodePort")
+    ):
+        new["healthCheckNodePort"] = old["healthCheckNodePort"]
+
+
+def normalize_cluster_ips(new: Obj, old: Obj) -> None:
+    """``normalizeClusterIPs`` on update: keep ``clusterIP`` and ``clusterIPs`` in step with
+    what an old (singular-only) or new client meant."""
+    old_ips, new_ips = old.get("clusterIPs") or [], new.get("clusterIPs") or []
+    old_ip, new_ip = old.get("clusterIP") or "", new.get("clusterIP") or ""
+    if old_ips and not new_ips and old_ip == new_ip:
+        new["clusterIPs"] = new_ips = list(old_ips)
+    if old_ip != new_ip:
+        same_ips = list(new_ips) == list(old_ips)
+        if old_ip and not new_ip and same_ips:
+            new.pop("clusterIPs", None)
+        if new_ip and same_ips:
+            new["clusterIPs"] = [new_ip]
+
+
+class DeploymentStrategy(Strategy):
+    # Annotations are copied to the ReplicaSets, so changing them is a new generation too.
+    generation_from_annotations = True
+
+
+class ReplicaSetStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"replicas": 0}  # the one non-omitempty field of ReplicaSetStatus
+
+
+class StatefulSetStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"replicas": 0, "availableReplicas": 0}
+
+
+class IngressStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"loadBalancer": {}}
+
+
+# The status the Gateway API CRDs default a new object's status to.
+_PENDING_CONDITION = {
+    "status": "Unknown",
+    "reason": "Pending",
+    "message": "Waiting for controller",
+    "lastTransitionTime": "1970-01-01T00:00:00Z",
+}
+
+
+class GatewayClassStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"conditions": [{"type": "Accepted", **_PENDING_CONDITION}]}
+
+
+class GatewayStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {
+            "conditions": [
+                {"type": "Accepted", **_PENDING_CONDITION},
+                {"type": "Programmed", **_PENDING_CONDITION},
+            ]
+        }
+
+
+class HTTPRouteStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return None  # the CRD has no status default; controllers add parents
+
+
+# -- the tables ------------------------------------------------------------------------------
+
+_TRACKS_GENERATION = frozenset(
+    {
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "Ingress",
+        "IngressClass",
+        "NetworkPolicy",
+        "EndpointSlice",
+        "GatewayClass",
+        "Gateway",
+        "HTTPRoute",
+        "ReferenceGrant",
+    }
+)
+
+_VALIDATORS: dict[str, Validator] = {
+    "Namespace": core_v.validate_namespace,
+    "Node": core_v.validate_node,
+    "Pod": core_v.validate_pod,
+    "Service": core_v.validate_service,
+    "Endpoints": core_v.validate_endpoints,
+    "Secret": core_v.validate_secret,
+    "ConfigMap": core_v.validate_config_map,
+    "Event": core_v.validate_event,
+    "EndpointSlice": discovery_v.validate_endpoint_slice,
+    "Deployment": apps_v.validate_deployment,
+    "ReplicaSet": apps_v.validate_replica_set,
+    "StatefulSet": apps_v.validate_stateful_set,
+    "Ingress": networking_v.validate_ingress,
+    "IngressClass": networking_v.validate_ingress_class,
+    "NetworkPolicy": networking_v.validate_network_policy,
+    "GatewayClass": gateway_v.validate_gateway_class,
+    "Gateway": gateway_v.validate_gateway,
+    "HTTPRoute": gateway_v.validate_http_route,
+    "ReferenceGrant": gateway_v.validate_reference_grant,
+    "Lease": core_v.validate_lease,
+}
+
+_UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
+    "Node": core_v.validate_node_update,
+    "Pod": core_v.validate_pod_update,
+    "Service": core_v.validate_service_update,
+    "Secret": core_v.validate_secret_update,
+    "ConfigMap": core_v.validate_config_map_update,
+    "EndpointSlice": discovery_v.validate_endpoint_slice_update,
+    "Deployment": apps_v.validate_deployment_update,
+    "ReplicaSet": apps_v.validate_replica_set_update,
+    "StatefulSet": apps_v.validate_stateful_set_update,
+    "IngressClass": networking_v.validate_ingress_class_update,
+    "GatewayClass": gateway_v.validate_gateway_class_update,
+}
+
+_STATUS_VALIDATORS: dict[str, Validator] = {
+    "Pod": core_v.validate_pod_status,
+    "Service": core_v.validate_service_status,
+    "Ingress": networking_v.validate_ingress_status,
+    "Deployment": apps_v.validate_workload_status,
+    "ReplicaSet": apps_v.validate_workload_status,
+    "StatefulSet": apps_v.validate_workload_status,
+}
+
+_STRATEGY_CLASSES: dict[str, type[Strategy]] = {
+    "Namespace": NamespaceStrategy,
+    "Node": NodeStrategy,
+    "Pod": PodStrategy,
+    "Service": ServiceStrategy,
+    "Deployment": DeploymentStrategy,
+    "ReplicaSet": ReplicaSetStrategy,
+    "StatefulSet": StatefulSetStrategy,
+    "Ingress": IngressStrategy,
+    "GatewayClass": GatewayClassStrategy,
+    "Gateway": GatewayStrategy,
+    "HTTPRoute": HTTPRouteStrategy,
+}
+
+_CACHE: dict[ResourceType, Strategy] = {}
+
+
+def strategy_for(rt: ResourceType) -> Strategy:
+    """The strategy of a resource (one shared instance per resource type)."""
+    strategy = _CACHE.get(rt)
+    if strategy is None:
+        strategy = _STRATEGY_CLASSES.get(rt.kind, Strategy)(rt)
+        _CACHE[rt] = strategy
+    return strategy
+
+
+def strategy_for_kind(api_version: str, kind: str) -> Strategy:
+    rt = REGISTRY.by_kind(api_version, kind)
+    if rt is None:
+        raise KeyError(f"no resource for {api_version} {kind}")
+    return strategy_for(rt)
