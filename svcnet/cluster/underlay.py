@@ -1,0 +1,450 @@
+"""The machine's underlay: one bridge, one network namespace per node, and the routes between.
+
+Layout (defaults; every range comes from :class:`UnderlayConfig` so tests can use their own):
+
+    root netns   bridge svcnet0 172.18.0.1/16
+                 routes: 10.244.N.0/24 via node N          (pod IPs reachable from the machine)
+                         10.96.0.0/16 via the first node   (ClusterIPs: that node's proxy DNATs)
+                         unreachable 10.244.0.0/16, 10.96.0.0/16 at a high metric
+                 nft table inet svcnet_underlay: nothing crosses between svcnet0 and any other
+                         interface, and no cluster address leaves through another interface
+    node N       netns svcnet-node-N, eth0 172.18.0.(10+N)/16 (veth, root end svcnet-nN on
+                 svcnet0), routes to every other node's pod CIDR via its eth0 address,
+                 ip_forward=1, rp_filter=0; the pods' cni0 bridge is made there by CNI.
+
+Why the cluster is sealed: nodes have NO default route. The only off-node destinations a node
+process needs are other nodes (on-link on 172.18.0.0/16) and the API server at 172.18.0.1
+(the machine's address on the same link), so a default route via the machine would only add
+a path for pod traffic to reach the machine's forwarding path and from there the outside
+world. Without it a packet for any other address gets ICMP unreachable at the node. In the
+root namespace the cluster ranges are routed into svcnet0 or, when no node route matches,
+into an `unreachable` route, so they can never fall through to the machine's default route;
+the nft guard table enforces the same thing for forwarded traffic (the machine's
+ip_forward is left as the machine's owner set it).
+
+Everything made here is named from ``config.prefix`` and recorded in a state file, so
+:func:`sweep` finds and removes it after a crash even if the state file is gone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from svcnet.dataplane.netns import (
+    ETC_NETNS_DIR,
+    NetnsError,
+    NetnsOps,
+    Route,
+    RouteType,
+    net_only_prefix,
+)
+
+FALLBACK_METRIC = 4_000_000  # far above anything svcnet or a user adds, so real routes win
+SERVICE_ROUTE_METRIC = 100
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # 10 chars: "<prefix>-n<NNN>" fits IFNAMSIZ
+
+NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
+    # Nodes route pod traffic between eth0 and cni0.
+    ("net.ipv4.ip_forward", "1"),
+    # A node forwards traffic for addresses it does not own (pods, ClusterIPs after DNAT);
+    # strict reverse-path filtering drops legitimate asymmetric paths such as a NodePort
+    # answered through another node.
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+)
+# Present only when br_netfilter is loaded; kube-proxy needs bridged pod-to-pod packets to
+# traverse the node's nftables hooks, or a reply from a backend on the same bridge would skip
+# the un-DNAT of a ClusterIP connection.
+OPTIONAL_NODE_SYSCTLS: tuple[tuple[str, str], ...] = (("net.bridge.bridge-nf-call-iptables", "1"),)
+
+
+class UnderlayError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class UnderlayConfig:
+    prefix: str = "svcnet"
+    underlay_cidr: str = "172.18.0.0/16"
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/16"
+    lb_cidr: str = "172.18.255.0/24"
+    state_dir: str = "/var/lib/svcnet"
+    bridge_name: str | None = None  # default: "<prefix>0"
+
+    def __post_init__(self) -> None:
+        if not _PREFIX_RE.match(self.prefix):
+            raise UnderlayError(f"prefix {self.prefix!r} must match {_PREFIX_RE.pattern}")
+
+    @property
+    def bridge(self) -> str:
+        return self.bridge_name or f"{self.prefix}0"
+
+    @property
+    def gateway(self) -> str:
+        """The machine's address on the underlay (where the API server listens)."""
+        return str(ipaddress.ip_network(self.underlay_cidr).network_address + 1)
+
+    @property
+    def gateway_cidr(self) -> str:
+        return f"{self.gateway}/{ipaddress.ip_network(self.underlay_cidr).prefixlen}"
+
+    @property
+    def nft_table(self) -> str:
+        return f"{self.prefix}_underlay"
+
+    @property
+    def state_file(self) -> str:
+        return os.path.join(self.state_dir, "underlay.json")
+
+    @property
+    def node_netns_prefix(self) -> str:
+        return f"{self.prefix}-node-"
+
+    def node_netns(self, index: int) -> str:
+        return f"{self.node_netns_prefix}{index}"
+
+    def node_ip(self, index: int) -> str:
+        net = ipaddress.ip_network(self.underlay_cidr)
+        return str(net.network_address + 10 + index)
+
+    def default_pod_cidr(self, index: int) -> str:
+        """The /24 the node IPAM controller gives node N: the Nth /24 of the cluster CIDR."""
+        net = ipaddress.ip_network(self.pod_cidr)
+        return str(list(net.subnets(new_prefix=24))[index]) if index < 256 else ""
+
+
+@dataclass(frozen=True)
+class NodeNet:
+    """Everything about one node's place on the underlay, precomputed."""
+
+    index: int
+    name: str  # the Kubernetes Node name
+    netns: str
+    ip: str
+    ip_cidr: str
+    veth_root: str  # the veth end in the root namespace, a port of the bridge
+    pod_cidr: str
+
+    @property
+    def pod_gateway(self) -> str:
+        return str(ipaddress.ip_network(self.pod_cidr).network_address + 1)
+
+    def agent_argv_prefix(self) -> list[str]:
+        """How to start this node's agent: in its network namespace, NOT `ip netns exec`.
+
+        `ip netns exec` puts the command in a private (slave) mount namespace, and the bind
+        mounts the agent then makes for its pods under /run/netns would exist only there:
+        `svcnet down`, `ip netns` and every other process would see empty files. nsenter
+        --net changes the network namespace only, so pod namespaces stay visible to all.
+        """
+        return net_only_prefix(self.netns)
+
+
+def node_net(config: UnderlayConfig, index: int, pod_cidr: str | None = None) -> NodeNet:
+    if index < 1:
+        raise UnderlayError(f"node index {index} must be 1 or more")
+    prefixlen = ipaddress.ip_network(config.underlay_cidr).prefixlen
+    ip = config.node_ip(index)
+    return NodeNet(
+        index=index,
+        name=f"node-{index}",
+        netns=config.node_netns(index),
+        ip=ip,
+        ip_cidr=f"{ip}/{prefixlen}",
+        veth_root=f"{config.prefix}-n{index}",
+        pod_cidr=pod_cidr or config.default_pod_cidr(index),
+    )
+
+
+# -- pure planning ----------------------------------------------------------------------------
+def plan_root_routes(config: UnderlayConfig, nodes: list[NodeNet]) -> list[Route]:
+    """The routes svcnet owns in the machine's namespace, for this set of nodes."""
+    routes = [
+        Route(config.pod_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
+        Route(config.service_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
+    ]
+    lb = ipaddress.ip_network(config.lb_cidr)
+    if not lb.subnet_of(ipaddress.ip_network(config.underlay_cidr)):  # type: ignore[arg-type]
+        # Outside the bridge's own subnet the LoadBalancer pool needs its own on-link route
+        # (nodes answer ARP for the addresses they announce, as MetalLB's L2 mode does).
+        routes.append(Route(config.lb_cidr, dev=config.bridge))
+    ordered = sorted(nodes, key=lambda n: n.index)
+    for node in ordered:
+        routes.append(Route(node.pod_cidr, via=node.ip, dev=config.bridge))
+    if ordered:
+        routes.append(
+            Route(
+                config.service_cidr,
+                via=ordered[0].ip,
+                dev=config.bridge,
+                metric=SERVICE_ROUTE_METRIC,
+            )
+        )
+    return routes
+
+
+def plan_node_routes(config: UnderlayConfig, node: NodeNet, nodes: list[NodeNet]) -> list[Route]:
+    """A node's routes: every other node's pod CIDR via that node's underlay IP."""
+    routes = [Route(config.pod_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC)]
+    for other in sorted(nodes, key=lambda n: n.index):
+        if other.index != node.index:
+            routes.append(Route(other.pod_cidr, via=other.ip, dev="eth0"))
+    return routes
+
+
+def render_guard(config: UnderlayConfig) -> str:
+    """The nft script of the root-namespace guard table (replaces the table atomically)."""
+    br = config.bridge
+    table = config.nft_table
+    return (
+        f"table inet {table} {{}}\n"
+        f"delete table inet {table}\n"
+        f"table inet {table} {{\n"
+        f"  chain forward {{\n"
+        f"    type filter hook forward priority filter - 5; policy accept;\n"
+        f'    iifname "{br}" oifname != "{br}" drop\n'
+        f'    oifname "{br}" iifname != "{br}" drop\n'
+        f"  }}\n"
+        f"  chain output {{\n"
+        f"    type filter hook output priority filter - 5; policy accept;\n"
+        f'    ip daddr {{ {config.pod_cidr}, {config.service_cidr} }} oifname != "{br}" drop\n'
+        f"  }}\n"
+        f"}}\n"
+    )
+
+
+# -- state file -----------------------------------------------------------------------------
+@dataclass
+class UnderlayState:
+    config: dict[str, str | None]
+    nodes: dict[str, dict[str, object]] = field(default_factory=dict)
+    root_routes: list[dict[str, object]] = field(default_factory=list)
+
+
+def _route_to_dict(r: Route) -> dict[str, object]:
+    return {"dst": r.dst, "via": r.via, "dev": r.dev, "type": r.type.value, "metric": r.metric}
+
+
+def _route_from_dict(d: dict[str, object]) -> Route:
+    metric = d.get("metric")
+    return Route(
+        dst=str(d["dst"]),
+        via=str(d["via"]) if d.get("via") else None,
+        dev=str(d["dev"]) if d.get("dev") else None,
+        type=RouteType(str(d.get("type", "unicast"))),
+        metric=int(str(metric)) if metric is not None else None,
+    )
+
+
+class Underlay:
+    """Creates and removes the underlay. Not thread-safe; one owner (`svcnet up`)."""
+
+    def __init__(self, ops: NetnsOps, config: UnderlayConfig | None = None) -> None:
+        self.ops = ops
+        self.config = config or UnderlayConfig()
+        self.nodes: dict[int, NodeNet] = {}
+        self._root_routes: list[Route] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def create(self, nodes: int | list[int]) -> list[NodeNet]:
+        """Bridge, guard table, and the given nodes (a count means nodes 1..N)."""
+        cfg = self.config
+        if any(link.name == cfg.bridge for link in self.ops.list_links(None)):
+            raise UnderlayError(
+                f"bridge {cfg.bridge} already exists: a cluster is up (run `svcnet down` first)"
+            )
+        self._save()  # record intent first, so a crash half-way is still swept
+        self.ops.add_bridge(None, cfg.bridge)
+        self.ops.add_address(None, cfg.bridge, cfg.gateway_cidr)
+        self.ops.set_up(None, cfg.bridge)
+        self._apply_guard()
+        indexes = list(range(1, nodes + 1)) if isinstance(nodes, int) else nodes
+        for index in indexes:
+            self._make_node(node_net(cfg, index))
+        self._sync_routes()
+        return [self.nodes[i] for i in indexes]
+
+    def add_node(self, index: int, pod_cidr: str | None = None) -> NodeNet:
+        if index in self.nodes:
+            raise UnderlayError(f"node {index} already exists")
+        node = node_net(self.config, index, pod_cidr)
+        self._make_node(node)
+        self._sync_routes()
+        return node
+
+    def set_pod_cidr(self, index: int, pod_cidr: str) -> NodeNet:
+        """Re-point the routes when the node IPAM controller chose another CIDR."""
+        old = self.nodes[index]
+        node = NodeNet(old.index, old.name, old.netns, old.ip, old.ip_cidr, old.veth_root, pod_cidr)
+        self.nodes[index] = node
+        self._sync_routes(dropped=[old])
+        return node
+
+    def remove_node(self, index: int) -> None:
+        node = self.nodes.pop(index, None)
+        if node is None:
+            return
+        remove_pod_netns(self.ops, node.netns)
+        self.ops.kill_all(node.netns)
+        self.ops.delete_netns(node.netns)  # takes eth0 and so the root end of the veth too
+        self.ops.delete_link(None, node.veth_root)
+        self._sync_routes(dropped=[node])
+
+    def destroy(self) -> None:
+        """Remove everything recorded, then sweep by prefix for anything not recorded."""
+        for index in list(self.nodes):
+            self.remove_node(index)
+        sweep(self.ops, self.config)
+        self._root_routes = []
+
+    # -- internals ------------------------------------------------------------------------
+    def _make_node(self, node: NodeNet) -> None:
+        ops = self.ops
+        self.nodes[node.index] = node
+        self._save()
+        ops.add_netns(node.netns)
+        ops.add_veth(None, node.veth_root, node.netns, "eth0")
+        ops.set_master(None, node.veth_root, self.config.bridge)
+        ops.set_up(None, node.veth_root)
+        ops.set_up(node.netns, "lo")
+        ops.add_address(node.netns, "eth0", node.ip_cidr)
+        ops.set_up(node.netns, "eth0")
+        for key, value in NODE_SYSCTLS:
+            ops.set_sysctl(node.netns, key, value)
+        for key, value in OPTIONAL_NODE_SYSCTLS:
+            if ops.get_sysctl(node.netns, key) is not None:
+                ops.set_sysctl(node.netns, key, value)
+
+    def _sync_routes(self, dropped: list[NodeNet] | None = None) -> None:
+        cfg = self.config
+        nodes = list(self.nodes.values())
+        want_root = plan_root_routes(cfg, nodes)
+        for route in self._root_routes:
+            if route not in want_root:
+                self.ops.delete_route(None, route)
+        for route in want_root:
+            self.ops.replace_route(None, route)
+        self._root_routes = want_root
+        gone = {n.pod_cidr for n in dropped or []} - {n.pod_cidr for n in nodes}
+        for node in nodes:
+            for cidr in gone:
+                self.ops.delete_route(node.netns, Route(cidr, dev="eth0"))
+            for route in plan_node_routes(cfg, node, nodes):
+                self.ops.replace_route(node.netns, route)
+        self._save()
+
+    def _apply_guard(self) -> None:
+        res = self.ops.run(None, ["nft", "-f", "-"], input=render_guard(self.config).encode())
+        if res.returncode != 0:
+            raise UnderlayError(f"nft guard table: {res.stderr.decode(errors='replace').strip()}")
+
+    def _save(self) -> None:
+        state = UnderlayState(
+            config={k: (str(v) if v is not None else None) for k, v in asdict(self.config).items()},
+            nodes={str(i): asdict(n) for i, n in sorted(self.nodes.items())},
+            root_routes=[_route_to_dict(r) for r in self._root_routes],
+        )
+        path = Path(self.config.state_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2))
+        os.replace(tmp, path)
+
+
+def remove_pod_netns(ops: NetnsOps, node_netns: str) -> None:
+    """Delete pod namespaces left under a node (named "<node netns>_...") and their /etc files."""
+    for name in ops.list_netns():
+        if name.startswith(f"{node_netns}_"):
+            ops.kill_all(name)
+            ops.delete_netns(name)
+            shutil.rmtree(os.path.join(ETC_NETNS_DIR, name), ignore_errors=True)
+
+
+def sweep(ops: NetnsOps, config: UnderlayConfig) -> list[str]:
+    """Remove everything named with ``config.prefix``; return what was removed.
+
+    Works from the names alone (plus the state file's routes when present), so it also cleans
+    up after a crash that lost track of what it made. Safe to repeat.
+    """
+    removed: list[str] = []
+    recorded: list[Route] = []
+    try:
+        data = json.loads(Path(config.state_file).read_text())
+        recorded = [_route_from_dict(r) for r in data.get("root_routes", [])]
+    except (OSError, ValueError):
+        pass
+    ns_prefix = f"{config.prefix}-"
+    # Node namespaces first: their agents stop making pods; then list again, so a pod made
+    # meanwhile is caught; then remove the names.
+    for name in [n for n in ops.list_netns() if n.startswith(ns_prefix) and "_" not in n]:
+        removed.extend(f"process {pid} in {name}" for pid in ops.kill_all(name))
+    ours = [n for n in ops.list_netns() if n.startswith(ns_prefix)]
+    for name in ours:
+        if "_" in name:
+            removed.extend(f"process {pid} in {name}" for pid in ops.kill_all(name))
+    for name in ours:
+        ops.delete_netns(name)
+        removed.append(f"netns {name}")
+    if os.path.isdir(ETC_NETNS_DIR):
+        for name in os.listdir(ETC_NETNS_DIR):
+            if name.startswith(ns_prefix):
+                shutil.rmtree(os.path.join(ETC_NETNS_DIR, name), ignore_errors=True)
+                removed.append(f"/etc/netns/{name}")
+    for link in ops.list_links(None):
+        if link.name == config.bridge or link.name.startswith(ns_prefix):
+            ops.delete_link(None, link.name)
+            removed.append(f"link {link.name}")
+    fallback = [
+        Route(config.pod_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
+        Route(config.service_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
+    ]
+    present = set(ops.list_routes(None))
+    for route in recorded + fallback:
+        if route in present:
+            ops.delete_route(None, route)
+            removed.append(f"route {' '.join(route.argv())}")
+            present.discard(route)
+    res = ops.run(None, ["nft", "delete", "table", "inet", config.nft_table])
+    if res.returncode == 0:
+        removed.append(f"nft table inet {config.nft_table}")
+    try:
+        os.remove(config.state_file)
+        removed.append(config.state_file)
+    except FileNotFoundError:
+        pass
+    return removed
+
+
+def load_nodes(config: UnderlayConfig) -> list[NodeNet]:
+    """The nodes recorded in the state file (for `svcnet status` and agents)."""
+    try:
+        data = json.loads(Path(config.state_file).read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for entry in data.get("nodes", {}).values():
+        out.append(NodeNet(**{k: entry[k] for k in NodeNet.__dataclass_fields__}))
+    return sorted(out, key=lambda n: n.index)
+
+
+__all__ = [
+    "NetnsError",
+    "NodeNet",
+    "Underlay",
+    "UnderlayConfig",
+    "UnderlayError",
+    "load_nodes",
+    "node_net",
+    "plan_node_routes",
+    "plan_root_routes",
+    "remove_pod_netns",
+    "render_guard",
+    "sweep",
+]

@@ -1,0 +1,102 @@
+"""Shared e2e fixtures: root check, unique names and ranges, a before/after leak check.
+
+Fixture IP ranges: each test picks a random /24 of 172.31.0.0/16 as underlay and /16s of
+10.224.0.0/12 (pods) and 10.240.0.0/12 (services), so it never collides with a running svcnet
+(172.18/16, 10.244/16, 10.96/16) nor with a concurrent test.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from svcnet.cluster.underlay import UnderlayConfig
+
+REQUIRED_TOOLS = ("ip", "nft", "unshare", "nsenter", "sysctl")
+CNI_DIR = "/usr/lib/cni"
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("e2e tests need root (network namespaces)")
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if not os.path.exists(os.path.join(CNI_DIR, "bridge")):
+        missing.append("containernetworking-plugins")
+    if missing:
+        pytest.fail(f"missing for e2e tests: {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    netns: frozenset[str]
+    links: frozenset[str]
+    routes: frozenset[str]
+    nft_tables: frozenset[str]
+    etc_netns: frozenset[str]
+
+
+def _ours(config: UnderlayConfig, text: str) -> bool:
+    return config.prefix in text
+
+
+def snapshot(config: UnderlayConfig) -> Snapshot:
+    """What exists now that belongs to this test (by name prefix or address range)."""
+    nets = [
+        ipaddress.ip_network(c)
+        for c in (config.pod_cidr, config.service_cidr, config.underlay_cidr)
+    ]
+    netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    links = json.loads(
+        subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout
+    )
+    routes = json.loads(
+        subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, check=True).stdout
+    )
+    tables = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=True
+    ).stdout
+    etc = os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else []
+
+    def route_ours(r: dict[str, object]) -> bool:
+        dst = str(r.get("dst", ""))
+        if dst == "default":
+            return False
+        net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+        return any(net.overlaps(n) for n in nets) or _ours(config, str(r.get("dev", "")))
+
+    return Snapshot(
+        netns=frozenset(n for n in netns if _ours(config, n)),
+        links=frozenset(
+            str(link["ifname"]) for link in links if _ours(config, str(link["ifname"]))
+        ),
+        routes=frozenset(json.dumps(r, sort_keys=True) for r in routes if route_ours(r)),
+        nft_tables=frozenset(t for t in tables.splitlines() if _ours(config, t)),
+        etc_netns=frozenset(n for n in etc if _ours(config, n)),
+    )
+
+
+@pytest.fixture
+def e2e_config(tmp_path: object) -> Iterator[UnderlayConfig]:
+    """A unique prefix and ranges; asserts the test left nothing of them behind."""
+    require_root()
+    r = secrets.randbelow(250) + 1
+    config = UnderlayConfig(
+        prefix="t" + secrets.token_hex(3),
+        underlay_cidr=f"172.31.{r}.0/24",
+        pod_cidr=f"10.{224 + r % 16}.0.0/16",
+        service_cidr=f"10.{240 + r % 16}.0.0/16",
+        lb_cidr=f"172.31.{r}.240/28",
+        state_dir=str(tmp_path) + "/state",
+    )
+    before = snapshot(config)
+    yield config
+    after = snapshot(config)
+    assert after == before, f"left behind: {after}"

@@ -1,0 +1,143 @@
+"""Underlay planning and apply over the fake kernel.
+
+Ranges: the defaults of DESIGN.md (underlay 172.18.0.0/16, pods 10.244.0.0/16, services
+10.96.0.0/16); the fake never touches the machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from svcnet.cluster.underlay import (
+    Underlay,
+    UnderlayConfig,
+    UnderlayError,
+    node_net,
+    plan_node_routes,
+    render_guard,
+)
+from svcnet.dataplane.fake_netns import FakeNetns
+from svcnet.dataplane.netns import Route, RouteType
+
+
+@pytest.fixture
+def underlay(tmp_path: object) -> Underlay:
+    u = Underlay(FakeNetns(), UnderlayConfig(state_dir=str(tmp_path)))
+    u.create(2)
+    return u
+
+
+@pytest.mark.parametrize(
+    ("index", "ip", "netns", "veth", "pod_cidr"),
+    [
+        (1, "172.18.0.11", "svcnet-node-1", "svcnet-n1", "10.244.1.0/24"),
+        (2, "172.18.0.12", "svcnet-node-2", "svcnet-n2", "10.244.2.0/24"),
+        (12, "172.18.0.22", "svcnet-node-12", "svcnet-n12", "10.244.12.0/24"),
+    ],
+)
+def test_node_names_and_addresses(
+    index: int, ip: str, netns: str, veth: str, pod_cidr: str
+) -> None:
+    n = node_net(UnderlayConfig(), index)
+    assert (n.ip, n.netns, n.veth_root, n.pod_cidr) == (ip, netns, veth, pod_cidr)
+
+
+@pytest.mark.parametrize(
+    ("ns", "dst", "expected"),
+    [
+        (None, "10.244.1.7", ("unicast", "172.18.0.11", "svcnet0")),
+        (None, "10.244.2.7", ("unicast", "172.18.0.12", "svcnet0")),
+        (None, "10.244.9.7", ("unreachable", None, None)),
+        (None, "10.96.0.10", ("unicast", "172.18.0.11", "svcnet0")),
+        ("svcnet-node-1", "10.244.2.7", ("unicast", "172.18.0.12", "eth0")),
+        ("svcnet-node-1", "172.18.0.1", ("unicast", None, "eth0")),
+        ("svcnet-node-1", "8.8.8.8", ("unreachable", None, None)),
+        ("svcnet-node-2", "10.244.9.7", ("unreachable", None, None)),
+    ],
+)
+def test_routes_make_one_sealed_flat_network(
+    underlay: Underlay, ns: str | None, dst: str, expected: tuple[str, str | None, str | None]
+) -> None:
+    got = underlay.ops.route_get(ns, dst)
+    assert (got.type.value, got.via, got.dev) == expected
+
+
+def test_nodes_have_no_default_route(underlay: Underlay) -> None:
+    for node in underlay.nodes.values():
+        assert all(r.dst != "0.0.0.0/0" for r in underlay.ops.list_routes(node.netns))
+
+
+def test_node_forwards_and_has_loose_rp_filter(underlay: Underlay) -> None:
+    ops = underlay.ops
+    assert ops.get_sysctl("svcnet-node-1", "net.ipv4.ip_forward") == "1"
+    assert ops.get_sysctl("svcnet-node-1", "net.ipv4.conf.all.rp_filter") == "0"
+
+
+def test_creating_twice_is_refused(underlay: Underlay) -> None:
+    with pytest.raises(UnderlayError, match="svcnet down"):
+        Underlay(underlay.ops, underlay.config).create(1)
+
+
+def test_set_pod_cidr_repoints_routes_on_root_and_other_nodes(underlay: Underlay) -> None:
+    underlay.set_pod_cidr(2, "10.244.77.0/24")
+    ops = underlay.ops
+    assert ops.route_get(None, "10.244.77.1").via == "172.18.0.12"
+    assert ops.route_get("svcnet-node-1", "10.244.77.1").via == "172.18.0.12"
+    assert ops.route_get("svcnet-node-1", "10.244.2.1").type is RouteType.UNREACHABLE
+
+
+def test_service_route_moves_when_the_first_node_goes(underlay: Underlay) -> None:
+    underlay.remove_node(1)
+    assert underlay.ops.route_get(None, "10.96.0.1").via == "172.18.0.12"
+
+
+def test_destroy_leaves_only_the_machines_own_things(underlay: Underlay) -> None:
+    underlay.destroy()
+    ops = underlay.ops
+    assert ops.list_netns() == []
+    assert [link.name for link in ops.list_links(None)] == ["lo"]
+    assert [r.dst for r in ops.list_routes(None)] == ["127.0.0.0/8"]
+
+
+def test_node_routes_skip_the_node_itself() -> None:
+    cfg = UnderlayConfig()
+    nodes = [node_net(cfg, i) for i in (1, 2, 3)]
+    assert plan_node_routes(cfg, nodes[1], nodes)[1:] == [
+        Route("10.244.1.0/24", via="172.18.0.11", dev="eth0"),
+        Route("10.244.3.0/24", via="172.18.0.13", dev="eth0"),
+    ]
+
+
+def test_guard_drops_anything_crossing_the_bridge_boundary() -> None:
+    script = render_guard(UnderlayConfig())
+    assert 'iifname "svcnet0" oifname != "svcnet0" drop' in script
+    assert 'ip daddr { 10.244.0.0/16, 10.96.0.0/16 } oifname != "svcnet0" drop' in script
+
+
+def test_sweep_kills_processes_before_unnaming_namespaces(underlay: Underlay) -> None:
+    from svcnet.cluster.underlay import sweep
+    from svcnet.dataplane.fake_netns import FakeNetns
+
+    ops = underlay.ops
+    assert isinstance(ops, FakeNetns)
+    ops.add_netns("svcnet-node-1_default_web_uid")
+    ops.add_process("svcnet-node-1_default_web_uid", 11)
+    ops.add_process("svcnet-node-2", 12)
+    removed = sweep(ops, underlay.config)
+    assert "process 11 in svcnet-node-1_default_web_uid" in removed
+    assert "process 12 in svcnet-node-2" in removed
+    assert ops.leaked == []
+
+
+@pytest.mark.parametrize(
+    ("lb_cidr", "route"),
+    [
+        ("172.18.255.0/24", None),  # inside the underlay: the connected route covers it
+        ("192.0.2.0/28", Route("192.0.2.0/28", dev="svcnet0")),
+    ],
+)
+def test_load_balancer_pool_goes_into_the_bridge(lb_cidr: str, route: Route | None) -> None:
+    from svcnet.cluster.underlay import plan_root_routes
+
+    routes = plan_root_routes(UnderlayConfig(lb_cidr=lb_cidr), [])
+    assert [r for r in routes if r.dst == lb_cidr] == ([route] if route else [])
