@@ -1,0 +1,896 @@
+"""The verbs on resources: thin orchestration of parsing, strategy, admission and storage.
+
+Each public coroutine of :class:`ResourceHandlers` serves one verb for one resource path. The
+work is done elsewhere: :mod:`request` parses, ``svcnet.api.strategy`` defaults and validates,
+:mod:`admission` allocates Service IPs and ports, :mod:`deletion` plans deletes, :mod:`storage`
+reads and writes, :mod:`response` and :mod:`table` render, :mod:`status` maps errors.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from svcnet.api import fieldvalidation
+from svcnet.api import meta as apimeta
+from svcnet.api.apply import server_side_apply, track_update
+from svcnet.api.errors import (
+    AlreadyExists,
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
+from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
+from svcnet.api.registry import Registry, ResourceType
+from svcnet.api.strategy import NamespaceStrategy, strategy_for
+from svcnet.apiserver import deletion, table
+from svcnet.apiserver import request as req
+from svcnet.apiserver import response as resp
+from svcnet.apiserver.admission import AllocationTxn, ServiceAllocator
+from svcnet.apiserver.selection import Selection, selection_for
+from svcnet.apiserver.status import gone_for_revision, success_status
+from svcnet.apiserver.storage import ObjectStore, decode, object_bytes
+from svcnet.store.interface import KeyValue, RevisionMismatchError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+
+# Kinds a PUT may create, as upstream's strategies allow (AllowCreateOnUpdate).
+_CREATE_ON_UPDATE = frozenset({("", "Endpoints"), ("", "Event"), ("coordination.k8s.io", "Lease")})
+_UPDATE_RETRIES = 16
+# Kinds whose DELETE answers the deleted object instead of a Status (upstream's
+# ReturnDeletedObject in their registries).
+_RETURNS_DELETED_OBJECT = frozenset({"Pod", "Service", "Namespace"})
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _is(rt: ResourceType, group: str, kind: str) -> bool:
+    return rt.group == group and rt.kind == kind
+
+
+class ResourceHandlers:
+    def __init__(
+        self,
+        registry: Registry,
+        objects: ObjectStore,
+        services: ServiceAllocator,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.registry = registry
+        self.objects = objects
+        self.services = services
+        self.clock = clock
+
+    # -- entry ---------------------------------------------------------------------------
+
+    def resolve(self, info: req.RequestInfo) -> ResourceType:
+        rt = self.registry.by_plural(info.group, info.version, info.resource)
+        if rt is None:
+            raise NotFound("the server could not find the requested resource")
+        if info.subresource and info.subresource not in rt.subresources:
+            raise NotFound("the server could not find the requested resource")
+        if info.namespace is not None and not rt.namespaced:
+            raise NotFound("the server could not find the requested resource")
+        if (
+            rt.namespaced
+            and info.namespace is None
+            and info.verb not in (req.Verb.LIST, req.Verb.WATCH)
+        ):
+            raise NotFound("the server could not find the requested resource")
+        return rt
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        obj = await self._must_get(rt, info.namespace, info.name)
+        if info.subresource == "scale":
+            return resp.respond_object(scale_of(rt, obj))
+        return self._render_one(request, rt, obj)
+
+    def _render_one(
+        self, request: web.Request, rt: ResourceType, obj: dict[str, Any]
+    ) -> web.Response:
+        rendering = resp.negotiate(request.headers.get("Accept", ""))
+        if rendering is resp.Rendering.TABLE:
+            t = table.table(
+                rt.group,
+                rt.kind,
+                [obj],
+                self.clock(),
+                request.query.get("includeObject", "Metadata"),
+                obj["metadata"].get("resourceVersion", ""),
+            )
+            return resp.respond_object(t)
+        if rendering is resp.Rendering.METADATA:
+            return resp.respond_object(resp.partial_metadata(obj))
+        return resp.respond_object(obj)
+
+    async def list(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        opts = req.list_options(request.query)
+        selection = selection_for(rt, opts.label_selector, opts.field_selector)
+        if info.name:
+            selection = selection.with_name(info.name)
+        kvs, revision, token, remaining = await self._list_kvs(rt, info.namespace, opts, selection)
+        rendering = resp.negotiate(request.headers.get("Accept", ""))
+        rv = str(revision)
+        if rendering is resp.Rendering.OBJECT:
+            body = resp.list_bytes(
+                rt.group_version,
+                rt.list_kind,
+                [object_bytes(kv) for kv in kvs],
+                rv,
+                token,
+                remaining,
+            )
+            return resp.respond(body)
+        objs = [decode(kv) for kv in kvs]
+        if rendering is resp.Rendering.TABLE:
+            t = table.table(
+                rt.group,
+                rt.kind,
+                objs,
+                self.clock(),
+                request.query.get("includeObject", "Metadata"),
+                rv,
+                token,
+            )
+            return resp.respond_object(t)
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if token:
+            meta["continue"] = token
+        return resp.respond_object(
+            {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": [resp.partial_metadata(o) for o in objs],
+            }
+        )
+
+    async def _list_kvs(
+        self, rt: ResourceType, namespace: str | None, opts: req.ListOptions, selection: Selection
+    ) -> tuple[builtins.list[KeyValue], int, str, int | None]:
+        """The matching items of one page, the list revision, the continue token, remaining."""
+        start_after = ""
+        if opts.continue_token:
+            start_after = req.decode_continue(opts.continue_token).start_after
+        store = self.objects.store
+        if opts.resource_version_match == "Exact" and opts.resource_version not in (
+            "0",
+            str(store.revision),
+        ):
+            # The store serves the newest state only; an exact older snapshot is gone.
+            raise gone_for_revision(int(opts.resource_version), store.revision)
+        prefix = rt.store_prefix(namespace)
+        limit = opts.limit
+        out: builtins.list[KeyValue] = []
+        revision = store.revision
+        while True:
+            want = 0 if not limit else max(limit - len(out), 1)
+            page = await store.list(
+                prefix, limit=want if not selection.empty or limit else 0, start_after=start_after
+            )
+            revision = page.revision
+            for kv in page.items:
+                if selection.empty or selection.matches_kv(kv):
+                    out.append(kv)
+            if page.items:
+                start_after = page.items[-1].key
+            if not page.more or (limit and len(out) >= limit):
+                more = page.more
+                break
+        if limit and len(out) > limit:
+            out = out[:limit]
+            more = True
+            start_after = out[-1].key
+        token = req.encode_continue(revision, start_after) if (limit and more) else ""
+        remaining = None
+        if token and selection.empty:
+            remaining = page.remaining
+        return out, revision, token, remaining
+
+    # -- create --------------------------------------------------------------------------
+
+    async def create(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        if info.subresource == "binding" and _is(rt, "", "Pod"):
+            return await self.bind(request, info, rt)
+        if info.subresource or info.name:
+            raise MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        raw, content_type = await read_body(request)
+        obj = req.decode_body(raw, content_type)
+        opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
+        check_type_meta(obj, rt)
+        warnings, obj = self._field_check(obj, rt, opts, raw, content_type)
+        self._set_namespace(obj, rt, info.namespace)
+        created = await self.create_object(rt, obj, opts)
+        return resp.respond_object(created, 201, warnings)
+
+    async def create_object(
+        self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions, managed: bool = True
+    ) -> dict[str, Any]:
+        """Default, validate, admit and store a new object (also used by apply and bootstrap)."""
+        strategy = strategy_for(rt)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = apimeta.generate_name(meta["generateName"])
+        strategy.default(obj)
+        strategy.prepare_for_create(obj)
+        meta = obj["metadata"]
+        for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(k, None)
+        meta["uid"] = apimeta.new_uid()
+        meta["creationTimestamp"] = apimeta.now_rfc3339()
+        errors = strategy.validate(obj)
+        if errors:
+            raise Invalid(rt.kind, meta.get("name", ""), errors, rt.group)
+        if rt.namespaced:
+            await self._check_namespace_open(rt, meta["namespace"], meta["name"])
+        # Managed fields before allocation, as upstream: the writer does not own the ClusterIP.
+        if managed:
+            track_update(None, obj, opts.field_manager, "Update", rt)
+        txn: AllocationTxn | None = None
+        if _is(rt, "", "Service"):
+            txn = self.services.admit_create(obj)
+        if opts.dry_run:
+            # Checked and allocated like a real create, then given back (upstream's dryRun).
+            if txn is not None:
+                txn.rollback()
+            return obj
+        try:
+            created = await self.objects.create(rt, obj)
+        except BaseException:
+            if txn is not None:
+                txn.rollback()
+            raise
+        if txn is not None:
+            txn.commit()
+        return created
+
+    async def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
+        ns_rt = self.registry.by_plural("", "v1", "namespaces")
+        assert ns_rt is not None
+        ns = await self.objects.get(ns_rt, None, namespace)
+        if ns is None:
+            raise NotFound.for_object("namespaces", namespace)
+        if (ns.get("metadata") or {}).get("deletionTimestamp") or (
+            (ns.get("status") or {}).get("phase") == "Terminating"
+        ):
+            raise Forbidden(
+                f'{rt.qualified_resource} "{name}" is forbidden: unable to create new content in '
+                f"namespace {namespace} because it is being terminated",
+                {"name": name, "group": rt.group, "kind": rt.plural}
+                if rt.group
+                else {"name": name, "kind": rt.plural},
+            )
+
+    def _set_namespace(self, obj: dict[str, Any], rt: ResourceType, namespace: str | None) -> None:
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise BadRequest("metadata must be an object")
+        if rt.namespaced:
+            given = meta.get("namespace")
+            if given and namespace and given != namespace:
+                raise BadRequest(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            meta["namespace"] = namespace or given
+        else:
+            meta.pop("namespace", None)
+
+    def _field_check(
+        self,
+        obj: dict[str, Any],
+        rt: ResourceType,
+        opts: req.WriteOptions,
+        raw: bytes,
+        content_type: str,
+        patch: str | None = None,
+    ) -> tuple[builtins.list[str], dict[str, Any]]:
+        """Apply ``fieldValidation`` and drop unknown fields: (warnings, object to store).
+
+        The common case — no unknown and no duplicate field — costs one schema walk and a key
+        count, not the full checks (this is on the path of every write)."""
+        unknown = fieldvalidation.find_unknown_fields(obj, rt)
+        duplicates: builtins.list[str] = []
+        if (
+            opts.field_validation != fieldvalidation.IGNORE
+            and raw
+            and _may_have_duplicates(raw, obj, content_type)
+        ):
+            is_yaml = "yaml" in req.media_type(content_type)
+            duplicates = fieldvalidation.find_duplicate_fields(raw, is_yaml=is_yaml)
+        if not unknown and not duplicates:
+            return [], obj
+        warnings = fieldvalidation.check_unknown_fields(
+            obj, rt, opts.field_validation, duplicates=duplicates, patch=patch
+        )
+        return warnings, fieldvalidation.prune_unknown(obj, rt) if unknown else obj
+
+    # -- update and patch ----------------------------------------------------------------
+
+    async def update(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        raw, content_type = await read_body(request)
+        body = req.decode_body(raw, content_type)
+        opts = req.write_options(
+            request.query, request.headers.get("User-Agent", ""), "UpdateOptions"
+        )
+        if info.subresource == "scale":
+            return await self._update_scale(info, rt, body, opts, None)
+        if info.subresource not in ("", "status", "finalize"):
+            raise MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        check_type_meta(body, rt)
+        warnings, body = self._field_check(body, rt, opts, raw, content_type)
+        self._set_namespace(body, rt, info.namespace)
+        bmeta = body["metadata"]
+        if bmeta.get("name") and bmeta["name"] != info.name:
+            raise BadRequest(
+                f"the name of the object ({bmeta['name']}) does not match the name on the URL "
+                f"({info.name})"
+            )
+        bmeta["name"] = info.name
+        user_rv = str(bmeta.get("resourceVersion") or "")
+
+        existing = await self.objects.get_kv(rt, info.namespace, info.name)
+        if existing is None:
+            if not info.subresource and (rt.group, rt.kind) in _CREATE_ON_UPDATE:
+                created = await self.create_object(rt, body, opts)
+                return resp.respond_object(created, 201, warnings)
+            raise NotFound.for_object(rt.plural, info.name, rt.group)
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            return copy.deepcopy(body)
+
+        obj, _ = await self.update_object(rt, info, mutate, opts, user_rv, info.subresource)
+        return resp.respond_object(obj, 200, warnings)
+
+    async def patch(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        raw, content_type = await read_body(request)
+        mt = req.media_type(content_type)
+        patch_doc = req.decode_patch(raw, content_type)
+        opts = req.write_options(
+            request.query, request.headers.get("User-Agent", ""), "PatchOptions"
+        )
+        if mt == "application/apply-patch+yaml":
+            if not request.query.get("fieldManager"):
+                raise BadRequest(
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                    "is required for apply patch"
+                )
+            return await self._apply(info, rt, patch_doc, opts)
+        if mt not in (
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ):
+            raise UnsupportedMediaType(
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml, application/strategic-merge-patch+json"
+            )
+
+        def apply_patch(current: dict[str, Any], gvk: Any) -> dict[str, Any]:
+            if mt == "application/json-patch+json":
+                return apply_json_patch(current, patch_doc)
+            if mt == "application/merge-patch+json":
+                return apply_merge_patch(current, patch_doc)
+            return apply_strategic_merge_patch(current, patch_doc, gvk)
+
+        if info.subresource == "scale":
+            return await self._update_scale(info, rt, None, opts, apply_patch)
+        if info.subresource not in ("", "status"):
+            raise MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        user_rv = ""
+        if isinstance(patch_doc, dict):
+            user_rv = str(
+                (
+                    (patch_doc.get("metadata") or {})
+                    if isinstance(patch_doc.get("metadata"), dict)
+                    else {}
+                ).get("resourceVersion")
+                or ""
+            )
+        warnings: builtins.list[str] = []
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            patched = apply_patch(current, rt)
+            if not isinstance(patched, dict):
+                raise BadRequest("the patched object is not an object")
+            if opts.field_validation != fieldvalidation.IGNORE:
+                found = fieldvalidation.check_unknown_fields(
+                    patched,
+                    rt,
+                    opts.field_validation,
+                    patch=orjson.dumps(patched).decode()
+                    if mt != "application/strategic-merge-patch+json"
+                    else _go_map_text(patch_doc),
+                )
+                warnings[:] = found
+            return fieldvalidation.prune_unknown(patched, rt)
+
+        obj, _ = await self.update_object(rt, info, mutate, opts, user_rv, info.subresource)
+        return resp.respond_object(obj, 200, warnings)
+
+    async def _apply(
+        self, info: req.RequestInfo, rt: ResourceType, applied: Any, opts: req.WriteOptions
+    ) -> web.Response:
+        if not isinstance(applied, dict):
+            raise BadRequest("the apply patch must be an object")
+        check_type_meta(applied, rt)
+        self._set_namespace(applied, rt, info.namespace)
+        ameta = applied["metadata"]
+        if ameta.get("name") and ameta["name"] != info.name:
+            raise BadRequest(
+                f"the name of the object ({ameta['name']}) does not match the name on the URL "
+                f"({info.name})"
+            )
+        ameta["name"] = info.name
+        warnings, _ = self._field_check(applied, rt, opts, b"", "")
+        existing = await self.objects.get(rt, info.namespace, info.name)
+        if existing is None and not info.subresource:
+            obj = server_side_apply(None, applied, opts.field_manager, opts.force, rt)
+            obj = fieldvalidation.prune_unknown(obj, rt)
+            self._set_namespace(obj, rt, info.namespace)
+            try:
+                created = await self.create_object_applied(rt, obj, opts)
+            except AlreadyExists:
+                pass  # raced with another writer: apply onto what is there now
+            else:
+                return resp.respond_object(created, 201, warnings)
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            merged = server_side_apply(
+                current, applied, opts.field_manager, opts.force, rt, subresource=info.subresource
+            )
+            return fieldvalidation.prune_unknown(merged, rt)
+
+        obj, _ = await self.update_object(
+            rt,
+            info,
+            mutate,
+            opts,
+            str(ameta.get("resourceVersion") or ""),
+            info.subresource,
+            managed=False,
+        )
+        return resp.respond_object(obj, 200, warnings)
+
+    async def create_object_applied(
+        self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions
+    ) -> dict[str, Any]:
+        # server_side_apply already recorded the manager's fields.
+        return await self.create_object(rt, obj, opts, managed=False)
+
+    async def update_object(
+        self,
+        rt: ResourceType,
+        info: req.RequestInfo,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]],
+        opts: req.WriteOptions,
+        user_rv: str = "",
+        subresource: str = "",
+        managed: bool = True,
+    ) -> tuple[dict[str, Any], bool]:
+        """Read, mutate, prepare, validate and write with optimistic concurrency (retried when
+        the caller gave no resourceVersion). Returns the object and whether it was removed."""
+        strategy = strategy_for(rt)
+        for _ in range(_UPDATE_RETRIES):
+            kv = await self.objects.get_kv(rt, info.namespace, info.name)
+            if kv is None:
+                raise NotFound.for_object(rt.plural, info.name, rt.group)
+            old = decode(kv)
+            if user_rv and user_rv != str(kv.mod_revision):
+                raise Conflict.modified(rt.plural, info.name, rt.group)
+            new = mutate(copy.deepcopy(old))
+            new.setdefault("metadata", {})
+            self._keep_system_meta(new, old, rt, info)
+            if subresource == "status":
+                strategy.prepare_for_status_update(new, old)
+                errors = strategy.validate_status_update(new, old)
+            elif subresource == "binding":
+                # pods/binding sets spec.nodeName and the PodScheduled condition only.
+                errors = []
+            elif subresource == "finalize":
+                # namespaces/finalize changes spec.finalizers only.
+                assert isinstance(strategy, NamespaceStrategy)
+                strategy.prepare_for_finalize(new, old)
+                errors = strategy.validate_update(new, old)
+            else:
+                strategy.default(new)
+                strategy.prepare_for_update(new, old)
+                errors = strategy.validate_update(new, old)
+            if errors:
+                raise Invalid(rt.kind, info.name, errors, rt.group)
+            if managed:
+                track_update(
+                    old,
+                    new,
+                    opts.field_manager,
+                    "Update",
+                    rt,
+                    subresource=subresource if subresource == "status" else "",
+                )
+            txn: AllocationTxn | None = None
+            if _is(rt, "", "Service") and subresource == "":
+                txn = self.services.admit_update(new, old)
+            try:
+                if _same(new, old):
+                    if txn is not None:
+                        txn.rollback()
+                    return old, False
+                if opts.dry_run:
+                    if txn is not None:
+                        txn.rollback()
+                    return new, False
+                if deletion.finalizers_done(new) or (
+                    _is(rt, "", "Namespace")
+                    and subresource == "finalize"
+                    and new["metadata"].get("deletionTimestamp")
+                    and not (new.get("spec") or {}).get("finalizers")
+                    and not new["metadata"].get("finalizers")
+                ):
+                    # The last finalizer went away: the object goes (upstream's
+                    # deleteWithoutFinalizers on update).
+                    if txn is not None:
+                        txn.rollback()
+                    removed = await self._remove(rt, info.namespace, info.name, kv.mod_revision)
+                    return removed, True
+                written = await self.objects.update(rt, new, kv.mod_revision)
+            except Conflict:
+                if txn is not None:
+                    txn.rollback()
+                if user_rv:
+                    raise
+                continue
+            except BaseException:
+                if txn is not None:
+                    txn.rollback()
+                raise
+            if txn is not None:
+                txn.commit()
+            return written, False
+        raise Conflict.modified(rt.plural, info.name, rt.group)
+
+    @staticmethod
+    def _keep_system_meta(
+        new: dict[str, Any], old: dict[str, Any], rt: ResourceType, info: req.RequestInfo
+    ) -> None:
+        """Fields clients cannot change through an update (upstream: ResetObjectMetaForStatus /
+        metadata accessor rules in BeforeUpdate)."""
+        nm, om = new["metadata"], old["metadata"]
+        new["apiVersion"], new["kind"] = rt.group_version, rt.kind
+        nm["name"] = info.name
+        if rt.namespaced:
+            nm["namespace"] = info.namespace
+        for k in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if k in om:
+                nm[k] = om[k]
+            else:
+                nm.pop(k, None)
+        nm.pop("selfLink", None)
+        nm["resourceVersion"] = om.get("resourceVersion")
+
+    async def _update_scale(
+        self,
+        info: req.RequestInfo,
+        rt: ResourceType,
+        body: dict[str, Any] | None,
+        opts: req.WriteOptions,
+        apply_patch: Callable[[dict[str, Any], Any], dict[str, Any]] | None,
+    ) -> web.Response:
+        user_rv = ""
+        if body is not None:
+            user_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            scale = scale_of(rt, current)
+            if apply_patch is not None:
+                from svcnet.api.schema import GroupVersionKind
+
+                new_scale = apply_patch(scale, GroupVersionKind("autoscaling", "v1", "Scale"))
+            else:
+                new_scale = body or {}
+            replicas = (new_scale.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                from svcnet.api.errors import invalid
+
+                raise Invalid(
+                    "Scale",
+                    info.name,
+                    [
+                        invalid(
+                            "spec.replicas",
+                            replicas,
+                            "must be greater than or equal to 0",
+                        )
+                    ],
+                    "autoscaling",
+                )
+            current.setdefault("spec", {})["replicas"] = replicas
+            return current
+
+        obj, _ = await self.update_object(rt, info, mutate, opts, user_rv)
+        return resp.respond_object(scale_of(rt, obj))
+
+    # -- delete --------------------------------------------------------------------------
+
+    async def delete(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        if info.subresource:
+            raise MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        opts = await self._delete_options(request)
+        obj, removed = await self.delete_object(rt, info.namespace, info.name, opts)
+        if removed and not (rt.group == "" and rt.kind in _RETURNS_DELETED_OBJECT):
+            details = {"name": info.name, "kind": rt.plural, "uid": obj["metadata"].get("uid", "")}
+            if rt.group:
+                details["group"] = rt.group
+            return resp.respond_object(success_status(details))
+        return resp.respond_object(obj, 200)
+
+    async def _delete_options(self, request: web.Request) -> deletion.DeleteOptions:
+        raw, content_type = await read_body(request)
+        body = req.decode_body(raw, content_type) if raw.strip() else None
+        return deletion.delete_options(body, dict(request.query))
+
+    async def delete_object(
+        self, rt: ResourceType, namespace: str | None, name: str, opts: deletion.DeleteOptions
+    ) -> tuple[dict[str, Any], bool]:
+        for _ in range(_UPDATE_RETRIES):
+            kv = await self.objects.get_kv(rt, namespace, name)
+            if kv is None:
+                raise NotFound.for_object(rt.plural, name, rt.group)
+            obj = decode(kv)
+            deletion.check_preconditions(rt, obj, opts)
+            node_exists = False
+            if _is(rt, "", "Pod") and (obj.get("spec") or {}).get("nodeName"):
+                node_rt = self.registry.by_plural("", "v1", "nodes")
+                assert node_rt is not None
+                node_exists = (
+                    await self.objects.get_kv(node_rt, None, obj["spec"]["nodeName"]) is not None
+                )
+            plan = deletion.plan_delete(rt, obj, opts, self.clock(), node_exists)
+            if plan.outcome is deletion.Outcome.UNCHANGED:
+                return obj, False
+            if opts.dry_run:
+                return (plan.updated or obj), plan.outcome is deletion.Outcome.REMOVE
+            try:
+                if plan.outcome is deletion.Outcome.REMOVE:
+                    return await self._remove(rt, namespace, name, kv.mod_revision), True
+                assert plan.updated is not None
+                return await self.objects.update(rt, plan.updated, kv.mod_revision), False
+            except Conflict:
+                continue
+        raise Conflict.modified(rt.plural, name, rt.group)
+
+    async def _remove(
+        self, rt: ResourceType, namespace: str | None, name: str, revision: int
+    ) -> dict[str, Any]:
+        try:
+            removed = await self.objects.delete(rt, namespace, name, revision)
+        except RevisionMismatchError:  # pragma: no cover - translated in ObjectStore
+            raise
+        if _is(rt, "", "Service"):
+            self.services.release(removed)
+        return removed
+
+    async def delete_collection(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        opts = await self._delete_options(request)
+        lopts = req.list_options(request.query)
+        selection = selection_for(rt, lopts.label_selector, lopts.field_selector)
+        kvs, _, _, _ = await self._list_kvs(rt, info.namespace, req.ListOptions(), selection)
+        items = []
+        for kv in kvs:
+            obj = decode(kv)
+            meta = obj["metadata"]
+            try:
+                done, _ = await self.delete_object(rt, meta.get("namespace"), meta["name"], opts)
+            except NotFound:
+                continue
+            items.append(done)
+        return resp.respond_object(
+            {
+                "kind": rt.list_kind,
+                "apiVersion": rt.group_version,
+                "metadata": {"resourceVersion": str(self.objects.store.revision)},
+                "items": items,
+            }
+        )
+
+    # -- pods/binding --------------------------------------------------------------------
+
+    async def bind(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        raw, content_type = await read_body(request)
+        binding = req.decode_body(raw, content_type)
+        target = binding.get("target") or {}
+        node = target.get("name") or ""
+        if not node:
+            from svcnet.api.errors import required
+
+            raise Invalid("Binding", info.name, [required("target.name")])
+        opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any]:
+            meta = current["metadata"]
+            if meta.get("deletionTimestamp"):
+                raise Conflict.for_object(
+                    "pods/binding",
+                    info.name,
+                    f"pod {info.name} is being deleted, cannot be assigned to a host",
+                )
+            bound = (current.get("spec") or {}).get("nodeName")
+            if bound:
+                raise Conflict.for_object(
+                    "pods/binding",
+                    info.name,
+                    f'pod {info.name} is already assigned to node "{bound}"',
+                )
+            current.setdefault("spec", {})["nodeName"] = node
+            ann = (binding.get("metadata") or {}).get("annotations") or {}
+            if ann:
+                meta.setdefault("annotations", {}).update(ann)
+            # The PodScheduled condition, as upstream's binding REST sets it.
+            conds = current.setdefault("status", {}).setdefault("conditions", [])
+            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            conds.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastTransitionTime": apimeta.now_rfc3339(),
+                    "lastProbeTime": None,
+                }
+            )
+            return current
+
+        pod_info = req.RequestInfo(
+            info.group, info.version, info.resource, info.namespace, info.name, "", req.Verb.UPDATE
+        )
+        await self.update_object(rt, pod_info, mutate, opts, "", "binding")
+        return resp.respond_object(success_status(), 201)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _must_get(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        obj = await self.objects.get(rt, namespace, name)
+        if obj is None:
+            raise NotFound.for_object(rt.plural, name, rt.group)
+        return obj
+
+
+# -- pure helpers ----------------------------------------------------------------------------
+
+
+def check_type_meta(obj: dict[str, Any], rt: ResourceType) -> None:
+    """The body's apiVersion and kind must name this resource (missing ones are filled in)."""
+    kind = obj.get("kind")
+    api_version = obj.get("apiVersion")
+    if kind and kind != rt.kind:
+        raise BadRequest(
+            f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+        )
+    if api_version and api_version != rt.group_version:
+        raise BadRequest(
+            f"the API version in the data ({api_version}) does not match the expected API "
+            f"version ({rt.group_version})"
+        )
+    obj["kind"] = rt.kind
+    obj["apiVersion"] = rt.group_version
+
+
+def scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale of a workload (upstream's scale subresource)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    selector = table.format_label_selector(spec.get("selector"))
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": int(spec.get("replicas", 1))},
+        "status": {
+            "replicas": int(status.get("replicas", 0)),
+            "selector": "" if selector == table.NONE else selector,
+        },
+    }
+
+
+def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """An update that changes nothing is not written (upstream skips no-op updates)."""
+    return new == old
+
+
+def _count_keys(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_count_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_keys(v) for v in value)
+    return 0
+
+
+def _may_have_duplicates(raw: bytes, obj: dict[str, Any], content_type: str) -> bool:
+    """False when a compact JSON body certainly repeats no key.
+
+    Every key is written ``"key":``; a duplicate adds such a pair without adding a decoded
+    key. A value containing ``":`` or a key written ``"key" :`` only makes the counts differ,
+    which sends the body to the full check: never a missed duplicate in practice.
+    """
+    if "json" not in req.media_type(content_type or "application/json"):
+        return True
+    return raw.count(b'":') != _count_keys(obj)
+
+
+def _go_map_text(patch: Any) -> str:
+    from svcnet.api.patch import go_map_string
+
+    return go_map_string(patch)
+
+
+async def read_body(request: web.Request) -> tuple[bytes, str]:
+    """The request body, refusing more than upstream's 3 MiB limit."""
+    length = request.content_length
+    if length is not None and length > req.MAX_BODY_BYTES:
+        raise RequestEntityTooLarge(f"Request entity too large: limit is {req.MAX_BODY_BYTES}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > req.MAX_BODY_BYTES:
+            raise RequestEntityTooLarge(f"Request entity too large: limit is {req.MAX_BODY_BYTES}")
+        chunks.append(chunk)
+    return b"".join(chunks), request.headers.get("Content-Type", "")
+
+
+__all__ = ["ApiError", "ResourceHandlers", "check_type_meta", "read_body", "scale_of"]

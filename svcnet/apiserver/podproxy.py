@@ -1,0 +1,137 @@
+"""pods/log, pods/exec (and the other streaming subresources): forwarded to the node agent.
+
+As kube-apiserver forwards these to the kubelet, the API server finds the pod's node and the
+agent's address on it — the node's ``InternalIP`` and ``status.daemonEndpoints.
+kubeletEndpoint.Port`` (what the node agent registers) — and proxies the request to the
+agent's kubelet-style endpoints:
+
+* ``GET  http://<ip>:<port>/containerLogs/<namespace>/<pod>/<container>?<log options>``
+  (streamed back as is, ``text/plain``);
+* ``exec``/``attach``/``portforward`` need a streaming upgrade (SPDY or WebSocket) that the
+  agent does not speak yet: they answer a clear error naming what is missing.
+
+The agent authenticates the API server with the same bearer token clients use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from svcnet.api.errors import BadRequest, NotFound, ServiceUnavailable
+from svcnet.api.registry import Registry, ResourceType
+from svcnet.apiserver import request as req
+from svcnet.apiserver.storage import ObjectStore
+
+_LOG_PARAMS = (
+    "follow",
+    "previous",
+    "sinceSeconds",
+    "sinceTime",
+    "tailLines",
+    "timestamps",
+    "limitBytes",
+)
+
+
+def agent_address(node: dict[str, Any]) -> tuple[str, int] | None:
+    status = node.get("status") or {}
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    addrs = status.get("addresses") or []
+    ip = next((a.get("address") for a in addrs if a.get("type") == "InternalIP"), None)
+    if not port or not ip:
+        return None
+    return str(ip), int(port)
+
+
+def pick_container(pod: dict[str, Any], requested: str) -> str:
+    names = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
+    name = (pod.get("metadata") or {}).get("name", "")
+    if requested:
+        init = [c.get("name", "") for c in (pod.get("spec") or {}).get("initContainers") or []]
+        if requested not in names and requested not in init:
+            raise BadRequest(f"container {requested} is not valid for pod {name}")
+        return requested
+    if len(names) == 1:
+        return str(names[0])
+    raise BadRequest(
+        f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+    )
+
+
+class PodProxy:
+    def __init__(self, registry: Registry, objects: ObjectStore, token: str) -> None:
+        self.registry = registry
+        self.objects = objects
+        self.token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def serve(
+        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
+    ) -> web.StreamResponse:
+        if not (rt.group == "" and rt.kind == "Pod"):
+            raise ServiceUnavailable(
+                f"the {info.subresource} subresource of {rt.plural} is not served by svcnet yet"
+            )
+        pod = await self.objects.get(rt, info.namespace, info.name)
+        if pod is None:
+            raise NotFound.for_object("pods", info.name)
+        container = pick_container(pod, request.query.get("container", ""))
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise BadRequest(
+                f'container "{container}" in pod "{info.name}" is waiting to start: '
+                "the pod is not scheduled to a node yet"
+            )
+        node_rt = self.registry.by_plural("", "v1", "nodes")
+        assert node_rt is not None
+        node = await self.objects.get(node_rt, None, node_name)
+        address = agent_address(node) if node is not None else None
+        if address is None:
+            raise ServiceUnavailable(
+                f'no node agent is serving node "{node_name}": the node has no '
+                "status.daemonEndpoints.kubeletEndpoint and InternalIP address"
+            )
+        if info.subresource != "log":
+            raise ServiceUnavailable(
+                f"pods/{info.subresource} needs a streaming connection that the svcnet node agent "
+                "does not serve yet"
+            )
+        return await self._proxy_log(request, info, container, address)
+
+    async def _proxy_log(
+        self, request: web.Request, info: req.RequestInfo, container: str, address: tuple[str, int]
+    ) -> web.StreamResponse:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=5)
+            )
+        ip, port = address
+        params = {k: v for k, v in request.query.items() if k in _LOG_PARAMS}
+        url = f"http://{ip}:{port}/containerLogs/{info.namespace}/{info.name}/{container}"
+        try:
+            upstream = await self._session.get(
+                url, params=params, headers={"Authorization": f"Bearer {self.token}"}
+            )
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(
+                f"error talking to the node agent at {ip}:{port}: {exc}"
+            ) from exc
+        async with upstream:
+            if upstream.status >= 400:
+                text = (await upstream.text()).strip()
+                raise BadRequest(text or f"node agent answered {upstream.status}")
+            out = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+            out.enable_chunked_encoding()
+            await out.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await out.write(chunk)
+            await out.write_eof()
+            return out

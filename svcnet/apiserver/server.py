@@ -1,0 +1,230 @@
+"""The API server process: configuration, startup, shutdown, kubeconfig.
+
+``ApiServer(config).start()`` opens the store, rebuilds the Service allocators from what is
+stored, creates the default objects, and serves HTTPS on every listen address; ``stop()``
+ends watches, stops serving and closes the store. Tests run it in-process on port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from svcnet.api.registry import REGISTRY, Registry
+from svcnet.apiserver import openapi
+from svcnet.apiserver import request as req
+from svcnet.apiserver.admission import ServiceAllocator
+from svcnet.apiserver.auth import bearer_token_middleware
+from svcnet.apiserver.bootstrap import bootstrap
+from svcnet.apiserver.certs import Credentials, ensure_credentials
+from svcnet.apiserver.handlers import ResourceHandlers, utcnow
+from svcnet.apiserver.namespaces import NamespaceFinalizer
+from svcnet.apiserver.podproxy import PodProxy
+from svcnet.apiserver.routes import Router
+from svcnet.apiserver.status import status_middleware
+from svcnet.apiserver.storage import ObjectStore, decode
+from svcnet.apiserver.watch import WatchRegistry
+from svcnet.store import open_store
+from svcnet.store.interface import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 6443
+CONTEXT = "svcnet"
+
+
+@dataclass
+class ApiServerConfig:
+    data_dir: Path
+    listen_addresses: tuple[str, ...] = ("127.0.0.1",)
+    port: int = DEFAULT_PORT  # 0: an ephemeral port (tests)
+    # "" means SQLite at <data_dir>/store.db; "memory:" for an in-memory store.
+    store_url: str = ""
+    service_cidr: str = "10.96.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    # The address the ``kubernetes`` Service's endpoints point at (and clients use).
+    advertise_address: str = "127.0.0.1"
+    extra_sans: tuple[str, ...] = field(default_factory=tuple)
+
+    def store_location(self) -> str:
+        return self.store_url or str(self.data_dir / "store.db")
+
+
+class ApiServer:
+    def __init__(self, config: ApiServerConfig, registry: Registry = REGISTRY) -> None:
+        self.config = config
+        self.registry = registry
+        self.credentials: Credentials | None = None
+        self.store: Store | None = None
+        self.port = config.port
+        self._runner: web.AppRunner | None = None
+        self._watches = WatchRegistry()
+        self._pod_proxy: PodProxy | None = None
+        self._router: Router | None = None
+        self._finalizer: NamespaceFinalizer | None = None
+        self._finalizer_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        ip_sans = tuple(
+            a
+            for a in (*cfg.listen_addresses, cfg.advertise_address, *cfg.extra_sans)
+            if _is_ip(a) and a not in ("0.0.0.0", "::")
+        )
+        dns_sans = tuple(a for a in cfg.extra_sans if not _is_ip(a))
+        self.credentials = creds = await asyncio.to_thread(
+            ensure_credentials, cfg.data_dir, ip_sans, dns_sans
+        )
+        await asyncio.to_thread(openapi.warm)
+        self.store = store = open_store(cfg.store_location())
+        objects = ObjectStore(store)
+        services = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
+        svc_rt = self.registry.by_plural("", "v1", "services")
+        assert svc_rt is not None
+        stored = await store.list(svc_rt.store_prefix())
+        services.rebuild(decode(kv) for kv in stored.items)
+        handlers = ResourceHandlers(self.registry, objects, services, utcnow)
+        self._pod_proxy = PodProxy(self.registry, objects, creds.token)
+
+        app = web.Application(
+            middlewares=[status_middleware, bearer_token_middleware(creds.token)],
+            client_max_size=req.MAX_BODY_BYTES + 1,
+            handler_args={"max_field_size": 65536},
+        )
+        self._router = Router(
+            self.registry,
+            handlers,
+            self._watches,
+            self._pod_proxy,
+            f"{cfg.advertise_address}:{cfg.port or DEFAULT_PORT}",
+        )
+        self._router.add_routes(app)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(creds.cert), str(creds.key))
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        port = cfg.port
+        for address in cfg.listen_addresses:
+            site = web.TCPSite(
+                self._runner, address, port, ssl_context=ctx, reuse_address=True, backlog=1024
+            )
+            await site.start()
+            if port == 0:
+                server = site._server
+                assert server is not None
+                port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = port
+        await bootstrap(self.registry, handlers, cfg.service_cidr, cfg.advertise_address, port)
+        self._finalizer = NamespaceFinalizer(self.registry, handlers)
+        self._finalizer_task = asyncio.create_task(self._finalizer.run(), name="ns-finalizer")
+        self.write_kubeconfig()
+        log.info("API server serving on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._router is not None:
+            self._router.ready = False
+        self._watches.close_all()
+        if self._finalizer_task is not None:
+            self._finalizer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._finalizer_task
+            self._finalizer_task = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._pod_proxy is not None:
+            await self._pod_proxy.close()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    async def __aenter__(self) -> ApiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- clients ---------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        addr = self.config.listen_addresses[0]
+        if addr in ("0.0.0.0", "::", ""):
+            addr = self.config.advertise_address
+        return f"[{addr}]" if ":" in addr else addr
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.config.data_dir / "kubeconfig"
+
+    def kubeconfig(self, server_url: str | None = None) -> dict[str, Any]:
+        import base64
+
+        assert self.credentials is not None
+        ca = base64.b64encode(self.credentials.ca_pem()).decode()
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": CONTEXT,
+                    "cluster": {"server": server_url or self.url, "certificate-authority-data": ca},
+                }
+            ],
+            "users": [{"name": f"{CONTEXT}-admin", "user": {"token": self.credentials.token}}],
+            "contexts": [
+                {
+                    "name": CONTEXT,
+                    "context": {
+                        "cluster": CONTEXT,
+                        "user": f"{CONTEXT}-admin",
+                        "namespace": "default",
+                    },
+                }
+            ],
+            "current-context": CONTEXT,
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self) -> Path:
+        path = self.kubeconfig_path
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return path
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def run_apiserver(config: ApiServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or forever), then shut down gracefully."""
+    server = ApiServer(config)
+    await server.start()
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,705 @@
+"""Table output: the columns and cells ``kubectl get`` prints, per kind.
+
+Pure. The columns, their priorities (1 = only with ``-o wide``) and the cell formats follow
+upstream's ``pkg/printers/internalversion/printers.go``; the Gateway API kinds use their
+CRDs' ``additionalPrinterColumns``. Unknown kinds get NAME and AGE.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str = "string"
+    format: str = ""
+    priority: int = 0
+    description: str = ""
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        }
+
+
+NAME = Column("Name", format="name", description="Name must be unique within a namespace.")
+AGE = Column(
+    "Age",
+    description="CreationTimestamp is a timestamp representing the server time "
+    "when this object was created.",
+)
+NONE = "<none>"
+
+# -- cell formatting -----------------------------------------------------------------------
+
+
+def parse_time(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def human_duration(d: datetime.timedelta) -> str:
+    """Upstream's ``duration.HumanDuration``: 5s, 3m2s, 15m, 4h, 2d3h, 20d, 2y30d."""
+    seconds = int(d.total_seconds())
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 60 * 2:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        s = seconds % 60
+        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = seconds // 3600
+    if hours < 8:
+        m = minutes % 60
+        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        h = hours % 24
+        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if dy == 0 else f"{hours // 24 // 365}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+def age(ts: str | None, now: datetime.datetime) -> str:
+    t = parse_time(ts)
+    if t is None:
+        return "<unknown>"
+    return human_duration(now - t)
+
+
+def format_labels(labels: Mapping[str, str] | None) -> str:
+    if not labels:
+        return NONE
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def format_label_selector(sel: Mapping[str, Any] | None) -> str:
+    """``metav1.FormatLabelSelector``: ``app=web,tier in (a,b)``; empty -> ``<none>``."""
+    if sel is None:
+        return NONE
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for expr in sel.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key", ""), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts) if parts else NONE
+
+
+def _meta(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _spec(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("spec") or {}
+
+
+def _status(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("status") or {}
+
+
+def _lb_ingress(ingress: list[Mapping[str, Any]] | None, wide: bool) -> str:
+    out = [i.get("ip") or i.get("hostname") or "" for i in ingress or []]
+    text = ",".join(o for o in out if o)
+    if not wide and len(text) > 16:
+        return text[:13] + "..."
+    return text
+
+
+# -- rows per kind -------------------------------------------------------------------------
+
+Row = list[Any]
+RowFn = Callable[[Obj, datetime.datetime], Row]
+
+
+def _pod_row(obj: Obj, now: datetime.datetime) -> Row:
+    spec, status, meta = _spec(obj), _status(obj), _meta(obj)
+    containers = spec.get("containers") or []
+    total = len(containers)
+    ready = 0
+    restarts = 0
+    last_restart: datetime.datetime | None = None
+    reason = status.get("reason") or status.get("phase") or ""
+    initializing = False
+    for i, c in enumerate(status.get("initContainerStatuses") or []):
+        restarts += int(c.get("restartCount") or 0)
+        state = c.get("state") or {}
+        term, wait = state.get("terminated"), state.get("waiting")
+        if term and int(term.get("exitCode") or 0) == 0:
+            continue
+        initializing = True
+        if term:
+            reason = "Init:" + (term.get("reason") or f"ExitCode:{term.get('exitCode', 0)}")
+        elif wait and wait.get("reason") and wait.get("reason") != "PodInitializing":
+            reason = "Init:" + wait["reason"]
+        else:
+            n = len(spec.get("initContainers") or [])
+            reason = f"Init:{i}/{n}"
+        break
+    if not initializing:
+        restarts = 0
+        has_running = False
+        for c in reversed(status.get("containerStatuses") or []):
+            restarts += int(c.get("restartCount") or 0)
+            last = ((c.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+            t = parse_time(last)
+            if t is not None and (last_restart is None or t > last_restart):
+                last_restart = t
+            state = c.get("state") or {}
+            wait, term = state.get("waiting"), state.get("terminated")
+            if wait and wait.get("reason"):
+                reason = wait["reason"]
+            elif term and term.get("reason"):
+                reason = term["reason"]
+            elif term:
+                sig = term.get("signal")
+                reason = f"Signal:{sig}" if sig else f"ExitCode:{term.get('exitCode', 0)}"
+            elif c.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            conds = status.get("conditions") or []
+            is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+            reason = "Running" if is_ready else "NotReady"
+    if meta.get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    restarts_text = str(restarts)
+    if restarts and last_restart is not None:
+        restarts_text = f"{restarts} ({human_duration(now - last_restart)} ago)"
+    gates = spec.get("readinessGates") or []
+    if gates:
+        conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        ok = sum(1 for g in gates if conds.get(g.get("conditionType")) == "True")
+        gates_text = f"{ok}/{len(gates)}"
+    else:
+        gates_text = NONE
+    return [
+        meta.get("name", ""),
+        f"{ready}/{total}",
+        reason,
+        restarts_text,
+        age(meta.get("creationTimestamp"), now),
+        status.get("podIP") or NONE,
+        spec.get("nodeName") or NONE,
+        status.get("nominatedNodeName") or NONE,
+        gates_text,
+    ]
+
+
+def service_external_ip(obj: Obj, wide: bool) -> str:
+    spec = _spec(obj)
+    t = spec.get("type") or "ClusterIP"
+    external = list(spec.get("externalIPs") or [])
+    if t in ("ClusterIP", "NodePort"):
+        return ",".join(external) if external else NONE
+    if t == "LoadBalancer":
+        lb = _lb_ingress((_status(obj).get("loadBalancer") or {}).get("ingress"), wide)
+        if external:
+            return ",".join(external + ([lb] if lb else []))
+        return lb or "<pending>"
+    if t == "ExternalName":
+        return str(spec.get("externalName") or "")
+    return "<unknown>"
+
+
+def service_ports(obj: Obj) -> str:
+    out = []
+    for p in _spec(obj).get("ports") or []:
+        proto = p.get("protocol") or "TCP"
+        if p.get("nodePort"):
+            out.append(f"{p.get('port')}:{p['nodePort']}/{proto}")
+        else:
+            out.append(f"{p.get('port')}/{proto}")
+    return ",".join(out) if out else NONE
+
+
+def _service_row(obj: Obj, now: datetime.datetime) -> Row:
+    spec, meta = _spec(obj), _meta(obj)
+    return [
+        meta.get("name", ""),
+        spec.get("type") or "ClusterIP",
+        spec.get("clusterIP") or NONE,
+        service_external_ip(obj, False),
+        service_ports(obj),
+        age(meta.get("creationTimestamp"), now),
+        format_labels(spec.get("selector")),
+    ]
+
+
+def _more(items: list[str], limit: int = 3) -> str:
+    if not items:
+        return NONE
+    if len(items) > limit:
+        return ",".join(items[:limit]) + f" + {len(items) - limit} more..."
+    return ",".join(items)
+
+
+def _endpoints_row(obj: Obj, now: datetime.datetime) -> Row:
+    out: list[str] = []
+    for subset in obj.get("subsets") or []:
+        ports = subset.get("ports") or []
+        for addr in subset.get("addresses") or []:
+            ip = addr.get("ip", "")
+            if ports:
+                out.extend(f"{ip}:{p.get('port')}" for p in ports)
+            else:
+                out.append(ip)
+    meta = _meta(obj)
+    return [meta.get("name", ""), _more(out), age(meta.get("creationTimestamp"), now)]
+
+
+def _endpointslice_row(obj: Obj, now: datetime.datetime) -> Row:
+    ports = obj.get("ports")
+    if ports is None:
+        ports_text = "<unset>"
+    elif not ports:
+        ports_text = NONE
+    else:
+        ports_text = ",".join(
+            str(p.get("port")) if p.get("port") is not None else "<unset>" for p in ports
+        )
+    addrs = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    meta = _meta(obj)
+    return [
+        meta.get("name", ""),
+        obj.get("addressType", ""),
+        ports_text,
+        _more(addrs),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _node_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+    cond = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    ready = cond.get("Ready")
+    state = "Ready" if ready == "True" else "NotReady" if ready == "False" else "Unknown"
+    if spec.get("unschedulable"):
+        state += ",SchedulingDisabled"
+    roles = sorted(
+        {
+            k.split("/", 1)[1]
+            for k in (meta.get("labels") or {})
+            if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]
+        }
+        | {v for k, v in (meta.get("labels") or {}).items() if k == "kubernetes.io/role" and v}
+    )
+    addrs = status.get("addresses") or []
+    internal = next((a.get("address") for a in addrs if a.get("type") == "InternalIP"), None)
+    external = next((a.get("address") for a in addrs if a.get("type") == "ExternalIP"), None)
+    info = status.get("nodeInfo") or {}
+    return [
+        meta.get("name", ""),
+        state,
+        ",".join(roles) if roles else NONE,
+        age(meta.get("creationTimestamp"), now),
+        info.get("kubeletVersion", ""),
+        internal or NONE,
+        external or NONE,
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _namespace_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    return [
+        meta.get("name", ""),
+        _status(obj).get("phase", ""),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _containers(obj: Obj) -> tuple[str, str]:
+    cs = ((_spec(obj).get("template") or {}).get("spec") or {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def _deployment_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+    names, images = _containers(obj)
+    desired = spec.get("replicas", 1)
+    return [
+        meta.get("name", ""),
+        f"{status.get('readyReplicas', 0)}/{desired}",
+        int(status.get("updatedReplicas", 0)),
+        int(status.get("availableReplicas", 0)),
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        format_label_selector(spec.get("selector")),
+    ]
+
+
+def _replicaset_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+    names, images = _containers(obj)
+    return [
+        meta.get("name", ""),
+        int(spec.get("replicas", 1)),
+        int(status.get("replicas", 0)),
+        int(status.get("readyReplicas", 0)),
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        format_label_selector(spec.get("selector")),
+    ]
+
+
+def _statefulset_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+    names, images = _containers(obj)
+    return [
+        meta.get("name", ""),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+    ]
+
+
+def _ingress_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+    hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
+    if not hosts:
+        hosts_text = "*"
+    elif len(hosts) > 4:
+        hosts_text = ",".join(hosts[:4]) + f" + {len(hosts) - 4} more..."
+    else:
+        hosts_text = ",".join(hosts)
+    address = _lb_ingress((status.get("loadBalancer") or {}).get("ingress"), True)
+    ports = "80, 443" if spec.get("tls") else "80"
+    return [
+        meta.get("name", ""),
+        spec.get("ingressClassName") or NONE,
+        hosts_text,
+        address,
+        ports,
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _ingressclass_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec = _meta(obj), _spec(obj)
+    params = spec.get("parameters")
+    if params:
+        group = params.get("apiGroup") or ""
+        kind = f"{params.get('kind')}.{group}" if group else str(params.get("kind"))
+        params_text = f"{kind}/{params.get('name')}"
+    else:
+        params_text = NONE
+    return [
+        meta.get("name", ""),
+        spec.get("controller", ""),
+        params_text,
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _networkpolicy_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    return [
+        meta.get("name", ""),
+        format_label_selector(_spec(obj).get("podSelector")),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _secret_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    data = len(obj.get("data") or {}) + len(obj.get("stringData") or {})
+    return [
+        meta.get("name", ""),
+        obj.get("type") or "Opaque",
+        data,
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _configmap_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    data = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+    return [meta.get("name", ""), data, age(meta.get("creationTimestamp"), now)]
+
+
+def _serviceaccount_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    return [
+        meta.get("name", ""),
+        len(obj.get("secrets") or []),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _event_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    first = obj.get("firstTimestamp") or obj.get("eventTime")
+    last = obj.get("lastTimestamp") or (obj.get("series") or {}).get("lastObservedTime") or first
+    count = int(obj.get("count") or (obj.get("series") or {}).get("count") or 1)
+    last_seen = age(last, now)
+    if count > 1 and first and last != first:
+        last_seen = f"{last_seen} (x{count} over {age(first, now)})"
+    io = obj.get("involvedObject") or {}
+    source = obj.get("source") or {}
+    src = source.get("component") or obj.get("reportingComponent") or ""
+    if source.get("host"):
+        src = f"{src}, {source['host']}"
+    return [
+        last_seen,
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}",
+        io.get("fieldPath", ""),
+        src,
+        str(obj.get("message", "")).strip(),
+        age(first, now),
+        count,
+        meta.get("name", ""),
+    ]
+
+
+def _lease_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    return [
+        meta.get("name", ""),
+        _spec(obj).get("holderIdentity") or NONE,
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _condition(obj: Obj, type_: str) -> str:
+    for c in _status(obj).get("conditions") or []:
+        if c.get("type") == type_:
+            return str(c.get("status", ""))
+    return "Unknown"
+
+
+def _gatewayclass_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec = _meta(obj), _spec(obj)
+    return [
+        meta.get("name", ""),
+        spec.get("controllerName", ""),
+        _condition(obj, "Accepted"),
+        age(meta.get("creationTimestamp"), now),
+        spec.get("description", ""),
+    ]
+
+
+def _gateway_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta, spec = _meta(obj), _spec(obj)
+    addrs = _status(obj).get("addresses") or []
+    return [
+        meta.get("name", ""),
+        spec.get("gatewayClassName", ""),
+        addrs[0].get("value", "") if addrs else "",
+        _condition(obj, "Programmed"),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _httproute_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    hosts = _spec(obj).get("hostnames") or []
+    return [
+        meta.get("name", ""),
+        "[" + ",".join(f'"{h}"' for h in hosts) + "]" if hosts else "",
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _default_row(obj: Obj, now: datetime.datetime) -> Row:
+    meta = _meta(obj)
+    return [meta.get("name", ""), age(meta.get("creationTimestamp"), now)]
+
+
+def _w(name: str, t: str = "string") -> Column:
+    return Column(name, type=t, priority=1)
+
+
+def _c(name: str, t: str = "string") -> Column:
+    return Column(name, type=t)
+
+
+PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
+    ("", "Pod"): (
+        (
+            NAME,
+            _c("Ready"),
+            _c("Status"),
+            _c("Restarts"),
+            AGE,
+            _w("IP"),
+            _w("Node"),
+            _w("Nominated Node"),
+            _w("Readiness Gates"),
+        ),
+        _pod_row,
+    ),
+    ("", "Service"): (
+        (NAME, _c("Type"), _c("Cluster-IP"), _c("External-IP"), _c("Port(s)"), AGE, _w("Selector")),
+        _service_row,
+    ),
+    ("", "Endpoints"): ((NAME, _c("Endpoints"), AGE), _endpoints_row),
+    ("", "Node"): (
+        (
+            NAME,
+            _c("Status"),
+            _c("Roles"),
+            AGE,
+            _c("Version"),
+            _w("Internal-IP"),
+            _w("External-IP"),
+            _w("OS-Image"),
+            _w("Kernel-Version"),
+            _w("Container-Runtime"),
+        ),
+        _node_row,
+    ),
+    ("", "Namespace"): ((NAME, _c("Status"), AGE), _namespace_row),
+    ("", "Secret"): ((NAME, _c("Type"), _c("Data", "string"), AGE), _secret_row),
+    ("", "ConfigMap"): ((NAME, _c("Data", "string"), AGE), _configmap_row),
+    ("", "ServiceAccount"): ((NAME, _c("Secrets", "string"), AGE), _serviceaccount_row),
+    ("", "Event"): (
+        (
+            _c("Last Seen"),
+            _c("Type"),
+            _c("Reason"),
+            _c("Object"),
+            _w("Subobject"),
+            _w("Source"),
+            _c("Message"),
+            _w("First Seen"),
+            _w("Count", "integer"),
+            _w("Name"),
+        ),
+        _event_row,
+    ),
+    ("discovery.k8s.io", "EndpointSlice"): (
+        (NAME, _c("AddressType"), _c("Ports"), _c("Endpoints"), AGE),
+        _endpointslice_row,
+    ),
+    ("apps", "Deployment"): (
+        (
+            NAME,
+            _c("Ready"),
+            _c("Up-to-date", "integer"),
+            _c("Available", "integer"),
+            AGE,
+            _w("Containers"),
+            _w("Images"),
+            _w("Selector"),
+        ),
+        _deployment_row,
+    ),
+    ("apps", "ReplicaSet"): (
+        (
+            NAME,
+            _c("Desired", "integer"),
+            _c("Current", "integer"),
+            _c("Ready", "integer"),
+            AGE,
+            _w("Containers"),
+            _w("Images"),
+            _w("Selector"),
+        ),
+        _replicaset_row,
+    ),
+    ("apps", "StatefulSet"): (
+        (NAME, _c("Ready"), AGE, _w("Containers"), _w("Images")),
+        _statefulset_row,
+    ),
+    ("networking.k8s.io", "Ingress"): (
+        (NAME, _c("Class"), _c("Hosts"), _c("Address"), _c("Ports"), AGE),
+        _ingress_row,
+    ),
+    ("networking.k8s.io", "IngressClass"): (
+        (NAME, _c("Controller"), _c("Parameters"), AGE),
+        _ingressclass_row,
+    ),
+    ("networking.k8s.io", "NetworkPolicy"): ((NAME, _c("Pod-Selector"), AGE), _networkpolicy_row),
+    ("coordination.k8s.io", "Lease"): ((NAME, _c("Holder"), AGE), _lease_row),
+    ("gateway.networking.k8s.io", "GatewayClass"): (
+        (NAME, _c("Controller"), _c("Accepted"), AGE, _w("Description")),
+        _gatewayclass_row,
+    ),
+    ("gateway.networking.k8s.io", "Gateway"): (
+        (NAME, _c("Class"), _c("Address"), _c("Programmed"), AGE),
+        _gateway_row,
+    ),
+    ("gateway.networking.k8s.io", "HTTPRoute"): ((NAME, _c("Hostnames"), AGE), _httproute_row),
+}
+_DEFAULT = ((NAME, AGE), _default_row)
+
+
+def columns(group: str, kind: str) -> tuple[Column, ...]:
+    return PRINTERS.get((group, kind), _DEFAULT)[0]
+
+
+def row_cells(group: str, kind: str, obj: Obj, now: datetime.datetime) -> Row:
+    return PRINTERS.get((group, kind), _DEFAULT)[1](obj, now)
+
+
+def table(
+    group: str,
+    kind: str,
+    objects: Sequence[Obj],
+    now: datetime.datetime,
+    include_object: str = "Metadata",
+    resource_version: str = "",
+    continue_token: str = "",
+    with_columns: bool = True,
+) -> dict[str, Any]:
+    """A ``meta.k8s.io/v1`` Table of ``objects``; ``include_object``: Object|Metadata|None."""
+    rows = []
+    for obj in objects:
+        row: dict[str, Any] = {"cells": row_cells(group, kind, obj, now)}
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object != "None":
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj.get("metadata") or {},
+            }
+        rows.append(row)
+    meta: dict[str, Any] = {}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    if continue_token:
+        meta["continue"] = continue_token
+    out: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
+    if with_columns:
+        out["columnDefinitions"] = [c.definition() for c in columns(group, kind)]
+    out["rows"] = rows
+    return out

@@ -1,0 +1,110 @@
+"""Server lifecycle and the node-agent proxy: shutdown ends watches; pods/log reaches the
+agent registered on the pod's node."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from apiserver_harness import Http, Kubectl, start_in_thread, stop_in_thread
+
+from svcnet.apiserver.server import ApiServerConfig
+
+
+def test_shutdown_ends_open_watches(tmp_path: Path) -> None:
+    running, thread = start_in_thread(ApiServerConfig(data_dir=tmp_path / "s", port=0))
+    http = Http(running)
+    result: list[object] = []
+
+    def watch() -> None:
+        result.append(http.request("GET", "/api/v1/namespaces?watch=1&resourceVersion=1"))
+
+    t = threading.Thread(target=watch)
+    t.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    stop_in_thread(running, thread)
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - started < 10
+    code, _, body = result[0]  # type: ignore[misc]
+    assert code == 200 and b'"ADDED"' in body
+
+
+class _Agent(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = (
+            f"log of {self.path} auth={self.headers.get('Authorization', '').split()[0]}\n".encode()
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_agent() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Agent)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_pod_log_is_proxied_to_the_node_agent(
+    kubectl: Kubectl, http: Http, fake_agent: int, namespace: str
+) -> None:
+    node = f"agent-{namespace}"
+    http.request(
+        "POST",
+        "/api/v1/nodes",
+        json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}).encode(),
+    )
+    status = {
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": fake_agent}},
+        }
+    }
+    code, _, out = http.request(
+        "PATCH",
+        f"/api/v1/nodes/{node}/status",
+        json.dumps(status).encode(),
+        "application/merge-patch+json",
+    )
+    assert code == 200, out
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]},
+    }
+    kubectl("create", "-f", "-", input=json.dumps(pod))
+    assert kubectl("logs", "p") == f"log of /containerLogs/{namespace}/p/c auth=Bearer\n"
+    http.request("DELETE", f"/api/v1/nodes/{node}")
+
+
+def test_pod_log_without_agent_is_a_clear_error(kubectl: Kubectl, namespace: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "q"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    }
+    kubectl("create", "-f", "-", input=json.dumps(pod))
+    proc = kubectl.run("logs", "q", check=False)
+    assert proc.stderr == (
+        'Error from server (BadRequest): container "c" in pod "q" is waiting '
+        "to start: the pod is not scheduled to a node yet\n"
+    )

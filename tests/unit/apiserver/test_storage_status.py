@@ -1,0 +1,77 @@
+"""Stored bytes and resourceVersion splicing; store errors as API errors."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from svcnet.api.errors import AlreadyExists, ApiError, Conflict, Gone, NotFound
+from svcnet.api.registry import REGISTRY
+from svcnet.apiserver import storage
+from svcnet.apiserver.status import translate_store_error
+from svcnet.store.interface import (
+    CompactedError,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    RevisionMismatchError,
+)
+
+SVC = REGISTRY.by_plural("", "v1", "services")
+DEPLOY = REGISTRY.by_plural("apps", "v1", "deployments")
+assert SVC and DEPLOY
+
+
+def test_stored_bytes_carry_no_resource_version() -> None:
+    data = storage.encode({"kind": "X", "metadata": {"name": "a", "resourceVersion": "9"}})
+    assert orjson.loads(data)["metadata"]["resourceVersion"] == ""
+
+
+def test_object_bytes_splices_the_mod_revision() -> None:
+    data = storage.encode({"kind": "X", "metadata": {"name": "a"}, "spec": {"x": 1}})
+    kv = KeyValue("/k", data, 3, 42)
+    assert orjson.loads(storage.object_bytes(kv)) == {
+        "metadata": {"resourceVersion": "42", "name": "a"},
+        "kind": "X",
+        "spec": {"x": 1},
+    }
+    assert storage.decode(kv)["metadata"]["resourceVersion"] == "42"
+
+
+def test_object_bytes_of_foreign_value_decodes() -> None:
+    kv = KeyValue("/k", b'{"kind":"X","metadata":{"name":"a"}}', 1, 7)
+    assert orjson.loads(storage.object_bytes(kv))["metadata"] == {
+        "name": "a",
+        "resourceVersion": "7",
+    }
+
+
+def test_encoded_cache_serializes_once_per_revision() -> None:
+    cache = storage.EncodedCache(size=2)
+    kv = KeyValue("/k", storage.encode({"metadata": {"name": "a"}}), 1, 5)
+    assert cache.get(kv) is cache.get(kv)
+
+
+CURRENT = KeyValue("/registry/services/d/web", b"{}", 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("exc", "rt", "cls", "message"),
+    [
+        (KeyExistsError("k"), SVC, AlreadyExists, 'services "web" already exists'),
+        (KeyNotFoundError("k"), DEPLOY, NotFound, 'deployments.apps "web" not found'),
+        (
+            RevisionMismatchError("k", CURRENT),
+            SVC,
+            Conflict,
+            'Operation cannot be fulfilled on services "web": the object has been modified; '
+            "please apply your changes to the latest version and try again",
+        ),
+        (CompactedError(5, 130), SVC, Gone, "too old resource version: 5 (130)"),
+    ],
+)
+def test_translate_store_error(
+    exc: Exception, rt: object, cls: type[ApiError], message: str
+) -> None:
+    err = translate_store_error(exc, rt, "web")  # type: ignore[arg-type]
+    assert isinstance(err, cls) and err.message == message

@@ -1,0 +1,289 @@
+"""Table cells as upstream's printers format them."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from svcnet.apiserver import table
+
+NOW = datetime.datetime(2026, 1, 10, 12, 0, 0, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (0, "0s"),
+        (5, "5s"),
+        (119, "119s"),
+        (120, "2m"),
+        (182, "3m2s"),
+        (600, "10m"),
+        (3 * 3600 - 1, "179m"),
+        (4 * 3600, "4h"),
+        (4 * 3600 + 120, "4h2m"),
+        (30 * 3600, "30h"),
+        (2 * 86400 + 3 * 3600, "2d3h"),
+        (20 * 86400, "20d"),
+        (800 * 86400, "2y70d"),
+        (9 * 365 * 86400, "9y"),
+    ],
+)
+def test_human_duration(seconds: int, text: str) -> None:
+    assert table.human_duration(datetime.timedelta(seconds=seconds)) == text
+
+
+def _svc(spec: dict[str, object], status: dict[str, object] | None = None) -> dict[str, object]:
+    return {
+        "metadata": {"name": "web", "creationTimestamp": "2026-01-10T11:59:55Z"},
+        "spec": spec,
+        "status": status or {},
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "cells"),
+    [
+        (
+            {
+                "type": "ClusterIP",
+                "clusterIP": "10.96.0.20",
+                "ports": [{"port": 80, "protocol": "TCP"}],
+                "selector": {"app": "web"},
+            },
+            None,
+            ["web", "ClusterIP", "10.96.0.20", "<none>", "80/TCP", "5s", "app=web"],
+        ),
+        (
+            {
+                "type": "NodePort",
+                "clusterIP": "10.96.0.21",
+                "ports": [
+                    {"port": 80, "nodePort": 30080, "protocol": "TCP"},
+                    {"port": 53, "nodePort": 30053, "protocol": "UDP"},
+                ],
+            },
+            None,
+            [
+                "web",
+                "NodePort",
+                "10.96.0.21",
+                "<none>",
+                "80:30080/TCP,53:30053/UDP",
+                "5s",
+                "<none>",
+            ],
+        ),
+        (
+            {
+                "type": "LoadBalancer",
+                "clusterIP": "10.96.0.22",
+                "ports": [{"port": 80, "nodePort": 31000}],
+            },
+            None,
+            ["web", "LoadBalancer", "10.96.0.22", "<pending>", "80:31000/TCP", "5s", "<none>"],
+        ),
+        (
+            {
+                "type": "LoadBalancer",
+                "clusterIP": "10.96.0.22",
+                "ports": [{"port": 80, "nodePort": 31000}],
+            },
+            {"loadBalancer": {"ingress": [{"ip": "172.18.255.1"}]}},
+            ["web", "LoadBalancer", "10.96.0.22", "172.18.255.1", "80:31000/TCP", "5s", "<none>"],
+        ),
+        (
+            {"type": "ExternalName", "externalName": "db.example.com"},
+            None,
+            ["web", "ExternalName", "<none>", "db.example.com", "<none>", "5s", "<none>"],
+        ),
+        (
+            {"clusterIP": "None", "ports": [{"port": 80}]},
+            None,
+            ["web", "ClusterIP", "None", "<none>", "80/TCP", "5s", "<none>"],
+        ),
+    ],
+)
+def test_service_row(
+    spec: dict[str, object], status: dict[str, object] | None, cells: list[str]
+) -> None:
+    assert table.row_cells("", "Service", _svc(spec, status), NOW) == cells
+
+
+def _pod(status: dict[str, object], **meta: object) -> dict[str, object]:
+    return {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-10T11:00:00Z", **meta},
+        "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "node-1"},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "meta", "ready", "state", "restarts"),
+    [
+        ({"phase": "Pending"}, {}, "0/2", "Pending", "0"),
+        (
+            {
+                "phase": "Running",
+                "containerStatuses": [
+                    {"name": "a", "ready": True, "restartCount": 0, "state": {"running": {}}},
+                    {
+                        "name": "b",
+                        "ready": True,
+                        "restartCount": 2,
+                        "state": {"running": {}},
+                        "lastState": {"terminated": {"finishedAt": "2026-01-10T11:58:00Z"}},
+                    },
+                ],
+            },
+            {},
+            "2/2",
+            "Running",
+            "2 (2m ago)",
+        ),
+        (
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "a",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": "ErrImageNeverPull"}},
+                    }
+                ],
+            },
+            {},
+            "0/2",
+            "ErrImageNeverPull",
+            "0",
+        ),
+        (
+            {"phase": "Running"},
+            {"deletionTimestamp": "2026-01-10T12:00:30Z"},
+            "0/2",
+            "Terminating",
+            "0",
+        ),
+        (
+            {
+                "phase": "Failed",
+                "containerStatuses": [
+                    {"name": "a", "restartCount": 0, "state": {"terminated": {"exitCode": 3}}}
+                ],
+            },
+            {},
+            "0/2",
+            "ExitCode:3",
+            "0",
+        ),
+    ],
+)
+def test_pod_row(
+    status: dict[str, object], meta: dict[str, object], ready: str, state: str, restarts: str
+) -> None:
+    cells = table.row_cells("", "Pod", _pod(status, **meta), NOW)
+    assert cells[1:4] == [ready, state, restarts]
+    assert cells[4] == "60m"
+    assert cells[6] == "node-1"
+
+
+def test_pod_wide_columns_have_priority_one() -> None:
+    cols = {c.name: c.priority for c in table.columns("", "Pod")}
+    assert cols == {
+        "Name": 0,
+        "Ready": 0,
+        "Status": 0,
+        "Restarts": 0,
+        "Age": 0,
+        "IP": 1,
+        "Node": 1,
+        "Nominated Node": 1,
+        "Readiness Gates": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("selector", "text"),
+    [
+        (None, "<none>"),
+        ({}, "<none>"),
+        ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "t", "operator": "In", "values": ["x", "y"]},
+                    {"key": "u", "operator": "DoesNotExist"},
+                ]
+            },
+            "t in (x,y),!u",
+        ),
+    ],
+)
+def test_format_label_selector(selector: dict[str, object] | None, text: str) -> None:
+    assert table.format_label_selector(selector) == text
+
+
+def test_endpointslice_row_truncates_after_three_addresses() -> None:
+    obj = {
+        "metadata": {"name": "web-abc", "creationTimestamp": "2026-01-10T12:00:00Z"},
+        "addressType": "IPv4",
+        "ports": [{"port": 8080}],
+        "endpoints": [{"addresses": [f"10.244.1.{i}"]} for i in range(1, 6)],
+    }
+    assert table.row_cells("discovery.k8s.io", "EndpointSlice", obj, NOW) == [
+        "web-abc",
+        "IPv4",
+        "8080",
+        "10.244.1.1,10.244.1.2,10.244.1.3 + 2 more...",
+        "0s",
+    ]
+
+
+def test_node_row() -> None:
+    obj = {
+        "metadata": {
+            "name": "node-1",
+            "creationTimestamp": "2026-01-10T12:00:00Z",
+            "labels": {"node-role.kubernetes.io/control-plane": ""},
+        },
+        "spec": {"unschedulable": True},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [{"type": "InternalIP", "address": "172.18.0.11"}],
+            "nodeInfo": {"kubeletVersion": "v1.32.0-svcnet"},
+        },
+    }
+    cells = table.row_cells("", "Node", obj, NOW)
+    assert cells[:6] == [
+        "node-1",
+        "Ready,SchedulingDisabled",
+        "control-plane",
+        "0s",
+        "v1.32.0-svcnet",
+        "172.18.0.11",
+    ]
+
+
+def test_table_include_object_none_omits_objects() -> None:
+    t = table.table(
+        "",
+        "Namespace",
+        [{"metadata": {"name": "a"}, "status": {"phase": "Active"}}],
+        NOW,
+        include_object="None",
+    )
+    assert t["rows"] == [{"cells": ["a", "Active", "<unknown>"]}]
+    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Status", "Age"]
+
+
+def test_table_default_includes_partial_metadata() -> None:
+    t = table.table("", "Namespace", [{"metadata": {"name": "a"}}], NOW)
+    assert t["rows"][0]["object"] == {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"name": "a"},
+    }
