@@ -40,19 +40,22 @@ UpdateValidator = Callable[[Obj, Obj], list[FieldError]]
 # kinds without a `spec` (EndpointSlice, CRDs) keep what they compare.
 _NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
 
-# DefaultTolerationSeconds admission: pods tolerate a not-ready/unreachable node for 5 minutes.
+# DefaultTolerationSeconds admission. Upstream's default is 300 s
+# (--default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds); svcnet
+# runs with 20 s, so that a stopped node's pods are replaced elsewhere while a user watches.
+DEFAULT_TOLERATION_SECONDS = 20
 _DEFAULT_TOLERATIONS = (
     {
         "key": "node.kubernetes.io/not-ready",
         "operator": "Exists",
         "effect": "NoExecute",
-        "tolerationSeconds": 300,
+        "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
     },
     {
         "key": "node.kubernetes.io/unreachable",
         "operator": "Exists",
         "effect": "NoExecute",
-        "tolerationSeconds": 300,
+        "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
     },
 )
 

@@ -252,13 +252,13 @@ def test_pod_create_adds_what_admission_plugins_add() -> None:
             "key": "node.kubernetes.io/not-ready",
             "operator": "Exists",
             "effect": "NoExecute",
-            "tolerationSeconds": 300,
+            "tolerationSeconds": 20,
         },
         {
             "key": "node.kubernetes.io/unreachable",
             "operator": "Exists",
             "effect": "NoExecute",
-            "tolerationSeconds": 300,
+            "tolerationSeconds": 20,
         },
     ]
 
