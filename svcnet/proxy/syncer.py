@@ -1,0 +1,195 @@
+"""The proxy's sync loop: drain the change tracker, build one transaction, apply it once.
+
+Like kube-proxy's BoundedFrequencyRunner: :meth:`Syncer.request` (called after every recorded
+change) wakes the loop; two syncs are at least ``min_interval`` apart, so a burst of changes
+becomes one transaction. A sync is partial (only the changed Services) unless the previous one
+failed, the table is missing or not what we wrote (checked cheaply every ``check_interval``),
+or ``full_sync_period`` has passed: then everything is rewritten. After the rules, conntrack
+entries made stale for UDP/SCTP are deleted (kube-proxy's order: rules first, so that new
+packets are already DNATed to live endpoints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from svcnet.dataplane.conntrack import Conntrack, ConntrackError
+from svcnet.dataplane.nft import Element, NftError, Transaction, TransactionBuilder
+from svcnet.proxy.changetracker import ChangeTracker
+from svcnet.proxy.rules import (
+    AFFINITY,
+    ProxyConfig,
+    ProxyState,
+    build_cleanup,
+    build_full,
+    build_partial,
+    commit,
+    expected_chains,
+)
+from svcnet.proxy.stale import AffinityEntry, removed_affinity_endpoints, stale_flows
+from svcnet.util.clock import REAL_CLOCK, Clock
+
+log = logging.getLogger(__name__)
+
+
+class NftApplier(Protocol):
+    async def apply(self, tx: Transaction) -> None: ...
+
+    async def list_elements(self, family: str, table: str, name: str) -> list[Element]: ...
+
+    async def list_chains(self, family: str, table: str) -> set[str] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    full: bool
+    ok: bool
+    operations: int
+    seconds: float
+    error: str = ""
+
+
+class Syncer:
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        tracker: ChangeTracker,
+        nft: NftApplier,
+        conntrack: Conntrack,
+        *,
+        clock: Clock = REAL_CLOCK,
+        min_interval: float = 0.05,
+        check_interval: float = 10.0,
+        full_sync_period: float = 3600.0,
+        retry_interval: float = 1.0,
+        on_sync: Callable[[SyncResult], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.tracker = tracker
+        self.nft = nft
+        self.conntrack = conntrack
+        self.clock = clock
+        self.min_interval = min_interval
+        self.check_interval = check_interval
+        self.full_sync_period = full_sync_period
+        self.retry_interval = retry_interval
+        self.on_sync = on_sync
+        self.state: ProxyState | None = None  # None: the next sync is a full one
+        self._wake = asyncio.Event()
+        self._last_sync = float("-inf")
+        self._last_full = float("-inf")
+        self._last_check = float("-inf")
+        self.syncs: list[SyncResult] = []
+
+    def request(self) -> None:
+        """Ask for a sync soon (at most once per ``min_interval``)."""
+        self._wake.set()
+
+    def request_full(self) -> None:
+        self.state = None
+        self._wake.set()
+
+    async def sync(self) -> SyncResult:
+        """One sync, now. Never raises for an nft failure: the next one is then full."""
+        start = self.clock.monotonic()
+        if self.state is not None and start - self._last_check >= self.check_interval:
+            self._last_check = start
+            chains = await self.nft.list_chains(self.cfg.family, self.cfg.table)
+            if chains is None or not expected_chains(self.cfg, self.state) <= chains:
+                log.warning("proxy table %s missing or changed: full sync", self.cfg.table)
+                self.state = None
+        if self.state is not None and start - self._last_full >= self.full_sync_period:
+            self.state = None
+        changes = self.tracker.drain()
+        full = self.state is None
+        try:
+            if self.state is None:
+                existing = await self.nft.list_chains(self.cfg.family, self.cfg.table) or set()
+                services = {k: s.port_endpoints() for k, s in self.tracker.snapshots().items()}
+                tx, state = build_full(self.cfg, services, existing)
+                await self.nft.apply(tx)
+                self.state = state
+                self._last_full = self._last_check = start
+            else:
+                changed = {k: c.current.port_endpoints() for k, c in changes.items() if c.current}
+                removed = [k for k, c in changes.items() if c.current is None]
+                tx, delta = build_partial(self.cfg, self.state, changed, removed)
+                if len(tx):
+                    await self.nft.apply(tx)
+                commit(self.state, delta)
+        except NftError as e:
+            log.error("proxy sync failed (%s): the next sync is a full one", e)
+            self.state = None
+            result = SyncResult(full, False, 0, self.clock.monotonic() - start, str(e))
+            self._record(result)
+            return result
+        gone = removed_affinity_endpoints(changes, self.cfg.node_ips)
+        if gone:  # also after a full sync: it keeps the affinity map as it is
+            await self._forget_affinity(gone)
+        flows = stale_flows(changes, self.cfg.node_ips)
+        if flows:
+            try:
+                await self.conntrack.delete(flows)
+            except ConntrackError as e:
+                log.warning("conntrack flush failed: %s", e)
+        result = SyncResult(full, True, len(tx), self.clock.monotonic() - start)
+        self._record(result)
+        return result
+
+    async def cleanup(self) -> None:
+        """Delete the proxy's table (it owns it: nothing else lives there)."""
+        await self.nft.apply(build_cleanup(self.cfg))
+        self.state = None
+
+    async def _forget_affinity(self, gone: dict[AffinityEntry, set[tuple[str, str]]]) -> None:
+        """Delete affinity entries that point at endpoints which are gone."""
+        fam, table = self.cfg.family, self.cfg.table
+        try:
+            elements = await self.nft.list_elements(fam, table, AFFINITY)
+        except NftError as err:
+            log.warning("listing session affinity failed: %s", err)
+            return
+        stale = [
+            e
+            for e in elements
+            if isinstance(e.data, tuple) and e.data in gone.get((e.key[1], e.key[2], e.key[3]), ())
+        ]
+        if not stale:
+            return
+        b = TransactionBuilder(fam, table)
+        b.delete_elements(AFFINITY, stale)
+        try:
+            await self.nft.apply(b.build())
+        except NftError:
+            # One entry expired between listing and deleting: delete the others one by one.
+            for e in stale:
+                one = TransactionBuilder(fam, table)
+                one.delete_elements(AFFINITY, [e])
+                with contextlib.suppress(NftError):
+                    await self.nft.apply(one.build())
+
+    def _record(self, result: SyncResult) -> None:
+        self._last_sync = self.clock.monotonic()
+        self.syncs.append(result)
+        del self.syncs[:-100]
+        if self.on_sync is not None:
+            self.on_sync(result)
+
+    async def run(self) -> None:
+        """Sync whenever asked (bounded by ``min_interval``) and every ``check_interval``."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.check_interval)
+            wait = self._last_sync + self.min_interval - self.clock.monotonic()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            self._wake.clear()
+            result = await self.sync()
+            if not result.ok:
+                await self.clock.sleep(self.retry_interval)
+                self._wake.set()

@@ -1,0 +1,166 @@
+"""The sync loop over the fake nftables: partial after full, full after a failure or drift."""
+
+from __future__ import annotations
+
+import asyncio
+
+from svcnet.dataplane.conntrack import FakeConntrack, FlowFilter
+from svcnet.dataplane.nft import NftError, Transaction
+from svcnet.dataplane.nft_fake import FakeNft
+from svcnet.proxy.changetracker import ChangeTracker
+from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig
+from svcnet.proxy.syncer import Syncer
+from svcnet.testing.packet_tracer import Packet, record_updates, trace
+
+from .builders import LOCAL_ADDRESSES, POD_A, endpoint, endpoint_slice, service
+
+CFG = ProxyConfig(node_name="node-1")
+
+
+class FlakyNft(FakeNft):
+    """Fails the next ``fail`` transactions, as nft would on a kernel error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 0
+        self.applied: list[Transaction] = []
+
+    async def apply(self, tx: Transaction) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise NftError("Could not process rule: Cannot allocate memory")
+        self.apply_sync(tx)
+        self.applied.append(tx)
+
+
+def make(check_interval: float = 3600.0) -> tuple[ChangeTracker, FlakyNft, FakeConntrack, Syncer]:
+    t, nft, ct = ChangeTracker(), FlakyNft(), FakeConntrack()
+    return t, nft, ct, Syncer(CFG, t, nft, ct, check_interval=check_interval)
+
+
+def dnat_targets(nft: FakeNft) -> set[tuple[str, int] | None]:
+    return {
+        o.dnat
+        for o in trace(nft, FAMILY, TABLE, Packet(POD_A, "10.96.0.5", "tcp", 80), LOCAL_ADDRESSES)
+    }
+
+
+async def test_first_sync_is_full_then_partial() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    assert (await s.sync()).full
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.6")]))
+    r = await s.sync()
+    assert r.ok and not r.full
+    assert dnat_targets(nft) == {("10.244.1.6", 8080)}
+
+
+async def test_sync_without_changes_applies_nothing() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service())
+    await s.sync()
+    await s.sync()
+    assert len(nft.applied) == 1
+
+
+async def test_failed_partial_sync_is_followed_by_a_full_sync() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    await s.sync()
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.6")]))
+    nft.fail = 1
+    assert not (await s.sync()).ok
+    r = await s.sync()
+    assert r.ok and r.full
+    assert dnat_targets(nft) == {("10.244.1.6", 8080)}
+
+
+async def test_deleted_table_is_noticed_by_the_check_and_rebuilt() -> None:
+    t, nft, _, s = make(check_interval=0.0)
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    await s.sync()
+    nft.delete_table(FAMILY, TABLE)
+    r = await s.sync()
+    assert r.full and dnat_targets(nft) == {("10.244.1.5", 8080)}
+
+
+async def test_udp_endpoint_removal_flushes_conntrack_after_the_rules() -> None:
+    t, _, ct, s = make()
+    udp = [{"name": "dns", "port": 53, "protocol": "UDP"}]
+    udp_ep = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+    t.upsert_service(service(ports=udp))
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")], ports=udp_ep))
+    await s.sync()
+    ct.deleted.clear()
+    t.upsert_slice(endpoint_slice(endpoints=[], ports=udp_ep))
+    await s.sync()
+    assert ct.deleted == [FlowFilter("udp", "10.96.0.5", 53, "10.244.1.5")]
+
+
+async def test_run_coalesces_a_burst_into_few_syncs() -> None:
+    t, nft, _, s = make()
+    s.min_interval = 0.05
+    task = asyncio.create_task(s.run())
+    try:
+        t.upsert_service(service())
+        for i in range(20):
+            t.upsert_slice(endpoint_slice(endpoints=[endpoint(f"10.244.1.{i + 2}")]))
+            s.request()
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+    assert 1 <= len(nft.applied) <= 5
+    assert dnat_targets(nft) == {("10.244.1.21", 8080)}
+
+
+async def test_affinity_entries_of_a_removed_endpoint_are_forgotten() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service(sessionAffinity="ClientIP"))
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5"), endpoint("10.244.1.6")]))
+    await s.sync()
+    outcomes = trace(nft, FAMILY, TABLE, Packet(POD_A, "10.96.0.5", "tcp", 80), LOCAL_ADDRESSES)
+    to_5 = next(o for o in outcomes if o.dnat == ("10.244.1.5", 8080))
+    record_updates(nft, FAMILY, TABLE, to_5)
+    assert dnat_targets(nft) == {("10.244.1.5", 8080)}
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.6")]))
+    await s.sync()
+    assert dnat_targets(nft) == {("10.244.1.6", 8080)}
+    assert nft.table(FAMILY, TABLE).sets["affinity"].elements == {}
+
+
+async def test_affinity_entries_of_surviving_endpoints_are_kept() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service(sessionAffinity="ClientIP"))
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5"), endpoint("10.244.1.6")]))
+    await s.sync()
+    outcomes = trace(nft, FAMILY, TABLE, Packet(POD_A, "10.96.0.5", "tcp", 80), LOCAL_ADDRESSES)
+    record_updates(nft, FAMILY, TABLE, next(o for o in outcomes if o.dnat == ("10.244.1.5", 8080)))
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5"), endpoint("10.244.1.7")]))
+    await s.sync()
+    assert dnat_targets(nft) == {("10.244.1.5", 8080)}
+
+
+async def test_cleanup_removes_the_table_and_the_next_sync_rebuilds_it() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    await s.sync()
+    await s.cleanup()
+    assert not nft.table_exists(FAMILY, TABLE)
+    await s.cleanup()  # idempotent
+    assert (await s.sync()).full
+    assert dnat_targets(nft) == {("10.244.1.5", 8080)}
+
+
+async def test_a_deleted_static_chain_is_noticed_by_the_check() -> None:
+    t, nft, _, s = make(check_interval=0.0)
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    await s.sync()
+    del nft.table(FAMILY, TABLE).chains["nat-output"]
+    assert (await s.sync()).full
+    assert "nat-output" in nft.chain_names(FAMILY, TABLE)
