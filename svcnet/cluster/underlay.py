@@ -57,6 +57,10 @@ NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
     # answered through another node.
     ("net.ipv4.conf.all.rp_filter", "0"),
     ("net.ipv4.conf.default.rp_filter", "0"),
+    # The kernel rate-limits ICMP per peer; in a fresh namespace the first port-unreachable
+    # the proxy sends for a Service without endpoints was swallowed, leaving a UDP client to
+    # time out. Leave destination-unreachable out of the rate mask (default 6168 minus 8).
+    ("net.ipv4.icmp_ratemask", "6160"),
 )
 # Present only when br_netfilter is loaded; kube-proxy needs bridged pod-to-pod packets to
 # traverse the node's nftables hooks, or a reply from a backend on the same bridge would skip
@@ -191,8 +195,15 @@ def plan_root_routes(config: UnderlayConfig, nodes: list[NodeNet]) -> list[Route
 
 
 def plan_node_routes(config: UnderlayConfig, node: NodeNet, nodes: list[NodeNet]) -> list[Route]:
-    """A node's routes: every other node's pod CIDR via that node's underlay IP."""
-    routes = [Route(config.pod_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC)]
+    """A node's routes: every other node's pod CIDR via that node's underlay IP, and the
+    service CIDR towards the machine. ClusterIP traffic is DNATed before routing, but a
+    Service without endpoints must reach the forward hook, where the proxy rejects it at
+    once; without a route it would die in routing with no reset. The machine never forwards
+    it (ip_forward is left off there and its guard table drops anything leaving svcnet0)."""
+    routes = [
+        Route(config.pod_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
+        Route(config.service_cidr, via=config.gateway, dev="eth0"),
+    ]
     for other in sorted(nodes, key=lambda n: n.index):
         if other.index != node.index:
             routes.append(Route(other.pod_cidr, via=other.ip, dev="eth0"))

@@ -102,10 +102,18 @@ def test_destroy_leaves_only_the_machines_own_things(underlay: Underlay) -> None
 def test_node_routes_skip_the_node_itself() -> None:
     cfg = UnderlayConfig()
     nodes = [node_net(cfg, i) for i in (1, 2, 3)]
-    assert plan_node_routes(cfg, nodes[1], nodes)[1:] == [
+    assert plan_node_routes(cfg, nodes[1], nodes)[2:] == [
         Route("10.244.1.0/24", via="172.18.0.11", dev="eth0"),
         Route("10.244.3.0/24", via="172.18.0.13", dev="eth0"),
     ]
+
+
+def test_node_routes_send_the_service_cidr_towards_the_machine() -> None:
+    cfg = UnderlayConfig()
+    nodes = [node_net(cfg, i) for i in (1, 2)]
+    assert Route("10.96.0.0/16", via="172.18.0.1", dev="eth0") in plan_node_routes(
+        cfg, nodes[0], nodes
+    )
 
 
 def test_guard_drops_anything_crossing_the_bridge_boundary() -> None:
