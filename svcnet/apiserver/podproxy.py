@@ -15,6 +15,7 @@ The agent authenticates the API server with the same bearer token clients use.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -99,12 +100,59 @@ class PodProxy:
                 f'no node agent is serving node "{node_name}": the node has no '
                 "status.daemonEndpoints.kubeletEndpoint and InternalIP address"
             )
+        if info.subresource == "exec" and request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._proxy_exec(request, info, container, address)
         if info.subresource != "log":
             raise ServiceUnavailable(
                 f"pods/{info.subresource} needs a streaming connection that the svcnet node agent "
-                "does not serve yet"
+                "does not serve yet (exec is served over WebSocket only, not SPDY)"
             )
         return await self._proxy_log(request, info, container, address)
+
+    async def _proxy_exec(
+        self, request: web.Request, info: req.RequestInfo, container: str, address: tuple[str, int]
+    ) -> web.StreamResponse:
+        """kubectl's WebSocket exec (v5/v4.channel.k8s.io), relayed frame by frame to the agent.
+
+        The agent's handshake comes first so that the client gets the subprotocol the agent
+        chose; an agent error (container not running...) becomes the API error kubectl shows.
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None,
+                                                                                connect=5))
+        ip, port = address
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+                   if p.strip()]
+        params = [(k, v) for k, v in request.query.items() if k != "container"]
+        url = f"http://{ip}:{port}/exec/{info.namespace}/{info.name}/{container}"
+        try:
+            upstream = await self._session.ws_connect(
+                url, params=params, protocols=offered, max_msg_size=0,
+                headers={"Authorization": f"Bearer {self.token}"})
+        except aiohttp.WSServerHandshakeError as exc:
+            raise BadRequest(exc.message or f"node agent answered {exc.status}") from exc
+        except aiohttp.ClientError as exc:
+            raise ServiceUnavailable(f"error talking to the node agent at {ip}:{port}: {exc}") from exc
+        chosen = upstream.protocol
+        client = web.WebSocketResponse(protocols=(chosen,) if chosen else (), max_msg_size=0)
+        await client.prepare(request)
+
+        async def pump(src: Any, dst: Any) -> None:
+            async for msg in src:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await dst.send_bytes(msg.data)
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await dst.send_str(msg.data)
+                else:
+                    break
+            await dst.close()
+
+        up = asyncio.create_task(pump(client, upstream))
+        down = asyncio.create_task(pump(upstream, client))
+        await down
+        up.cancel()
+        await upstream.close()
+        return client
 
     async def _proxy_log(
         self, request: web.Request, info: req.RequestInfo, container: str, address: tuple[str, int]

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
 from svcnet.client.kubeconfig import merge_kubeconfig, remove_from_kubeconfig
-from svcnet.cluster.supervisor import Component, read_status, write_spec
+from svcnet.cluster.supervisor import read_status, write_spec
 
 READY_TIMEOUT = 60.0
 
@@ -56,54 +55,52 @@ def _read_pid(path: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def _components(name: str, data_dir: Path) -> list[Component]:
-    logs = data_dir / "logs"
-    py = sys.executable
-    return [
-        Component(
-            "controlplane",
-            (py, "-m", "svcnet.cluster.controlplane", "--data-dir", str(data_dir / "apiserver"),
-             "--listen", "127.0.0.1", "--advertise-address", "127.0.0.1"),
-            str(logs / "controlplane.log"),
-        ),
-    ]
-
-
-def _ready(kubeconfig: Path) -> bool:
-    """True once the API server answers /readyz with the credentials it wrote."""
-    try:
-        cfg = yaml.safe_load(kubeconfig.read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    cluster = cfg["clusters"][0]["cluster"]
-    token = cfg["users"][0]["user"]["token"]
-    ctx = ssl.create_default_context(
-        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
-    )
-    req = urllib.request.Request(
-        cluster["server"] + "/readyz", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ssl.SSLError):
-        return False
-
-
 def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
-       kubeconfig: str | None) -> None:
+       kubeconfig: str | None, *, prefix: str | None = None, port: int = 6443,
+       underlay_cidr: str = "172.18.0.0/16", pod_cidr: str = "10.244.0.0/16",
+       service_cidr: str = "10.96.0.0/16", lb_cidr: str = "172.18.255.0/24") -> None:
+    from svcnet.cluster.preflight import PreflightError, check
+
+    started = time.monotonic()
+    try:
+        check()  # first, before anything else is imported or touched
+    except PreflightError as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(1) from None
+    from svcnet.cluster.underlay import Underlay, UnderlayError
+    from svcnet.cluster.up import ClusterConfig, conflicts, plan_components, wait_nodes_ready
+    from svcnet.dataplane.netns import IpRoute2, NetnsError
+
+    del upstream_dns  # the DNS add-on takes it (issue 4)
     root = Path(data_dir)
     state = root / "state"
     if (pid := _read_pid(state / "supervisor.pid")) is not None:
         click.echo(f"svcnet cluster {name!r} is already running (supervisor pid {pid}).")
         status(name, data_dir)
         return
+    cfg = ClusterConfig(name=name, nodes=nodes, data_dir=str(root), port=port,
+                        prefix=prefix or name, underlay_cidr=underlay_cidr, pod_cidr=pod_cidr,
+                        service_cidr=service_cidr, lb_cidr=lb_cidr)
+    try:
+        cfg.underlay  # noqa: B018 - validates the prefix
+    except UnderlayError as e:
+        click.echo(f"svcnet up: {e}; pass --prefix with a short name for links and "
+                   "namespaces", err=True)
+        raise SystemExit(1) from None
+    if problems := conflicts(cfg):
+        click.echo("svcnet up: " + "; ".join(problems), err=True)
+        raise SystemExit(1)
     for d in (state, root / "logs", root / "apiserver"):
         d.mkdir(parents=True, exist_ok=True)
-    apiserver_kubeconfig = root / "apiserver" / "kubeconfig"
-    apiserver_kubeconfig.unlink(missing_ok=True)
-    write_spec(state / "spec.json", _components(name, root))
-    started = time.monotonic()
+    cfg.save()
+    cfg.apiserver_kubeconfig.unlink(missing_ok=True)
+    try:
+        Underlay(IpRoute2(), cfg.underlay).create(nodes)
+    except (UnderlayError, NetnsError) as e:
+        click.echo(f"svcnet up: cannot build the node network: {e}", err=True)
+        _teardown(cfg)
+        raise SystemExit(1) from None
+    write_spec(state / "spec.json", plan_components(cfg))
     with open(root / "logs" / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "svcnet.cluster.supervisor", "--state-dir", str(state)],
@@ -111,31 +108,49 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
         )
     (state / "supervisor.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + READY_TIMEOUT
-    while not (apiserver_kubeconfig.exists() and _ready(apiserver_kubeconfig)):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            click.echo("svcnet did not come up; the control plane's log ends with:", err=True)
-            log = root / "logs" / "controlplane.log"
-            if log.exists():
-                click.echo("\n".join(log.read_text().splitlines()[-20:]), err=True)
-            down(name, data_dir, kubeconfig)
-            raise SystemExit(1)
-        time.sleep(0.05)
-    cfg = yaml.safe_load(apiserver_kubeconfig.read_text())
-    cluster = cfg["clusters"][0]["cluster"]
+    if not wait_nodes_ready(cfg, deadline, lambda: proc.poll() is None):
+        click.echo("svcnet did not come up; the logs end with:", err=True)
+        for log in sorted((root / "logs").glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-10:]
+            if lines:
+                click.echo(f"--- {log.name}\n" + "\n".join(lines), err=True)
+        down(name, data_dir, kubeconfig)
+        raise SystemExit(1)
+    apiserver_kubeconfig = cfg.apiserver_kubeconfig
+    kcfg = yaml.safe_load(apiserver_kubeconfig.read_text())
+    cluster = kcfg["clusters"][0]["cluster"]
     target = user_kubeconfig(kubeconfig)
     merge_kubeconfig(
         target, name, cluster["server"],
         base64.b64decode(cluster["certificate-authority-data"]),
-        cfg["users"][0]["user"]["token"], context_name=name,
+        kcfg["users"][0]["user"]["token"], context_name=name,
     )
+    (state / "kubeconfig-target").write_text(str(target))
     elapsed = time.monotonic() - started
-    click.echo(f"svcnet cluster {name!r} is up in {elapsed:.1f}s; kubectl context {name!r} "
-               f"is in {target}.")
-    click.echo("Try:\n  kubectl get namespaces\n  kubectl apply -f examples/\n"
-               "  kubectl get svc -A\n  svcnet status\n  svcnet down")
+    click.echo(f"svcnet cluster {name!r} is up in {elapsed:.1f}s with {nodes} Ready node(s); "
+               f"kubectl context {name!r} is in {target}.")
+    click.echo("Try:\n  kubectl get nodes -o wide\n"
+               "  kubectl run web --image=registry.k8s.io/e2e-test-images/agnhost:2.52 "
+               "-- netexec\n"
+               "  kubectl get pods -o wide\n  kubectl logs web\n"
+               "  kubectl exec web -- hostname\n"
+               "  svcnet status\n  svcnet node stop node-1\n  svcnet down")
+
+
+def _teardown(cfg: Any) -> list[str]:
+    from svcnet.cluster.underlay import sweep
+    from svcnet.cluster.up import kill_leftover_components, remove_cluster_files
+    from svcnet.dataplane.netns import IpRoute2
+
+    removed = kill_leftover_components(cfg)
+    removed += sweep(IpRoute2(), cfg.underlay)
+    removed += remove_cluster_files(cfg)
+    return removed
 
 
 def down(name: str, data_dir: str, kubeconfig: str | None) -> None:
+    from svcnet.cluster.up import load_cluster
+
     root = Path(data_dir)
     state = root / "state"
     pid = _read_pid(state / "supervisor.pid")
@@ -147,11 +162,25 @@ def down(name: str, data_dir: str, kubeconfig: str | None) -> None:
         if _pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
     (state / "supervisor.pid").unlink(missing_ok=True)
-    remove_from_kubeconfig(user_kubeconfig(kubeconfig), name, context_name=name)
+    target = user_kubeconfig(kubeconfig)
+    with contextlib.suppress(OSError):
+        target = Path((state / "kubeconfig-target").read_text().strip())
+    cfg = load_cluster(data_dir)
+    if cfg is not None and os.geteuid() == 0:
+        _teardown(cfg)
+    remove_from_kubeconfig(target, name, context_name=name)
     click.echo(f"svcnet cluster {name!r} is down.")
 
 
 def status(name: str, data_dir: str) -> None:
+    from svcnet.cluster.up import (
+        agent_component_name,
+        api_get,
+        load_cluster,
+        node_is_stopped,
+        node_readiness,
+    )
+
     root = Path(data_dir)
     state = root / "state"
     pid = _read_pid(state / "supervisor.pid")
@@ -163,6 +192,36 @@ def status(name: str, data_dir: str) -> None:
     for st in read_status(state).values():
         last = "-" if st.last_exit_code is None else str(st.last_exit_code)
         click.echo(f"{st.name:<16}{st.state:<12}{st.pid or '-'!s:<9}{st.restarts:<10}{last}")
+    cfg = load_cluster(data_dir)
+    if cfg is None:
+        return
+    ready = node_readiness(api_get(cfg.apiserver_kubeconfig, "/api/v1/nodes"))
+    click.echo(f"\n{'NODE':<10}{'IP':<16}{'NETNS':<22}{'AGENT':<10}READY")
+    statuses = read_status(state)
+    for node in cfg.node_nets():
+        comp = statuses.get(agent_component_name(node.name))
+        agent = "Stopped" if node_is_stopped(cfg, node.name) else (comp.state if comp else "-")
+        click.echo(f"{node.name:<10}{node.ip:<16}{node.netns:<22}{agent:<10}"
+                   f"{ready.get(node.name, 'Unknown')}")
+
+
+def node_stop(name: str, data_dir: str, node: str, start: bool) -> None:
+    from svcnet.cluster.up import load_cluster, node_start
+    from svcnet.cluster.up import node_stop as stop
+
+    cfg = load_cluster(data_dir)
+    if cfg is None or _read_pid(Path(data_dir) / "state" / "supervisor.pid") is None:
+        click.echo(f"svcnet cluster {name!r} is not running.", err=True)
+        raise SystemExit(1)
+    if node not in {n.name for n in cfg.node_nets()}:
+        click.echo(f"no node {node!r} in cluster {name!r}", err=True)
+        raise SystemExit(1)
+    if start:
+        node_start(cfg, node)
+        click.echo(f"node {node} started")
+    else:
+        stop(cfg, node)
+        click.echo(f"node {node} stopped (its namespace stays; `svcnet node start {node}`)")
 
 
 def run_apiserver_foreground(

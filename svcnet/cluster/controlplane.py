@@ -21,7 +21,12 @@ from svcnet.util.log import setup_logging
 log = logging.getLogger(__name__)
 
 
-async def serve(config: ApiServerConfig, controllers: bool = True) -> None:
+async def serve(
+    config: ApiServerConfig,
+    controllers: bool = True,
+    cluster_cidr: str = "10.244.0.0/16",
+    lb_cidr: str = "172.18.255.0/24",
+) -> None:
     server = ApiServer(config)
     await server.start()
     stop = asyncio.Event()
@@ -33,7 +38,9 @@ async def serve(config: ApiServerConfig, controllers: bool = True) -> None:
         if controllers:
             async with asyncio.TaskGroup() as tg:
                 runner = tg.create_task(
-                    cluster_controllers.run(server.kubeconfig_path), name="controllers"
+                    cluster_controllers.run(
+                        server.kubeconfig_path, cluster_cidr, {"default": [lb_cidr]}
+                    ), name="controllers"
                 )
                 await stop.wait()
                 runner.cancel()
@@ -55,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--service-cidr", default="10.96.0.0/16")
     p.add_argument("--node-port-range", default="30000-32767")
     p.add_argument("--advertise-address", default="127.0.0.1")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    p.add_argument("--lb-cidr", default="172.18.255.0/24")
     p.add_argument("--no-controllers", action="store_true")
     args = p.parse_args(argv)
     setup_logging("controlplane")
@@ -71,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     import uvloop
 
     uvloop.install()
-    asyncio.run(serve(config, controllers=not args.no_controllers))
+    asyncio.run(serve(config, controllers=not args.no_controllers,
+                      cluster_cidr=args.cluster_cidr, lb_cidr=args.lb_cidr))
 
 
 if __name__ == "__main__":

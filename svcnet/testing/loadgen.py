@@ -29,6 +29,8 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -99,13 +101,22 @@ class Results:
         }
 
 
-async def one_request(target: Target, timeout: float, results: Results) -> None:
+# SO_LINGER {on, 0 s}: close() sends a reset instead of a FIN.
+LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+async def one_request(
+    target: Target, timeout: float, results: Results, reset: bool = False
+) -> None:
     results.sent += 1
     t0 = time.monotonic()
     writer = None
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(target.host, target.port)
+            if reset:
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             writer.write(target.request())
             data = await reader.read()  # Connection: close -> the server ends the body
     except TimeoutError:
@@ -162,14 +173,19 @@ async def open_loop(
 
 
 async def closed_loop(
-    target: Target, concurrency: int, duration: float, timeout: float, stop: asyncio.Event
+    target: Target,
+    concurrency: int,
+    duration: float,
+    timeout: float,
+    stop: asyncio.Event,
+    reset: bool = False,
 ) -> Results:
     results = Results()
     end = time.monotonic() + duration
 
     async def worker() -> None:
         while not stop.is_set() and time.monotonic() < end:
-            await one_request(target, timeout, results)
+            await one_request(target, timeout, results, reset)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     results.ended = time.monotonic()
@@ -185,7 +201,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     if args.rate:
         results = await open_loop(target, args.rate, args.duration, args.timeout, stop)
     else:
-        results = await closed_loop(target, args.concurrency, args.duration, args.timeout, stop)
+        results = await closed_loop(
+            target, args.concurrency, args.duration, args.timeout, stop, args.reset
+        )
     summary = results.summary()
     summary["url"] = args.url
     summary["mode"] = f"rate={args.rate}" if args.rate else f"concurrency={args.concurrency}"
@@ -200,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds")
     p.add_argument("--timeout", type=float, default=2.0, help="per request, seconds")
     p.add_argument("--out", help="also write the JSON summary to this file")
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="closed loop: end each connection with a reset once the answer is read, so that "
+        "thousands of connections per second leave no TIME_WAIT behind on the server to "
+        "collide with a reused client port (a 1 s SYN retransmit each time)",
+    )
     args = p.parse_args(argv)
     with contextlib.suppress(ImportError):
         import uvloop

@@ -1,0 +1,77 @@
+"""The node-local network components an agent runs for its node: the Service proxy and the
+LoadBalancer announcer, each a :data:`svcnet.agent.agent.NodeComponent` (called with the
+agent's client, its informer factory and the node name; runs until cancelled).
+
+The agent already runs inside the node's network namespace, so both act on "this" namespace
+(``netns=None``): the proxy's nft table and conntrack, the announcer's ``eth0``.
+
+Which traffic counts as "from a pod" (not masqueraded for ClusterIPs, and for
+``externalTrafficPolicy: Local`` sent to any endpoint) is decided by this node's podCIDR,
+kube-proxy's ``--detect-local-mode=NodeCIDR``: a pod's ClusterIP traffic is NATed on its own
+node, so the node's block is exactly the set of local pod sources, and the agent knows it
+without being told the cluster-wide CIDR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from svcnet.agent.lbannounce import default_announcer
+from svcnet.client.informer import SharedInformerFactory
+from svcnet.client.rest import ApiClient
+from svcnet.dataplane.conntrack import ConntrackExecutor
+from svcnet.dataplane.netns import IpRoute2
+from svcnet.dataplane.nft import NftExecutor
+from svcnet.proxy.rules import ProxyConfig
+from svcnet.proxy.runner import ProxyRunner, node_addresses
+
+log = logging.getLogger(__name__)
+
+POD_CIDR_POLL = 0.2
+
+
+async def _node_pod_cidr(client: ApiClient, node_name: str) -> tuple[str, tuple[str, ...]]:
+    """The node's podCIDR and addresses (the agent registers them before components start;
+    polled in case a component is started earlier)."""
+    while True:
+        node = await client.get("nodes", node_name)
+        cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+        if cidr:
+            return cidr, node_addresses(node)
+        await asyncio.sleep(POD_CIDR_POLL)
+
+
+async def run_proxy(client: ApiClient, factory: SharedInformerFactory, node_name: str) -> None:
+    """kube-proxy for this node: nft table ``ip svcnet-proxy`` in the node's namespace."""
+    pod_cidr, node_ips = await _node_pod_cidr(client, node_name)
+    cfg = ProxyConfig(node_name=node_name, cluster_cidr=pod_cidr, node_ips=node_ips)
+    runner = ProxyRunner(factory, cfg, NftExecutor(), ConntrackExecutor())
+    log.info("proxy for %s starting (local pods %s, node IPs %s)", node_name, pod_cidr, node_ips)
+    await runner.run()
+
+
+async def run_lb_announcer(
+    client: ApiClient, factory: SharedInformerFactory, node_name: str
+) -> None:
+    """Announce this node's LoadBalancer addresses on eth0 (see :mod:`lbannounce`)."""
+    del client  # reads Services from the shared informers only
+    announcer = default_announcer(factory, node_name, IpRoute2())
+    log.info("LoadBalancer announcer for %s starting", node_name)
+    async with asyncio.TaskGroup() as tg:
+        factory.start(tg)  # informers made after the agent started the factory
+        tg.create_task(announcer.run(), name="lb-announcer")
+
+
+NODE_LOCAL_COMPONENTS = (run_proxy, run_lb_announcer)
+
+
+async def run_node_local(
+    client: ApiClient,
+    factory: SharedInformerFactory,
+    node_name: str,
+    tg: asyncio.TaskGroup,
+) -> None:
+    """Start every node-local component in ``tg``."""
+    for component in NODE_LOCAL_COMPONENTS:
+        tg.create_task(component(client, factory, node_name), name=component.__name__)

@@ -1,0 +1,618 @@
+"""One pod on this node, from its binding to its removal (kubelet's pod worker).
+
+Life of a pod: sandbox (namespace, CNI ADD, /etc files) → environment per container (Service
+variables, downward API, ConfigMaps, Secrets) → containers run by
+:class:`~svcnet.agent.containers.PodContainers` → probes per running container → status
+written (merge patch of the status subresource) each time the computed status differs from
+the last one written. When the pod gets a deletionTimestamp: preStop hooks, SIGTERM, SIGKILL
+after the grace period, CNI DEL and sandbox removal, then DELETE with grace 0 and the pod's
+UID as precondition, as kubelet does, so the API server removes the object.
+
+Nothing here polls: container changes and probe verdicts set a "dirty" event that the status
+writer waits on, so a pod becomes Ready as soon as its readiness is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from svcnet.agent.containers import (
+    BackoffPolicy,
+    ContainerRun,
+    ContainerState,
+    ContainerStatus,
+    PodContainers,
+    PodEvent,
+    RestartPolicy,
+    StateKind,
+)
+from svcnet.agent.envvars import (
+    EnvError,
+    PodRuntimeInfo,
+    container_env,
+    expand_command,
+    referenced_objects,
+)
+from svcnet.agent.images import ResolvedCommand, resolve_command
+from svcnet.agent.pod_status import (
+    ContainerFacts,
+    PodFacts,
+    build_pod_status,
+    render_resolv_conf,
+)
+from svcnet.agent.probes import (
+    ProbeKind,
+    ProbeSpec,
+    ProbeTarget,
+    ProbeTracker,
+    Verdict,
+    parse_probe,
+    run_probe,
+    unhealthy_message,
+)
+from svcnet.agent.sandbox import PodIdentity, Sandbox, SandboxManager, SandboxSpec
+from svcnet.api.errors import ApiError, NotFound
+from svcnet.client.events import NORMAL, WARNING, EventRecorder
+from svcnet.client.rest import ApiClient, ConnectionFailed
+from svcnet.dataplane.cni import PortMapping
+from svcnet.dataplane.process import DEFAULT_PATH, ProcessRunner, command_for_exec
+from svcnet.util.clock import Clock, rfc3339
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = 30
+SANDBOX_RETRY_INITIAL = 1.0
+SANDBOX_RETRY_MAX = 30.0
+CONFIG_RETRY_INITIAL = 1.0
+CONFIG_RETRY_MAX = 10.0
+MIN_GRACE_AFTER_PRESTOP = 2.0  # kubelet's minimumGracePeriodInSeconds
+
+
+@dataclass
+class NodeContext:
+    """What every pod worker of a node shares."""
+
+    client: ApiClient
+    recorder: EventRecorder
+    node_name: str
+    node_ip: str
+    sandboxes: SandboxManager
+    runner: ProcessRunner
+    clock: Clock
+    log_root: str
+    bin_dir: str
+    cluster_dns: str
+    cluster_domain: str
+    node_resolv: str
+    services: Callable[[], list[dict[str, Any]]]
+    backoff: BackoffPolicy | None = None
+
+
+def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return pod.get("metadata") or {}
+
+
+def container_environ(pid: int) -> dict[str, str]:
+    """A running container's own environment (for exec, hooks and exec probes)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {"PATH": DEFAULT_PATH}
+    env: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, _, v = item.partition(b"=")
+            env[k.decode(errors="replace")] = v.decode(errors="replace")
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
+    meta = _meta(pod)
+    ref = {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "name": meta.get("name", ""),
+        "namespace": meta.get("namespace", ""),
+        "uid": meta.get("uid", ""),
+    }
+    if meta.get("resourceVersion"):
+        ref["resourceVersion"] = meta["resourceVersion"]
+    return ref
+
+
+class PodWorker:
+    def __init__(self, ctx: NodeContext, pod: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.pod = pod
+        meta = _meta(pod)
+        self.namespace = str(meta.get("namespace", "default"))
+        self.name = str(meta.get("name", ""))
+        self.uid = str(meta.get("uid", ""))
+        spec = pod.get("spec") or {}
+        self.spec_containers: list[Mapping[str, Any]] = list(spec.get("containers") or [])
+        self.sandbox: Sandbox | None = None
+        self.sandbox_spec: SandboxSpec | None = None
+        self.containers: PodContainers | None = None
+        self.start_time = ctx.clock.time()
+        self.config_errors: dict[str, tuple[str, str]] = {}
+        self._dirty = asyncio.Event()
+        self._terminate = asyncio.Event()
+        self._gone = False  # the pod object is already deleted: nothing to write
+        self._last_status: dict[str, Any] | None = None
+        self._probe_tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._probed_pid: dict[str, int] = {}
+        self._trackers: dict[tuple[str, ProbeKind], ProbeTracker] = {}
+        self.finished = asyncio.Event()
+        self.kubelet_pod = f"{self.name}_{self.namespace}({self.uid})"
+
+    # -- called by the agent -------------------------------------------------------------
+    def update(self, pod: dict[str, Any]) -> None:
+        self.pod = pod
+        if _meta(pod).get("deletionTimestamp"):
+            self._terminate.set()
+
+    def kill(self) -> None:
+        """The object is gone (deleted with grace 0 elsewhere, or the node stops)."""
+        self._gone = True
+        self._terminate.set()
+
+    @property
+    def log_dir(self) -> str:
+        return f"{self.ctx.log_root}/{self.namespace}_{self.name}_{self.uid}"
+
+    # -- the worker ------------------------------------------------------------------------
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._status_loop(), name=f"status-{self.name}")
+        try:
+            await self._run()
+        except Exception:
+            log.exception("pod %s/%s: worker failed", self.namespace, self.name)
+        finally:
+            await self._teardown()
+            self._dirty.set()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            if not self._gone:
+                await self._delete_object()
+            self.finished.set()
+
+    async def _run(self) -> None:
+        if self._terminate.is_set():
+            return
+        self._mark_dirty()
+        if not await self._make_sandbox():
+            return
+        runs = await self._container_runs()
+        delay = CONFIG_RETRY_INITIAL
+        while self.config_errors and not self._terminate.is_set():
+            # kubelet retries a container whose ConfigMap/Secret is missing on every sync: the
+            # pod starts as soon as the object appears. Until then no container starts, so
+            # none runs with a partial environment.
+            self._mark_dirty()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._terminate.wait(), delay)
+            delay = min(delay * 2, CONFIG_RETRY_MAX)
+            runs = await self._container_runs()
+        if self._terminate.is_set():
+            return
+        policy = RestartPolicy((self.pod.get("spec") or {}).get("restartPolicy") or "Always")
+        assert self.sandbox is not None
+        self.containers = PodContainers(
+            pod=self.kubelet_pod,
+            netns=self.sandbox.netns,
+            hostname=self.sandbox.hostname,
+            containers=runs,
+            restart_policy=policy,
+            runner=self.ctx.runner,
+            clock=self.ctx.clock,
+            log_dir=self.log_dir,
+            backoff=self.ctx.backoff,
+            on_event=self._on_event,
+            on_change=self._on_change,
+        )
+        run_task = asyncio.create_task(self.containers.run(), name=f"containers-{self.name}")
+        stop_wait = asyncio.create_task(self._terminate.wait())
+        await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._terminate.is_set():
+            # Every container finished for good (restartPolicy Never/OnFailure): the pod
+            # stays, with its sandbox, until it is deleted.
+            self._mark_dirty()
+            await self._terminate.wait()
+        stop_wait.cancel()
+        await self._stop_containers()
+        run_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await run_task
+
+    async def _make_sandbox(self) -> bool:
+        spec = self.pod.get("spec") or {}
+        ports = tuple(
+            PortMapping(
+                int(p["hostPort"]),
+                int(p.get("containerPort", p["hostPort"])),
+                str(p.get("protocol") or "TCP").lower(),
+                str(p.get("hostIP") or ""),
+            )
+            for c in self.spec_containers
+            for p in c.get("ports") or []
+            if p.get("hostPort")
+        )
+        aliases = tuple(
+            (str(a.get("ip", "")), tuple(str(h) for h in a.get("hostnames") or []))
+            for a in spec.get("hostAliases") or []
+        )
+        self.sandbox_spec = SandboxSpec(
+            pod=PodIdentity(
+                self.namespace,
+                self.name,
+                self.uid,
+                str(spec.get("hostname") or ""),
+                str(spec.get("subdomain") or ""),
+            ),
+            resolv_conf=render_resolv_conf(
+                self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain, self.ctx.node_resolv
+            ),
+            cluster_domain=self.ctx.cluster_domain,
+            host_aliases=aliases,
+            port_mappings=ports,
+        )
+        delay = SANDBOX_RETRY_INITIAL
+        while not self._terminate.is_set():
+            try:
+                self.sandbox = await self.ctx.sandboxes.create(self.sandbox_spec)
+                self._mark_dirty()
+                return True
+            except Exception as e:  # CNI, kernel or file errors alike: reported, then retried
+                log.warning("pod %s/%s: sandbox: %s", self.namespace, self.name, e)
+                self._event(WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._terminate.wait(), delay)
+            delay = min(delay * 2, SANDBOX_RETRY_MAX)
+        return False
+
+    async def _fetch(self, kind: str, names: set[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted(names):
+            with contextlib.suppress(NotFound):
+                out[name] = await self.ctx.client.get(kind, name, self.namespace)
+        return out
+
+    async def _container_runs(self) -> list[ContainerRun]:
+        assert self.sandbox is not None
+        previous_errors = dict(self.config_errors)
+        self.config_errors.clear()
+        cm_names, secret_names = referenced_objects(self.pod)
+        try:
+            cms = await self._fetch("configmaps", cm_names)
+            secrets = await self._fetch("secrets", secret_names)
+        except (ApiError, ConnectionFailed) as e:
+            log.warning("pod %s/%s: reading env sources: %s", self.namespace, self.name, e)
+            cms, secrets = {}, {}
+        info = PodRuntimeInfo(self.sandbox.pod_ip, self.sandbox.pod_ips, self.ctx.node_ip)
+        services = self.ctx.services()
+        runs = []
+        for c in self.spec_containers:
+            name = str(c.get("name", ""))
+            image = str(c.get("image", ""))
+            try:
+                env = container_env(
+                    self.pod, c, info, services=services, config_maps=cms, secrets=secrets
+                )
+            except EnvError as e:
+                self.config_errors[name] = (e.reason, str(e))
+                if previous_errors.get(name) != self.config_errors[name]:
+                    self._event(WARNING, "Failed", f"Error: {e}", name)
+                cmd = ResolvedCommand(reason=e.reason, message=str(e))
+                runs.append(ContainerRun(name, image, cmd))
+                continue
+            env.setdefault("HOSTNAME", self.sandbox.hostname)
+            user_path = env.get("PATH", DEFAULT_PATH)
+            env["PATH"] = f"{self.ctx.bin_dir}:{user_path}"
+            cmd = resolve_command(
+                image,
+                expand_command(c.get("command") or (), env),
+                expand_command(c.get("args") or (), env),
+            )
+            runs.append(ContainerRun(name, image, cmd, env, c.get("workingDir") or None))
+        return runs
+
+    # -- events and status -------------------------------------------------------------------
+    def _event(self, type_: str, reason: str, message: str, container: str = "") -> None:
+        path = f"spec.containers{{{container}}}" if container else ""
+        ref = pod_ref(self.pod)
+        if path:
+            ref["fieldPath"] = path
+        self.ctx.recorder.event(ref, type_, reason, message)
+
+    def _on_event(self, e: PodEvent) -> None:
+        self._event(e.type, e.reason, e.message, e.container)
+
+    def _mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def _on_change(self) -> None:
+        self._sync_probes()
+        self._mark_dirty()
+
+    def _container_ready(self, name: str, running: bool) -> tuple[bool, bool]:
+        """(ready, started) of a container from its probes."""
+        if not running:
+            return False, False
+        startup = self._trackers.get((name, ProbeKind.STARTUP))
+        started = startup is None or startup.verdict is Verdict.SUCCESS
+        if not started:
+            return False, False
+        readiness = self._trackers.get((name, ProbeKind.READINESS))
+        if readiness is None:
+            return True, True
+        return readiness.verdict is Verdict.SUCCESS, True
+
+    def compute_status(self) -> dict[str, Any]:
+        facts: list[ContainerFacts] = []
+        phase = "Pending"
+        if self.containers is not None:
+            statuses = self.containers.statuses()
+            phase = self.containers.phase()
+            for c, st in zip(self.spec_containers, statuses, strict=True):
+                name = str(c.get("name", ""))
+                running = st.state.kind is StateKind.RUNNING
+                ready, started = self._container_ready(name, running)
+                facts.append(
+                    ContainerFacts(
+                        name, str(c.get("image", "")), st, ready, started, self.containers.pid(name)
+                    )
+                )
+        else:
+            for c in self.spec_containers:
+                waiting = ContainerState(StateKind.WAITING, "ContainerCreating")
+                facts.append(
+                    ContainerFacts(
+                        str(c.get("name", "")),
+                        str(c.get("image", "")),
+                        ContainerStatus(str(c.get("name", "")), waiting, None, 0, False),
+                        False,
+                        False,
+                        None,
+                        self.config_errors.get(str(c.get("name", ""))),
+                    )
+                )
+        pod_facts = PodFacts(
+            host_ip=self.ctx.node_ip,
+            pod_ips=self.sandbox.pod_ips if self.sandbox else (),
+            start_time=self.start_time,
+            sandbox_ready=self.sandbox is not None,
+            phase=phase,
+            containers=tuple(facts),
+        )
+        previous = ((self._last_status or self.pod.get("status") or {}).get("conditions")) or []
+        return build_pod_status(pod_facts, previous, rfc3339(self.ctx.clock.now()))
+
+    async def _status_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self._gone:
+                continue
+            status = self.compute_status()
+            if status == self._last_status:
+                continue
+            try:
+                await self.ctx.client.patch(
+                    "pods",
+                    self.name,
+                    {"status": status},
+                    "merge",
+                    self.namespace,
+                    subresource="status",
+                )
+                self._last_status = status
+            except NotFound:
+                self._gone = True
+                self._terminate.set()
+            except (ApiError, ConnectionFailed) as e:
+                log.warning("pod %s/%s: status: %s", self.namespace, self.name, e)
+                await asyncio.sleep(0.5)
+                self._dirty.set()
+
+    # -- probes ----------------------------------------------------------------------------
+    def _sync_probes(self) -> None:
+        """Start probes for a container that (re)started; stop them for one that stopped."""
+        if self.containers is None:
+            return
+        for c in self.spec_containers:
+            name = str(c.get("name", ""))
+            pid = self.containers.pid(name)
+            if pid is not None and self._probed_pid.get(name) == pid:
+                continue
+            for t in self._probe_tasks.pop(name, []):
+                t.cancel()
+            for kind in ProbeKind:
+                self._trackers.pop((name, kind), None)
+            self._probed_pid.pop(name, None)
+            if pid is None or self._terminate.is_set():
+                continue
+            self._probed_pid[name] = pid
+            started = asyncio.Event()
+            specs: list[ProbeSpec] = []
+            for field, kind in (
+                ("startupProbe", ProbeKind.STARTUP),
+                ("readinessProbe", ProbeKind.READINESS),
+                ("livenessProbe", ProbeKind.LIVENESS),
+            ):
+                if c.get(field):
+                    specs.append(parse_probe(kind, c[field]))
+            if not any(s.kind is ProbeKind.STARTUP for s in specs):
+                started.set()
+            tasks = []
+            for spec in specs:
+                tracker = ProbeTracker(spec)
+                self._trackers[(name, spec.kind)] = tracker
+                tasks.append(
+                    asyncio.create_task(
+                        self._probe_loop(c, spec, tracker, pid, started),
+                        name=f"probe-{self.name}-{name}-{spec.kind.value}",
+                    )
+                )
+            self._probe_tasks[name] = tasks
+
+    async def _probe_loop(
+        self,
+        c: Mapping[str, Any],
+        spec: ProbeSpec,
+        tracker: ProbeTracker,
+        pid: int,
+        started: asyncio.Event,
+    ) -> None:
+        name = str(c.get("name", ""))
+        if spec.kind is not ProbeKind.STARTUP:
+            await started.wait()
+        if spec.initial_delay > 0:
+            await self.ctx.clock.sleep(spec.initial_delay)
+        target = ProbeTarget(
+            self.sandbox.pod_ip if self.sandbox else "", pid, tuple(c.get("ports") or ())
+        )
+        while True:
+            result = await run_probe(spec, target)
+            changed = tracker.record(result.ok)
+            if not result.ok:
+                self._event(
+                    WARNING, "Unhealthy", unhealthy_message(spec.kind, result.message), name
+                )
+            if changed:
+                self._mark_dirty()
+            if spec.kind is ProbeKind.STARTUP and tracker.verdict is Verdict.SUCCESS:
+                started.set()
+                self._mark_dirty()
+                return
+            if spec.kind in (ProbeKind.LIVENESS, ProbeKind.STARTUP) and (
+                tracker.verdict is Verdict.FAILURE
+            ):
+                what = "liveness" if spec.kind is ProbeKind.LIVENESS else "startup"
+                self._event(
+                    NORMAL,
+                    "Killing",
+                    f"Container {name} failed {what} probe, will be restarted",
+                    name,
+                )
+                await self._kill_container(name)
+                return
+            await self.ctx.clock.sleep(spec.period)
+
+    async def _kill_container(self, name: str) -> None:
+        if self.containers is None:
+            return
+        proc = self.containers.processes.get(name)
+        if proc is not None and proc.exit_code is None:
+            await proc.stop(float(self._grace()))
+
+    # -- termination -----------------------------------------------------------------------
+    def _grace(self) -> int:
+        meta = _meta(self.pod)
+        if meta.get("deletionGracePeriodSeconds") is not None:
+            return int(meta["deletionGracePeriodSeconds"])
+        grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return DEFAULT_GRACE if grace is None else int(grace)
+
+    async def _stop_containers(self) -> None:
+        for tasks in self._probe_tasks.values():
+            for t in tasks:
+                t.cancel()
+        self._probe_tasks.clear()
+        if self.containers is None:
+            return
+        grace = 0.0 if self._gone else float(self._grace())
+        started = time.monotonic()
+        if grace > 0:
+            hooks = [
+                self._pre_stop(c)
+                for c in self.spec_containers
+                if (c.get("lifecycle") or {}).get("preStop")
+            ]
+            if hooks:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*hooks, return_exceptions=True), grace)
+        remaining = max(
+            grace - (time.monotonic() - started), MIN_GRACE_AFTER_PRESTOP if grace > 0 else 0.0
+        )
+        await self.containers.stop(remaining)
+
+    async def _pre_stop(self, c: Mapping[str, Any]) -> None:
+        assert self.containers is not None
+        name = str(c.get("name", ""))
+        hook = (c.get("lifecycle") or {}).get("preStop") or {}
+        pid = self.containers.pid(name)
+        if pid is None:
+            return
+        if "exec" in hook:
+            argv = [str(a) for a in (hook["exec"].get("command") or [])]
+            proc = await asyncio.create_subprocess_exec(
+                *command_for_exec(pid, argv),
+                env=container_environ(pid),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+            out, _ = await proc.communicate()
+            if proc.returncode != 0:
+                self._event(
+                    WARNING,
+                    "FailedPreStopHook",
+                    f"PreStopHook failed: command {argv!r} exited with "
+                    f"{proc.returncode}: {out.decode(errors='replace').strip()}",
+                    name,
+                )
+        elif "httpGet" in hook:
+            spec = parse_probe(
+                ProbeKind.LIVENESS,
+                {"httpGet": hook["httpGet"], "timeoutSeconds": self._grace() or 1},
+            )
+            target = ProbeTarget(
+                self.sandbox.pod_ip if self.sandbox else "", pid, tuple(c.get("ports") or ())
+            )
+            res = await run_probe(spec, target)
+            if not res.ok:
+                self._event(
+                    WARNING, "FailedPreStopHook", f"PreStopHook failed: {res.message}", name
+                )
+        elif "sleep" in hook:
+            await asyncio.sleep(float(hook["sleep"].get("seconds") or 0))
+
+    async def _teardown(self) -> None:
+        for tasks in self._probe_tasks.values():
+            for t in tasks:
+                t.cancel()
+        if self.containers is not None:
+            with contextlib.suppress(Exception):
+                await self.containers.stop(0)
+        if self.sandbox_spec is not None and self.sandbox is not None:
+            try:
+                await self.ctx.sandboxes.destroy(self.sandbox_spec)
+            except Exception as e:
+                log.warning("pod %s/%s: removing sandbox: %s", self.namespace, self.name, e)
+                with contextlib.suppress(Exception):
+                    await self.ctx.sandboxes.remove_orphan(self.sandbox.netns)
+            self.sandbox = None
+
+    async def _delete_object(self) -> None:
+        try:
+            await self.ctx.client.delete(
+                "pods",
+                self.name,
+                self.namespace,
+                grace_period_seconds=0,
+                preconditions={"uid": self.uid},
+            )
+        except NotFound:
+            pass
+        except (ApiError, ConnectionFailed) as e:
+            log.warning("pod %s/%s: final delete: %s", self.namespace, self.name, e)

@@ -1,0 +1,364 @@
+"""The agent's HTTP endpoint (kubelet's server on :10250): container logs and exec.
+
+Served on the node's InternalIP, plain HTTP, and only to callers that present the cluster's
+bearer token (the API server proxies pods/log and pods/exec here with it; see
+:mod:`svcnet.apiserver.podproxy`).
+
+* ``GET /containerLogs/{namespace}/{pod}/{container}`` — ``follow``, ``previous``,
+  ``tailLines``, ``limitBytes`` as kubelet; ``timestamps`` and ``sinceSeconds`` need per-line
+  times the log files do not keep: ``timestamps`` prefixes the time the line is read, and
+  ``sinceSeconds`` is honoured per file (a file last written before the cut-off is skipped).
+* ``GET /exec/{namespace}/{pod}/{container}?command=…&stdin=1&stdout=1&stderr=1&tty=1`` — a
+  WebSocket upgrade speaking the remotecommand channel protocol (``v5.channel.k8s.io``,
+  ``v4.channel.k8s.io``, ``channel.k8s.io``): every binary frame starts with its channel byte
+  (0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize, 255 close — v5 only). The command
+  runs in the container's net, mount and UTS namespaces with the container's environment;
+  its end is reported on channel 3 as a ``Status`` (v4+) — Success, or Failure with reason
+  NonZeroExitCode and the exit code as the cause, which kubectl turns into its exit code.
+* ``POST /run/{namespace}/{pod}/{container}?cmd=…`` — kubelet's non-streaming run: output
+  of the command as the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import struct
+import termios
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from svcnet.agent.pod_worker import container_environ
+from svcnet.dataplane.process import command_for_exec
+
+if TYPE_CHECKING:
+    from svcnet.agent.agent import Agent
+    from svcnet.agent.pod_worker import PodWorker
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = (
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+)
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+FOLLOW_POLL = 0.1
+
+
+class AgentServer:
+    def __init__(self, agent: Agent, token: str) -> None:
+        self.agent = agent
+        self.token = token
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_post("/run/{namespace}/{pod}/{container}", self._run)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if (
+            request.path != "/healthz"
+            and request.headers.get("Authorization", "") != f"Bearer {self.token}"
+        ):
+            return web.Response(status=401, text="Unauthorized")
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def _worker(self, request: web.Request) -> tuple[PodWorker, str]:
+        ns = request.match_info["namespace"]
+        name = request.match_info["pod"]
+        container = request.match_info["container"]
+        worker = self.agent.worker_for(ns, name)
+        if worker is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found on node {self.agent.ident.name}')
+        if container not in {str(c.get("name")) for c in worker.spec_containers}:
+            raise web.HTTPBadRequest(text=f"container {container} is not valid for pod {name}")
+        return worker, container
+
+    # -- logs ------------------------------------------------------------------------------
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        worker, container = self._worker(request)
+        q = request.query
+        previous = q.get("previous", "false").lower() in ("1", "true")
+        follow = q.get("follow", "false").lower() in ("1", "true")
+        timestamps = q.get("timestamps", "false").lower() in ("1", "true")
+        tail = int(q["tailLines"]) if q.get("tailLines") else None
+        limit = int(q["limitBytes"]) if q.get("limitBytes") else None
+        since = float(q["sinceSeconds"]) if q.get("sinceSeconds") else None
+        pc = worker.containers
+        path = pc.log_file(container, previous) if pc is not None else None
+        name = worker.name
+        if path is None or not os.path.exists(path):
+            if previous:
+                msg = f'previous terminated container "{container}" in pod "{name}" not found'
+            else:
+                msg = f'container "{container}" in pod "{name}" is waiting to start: ' + (
+                    _waiting_reason(worker, container)
+                )
+            raise web.HTTPBadRequest(text=msg)
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if since is not None and os.path.getmtime(path) < time.time() - since:
+            await resp.write_eof()
+            return resp
+        with open(path, "rb") as f:
+            data = f.read()
+            if tail is not None:
+                lines = data.splitlines(keepends=True)
+                data = b"".join(lines[-tail:]) if tail > 0 else b""
+            sent = 0
+            chunk = _stamp(data, timestamps)
+            if limit is not None:
+                chunk = chunk[: max(0, limit - sent)]
+            await resp.write(chunk)
+            sent += len(chunk)
+            while follow and not previous and (limit is None or sent < limit):
+                more = f.read()
+                if more:
+                    chunk = _stamp(more, timestamps)
+                    if limit is not None:
+                        chunk = chunk[: max(0, limit - sent)]
+                    await resp.write(chunk)
+                    sent += len(chunk)
+                    continue
+                if pc is None or pc.log_file(container) != path or pc.pid(container) is None:
+                    # The container ended (or restarted): its log is complete.
+                    rest = f.read()
+                    if rest:
+                        await resp.write(_stamp(rest, timestamps))
+                    break
+                if worker.finished.is_set():
+                    break
+                await asyncio.sleep(FOLLOW_POLL)
+        await resp.write_eof()
+        return resp
+
+    # -- exec ------------------------------------------------------------------------------
+    def _exec_argv(
+        self, worker: PodWorker, container: str, command: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        pc = worker.containers
+        pid = pc.pid(container) if pc is not None else None
+        if pid is None:
+            raise web.HTTPBadRequest(
+                text=f'container {container} is not running in pod "{worker.name}"'
+            )
+        if not command:
+            raise web.HTTPBadRequest(text="you must specify at least one command for the container")
+        return command_for_exec(pid, command), container_environ(pid)
+
+    async def _run(self, request: web.Request) -> web.Response:
+        worker, container = self._worker(request)
+        cmd = request.query.get("cmd", "").split()
+        argv, env = self._exec_argv(worker, container, cmd)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        out, _ = await proc.communicate()
+        return web.Response(body=out, content_type="text/plain")
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        worker, container = self._worker(request)
+        q = request.query
+        command = q.getall("command", [])
+        argv, env = self._exec_argv(worker, container, command)
+        want_stdin, tty = (q.get(k, "").lower() in ("1", "true") for k in ("stdin", "tty"))
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="Upgrade request required")
+        ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+        protocol = ws.ws_protocol or "channel.k8s.io"
+        session = ExecSession(ws, protocol, argv, env, want_stdin, tty)
+        await session.run()
+        return ws
+
+
+def _waiting_reason(worker: PodWorker, container: str) -> str:
+    if container in worker.config_errors:
+        return worker.config_errors[container][0]
+    pc = worker.containers
+    if pc is None:
+        return "ContainerCreating"
+    for st in pc.statuses():
+        if st.name == container and st.state.reason:
+            return st.state.reason
+    return "ContainerCreating"
+
+
+def _stamp(data: bytes, timestamps: bool) -> bytes:
+    if not timestamps or not data:
+        return data
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z").encode()
+    return b"".join(now + b" " + line for line in data.splitlines(keepends=True))
+
+
+def exit_status(code: int) -> dict[str, Any]:
+    """The channel-3 Status kubectl reads (remotecommand's ``errorDecoderV4``)."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
+
+
+class ExecSession:
+    """One exec: a process wired to the WebSocket channels (a pty when tty was asked)."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        protocol: str,
+        argv: list[str],
+        env: dict[str, str],
+        want_stdin: bool,
+        tty: bool,
+    ) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self.argv = argv
+        self.env = env
+        self.want_stdin = want_stdin
+        self.tty = tty
+        self._master: int | None = None
+
+    async def _send(self, channel: int, data: bytes) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_bytes(bytes([channel]) + data)
+
+    async def run(self) -> None:
+        slave: int | None = None
+        if self.tty:
+            self._master, slave = os.openpty()
+            # setsid -c: a new session whose controlling terminal is the pty, so ^C and job
+            # control reach the command as they would in `docker exec -it`.
+            proc = await asyncio.create_subprocess_exec(
+                "setsid", "-c", *self.argv, stdin=slave, stdout=slave, stderr=slave, env=self.env
+            )
+            os.close(slave)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE if self.want_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.env,
+                start_new_session=True,
+            )
+        pumps: list[asyncio.Task[None]] = []
+        if self._master is not None:
+            pumps.append(asyncio.create_task(self._pump_fd(self._master, STDOUT)))
+        else:
+            assert proc.stdout is not None and proc.stderr is not None
+            pumps.append(asyncio.create_task(self._pump_stream(proc.stdout, STDOUT)))
+            pumps.append(asyncio.create_task(self._pump_stream(proc.stderr, STDERR)))
+        reader = asyncio.create_task(self._read_client(proc))
+        code = await proc.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), 2.0)
+        reader.cancel()
+        if self._master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+        if self.protocol in ("v4.channel.k8s.io", "v5.channel.k8s.io"):
+            await self._send(ERROR, json.dumps(exit_status(code)).encode())
+        elif code != 0:
+            await self._send(ERROR, f"command terminated with non-zero exit code: {code}".encode())
+        await self.ws.close()
+
+    async def _pump_stream(self, stream: asyncio.StreamReader, channel: int) -> None:
+        while True:
+            data = await stream.read(32768)
+            if not data:
+                return
+            await self._send(channel, data)
+
+    async def _pump_fd(self, fd: int, channel: int) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 32768)
+            except OSError:
+                data = b""
+            queue.put_nowait(data)
+            if not data:
+                loop.remove_reader(fd)
+
+        loop.add_reader(fd, readable)
+        try:
+            while True:
+                data = await queue.get()
+                if not data:
+                    return
+                await self._send(channel, data)
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
+
+    async def _read_client(self, proc: asyncio.subprocess.Process) -> None:
+        async for msg in self.ws:
+            if msg.type is not WSMsgType.BINARY or not msg.data:
+                continue
+            channel, data = msg.data[0], msg.data[1:]
+            if channel == STDIN:
+                if self._master is not None:
+                    os.write(self._master, data)
+                elif proc.stdin is not None:
+                    proc.stdin.write(data)
+                    with contextlib.suppress(ConnectionError):
+                        await proc.stdin.drain()
+            elif channel == RESIZE and self._master is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    size = json.loads(data)
+                    fcntl.ioctl(
+                        self._master,
+                        termios.TIOCSWINSZ,
+                        struct.pack(
+                            "HHHH", int(size.get("Height", 24)), int(size.get("Width", 80)), 0, 0
+                        ),
+                    )
+            elif channel == CLOSE and data[:1] == bytes([STDIN]):
+                if self._master is not None:
+                    with contextlib.suppress(OSError):
+                        os.write(self._master, b"\x04")
+                elif proc.stdin is not None:
+                    proc.stdin.close()
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()

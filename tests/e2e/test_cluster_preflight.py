@@ -1,0 +1,59 @@
+"""`svcnet up` stops at once, changing nothing, without root or without a needed package."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+TOOLS = ("ip", "nft", "conntrack", "nsenter", "unshare", "setsid", "sysctl")
+
+
+def _up(tmp_path: Path, env: dict[str, str], prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = (
+        "import os, sys\nfrom svcnet.cli.main import cli\n"
+        + prelude
+        + "sys.argv = ['svcnet', 'up', '--name', 'pfl', '--data-dir', sys.argv[1], "
+        "'--kubeconfig', sys.argv[2]]\ncli()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "data"), str(tmp_path / "kubeconfig")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_without_root_up_stops_and_says_so(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        res = _up(tmp_path, dict(os.environ))
+    else:
+        # Drop to an unprivileged effective UID after the imports (the venv may be root-only).
+        res = _up(tmp_path, dict(os.environ), prelude="os.seteuid(65534)\n")
+    assert res.returncode == 1
+    assert "needs root" in res.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_without_nft_up_names_the_nftables_package(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the package check runs after the root check")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        if tool != "nft" and found:
+            (bin_dir / tool).symlink_to(found)
+    res = _up(tmp_path, {**os.environ, "PATH": str(bin_dir)})
+    assert res.returncode == 1
+    assert "nft" in res.stderr
+    assert res.stderr.strip().endswith("apt-get install nftables")
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,199 @@
+"""The agent's HTTP endpoint: container logs (tail, previous, follow) and its bearer-token
+check, over a real pod worker on fakes. Ranges: node pod CIDR 10.244.1.0/24."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import pytest
+
+from svcnet.agent.agent import Agent
+from svcnet.agent.node_status import NodeIdentity
+from svcnet.agent.pod_worker import NodeContext, PodWorker
+from svcnet.agent.sandbox import SandboxManager
+from svcnet.agent.server import AgentServer, exit_status
+from svcnet.client.events import EventRecorder
+from svcnet.client.fake import TOKEN, FakeApiServer
+from svcnet.client.kubeconfig import ClientConfig
+from svcnet.client.rest import ApiClient
+from svcnet.dataplane.cni import CniRuntime, write_default_conflist
+from svcnet.dataplane.fake_cni import FakePluginExec
+from svcnet.dataplane.fake_netns import FakeNetns
+from svcnet.dataplane.fake_process import FakeProcessRunner
+from svcnet.util.clock import REAL_CLOCK
+
+
+class StubAgent:
+    """What the server asks of the agent: its name and its pod workers."""
+
+    def __init__(self, worker: PodWorker) -> None:
+        self.ident = NodeIdentity("node-1", "127.0.0.1")
+        self.worker = worker
+
+    def worker_for(self, namespace: str, name: str) -> PodWorker | None:
+        ok = (namespace, name) == (self.worker.namespace, self.worker.name)
+        return self.worker if ok else None
+
+
+async def _wait(pred: Any) -> None:
+    for _ in range(300):
+        if pred():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met")
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, PodWorker, FakeProcessRunner]]:
+    fake = FakeApiServer()
+    await fake.start()
+    write_default_conflist(str(tmp_path / "net.d"), "10.244.1.0/24", str(tmp_path / "ipam"))
+    ops = FakeNetns()
+    ops.add_netns("n1")
+    cni = CniRuntime(str(tmp_path / "net.d"), str(tmp_path / "cache"), FakePluginExec())
+    runner = FakeProcessRunner(frozenset({"sleep"}))
+    async with ApiClient(ClientConfig(server=fake.url, token=TOKEN)) as client:
+        ctx = NodeContext(
+            client=client,
+            recorder=EventRecorder(client, "kubelet"),
+            node_name="node-1",
+            node_ip="127.0.0.1",
+            sandboxes=SandboxManager(ops, cni, "n1", etc_root=str(tmp_path / "etc")),
+            runner=runner,
+            clock=REAL_CLOCK,
+            log_root=str(tmp_path / "logs"),
+            bin_dir=str(tmp_path / "bin"),
+            cluster_dns="10.96.0.10",
+            cluster_domain="cluster.local",
+            node_resolv="",
+            services=lambda: [],
+        )
+        pod = await client.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {
+                    "nodeName": "node-1",
+                    "restartPolicy": "Always",
+                    "containers": [{"name": "c", "image": "x", "command": ["sleep", "9"]}],
+                },
+            }
+        )
+        worker = PodWorker(ctx, pod)
+        task = asyncio.create_task(worker.run())
+        await _wait(lambda: runner.started)
+        server = AgentServer(cast(Agent, StubAgent(worker)), TOKEN)
+        port = free_port()
+        await server.start("127.0.0.1", port)
+        yield f"http://127.0.0.1:{port}", worker, runner
+        await server.stop()
+        worker.kill()
+        await task
+    await fake.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_log(worker: PodWorker, text: str, previous: bool = False) -> None:
+    assert worker.containers is not None
+    path = worker.containers.log_file("c", previous=previous)
+    assert path is not None
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Path(path).write_text(text)
+
+
+async def get(url: str, token: str = TOKEN) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(url, headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        return r.status, await r.text()
+
+
+async def test_logs_need_the_cluster_token(served: tuple[str, PodWorker, Any]) -> None:
+    base, worker, _ = served
+    write_log(worker, "a\n")
+    assert (await get(f"{base}/containerLogs/default/web/c", token="nope"))[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "want"),
+    [
+        ("", "a\nb\nc\n"),
+        ("?tailLines=2", "b\nc\n"),
+        ("?tailLines=0", ""),
+        ("?limitBytes=3", "a\nb"),
+    ],
+)
+async def test_logs_serve_the_current_instance(
+    served: tuple[str, PodWorker, Any], query: str, want: str
+) -> None:
+    base, worker, _ = served
+    write_log(worker, "a\nb\nc\n")
+    assert await get(f"{base}/containerLogs/default/web/c{query}") == (200, want)
+
+
+async def test_previous_logs_are_the_last_instance(
+    served: tuple[str, PodWorker, FakeProcessRunner],
+) -> None:
+    base, worker, runner = served
+    write_log(worker, "first\n")
+    runner.started[0].exit(1)
+    await _wait(lambda: len(runner.started) == 2)
+    write_log(worker, "second\n")
+    assert await get(f"{base}/containerLogs/default/web/c?previous=true") == (200, "first\n")
+    assert await get(f"{base}/containerLogs/default/web/c") == (200, "second\n")
+
+
+async def test_follow_ends_when_the_container_ends(
+    served: tuple[str, PodWorker, FakeProcessRunner],
+) -> None:
+    base, worker, runner = served
+    write_log(worker, "one\n")
+    follow = asyncio.create_task(get(f"{base}/containerLogs/default/web/c?follow=true"))
+    await asyncio.sleep(0.3)
+    assert worker.containers is not None
+    path = worker.containers.log_file("c")
+    assert path is not None
+    with open(path, "a") as f:
+        f.write("two\n")
+    await asyncio.sleep(0.3)
+    runner.started[0].exit(0)
+    assert await asyncio.wait_for(follow, 5) == (200, "one\ntwo\n")
+
+
+async def test_unknown_pod_is_not_found(served: tuple[str, PodWorker, Any]) -> None:
+    base, _, _ = served
+    status, text = await get(f"{base}/containerLogs/default/nope/c")
+    assert status == 404 and "not found on node node-1" in text
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        (0, {"metadata": {}, "status": "Success"}),
+        (
+            3,
+            {
+                "metadata": {},
+                "status": "Failure",
+                "message": "command terminated with non-zero exit code: exit status 3",
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+            },
+        ),
+    ],
+)
+def test_exec_exit_status_is_what_kubectl_reads(code: int, want: dict[str, Any]) -> None:
+    assert exit_status(code) == want
