@@ -41,9 +41,11 @@ What kubectl 1.32 fetches (read from kubectl/cli-runtime/client-go 1.32 and chec
 * kubectl caches the documents on disk under ``--cache-dir``, keyed by the ``hash`` URLs: a
   second process with an unchanged root fetches only ``/openapi/v3``.
 
-svcnet serves the v3 root and documents and v2 as JSON. It does not produce v2 protobuf: with v3
-present kubectl 1.32 never needs v2 for the commands above (the v2 request for protobuf gets
-406 NotAcceptable, as a server without that encoding answers).
+svcnet serves the v3 root and documents and v2 as JSON. As protobuf, v2 is served as a document
+header with no definitions: kubectl 1.32 asks for it only to validate a kind that v3 does not
+describe (a kind the server does not serve, or a CRD's), and a v2 document without that kind
+makes kubectl skip client-side validation and go on to its own "no matches for kind" error, as
+against a real cluster. Without any v2 protobuf kubectl stops at "failed to download openapi".
 
 Caching is upstream's (kube-openapi ``handler3``): every document has an ETag (the upper-case
 hex SHA-512 of its bytes); the root lists each document's URL with ``?hash=<etag>``; a request
@@ -799,9 +801,21 @@ def openapi_v2() -> bytes:
     return _built().v2.body
 
 
-def openapi_v2_protobuf() -> bytes | None:
-    """Not produced: kubectl 1.32 needs v2 only when v3 is missing (see the module docstring)."""
-    return None
+def _pb_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2); payloads here stay under 128 bytes."""
+    assert len(payload) < 128
+    return bytes([(number << 3) | 2, len(payload)]) + payload
+
+
+def openapi_v2_protobuf() -> bytes:
+    """The v2 document as gnostic's ``openapi_v2.Document`` protobuf, header only.
+
+    Fields: swagger (1), info (2: title 1, version 2), paths (8), definitions (9) — the
+    schemas are in v3, which is what kubectl reads for every kind svcnet serves (see the module
+    docstring for why a header is what kubectl needs from v2).
+    """
+    info = _pb_field(1, b"Kubernetes") + _pb_field(2, b"v1.32.0")
+    return _pb_field(1, b"2.0") + _pb_field(2, info) + _pb_field(8, b"") + _pb_field(9, b"")
 
 
 def warm() -> None:
@@ -856,7 +870,12 @@ def serve(
     path = url_path.rstrip("/")
     if path == "/openapi/v2":
         if PROTOBUF_V2 in accept and JSON_CONTENT_TYPE not in accept and "*/*" not in accept:
-            return OpenAPIResponse(406, {"Content-Type": "text/plain"}, b"")
+            # kube-openapi answers with the dotted form: Go's mime parser rejects the '@'.
+            return OpenAPIResponse(
+                200,
+                {"Content-Type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"},
+                openapi_v2_protobuf(),
+            )
         return _document_response(built.v2, None, if_none_match, path, now)
     if path == "/openapi/v3":
         return _document_response(built.root, None, if_none_match, path, now)

@@ -155,11 +155,15 @@ def test_serve_without_hash_is_revalidated_and_answers_304() -> None:
     assert again is not None and again.status == 304 and again.body == b""
 
 
-def test_v2_protobuf_only_is_not_acceptable() -> None:
+def test_v2_protobuf_is_a_document_header_without_definitions() -> None:
     resp = openapi.serve(
         "/openapi/v2", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
     )
-    assert resp is not None and resp.status == 406
+    assert resp is not None and resp.status == 200
+    # swagger "2.0", info {title, version}, empty paths and definitions.
+    assert resp.body == (
+        b"\x0a\x032.0" + b"\x12\x15\x0a\x0aKubernetes\x12\x07v1.32.0" + b"\x42\x00\x4a\x00"
+    )
     json_resp = openapi.serve("/openapi/v2", "application/json")
     assert json_resp is not None and json_resp.status == 200
 
