@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,8 +81,15 @@ _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
 _MISSING = object()
 
 
+_NOW: list[Any] = [-1, ""]  # (second, its RFC 3339 text): one strftime per second, not per write
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(time.time())
+    if second != _NOW[0]:
+        _NOW[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _NOW[0] = second
+    return str(_NOW[1])
 
 
 # --- the typed walk ---------------------------------------------------------------------------
@@ -100,12 +108,32 @@ class _Plan:
     props: Mapping[str, Any] | None = None
     extra: sch.Node | None = None
     item: sch.Node | None = None
+    # The plans of the declared properties (a finite set), of map values and of list items,
+    # filled on first use: the create fast path walks plans without resolving the schema.
+    kids: dict[str, _Plan] = field(default_factory=dict, compare=False, repr=False)
+    more: list[_Plan] = field(default_factory=list, compare=False, repr=False)
 
     def child(self, name: str) -> sch.Node | None:
         if self.props is not None and name in self.props:
             node: sch.Node = self.props[name]
             return node
         return self.extra
+
+    def kid(self, name: str) -> _Plan:
+        plan = self.kids.get(name)
+        if plan is not None:
+            return plan
+        if self.props is not None and name in self.props:
+            plan = self.kids[name] = _plan(self.props[name])
+            return plan
+        if not self.more:
+            self.more.extend((_plan(self.extra), _plan(self.item)))
+        return self.more[0]
+
+    def item_plan(self) -> _Plan:
+        if not self.more:
+            self.more.extend((_plan(self.extra), _plan(self.item)))
+        return self.more[1]
 
 
 _PLANS: dict[int, _Plan] = {}
@@ -226,22 +254,93 @@ def _trie(value: Any, prop: sch.Node | None, where: Path) -> dict[str, Any]:
     return {}
 
 
+class _Untypable(Exception):
+    """The fast walk met what only the general walk reports properly (a bad list-map item)."""
+
+
+def _plain(text: str) -> bool:
+    """Whether ``json.dumps`` writes ``text`` as is between quotes."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _fast_key(item: Any, keys: tuple[str, ...]) -> str:
+    """``_key_of`` without the error paths and, for ints and plain strings, without json."""
+    if not isinstance(item, dict):
+        raise _Untypable
+    values: dict[str, Any] = {}
+    for k in keys:
+        v = item.get(k)
+        if v is None:
+            if k not in _KEY_DEFAULTS:
+                raise _Untypable
+            v = _KEY_DEFAULTS[k]
+        values[k] = v
+    parts = []
+    for k in sorted(values):
+        v = values[k]
+        if type(v) is int and _plain(k):
+            parts.append(f'"{k}":{v}')
+        elif type(v) is str and _plain(k) and _plain(v):
+            parts.append(f'"{k}":"{v}"')
+        else:
+            return "k:" + json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return "k:{" + ",".join(parts) + "}"
+
+
+def _fast_trie(value: Any, plan: _Plan) -> dict[str, Any]:
+    """``_trie`` over precomputed plans, for the create path; raises ``_Untypable``."""
+    shape = plan.shape
+    if shape == "struct":
+        if not isinstance(value, dict):
+            return {}
+        out: dict[str, Any] = {}
+        for k in sorted(value):
+            v = value[k]
+            # A scalar is a leaf whatever its schema says.
+            out["f:" + k] = _fast_trie(v, plan.kid(k)) if isinstance(v, dict | list) else {}
+        return out
+    if shape == "map":
+        if not isinstance(value, list):
+            return {}
+        items: dict[str, Any] = {}
+        item_plan = plan.item_plan()
+        for item in value:
+            items[_fast_key(item, plan.keys)] = {".": {}, **_fast_trie(item, item_plan)}
+        return {k: items[k] for k in sorted(items)}
+    if shape == "set" and isinstance(value, list):
+        return {k: {} for k in sorted({_value_key(v) for v in value})}
+    return {}
+
+
 def fields_trie(
     obj: Mapping[str, Any], gvk: sch.HasGVK, *, subresource: str = ""
 ) -> dict[str, Any]:
     """The FieldsV1 of every owned field of ``obj``: what its creator owns."""
+    try:
+        return _fields_trie(obj, gvk, subresource, fast=True)
+    except _Untypable:
+        # The general walk raises the BadRequest that names the offending item.
+        return _fields_trie(obj, gvk, subresource, fast=False)
+
+
+def _fields_trie(
+    obj: Mapping[str, Any], gvk: sch.HasGVK, subresource: str, *, fast: bool
+) -> dict[str, Any]:
     plan = _plan(sch.root_schema(gvk))
     ignored = _ignored_roots(subresource)
     out: dict[str, Any] = {}
     for k in sorted(obj):
         if k in ignored or k in ("apiVersion", "kind"):
             continue
-        if k == "metadata" and isinstance(obj[k], dict):
-            meta = {m: v for m, v in obj[k].items() if ("f:metadata", "f:" + m) not in _STRIPPED}
-            if meta:
-                out["f:metadata"] = _trie(meta, plan.child("metadata"), ("f:metadata",))
-            continue
-        out["f:" + k] = _trie(obj[k], plan.child(k), ("f:" + k,))
+        value = obj[k]
+        if k == "metadata" and isinstance(value, dict):
+            value = {m: v for m, v in value.items() if ("f:metadata", "f:" + m) not in _STRIPPED}
+            if not value:
+                continue
+        if fast:
+            out["f:" + k] = _fast_trie(value, plan.kid(k))
+        else:
+            out["f:" + k] = _trie(value, plan.child(k), ("f:" + k,))
     return out
 
 

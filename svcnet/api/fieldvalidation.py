@@ -87,10 +87,67 @@ def _walk(
             yield from _walk(child, item, f"{path}[{i}]")
 
 
+class _Check:
+    """What ``_walk`` looks up in one schema node, looked up once per node."""
+
+    __slots__ = ("any", "extra", "extra_any", "item", "node", "props")
+
+    def __init__(self, node: sch.Node | None) -> None:
+        self.node = node  # held, so that the node's id stays its cache key
+        n = sch.resolve(node)
+        self.any = sch.accepts_any(n)
+        self.props: Any = n.get("properties") or {}
+        extra = n.get("additionalProperties")
+        self.extra = extra if isinstance(extra, dict) else None
+        self.extra_any = extra is True
+        item = sch.items(node)
+        self.item = item if item else None
+
+
+_CHECKS: dict[int, _Check] = {}
+_NO_PROP = object()
+
+
+def _check(node: sch.Node | None) -> _Check:
+    check = _CHECKS.get(id(node))
+    if check is None or check.node is not node:
+        check = _CHECKS[id(node)] = _Check(node)
+    return check
+
+
+def _has_unknown(value: Any, check: _Check) -> bool:
+    """Whether ``_walk`` would find anything: the same decisions, no paths, no generators."""
+    if isinstance(value, dict):
+        if check.any:
+            return False
+        props = check.props
+        for key, child in value.items():
+            node = props.get(key, _NO_PROP)
+            if node is _NO_PROP:
+                if check.extra is not None:
+                    node = check.extra
+                elif check.extra_any:
+                    continue
+                else:
+                    return True
+            if isinstance(child, dict | list) and _has_unknown(child, _check(node)):
+                return True
+        return False
+    if isinstance(value, list) and check.item is not None:
+        item = _check(check.item)
+        for child in value:
+            if isinstance(child, dict | list) and _has_unknown(child, item):
+                return True
+    return False
+
+
 def find_unknown_fields(obj: dict[str, Any], gvk: sch.HasGVK) -> list[str]:
     """Paths of the fields of ``obj`` its kind's schema does not have (``spec.foo``)."""
     root = sch.root_schema(gvk)
     if root is None:
+        return []
+    # Nearly every write has no unknown field: answer that with the cheap walk first.
+    if not _has_unknown(obj, _check(root)):
         return []
     return [p for p, _, _ in _walk(obj, root, "")]
 

@@ -26,12 +26,19 @@ Design:
 * All mutations run without awaiting between the check and the change, so on one event loop
   they are atomic without locks. A ``Journal`` (see ``journal.py``) is called before memory
   changes: ``SqliteStore`` is this class plus a journal that commits each write to disk.
+* Group commit, with a ``BatchJournal``: a write changes memory at once (so the next write
+  sees it) but is *staged*: its event is held back and its caller waits. At the end of the
+  event-loop iteration one ``write_batch`` commits every staged write in one transaction;
+  then the events are published and the callers acknowledged. A failed batch is undone in
+  memory and its writes fail. Reads (get, list, count) that see staged data wait for its
+  commit before they return, so nobody ever sees a write that could still be lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections import deque
 from typing import cast
 
@@ -49,7 +56,7 @@ from svcnet.store.interface import (
     WatchClosedError,
     WatchEvent,
 )
-from svcnet.store.journal import Journal, NullJournal
+from svcnet.store.journal import Journal, JournalOp, NullJournal
 
 # kube-apiserver's watch cache keeps a similar number of events per resource; 50,000 events
 # of shared history is a few tens of MB at most since events share the KeyValue objects.
@@ -91,6 +98,17 @@ class MemoryStore:
         # prefix -> (first revision scanned, last revision scanned, matching events)
         self._scan_cache: dict[str, tuple[int, int, builtins.list[WatchEvent]]] = {}
         self._closed = False
+        # Group commit (see the module docstring); None: every write commits on its own.
+        self._write_batch = getattr(self._journal, "write_batch", None)
+        self._staged_ops: builtins.list[JournalOp] = []
+        self._staged_undo: builtins.list[tuple[str, KeyValue | None]] = []
+        self._staged_events: builtins.list[WatchEvent] = []
+        self._staged_acks: builtins.list[asyncio.Future[None]] = []
+        self._staged_keys: set[str] = set()
+        # Resolved with True when the staged batch committed, False when it was undone.
+        self._staged_done: asyncio.Future[bool] | None = None
+        self._staged_base = 0  # the revision before the first staged write
+        self._flush_handle: asyncio.Handle | None = None
 
     # -- loading (used by durable backends before the store serves anything) ----------------
 
@@ -117,16 +135,31 @@ class MemoryStore:
             raise KeyExistsError(key)
         revision = self._revision + 1
         kv = KeyValue(key, value, revision, revision)
+        if self._write_batch is not None:
+            await self._stage(
+                JournalOp(key, kv, revision), None, WatchEvent(EventType.PUT, kv, None)
+            )
+            return kv
         self._journal.put(kv)
         self._data[key] = kv
         self._commit(WatchEvent(EventType.PUT, kv, None))
         return kv
 
     async def get(self, key: str) -> KeyValue | None:
-        self._check_open()
-        return cast(KeyValue | None, self._data.get(key))
+        while True:
+            self._check_open()
+            kv = cast(KeyValue | None, self._data.get(key))
+            # Only a read of staged data waits for its commit.
+            if key not in self._staged_keys or await self._settled():
+                return kv
 
     async def list(self, prefix: str, *, limit: int = 0, start_after: str = "") -> ListResult:
+        while True:
+            result = self._list(prefix, limit, start_after)
+            if not self._staged_under(prefix) or await self._settled():
+                return result
+
+    def _list(self, prefix: str, limit: int, start_after: str) -> ListResult:
         self._check_open()
         if limit < 0:
             raise ValueError("limit must be >= 0")
@@ -146,11 +179,14 @@ class MemoryStore:
         )
 
     async def count(self, prefix: str) -> int:
-        self._check_open()
-        keys = self._data
-        bound = prefix_end(prefix)
-        end = len(keys) if bound is None else cast(int, keys.bisect_left(bound))
-        return max(end - cast(int, keys.bisect_left(prefix)), 0)
+        while True:
+            self._check_open()
+            keys = self._data
+            bound = prefix_end(prefix)
+            end = len(keys) if bound is None else cast(int, keys.bisect_left(bound))
+            n = max(end - cast(int, keys.bisect_left(prefix)), 0)
+            if not self._staged_under(prefix) or await self._settled():
+                return n
 
     async def update(
         self, key: str, value: bytes, expected_mod_revision: int | None = None
@@ -158,6 +194,10 @@ class MemoryStore:
         self._check_put(key, value)
         current = self._current(key, expected_mod_revision)
         kv = KeyValue(key, value, current.create_revision, self._revision + 1)
+        if self._write_batch is not None:
+            event = WatchEvent(EventType.PUT, kv, current)
+            await self._stage(JournalOp(key, kv, kv.mod_revision), current, event)
+            return kv
         self._journal.put(kv)
         self._data[key] = kv
         self._commit(WatchEvent(EventType.PUT, kv, current))
@@ -167,9 +207,13 @@ class MemoryStore:
         self._check_writable(key)
         current = self._current(key, expected_mod_revision)
         revision = self._revision + 1
+        gone = KeyValue(key, current.value, current.create_revision, revision)
+        if self._write_batch is not None:
+            event = WatchEvent(EventType.DELETE, gone, current)
+            await self._stage(JournalOp(key, None, revision), current, event)
+            return gone
         self._journal.delete(key, revision)
         del self._data[key]
-        gone = KeyValue(key, current.value, current.create_revision, revision)
         self._commit(WatchEvent(EventType.DELETE, gone, current))
         return gone
 
@@ -182,6 +226,9 @@ class MemoryStore:
         return MemoryWatch(self, prefix, after_revision)
 
     async def compact(self, revision: int) -> None:
+        # Only committed history can be dropped: the staged events are not in the log yet.
+        while self._staged_done is not None:
+            await self._settled()
         self._check_open()
         if revision > self._revision:
             raise ValueError(
@@ -195,6 +242,11 @@ class MemoryStore:
     async def close(self) -> None:
         if self._closed:
             return
+        if self._staged_done is not None:
+            # Commit what is staged now: its writers are still waiting for the answer.
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
         self._closed = True
         self._wake_all()
         self._journal.close()
@@ -223,6 +275,89 @@ class MemoryStore:
         if expected_mod_revision is not None and current.mod_revision != expected_mod_revision:
             raise RevisionMismatchError(key, current)
         return current
+
+    async def _stage(self, op: JournalOp, previous: KeyValue | None, event: WatchEvent) -> None:
+        """Apply ``op`` in memory now; return once the batch holding it committed."""
+        loop = asyncio.get_running_loop()
+        if self._staged_done is None:
+            self._staged_done = loop.create_future()
+            self._staged_base = self._revision
+            # Runs after the callbacks already queued for this iteration: the writes of
+            # concurrent requests that arrived together land in this batch.
+            self._flush_handle = loop.call_soon(self._flush)
+        if op.kv is None:
+            del self._data[op.key]
+        else:
+            self._data[op.key] = op.kv
+        self._revision = op.revision
+        self._staged_ops.append(op)
+        self._staged_undo.append((op.key, previous))
+        self._staged_events.append(event)
+        self._staged_keys.add(op.key)
+        ack: asyncio.Future[None] = loop.create_future()
+        self._staged_acks.append(ack)
+        batch = self._staged_done
+        try:
+            await ack
+        except asyncio.CancelledError:
+            # The write is in the batch and commits whatever happens to this caller. Returning
+            # as if not cancelled keeps the caller's bookkeeping (a ClusterIP it allocated for
+            # the object) in line with the store; the cancellation comes at its next await.
+            if not await _outcome(batch):
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
+
+    def _staged_under(self, prefix: str) -> bool:
+        if not self._staged_keys:
+            return False
+        return any(key.startswith(prefix) for key in self._staged_keys)
+
+    async def _settled(self) -> bool:
+        """Wait for the staged batch: True if it committed, False if it was undone."""
+        done = self._staged_done
+        assert done is not None
+        # shield: a reader cancelled while waiting must not cancel the batch's future.
+        return await asyncio.shield(done)
+
+    def _flush(self) -> None:
+        """Commit the staged batch in one journal transaction, then publish and acknowledge."""
+        done = self._staged_done
+        if done is None:
+            return
+        ops, self._staged_ops = self._staged_ops, []
+        undo, self._staged_undo = self._staged_undo, []
+        events, self._staged_events = self._staged_events, []
+        acks, self._staged_acks = self._staged_acks, []
+        self._staged_keys = set()
+        self._staged_done = None
+        self._flush_handle = None
+        assert self._write_batch is not None
+        try:
+            self._write_batch(ops)
+        except BaseException as exc:
+            # Undo newest first, so each key ends as it was before the batch.
+            for key, previous in reversed(undo):
+                if previous is None:
+                    self._data.pop(key, None)
+                else:
+                    self._data[key] = previous
+            self._revision = self._staged_base
+            error = exc if isinstance(exc, StoreError) else StoreError(f"writing: {exc!r}")
+            for ack in acks:
+                if not ack.done():
+                    ack.set_exception(error)
+            done.set_result(False)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for event in events:
+            self._commit(event)
+        for ack in acks:
+            if not ack.done():
+                ack.set_result(None)
+        done.set_result(True)
 
     def _commit(self, event: WatchEvent) -> None:
         self._revision = event.revision
@@ -269,11 +404,13 @@ class MemoryStore:
         # Watchers of one prefix usually wake together at the same cursor: the first one
         # filters, the others copy its result (a C-level slice) instead of filtering again.
         from_revision = watch._scanned + 1
+        # The last revision in the log: staged writes (group commit) are past it.
+        published = first + end - 1
         cached = self._scan_cache.get(prefix)
-        if cached is not None and cached[0] == from_revision and cached[1] == self._revision:
+        if cached is not None and cached[0] == from_revision and cached[1] == published:
             hit = cached[2]
             if len(hit) <= max_events:
-                watch._scanned = self._revision
+                watch._scanned = published
                 return hit[:]
         out: builtins.list[WatchEvent] = []
         i = start
@@ -286,7 +423,7 @@ class MemoryStore:
                     break
         watch._scanned = first + i - 1
         if i == end:
-            self._scan_cache[prefix] = (from_revision, self._revision, out[:])
+            self._scan_cache[prefix] = (from_revision, published, out[:])
         return out
 
     def _park(self) -> asyncio.Future[None]:
@@ -298,6 +435,15 @@ class MemoryStore:
         self._waiters.discard(waiter)
         if not waiter.done():
             waiter.cancel()
+
+
+async def _outcome(batch: asyncio.Future[bool]) -> bool:
+    """Whether ``batch`` committed, waiting for it through any cancellation (it ends within
+    the event-loop iteration, or when the store closes)."""
+    while not batch.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(batch)
+    return batch.result()
 
 
 class MemoryWatch:
