@@ -312,6 +312,15 @@ async def test_replicaset_scale_down_deletes_not_ready_pods_first(
     for p in pods:
         if p["metadata"]["name"] in ready:
             await mark_ready(api, p)
+
+    async def two_ready() -> bool:
+        st = (await api.get(REPLICASETS, "front", namespace)).get("status") or {}
+        return st.get("readyReplicas") == 2
+
+    # Scale only once the controller has seen the readiness (its status says so), as a user
+    # would: before that its cache may still hold three not-ready pods, a tie it may break
+    # either way.
+    await eventually(two_ready, what="2 ready in the ReplicaSet's status")
     await api.scale(REPLICASETS, "front", 2, namespace)
     left = await eventually(
         lambda: _exactly(pods_of(api, namespace, "app=front"), 2), what="2 pods"
