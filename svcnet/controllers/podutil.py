@@ -1,5 +1,7 @@
-"""Pure helpers the workload controllers share: pod readiness and availability, the
-deletion ranking, controller references and claims, and pod-template hashing.
+"""Pure functions the controllers share: safe accessors of an object's metadata, spec and
+status (every controller reads the informer caches through them), pod readiness and
+availability, the deletion ranking, controller references and claims, and pod-template
+hashing.
 
 All of it is upstream behaviour (``pkg/api/v1/pod``, ``pkg/controller/controller_utils.go``,
 ``controller_ref_manager.go``, ``pkg/util/hash``); objects are the wire-form dicts the

@@ -29,7 +29,6 @@ from svcnet.client.informer import (
     Informer,
     SharedInformerFactory,
     index_by_namespace,
-    meta_namespace_key,
 )
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.deployment.plan import (
@@ -48,6 +47,8 @@ from svcnet.controllers.deployment.plan import (
     plan_deployment,
     set_condition,
 )
+from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
+from svcnet.controllers.ownership import owners_selecting, resolve_controller_ref
 from svcnet.controllers.podutil import (
     Obj,
     claim,
@@ -59,7 +60,7 @@ from svcnet.controllers.podutil import (
     status,
     uid,
 )
-from svcnet.controllers.replicaset.controller import PODS, REPLICASETS, ClaimWriter, resource_type
+from svcnet.controllers.replicaset.controller import PODS, REPLICASETS, ClaimWriter
 from svcnet.controllers.replicaset.plan import selector_of
 from svcnet.controllers.runtime import DONE, Controller, PermanentError, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
@@ -100,16 +101,7 @@ class DeploymentController:
             recorder=recorder,
             clock=clock,
         )
-        enqueue = self.controller.enqueue
-        self.d_informer.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: enqueue(meta_namespace_key(n)),
-                on_delete=lambda o: enqueue(
-                    o.key if isinstance(o, DeletedFinalStateUnknown) else meta_namespace_key(o)
-                ),
-            )
-        )
+        self.d_informer.add_event_handler(enqueue_own_key(self.controller.enqueue))
         self.rs_informer.add_event_handler(
             FuncHandler(
                 on_add=self._rs_added,
@@ -125,25 +117,10 @@ class DeploymentController:
     # -- handlers ---------------------------------------------------------------------------
 
     def _resolve(self, obj: Obj, ref: Mapping[str, Any] | None) -> str | None:
-        if ref is None or ref.get("kind") != "Deployment":
-            return None
-        key = f"{meta(obj).get('namespace')}/{ref.get('name')}"
-        d = self.d_informer.store.get(key)
-        if d is None or uid(d) != ref.get("uid"):
-            return None
-        return key
+        return resolve_controller_ref(self.d_informer.store, "Deployment", obj, ref)
 
     def _matching(self, rs: Obj) -> list[str]:
-        ns = str(meta(rs).get("namespace") or "")
-        out = []
-        for d in self.d_informer.store.by_index(NAMESPACE_INDEX, ns):
-            try:
-                sel = selector_of(d)
-            except ValueError:
-                continue
-            if not sel.empty and sel.matches(labels(rs)):
-                out.append(meta_namespace_key(d))
-        return out
+        return owners_selecting(self.d_informer.store, rs)
 
     def _rs_added(self, rs: Obj) -> None:
         key = self._resolve(rs, controller_ref(rs))
@@ -169,14 +146,14 @@ class DeploymentController:
                 self.controller.enqueue(k)
 
     def _rs_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
-        rs = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        rs = unwrap(obj)
         key = self._resolve(rs, controller_ref(rs))
         if key is not None:
             self.controller.enqueue(key)
 
     def _pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
         # Recreate waits for the old pods to be gone: their deletion is its signal.
-        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        pod = unwrap(obj)
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return

@@ -17,13 +17,13 @@ from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import (
-    DeletedFinalStateUnknown,
     FuncHandler,
     SharedInformerFactory,
     meta_namespace_key,
     split_key,
 )
 from svcnet.client.rest import ApiClient
+from svcnet.controllers import podutil
 from svcnet.controllers.endpoints.plan import plan_endpoints
 from svcnet.controllers.endpointslice.controller import (
     PODS,
@@ -32,6 +32,7 @@ from svcnet.controllers.endpointslice.controller import (
 )
 from svcnet.controllers.endpointslice.membership import Membership
 from svcnet.controllers.endpointslice.plan import should_pod_be_in_endpoints, trigger_time
+from svcnet.controllers.informers import enqueue_own_key, unwrap
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock
 
@@ -43,15 +44,6 @@ Obj = dict[str, Any]
 _ENDPOINTS = REGISTRY.by_kind("v1", "Endpoints")
 assert _ENDPOINTS is not None
 ENDPOINTS: ResourceType = _ENDPOINTS
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
-
-
-def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
 
 
 class EndpointsController:
@@ -78,25 +70,18 @@ class EndpointsController:
             informers=[self.services, self.pods, self.endpoints],
             clock=clock,
         )
-        enqueue = self.controller.enqueue
-        self.services.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: enqueue(meta_namespace_key(n)),
-                on_delete=lambda o: enqueue(meta_namespace_key(_unwrap(o))),
-            )
-        )
+        self.services.add_event_handler(enqueue_own_key(self.controller.enqueue))
         self.pods.add_event_handler(
             FuncHandler(
                 on_add=self._pod_added,
                 on_update=self._pod_updated,
-                on_delete=lambda o: self._pod_added(_unwrap(o)),
+                on_delete=lambda o: self._pod_added(unwrap(o)),
             )
         )
         self.endpoints.add_event_handler(
             FuncHandler(
                 on_update=lambda _o, n: self._endpoints_changed(n),
-                on_delete=lambda o: self._endpoints_changed(_unwrap(o)),
+                on_delete=lambda o: self._endpoints_changed(unwrap(o)),
             )
         )
 
@@ -108,14 +93,14 @@ class EndpointsController:
         if pod_view(old) == pod_view(new):
             return
         keys = set(self.membership.services_for_pod(new))
-        if _meta(old).get("labels") != _meta(new).get("labels"):
+        if podutil.meta(old).get("labels") != podutil.meta(new).get("labels"):
             keys |= set(self.membership.services_for_pod(old))
         for key in sorted(keys):
             self.controller.enqueue(key)
 
     def _endpoints_changed(self, ep: Obj) -> None:
         key = meta_namespace_key(ep)
-        if self._written.get(key) == str(_meta(ep).get("resourceVersion", "")):
+        if self._written.get(key) == str(podutil.meta(ep).get("resourceVersion", "")):
             return  # the echo of our own write
         if key in self.services.store:
             self.controller.enqueue(key)
@@ -137,7 +122,7 @@ class EndpointsController:
             return DONE
         mine = self._written.get(key)
         if mine is not None and current is not None:
-            have, want = str(_meta(current).get("resourceVersion", "")), mine
+            have, want = str(podutil.meta(current).get("resourceVersion", "")), mine
             if have.isdigit() and want.isdigit() and int(have) < int(want):
                 return Result(requeue=True)  # the cache has not seen our last write yet
         pods = self.membership.pods_for_service(svc)
@@ -161,7 +146,7 @@ class EndpointsController:
                     reason, text = "FailedToUpdateEndpoint", "Failed to update endpoint"
                 self.recorder.event(obj, WARNING, reason, f"{text} {key}: {e}")
             raise TemporaryError(f"endpoints {key}: {e}") from e
-        self._written[key] = str(_meta(written).get("resourceVersion", ""))
+        self._written[key] = str(podutil.meta(written).get("resourceVersion", ""))
         return DONE
 
     async def run(self) -> None:

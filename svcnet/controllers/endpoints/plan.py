@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from svcnet.controllers import podutil
 from svcnet.controllers.endpointslice.plan import (
     HEADLESS_LABEL,
     IPV4,
@@ -37,23 +38,13 @@ PortTuple = tuple[str, int, str, str | None]  # name, port, protocol, appProtoco
 AddrKey = tuple[str, str]  # ip, pod uid
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, Mapping) else {}
-
-
 def _address(pod: Obj, service: Obj, ip: str) -> dict[str, Any]:
-    meta = _meta(pod)
+    meta = podutil.meta(pod)
     addr: dict[str, Any] = {"ip": ip}
     if should_set_hostname(pod, service):
-        addr["hostname"] = _spec(pod)["hostname"]
-    if _spec(pod).get("nodeName"):
-        addr["nodeName"] = _spec(pod)["nodeName"]
+        addr["hostname"] = podutil.spec(pod)["hostname"]
+    if podutil.spec(pod).get("nodeName"):
+        addr["nodeName"] = podutil.spec(pod)["nodeName"]
     addr["targetRef"] = {
         "kind": "Pod",
         "namespace": meta.get("namespace", ""),
@@ -74,7 +65,7 @@ def _port_dict(p: PortTuple) -> dict[str, Any]:
 
 def endpoint_subsets(service: Obj, pods: Sequence[Obj]) -> list[dict[str, Any]]:
     """The repacked subsets for the pods the Service selects."""
-    spec = _spec(service)
+    spec = podutil.spec(service)
     tolerate_unready = bool(spec.get("publishNotReadyAddresses"))
     family = (
         address_types(service)[0]
@@ -90,7 +81,7 @@ def endpoint_subsets(service: Obj, pods: Sequence[Obj]) -> list[dict[str, Any]]:
         ips = pod_addresses(pod, family)
         if not ips:
             continue
-        key = (ips[0], str(_meta(pod).get("uid", "")))
+        key = (ips[0], str(podutil.meta(pod).get("uid", "")))
         ready = tolerate_unready or is_pod_ready(pod)
         service_ports = spec.get("ports") or ()
         offered: set[PortTuple] = set()
@@ -158,8 +149,10 @@ def truncate(subsets: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]
 
 
 def endpoints_labels(service: Obj) -> dict[str, str]:
-    labels = {k: v for k, v in (_meta(service).get("labels") or {}).items() if k != HEADLESS_LABEL}
-    if _spec(service).get("clusterIP") == "None":
+    labels = {
+        k: v for k, v in (podutil.meta(service).get("labels") or {}).items() if k != HEADLESS_LABEL
+    }
+    if podutil.spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
 
@@ -168,7 +161,7 @@ def desired_endpoints_object(
     service: Obj, pods: Sequence[Obj], trigger_time: str | None
 ) -> dict[str, Any]:
     subsets, truncated = truncate(endpoint_subsets(service, pods))
-    m = _meta(service)
+    m = podutil.meta(service)
     annotations: dict[str, str] = {}
     if trigger_time:
         annotations[TRIGGER_TIME_ANNOTATION] = trigger_time
@@ -193,7 +186,7 @@ def plan_endpoints(
     want = desired_endpoints_object(service, pods, trigger_time)
     if current is None:
         return want
-    cur_meta = _meta(current)
+    cur_meta = podutil.meta(current)
     cur_ann = dict(cur_meta.get("annotations") or {})
     same = (
         list(current.get("subsets") or []) == want["subsets"]

@@ -21,17 +21,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from svcnet.api.errors import ApiError, Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import (
     SERVICE_NAME_INDEX,
-    DeletedFinalStateUnknown,
     FuncHandler,
     SharedInformerFactory,
     index_by_namespaced_label,
     meta_namespace_key,
 )
 from svcnet.client.rest import ApiClient
+from svcnet.controllers import podutil
 from svcnet.controllers.endpointslice.membership import Membership
 from svcnet.controllers.endpointslice.plan import (
     MANAGED_BY_LABEL,
@@ -42,6 +41,7 @@ from svcnet.controllers.endpointslice.plan import (
     is_managed,
     plan_slices,
 )
+from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock
 
@@ -51,25 +51,10 @@ COMPONENT = "endpointslice-controller"
 Obj = dict[str, Any]
 
 
-def _rt(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    assert rt is not None, kind
-    return rt
-
-
-PODS = _rt("v1", "Pod")
-SERVICES = _rt("v1", "Service")
-NODES = _rt("v1", "Node")
-SLICES = _rt("discovery.k8s.io/v1", "EndpointSlice")
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+PODS = resource_type("v1", "Pod")
+SERVICES = resource_type("v1", "Service")
+NODES = resource_type("v1", "Node")
+SLICES = resource_type("discovery.k8s.io/v1", "EndpointSlice")
 
 
 def _rv_int(rv: Any) -> int | None:
@@ -81,7 +66,7 @@ def _rv_int(rv: Any) -> int | None:
 
 def pod_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
     """What about a pod a slice or an Endpoints object shows (``podEndpointsChanged``)."""
-    meta, spec, status = _meta(pod), pod.get("spec") or {}, pod.get("status") or {}
+    meta, spec, status = podutil.meta(pod), pod.get("spec") or {}, pod.get("status") or {}
     ready = next(
         (c.get("status") for c in status.get("conditions") or () if c.get("type") == "Ready"), None
     )
@@ -114,7 +99,7 @@ class WriteTracker:
 
     def wrote(self, service_key: str, obj: Mapping[str, Any]) -> None:
         self._written.setdefault(service_key, {})[meta_namespace_key(obj)] = _rv_int(
-            _meta(obj).get("resourceVersion")
+            podutil.meta(obj).get("resourceVersion")
         )
 
     def deleted(self, service_key: str, slice_key: str) -> None:
@@ -122,7 +107,7 @@ class WriteTracker:
 
     def is_echo(self, service_key: str, obj: Mapping[str, Any]) -> bool:
         mine = self._written.get(service_key, {}).get(meta_namespace_key(obj))
-        return mine is not None and mine == _rv_int(_meta(obj).get("resourceVersion"))
+        return mine is not None and mine == _rv_int(podutil.meta(obj).get("resourceVersion"))
 
     def stale(self, service_key: str, lookup: Callable[[str], Mapping[str, Any] | None]) -> bool:
         """True while the cache misses one of our writes for this Service."""
@@ -138,7 +123,7 @@ class WriteTracker:
                 continue
             if cached is None:
                 return True
-            have = _rv_int(_meta(cached).get("resourceVersion"))
+            have = _rv_int(podutil.meta(cached).get("resourceVersion"))
             if have is not None and have < mine:
                 return True
         return False
@@ -178,25 +163,19 @@ class EndpointSliceController:
             recorder=recorder,
             clock=clock,
         )
-        self.services.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: self.controller.enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: self.controller.enqueue(meta_namespace_key(n)),
-                on_delete=lambda o: self.controller.enqueue(meta_namespace_key(_unwrap(o))),
-            )
-        )
+        self.services.add_event_handler(enqueue_own_key(self.controller.enqueue))
         self.pods.add_event_handler(
             FuncHandler(
                 on_add=self._pod_changed_one,
                 on_update=self._pod_updated,
-                on_delete=lambda o: self._pod_changed_one(_unwrap(o)),
+                on_delete=lambda o: self._pod_changed_one(unwrap(o)),
             )
         )
         self.slices.add_event_handler(
             FuncHandler(
                 on_add=self._slice_changed,
                 on_update=lambda _o, n: self._slice_changed(n),
-                on_delete=lambda o: self._slice_changed(_unwrap(o), deleted=True),
+                on_delete=lambda o: self._slice_changed(unwrap(o), deleted=True),
             )
         )
 
@@ -210,7 +189,7 @@ class EndpointSliceController:
         if pod_view(old) == pod_view(new):
             return
         keys = set(self.membership.services_for_pod(new))
-        if _meta(old).get("labels") != _meta(new).get("labels"):
+        if podutil.meta(old).get("labels") != podutil.meta(new).get("labels"):
             keys |= set(self.membership.services_for_pod(old))
         for key in sorted(keys):
             self.controller.enqueue(key)
@@ -218,10 +197,10 @@ class EndpointSliceController:
     def _slice_changed(self, s: Obj, deleted: bool = False) -> None:
         if not is_managed(s):
             return
-        svc = (_meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        svc = (podutil.meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
         if not svc:
             return
-        key = f"{_meta(s).get('namespace', '')}/{svc}"
+        key = f"{podutil.meta(s).get('namespace', '')}/{svc}"
         if not deleted and self.tracker.is_echo(key, s):
             return
         self.controller.enqueue(key)
@@ -253,14 +232,14 @@ class EndpointSliceController:
         zones = {}
         for node_name in {str((p.get("spec") or {}).get("nodeName") or "") for p in pods}:
             node = self.nodes.store.get(node_name) if node_name else None
-            zone = (_meta(node).get("labels") or {}).get(ZONE_LABEL) if node else None
+            zone = (podutil.meta(node).get("labels") or {}).get(ZONE_LABEL) if node else None
             if zone:
                 zones[node_name] = str(zone)
         desired = desired_endpoints(svc, pods, zones)
         self._warn_unresolved(key, svc, desired.unresolved_ports)
         plan = plan_slices(svc, desired, existing, max_endpoints=self.max_endpoints)
         try:
-            await self.apply(key, plan, str(_meta(svc).get("namespace", "")))
+            await self.apply(key, plan, str(podutil.meta(svc).get("namespace", "")))
         except ApiError as e:
             # Upstream's event, so that `kubectl describe service` shows why endpoints lag.
             if self.recorder is not None:
@@ -298,16 +277,16 @@ class EndpointSliceController:
             try:
                 updated = await self.client.update(s)
             except NotFound as e:
-                raise TemporaryError(f"slice {_meta(s).get('name')} vanished: {e}") from e
+                raise TemporaryError(f"slice {podutil.meta(s).get('name')} vanished: {e}") from e
             except Conflict as e:
-                raise TemporaryError(f"slice {_meta(s).get('name')}: {e}") from e
+                raise TemporaryError(f"slice {podutil.meta(s).get('name')}: {e}") from e
             updated.setdefault("metadata", {}).setdefault("namespace", namespace)
             self.tracker.wrote(key, updated)
         for s in plan.delete:
             await self._delete(key, s)
 
     async def _delete(self, key: str, s: Mapping[str, Any]) -> None:
-        m = _meta(s)
+        m = podutil.meta(s)
         with contextlib.suppress(NotFound):
             await self.client.delete(SLICES, str(m.get("name")), str(m.get("namespace")))
         self.tracker.deleted(key, meta_namespace_key(s))

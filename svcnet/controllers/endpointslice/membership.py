@@ -18,16 +18,12 @@ from typing import Any
 
 from svcnet.api.selectors import LabelSelector, selector_from_set
 from svcnet.client.informer import Informer, index_by_namespaced_label, meta_namespace_key
+from svcnet.controllers import podutil
 
 Obj = dict[str, Any]
 
 SELECTOR_PAIR_INDEX = "svcnet.io/service-selector-pair"
 POD_LABEL_INDEX_PREFIX = "svcnet.io/pod-label:"
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
 
 
 def _selector_map(svc: Mapping[str, Any]) -> Mapping[str, str]:
@@ -36,7 +32,7 @@ def _selector_map(svc: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def index_by_selector_pairs(svc: Obj) -> list[str]:
-    ns = _meta(svc).get("namespace", "")
+    ns = podutil.meta(svc).get("namespace", "")
     return [f"{ns}/{k}={v}" for k, v in _selector_map(svc).items()]
 
 
@@ -50,7 +46,7 @@ class Membership:
     def selector(self, svc: Mapping[str, Any]) -> LabelSelector | None:
         """None for a Service without a selector."""
         key = meta_namespace_key(svc)
-        rv = str(_meta(svc).get("resourceVersion", ""))
+        rv = str(podutil.meta(svc).get("resourceVersion", ""))
         hit = self._cache.get(key)
         if hit is not None and hit[0] == rv:
             return hit[1]
@@ -63,8 +59,8 @@ class Membership:
         self._cache.pop(key, None)
 
     def services_for_pod(self, pod: Mapping[str, Any]) -> list[str]:
-        ns = _meta(pod).get("namespace", "")
-        labels = _meta(pod).get("labels") or {}
+        ns = podutil.meta(pod).get("namespace", "")
+        labels = podutil.meta(pod).get("labels") or {}
         keys: set[str] = set()
         for k, v in labels.items():
             for svc in self.services.store.by_index(SELECTOR_PAIR_INDEX, f"{ns}/{k}={v}"):
@@ -81,9 +77,9 @@ class Membership:
         key = sorted(raw)[0]
         index = POD_LABEL_INDEX_PREFIX + key
         self.pods.add_indexers({index: index_by_namespaced_label(key)})
-        ns = _meta(svc).get("namespace", "")
+        ns = podutil.meta(svc).get("namespace", "")
         return [
             p
             for p in self.pods.store.by_index(index, f"{ns}/{raw[key]}")
-            if sel.matches(_meta(p).get("labels") or {})
+            if sel.matches(podutil.meta(p).get("labels") or {})
         ]

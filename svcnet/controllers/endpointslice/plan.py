@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from svcnet.controllers import podutil
+
 Obj = Mapping[str, Any]
 
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -39,37 +41,12 @@ IPV4, IPV6 = "IPv4", "IPv6"
 API_VERSION = "discovery.k8s.io/v1"
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, Mapping) else {}
-
-
-def _status(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("status")
-    return s if isinstance(s, Mapping) else {}
-
-
 def is_pod_ready(pod: Obj) -> bool:
     """``podutil.IsPodReady``: the pod's Ready condition is True."""
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
-        for c in _status(pod).get("conditions") or ()
+        for c in podutil.status(pod).get("conditions") or ()
     )
-
-
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds of a ``metav1.Time``; None when absent or unparsable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def ip_family(ip: str) -> str | None:
@@ -86,16 +63,16 @@ def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
     """``endpointutil.ShouldPodBeInEndpoints``: pods that finished or have no IP are never
     endpoints; terminating pods only when asked (the slice controller always asks, so it can
     publish them as terminating; the Endpoints controller only for publishNotReadyAddresses)."""
-    status = _status(pod)
+    status = podutil.status(pod)
     if status.get("phase") in ("Succeeded", "Failed"):
         return False
     if not status.get("podIP") and not status.get("podIPs"):
         return False
-    return include_terminating or not _meta(pod).get("deletionTimestamp")
+    return include_terminating or not podutil.meta(pod).get("deletionTimestamp")
 
 
 def _container_ports(pod: Obj) -> Iterable[Mapping[str, Any]]:
-    spec = _spec(pod)
+    spec = podutil.spec(pod)
     for c in spec.get("containers") or ():
         yield from c.get("ports") or ()
     # Sidecars (init containers that keep running) serve too, as upstream's FindPort knows.
@@ -150,7 +127,7 @@ def endpoint_ports(service: Obj, pod: Obj) -> tuple[PortKey, tuple[str, ...]]:
     names of the Service ports it could not resolve (upstream skips those silently)."""
     ports: list[EndpointPort] = []
     unresolved: list[str] = []
-    for sp in _spec(service).get("ports") or ():
+    for sp in podutil.spec(service).get("ports") or ():
         number = find_port(pod, sp)
         if number is None:
             unresolved.append(str(sp.get("name") or sp.get("targetPort") or ""))
@@ -176,7 +153,7 @@ def slice_port_key(slice_: Obj) -> PortKey:
 def address_types(service: Obj) -> list[str]:
     """``getAddressTypesForService``: the Service's ipFamilies; else its ClusterIP's family;
     else (a headless Service from before dual-stack) both."""
-    spec = _spec(service)
+    spec = podutil.spec(service)
     families = [f for f in spec.get("ipFamilies") or () if f in (IPV4, IPV6)]
     if families:
         return families
@@ -189,7 +166,7 @@ def address_types(service: Obj) -> list[str]:
 
 
 def pod_addresses(pod: Obj, family: str) -> list[str]:
-    status = _status(pod)
+    status = podutil.status(pod)
     ips = [str(p.get("ip")) for p in status.get("podIPs") or () if p.get("ip")]
     if not ips and status.get("podIP"):
         ips = [str(status["podIP"])]
@@ -203,7 +180,7 @@ def pod_addresses(pod: Obj, family: str) -> list[str]:
 def should_set_hostname(pod: Obj, service: Obj) -> bool:
     """``ShouldSetHostname``: a pod with spec.hostname whose spec.subdomain names the Service
     (how a StatefulSet's pods get ``web-0.web.default.svc``)."""
-    pm, sm, ps = _meta(pod), _meta(service), _spec(pod)
+    pm, sm, ps = podutil.meta(pod), podutil.meta(service), podutil.spec(pod)
     return (
         bool(ps.get("hostname"))
         and ps.get("subdomain") == sm.get("name")
@@ -216,9 +193,11 @@ def pod_to_endpoint(pod: Obj, service: Obj, family: str, zone: str | None) -> di
     ready = serving and not terminating — or always, when the Service publishes not-ready
     addresses."""
     serving = is_pod_ready(pod)
-    terminating = bool(_meta(pod).get("deletionTimestamp"))
-    ready = bool(_spec(service).get("publishNotReadyAddresses")) or (serving and not terminating)
-    meta = _meta(pod)
+    terminating = bool(podutil.meta(pod).get("deletionTimestamp"))
+    ready = bool(podutil.spec(service).get("publishNotReadyAddresses")) or (
+        serving and not terminating
+    )
+    meta = podutil.meta(pod)
     ep: dict[str, Any] = {
         "addresses": pod_addresses(pod, family),
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
@@ -229,13 +208,13 @@ def pod_to_endpoint(pod: Obj, service: Obj, family: str, zone: str | None) -> di
             "uid": meta.get("uid", ""),
         },
     }
-    node = _spec(pod).get("nodeName")
+    node = podutil.spec(pod).get("nodeName")
     if node:
         ep["nodeName"] = node
     if zone:
         ep["zone"] = zone
     if should_set_hostname(pod, service):
-        ep["hostname"] = _spec(pod)["hostname"]
+        ep["hostname"] = podutil.spec(pod)["hostname"]
     return ep
 
 
@@ -269,7 +248,7 @@ def trigger_time(service: Obj, pods: Sequence[Obj]) -> str | None:
     Service and its pods (creation, deletion, a condition's transition). Upstream tracks the
     changes it observed between syncs; the latest timestamp on the objects is the same value
     once every change has been seen, and needs no state."""
-    latest = parse_time(_meta(service).get("creationTimestamp")) or 0.0
+    latest = podutil.parse_time(podutil.meta(service).get("creationTimestamp")) or 0.0
     for pod in pods:
         latest = max(latest, _pod_change_time(pod))
     return _rfc3339(latest) if latest else None
@@ -277,10 +256,13 @@ def trigger_time(service: Obj, pods: Sequence[Obj]) -> str | None:
 
 def _pod_change_time(pod: Obj) -> float:
     times = [
-        parse_time(_meta(pod).get("creationTimestamp")),
-        parse_time(_meta(pod).get("deletionTimestamp")),
+        podutil.parse_time(podutil.meta(pod).get("creationTimestamp")),
+        podutil.parse_time(podutil.meta(pod).get("deletionTimestamp")),
     ]
-    times += [parse_time(c.get("lastTransitionTime")) for c in _status(pod).get("conditions") or ()]
+    times += [
+        podutil.parse_time(c.get("lastTransitionTime"))
+        for c in podutil.status(pod).get("conditions") or ()
+    ]
     return max((t for t in times if t is not None), default=0.0)
 
 
@@ -299,7 +281,7 @@ def desired_endpoints(
         ports, unresolved = endpoint_ports(service, pod)
         unresolved_by_pod.append(set(unresolved))
         included.append(pod)
-        zone = zones.get(str(_spec(pod).get("nodeName") or ""))
+        zone = zones.get(str(podutil.spec(pod).get("nodeName") or ""))
         for family in families:
             ep = pod_to_endpoint(pod, service, family, zone)
             if not ep["addresses"]:
@@ -323,18 +305,18 @@ def slice_labels(service: Obj) -> dict[str, str]:
     the service-name and managed-by labels, and headless when there is no ClusterIP."""
     labels = {
         k: v
-        for k, v in (_meta(service).get("labels") or {}).items()
+        for k, v in (podutil.meta(service).get("labels") or {}).items()
         if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)
     }
-    labels[SERVICE_NAME_LABEL] = str(_meta(service).get("name", ""))
+    labels[SERVICE_NAME_LABEL] = str(podutil.meta(service).get("name", ""))
     labels[MANAGED_BY_LABEL] = CONTROLLER_NAME
-    if _spec(service).get("clusterIP") == "None":
+    if podutil.spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
 
 
 def owner_reference(service: Obj) -> dict[str, Any]:
-    m = _meta(service)
+    m = podutil.meta(service)
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -346,11 +328,11 @@ def owner_reference(service: Obj) -> dict[str, Any]:
 
 
 def is_managed(slice_: Obj) -> bool:
-    return (_meta(slice_).get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+    return (podutil.meta(slice_).get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
 
 
 def new_slice(service: Obj, address_type: str, ports: PortKey) -> dict[str, Any]:
-    m = _meta(service)
+    m = podutil.meta(service)
     return {
         "apiVersion": API_VERSION,
         "kind": "EndpointSlice",
@@ -380,13 +362,13 @@ class SlicePlan:
 
 def _copy_slice(s: Obj) -> dict[str, Any]:
     out = dict(s)
-    out["metadata"] = dict(_meta(s))
+    out["metadata"] = dict(podutil.meta(s))
     out["endpoints"] = [dict(e) for e in s.get("endpoints") or ()]
     return out
 
 
 def _name(s: Obj) -> str:
-    return str(_meta(s).get("name") or "")
+    return str(podutil.meta(s).get("name") or "")
 
 
 def _ep_sort_key(ep: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -394,8 +376,8 @@ def _ep_sort_key(ep: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
 
 
 def _owned_by(slice_: Obj, service: Obj) -> bool:
-    uid = _meta(service).get("uid")
-    refs = _meta(slice_).get("ownerReferences") or ()
+    uid = podutil.meta(service).get("uid")
+    refs = podutil.meta(slice_).get("ownerReferences") or ()
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
 
 
@@ -425,7 +407,7 @@ def _reconcile_port_map(
             if new != ep:
                 changed = True
             kept.append(new)
-        if (_meta(s).get("labels") or {}) != labels or not _owned_by(s, service):
+        if (podutil.meta(s).get("labels") or {}) != labels or not _owned_by(s, service):
             changed = True
         if not kept:
             plan.delete.append(dict(s))
@@ -472,7 +454,7 @@ def _is_placeholder(s: Obj, service: Obj) -> bool:
     return (
         not s.get("endpoints")
         and not s.get("ports")
-        and (_meta(s).get("labels") or {}) == slice_labels(service)
+        and (podutil.meta(s).get("labels") or {}) == slice_labels(service)
         and _owned_by(s, service)
     )
 
@@ -544,7 +526,7 @@ def _reuse_deleted(plan: SlicePlan) -> None:
         upd["metadata"] = {
             **new["metadata"],
             "name": _name(reuse),
-            "resourceVersion": _meta(reuse).get("resourceVersion"),
+            "resourceVersion": podutil.meta(reuse).get("resourceVersion"),
         }
         upd["metadata"].pop("generateName", None)
         plan.update.append(upd)

@@ -16,17 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from svcnet.api.errors import Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     SERVICE_NAME_INDEX,
-    DeletedFinalStateUnknown,
     FuncHandler,
     SharedInformerFactory,
     index_by_namespaced_label,
     meta_namespace_key,
 )
 from svcnet.client.rest import ApiClient
+from svcnet.controllers import podutil
+from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
 from svcnet.controllers.lbipam.plan import (
     ANNOUNCE_ANNOTATION,
     DEFAULT_POOLS,
@@ -58,25 +58,10 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 Obj = dict[str, Any]
 
 
-def _rt(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    assert rt is not None, kind
-    return rt
-
-
-SERVICES = _rt("v1", "Service")
-NODES = _rt("v1", "Node")
-SLICES = _rt("discovery.k8s.io/v1", "EndpointSlice")
-CONFIGMAPS = _rt("v1", "ConfigMap")
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+SERVICES = resource_type("v1", "Service")
+NODES = resource_type("v1", "Node")
+SLICES = resource_type("discovery.k8s.io/v1", "EndpointSlice")
+CONFIGMAPS = resource_type("v1", "ConfigMap")
 
 
 class LoadBalancerIpam:
@@ -116,14 +101,7 @@ class LoadBalancerIpam:
             recorder=recorder,
             clock=clock,
         )
-        enqueue = self.controller.enqueue
-        self.services.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: enqueue(meta_namespace_key(n)),
-                on_delete=lambda o: enqueue(meta_namespace_key(_unwrap(o))),
-            )
-        )
+        self.services.add_event_handler(enqueue_own_key(self.controller.enqueue))
         self.nodes.add_event_handler(
             FuncHandler(
                 on_add=lambda _n: self._reelect_all(),
@@ -135,7 +113,7 @@ class LoadBalancerIpam:
             FuncHandler(
                 on_add=self._slice_changed,
                 on_update=lambda _o, n: self._slice_changed(n),
-                on_delete=lambda o: self._slice_changed(_unwrap(o)),
+                on_delete=lambda o: self._slice_changed(unwrap(o)),
             )
         )
 
@@ -186,10 +164,10 @@ class LoadBalancerIpam:
             self.controller.enqueue(key)
 
     def _slice_changed(self, s: Obj) -> None:
-        svc = (_meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        svc = (podutil.meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
         if not svc:
             return
-        key = f"{_meta(s).get('namespace', '')}/{svc}"
+        key = f"{podutil.meta(s).get('namespace', '')}/{svc}"
         cached = self.services.store.get(key)
         # Only Local-policy addresses follow their endpoints.
         if (
@@ -233,13 +211,13 @@ class LoadBalancerIpam:
             return DONE
         self.pending.discard(key)
         self._failed.pop(key, None)
-        ns = str(_meta(svc).get("namespace", ""))
+        ns = str(podutil.meta(svc).get("namespace", ""))
         slices = self.slices.store.by_index(SERVICE_NAME_INDEX, key)
         announcer = announcer_for(
             svc,
             result.ip,
             self.nodes.store.list(),
-            [s for s in slices if _meta(s).get("namespace") == ns],
+            [s for s in slices if podutil.meta(s).get("namespace") == ns],
         )
         await self._write(svc, result.ip, result.pool, announcer)
         return DONE
@@ -259,7 +237,7 @@ class LoadBalancerIpam:
     async def _write(
         self, svc: Obj, ip: str | None, pool: str | None, announcer: str | None
     ) -> None:
-        meta = _meta(svc)
+        meta = podutil.meta(svc)
         name, ns = str(meta.get("name")), str(meta.get("namespace"))
         ann = meta.get("annotations") or {}
         want_ann = {POOL_ANNOTATION: pool, ANNOUNCE_ANNOTATION: announcer}
@@ -301,7 +279,10 @@ class LoadBalancerIpam:
         """Take back the addresses Services already show, oldest first."""
         services = sorted(
             (s for s in self.services.store.list() if wants_address(s)),
-            key=lambda s: (str(_meta(s).get("creationTimestamp", "")), meta_namespace_key(s)),
+            key=lambda s: (
+                str(podutil.meta(s).get("creationTimestamp", "")),
+                meta_namespace_key(s),
+            ),
         )
         for svc in services:
             for ing in current_ingress(svc):

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.controllers import podutil
+
 Obj = Mapping[str, Any]
 
 DEFAULT_POOLS: dict[str, list[str]] = {"default": ["172.18.255.0/24"]}
@@ -196,19 +198,9 @@ class Allocator:
 # -- Services ------------------------------------------------------------------------------
 
 
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, Mapping) else {}
-
-
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
 def wants_address(service: Obj) -> bool:
     """A LoadBalancer Service of no class, or of ours."""
-    spec = _spec(service)
+    spec = podutil.spec(service)
     return spec.get("type") == "LoadBalancer" and spec.get("loadBalancerClass") in (
         None,
         "",
@@ -217,15 +209,15 @@ def wants_address(service: Obj) -> bool:
 
 
 def requested_ips(service: Obj) -> list[str]:
-    ann = (_meta(service).get("annotations") or {}).get(IPS_ANNOTATION)
+    ann = (podutil.meta(service).get("annotations") or {}).get(IPS_ANNOTATION)
     if ann:
         return [s.strip() for s in str(ann).split(",") if s.strip()]
-    ip = _spec(service).get("loadBalancerIP")
+    ip = podutil.spec(service).get("loadBalancerIP")
     return [str(ip)] if ip else []
 
 
 def ip_version(service: Obj) -> int:
-    families = _spec(service).get("ipFamilies") or ["IPv4"]
+    families = podutil.spec(service).get("ipFamilies") or ["IPv4"]
     return 6 if families[0] == "IPv6" else 4
 
 
@@ -245,7 +237,7 @@ def allocation_failed_message(service_key: str, reason: str) -> str:
 
 
 def node_is_eligible(node: Obj) -> bool:
-    if EXCLUDE_LABEL in (_meta(node).get("labels") or {}):
+    if EXCLUDE_LABEL in (podutil.meta(node).get("labels") or {}):
         return False
     for c in (node.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready":
@@ -270,8 +262,8 @@ def local_endpoint_nodes(slices: Sequence[Obj]) -> set[str]:
 
 
 def announcer_for(service: Obj, ip: str, nodes: Sequence[Obj], slices: Sequence[Obj]) -> str | None:
-    names = [str(_meta(n).get("name")) for n in nodes if node_is_eligible(n)]
-    if _spec(service).get("externalTrafficPolicy") == "Local":
+    names = [str(podutil.meta(n).get("name")) for n in nodes if node_is_eligible(n)]
+    if podutil.spec(service).get("externalTrafficPolicy") == "Local":
         hosting = local_endpoint_nodes(slices)
         names = [n for n in names if n in hosting]
     return elect_announcer(ip, names)

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from svcnet.api.errors import Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NODE_NAME_INDEX,
@@ -29,6 +28,8 @@ from svcnet.client.informer import (
     index_by_node_name,
 )
 from svcnet.client.rest import ApiClient
+from svcnet.controllers import podutil
+from svcnet.controllers.informers import resource_type, unwrap
 from svcnet.controllers.nodelifecycle.plan import (
     DEFAULT_NODE_MONITOR_GRACE_PERIOD,
     DEFAULT_ORPHAN_QUARANTINE,
@@ -55,28 +56,13 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
-def _rt(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    assert rt is not None, kind
-    return rt
-
-
-PODS = _rt("v1", "Pod")
-NODES = _rt("v1", "Node")
-LEASES = _rt("coordination.k8s.io/v1", "Lease")
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+PODS = resource_type("v1", "Pod")
+NODES = resource_type("v1", "Node")
+LEASES = resource_type("coordination.k8s.io/v1", "Lease")
 
 
 def name_of(obj: Obj | DeletedFinalStateUnknown) -> str:
-    return str(_meta(_unwrap(obj)).get("name", ""))
+    return str(podutil.meta(unwrap(obj)).get("name", ""))
 
 
 class NodeLifecycle:
@@ -172,7 +158,7 @@ class NodeLifecycle:
         updated = with_unknown_conditions(node, now)
         if updated is None:
             return node
-        name = str(_meta(node).get("name"))
+        name = str(podutil.meta(node).get("name"))
         log.warning("node %s: no heartbeat for %.1fs: Ready=Unknown", name, self.grace)
         written = await self.client.update_status(updated)
         if self.recorder is not None:
@@ -189,7 +175,7 @@ class NodeLifecycle:
         updated["spec"] = {**(node.get("spec") or {}), "taints": taints or None}
         log.info(
             "node %s: taints now %s",
-            _meta(node).get("name"),
+            podutil.meta(node).get("name"),
             [f"{t['key']}:{t['effect']}" for t in taints],
         )
         return await self.client.update(updated)
@@ -206,7 +192,7 @@ class NodeLifecycle:
 
     async def _evict(self, node: Obj, now: str) -> float | None:
         """Evict what is due; the seconds until the next eviction, if any."""
-        name = str(_meta(node).get("name"))
+        name = str(podutil.meta(node).get("name"))
         wall = self.clock.time()
         soonest: float | None = None
         for pod in self.pods.store.by_index(NODE_NAME_INDEX, name):
@@ -241,7 +227,7 @@ class NodeLifecycle:
     async def _delete_pod(
         self, pod: Obj, now: str, reason: Mapping[str, str] | None = None
     ) -> None:
-        m = _meta(pod)
+        m = podutil.meta(pod)
         ns, pod_name = str(m.get("namespace")), str(m.get("name"))
         if self.recorder is not None and not m.get("deletionTimestamp") and reason is None:
             self.recorder.event(

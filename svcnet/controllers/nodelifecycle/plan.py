@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
+from svcnet.controllers import podutil
 from svcnet.controllers.scheduler.plan import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -48,16 +48,6 @@ REASON_NEVER = "NodeStatusNeverUpdated"
 MESSAGE_NEVER = "Kubelet never posted node status."
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, Mapping) else {}
-
-
 def _conditions(obj: Obj) -> list[Mapping[str, Any]]:
     return list((obj.get("status") or {}).get("conditions") or ())
 
@@ -69,15 +59,6 @@ def ready_condition(node: Obj) -> Mapping[str, Any] | None:
 def ready_status(node: Obj) -> str:
     c = ready_condition(node)
     return str(c.get("status") or "Unknown") if c is not None else "Unknown"
-
-
-def parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # -- health --------------------------------------------------------------------------------
@@ -97,7 +78,7 @@ def observe(previous: Health | None, node: Obj, lease: Obj | None, now: float) -
     probe time to now; the first sight of a node gives it a full grace period."""
     ready = ready_condition(node)
     heartbeat = str((ready or {}).get("lastHeartbeatTime") or "")
-    renew = str(_spec(lease).get("renewTime") or "") if lease is not None else ""
+    renew = str(podutil.spec(lease).get("renewTime") or "") if lease is not None else ""
     if previous is None:
         return Health(now, heartbeat, renew)
     if heartbeat != previous.heartbeat or renew != previous.renew_time:
@@ -150,7 +131,7 @@ _MANAGED_KEYS = (TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE)
 
 def desired_taints(node: Obj, now: str) -> list[dict[str, Any]]:
     """The node's taints with the condition taints set as its conditions say."""
-    current = [dict(t) for t in _spec(node).get("taints") or ()]
+    current = [dict(t) for t in podutil.spec(node).get("taints") or ()]
     want: list[tuple[str, str]] = []
     # A node that has not posted a Ready condition yet is not ready (the kubelet registers
     # with the not-ready taint); it becomes unreachable only once the grace period says so.
@@ -159,7 +140,7 @@ def desired_taints(node: Obj, now: str) -> list[dict[str, Any]]:
         want += [(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute")]
     elif status == "Unknown":
         want += [(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]
-    if _spec(node).get("unschedulable"):
+    if podutil.spec(node).get("unschedulable"):
         want.append((TAINT_UNSCHEDULABLE, "NoSchedule"))
     out = [
         t
@@ -180,7 +161,7 @@ def taints_changed(node: Obj, taints: Sequence[Mapping[str, Any]]) -> bool:
     def norm(ts: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
         return {(str(t.get("key")), str(t.get("effect")), str(t.get("value") or "")) for t in ts}
 
-    return norm(list(_spec(node).get("taints") or ())) != norm(taints)
+    return norm(list(podutil.spec(node).get("taints") or ())) != norm(taints)
 
 
 # -- pods ----------------------------------------------------------------------------------
@@ -202,13 +183,13 @@ def eviction_time(
     pod: Obj, node: Obj, now_wall: float, pod_eviction_timeout: float
 ) -> float | None:
     """When (wall seconds) the pod must go because of the node's NoExecute taints; None: never."""
-    taints = [t for t in _spec(node).get("taints") or () if t.get("effect") == "NoExecute"]
+    taints = [t for t in podutil.spec(node).get("taints") or () if t.get("effect") == "NoExecute"]
     if not taints:
         return None
-    tolerations = list(_spec(pod).get("tolerations") or ())
+    tolerations = list(podutil.spec(pod).get("tolerations") or ())
     deadline: float | None = None
     for taint in taints:
-        added = parse_time(taint.get("timeAdded")) or now_wall
+        added = podutil.parse_time(taint.get("timeAdded")) or now_wall
         if not tolerated(tolerations, taint):
             due = added + pod_eviction_timeout
         else:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from svcnet.api.errors import ApiError, Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.registry import ResourceType
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -29,6 +29,8 @@ from svcnet.client.informer import (
     meta_namespace_key,
 )
 from svcnet.client.rest import ApiClient
+from svcnet.controllers.informers import deleted_key, resource_type, unwrap
+from svcnet.controllers.ownership import owners_selecting, resolve_controller_ref
 from svcnet.controllers.podutil import (
     Obj,
     controller_ref,
@@ -47,7 +49,6 @@ from svcnet.controllers.replicaset.plan import (
     plan_replica_set,
     replica_set_status,
     requeue_for_availability,
-    selector_of,
     status_changed,
 )
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
@@ -56,12 +57,6 @@ from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 log = logging.getLogger(__name__)
 
 COMPONENT = "replicaset-controller"
-
-
-def resource_type(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    assert rt is not None, kind
-    return rt
 
 
 PODS = resource_type("v1", "Pod")
@@ -185,32 +180,16 @@ class ReplicaSetController:
     # -- handlers: enqueue and count expectations only -------------------------------------
 
     def _rs_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
-        key = obj.key if isinstance(obj, DeletedFinalStateUnknown) else meta_namespace_key(obj)
+        key = deleted_key(obj)
         self.expectations.forget(key)
         self.controller.enqueue(key)
 
     def _resolve(self, pod: Obj, ref: Mapping[str, Any] | None) -> str | None:
-        """The key of the ReplicaSet ``ref`` names, if it is in the cache with that uid."""
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return None
-        key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
-        rs = self.rs_informer.store.get(key)
-        if rs is None or uid(rs) != ref.get("uid"):
-            return None
-        return key
+        return resolve_controller_ref(self.rs_informer.store, "ReplicaSet", pod, ref)
 
     def _matching(self, pod: Obj) -> list[str]:
         """Every ReplicaSet whose selector matches an orphan (one will adopt it)."""
-        ns = str(meta(pod).get("namespace") or "")
-        pod_labels = labels(pod)
-        out = []
-        for rs in self.rs_informer.store.by_index(NAMESPACE_INDEX, ns):
-            try:
-                if selector_of(rs).matches(pod_labels) and not selector_of(rs).empty:
-                    out.append(meta_namespace_key(rs))
-            except ValueError:
-                continue
-        return out
+        return owners_selecting(self.rs_informer.store, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         if is_terminating(pod):
@@ -249,7 +228,7 @@ class ReplicaSetController:
                 self.controller.enqueue(k)
 
     def _pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
-        pod = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        pod = unwrap(obj)
         key = self._resolve(pod, controller_ref(pod))
         if key is None:
             return

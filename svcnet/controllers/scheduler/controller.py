@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from svcnet.api.errors import Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NODE_NAME_INDEX,
@@ -28,6 +27,8 @@ from svcnet.client.informer import (
     meta_namespace_key,
 )
 from svcnet.client.rest import ApiClient
+from svcnet.controllers import podutil
+from svcnet.controllers.informers import resource_type, unwrap
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.controllers.scheduler.plan import (
     DEFAULT_SCHEDULER,
@@ -48,30 +49,15 @@ Obj = dict[str, Any]
 UNSCHEDULABLE_FLUSH_SECONDS = 300.0
 
 
-def _rt(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    assert rt is not None, kind
-    return rt
-
-
-PODS = _rt("v1", "Pod")
-NODES = _rt("v1", "Node")
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj:
-    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+PODS = resource_type("v1", "Pod")
+NODES = resource_type("v1", "Node")
 
 
 def node_view(node: Mapping[str, Any]) -> tuple[Any, ...]:
     """What about a node can change a scheduling decision (heartbeats cannot)."""
     spec = node.get("spec") or {}
     return (
-        tuple(sorted((_meta(node).get("labels") or {}).items())),
+        tuple(sorted((podutil.meta(node).get("labels") or {}).items())),
         repr(spec.get("taints")),
         bool(spec.get("unschedulable")),
         ready_status(node),
@@ -82,8 +68,8 @@ def pod_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
     """What about a pending pod can change where it fits (its status cannot)."""
     return (
         repr(pod.get("spec")),
-        repr(_meta(pod).get("labels")),
-        bool(_meta(pod).get("deletionTimestamp")),
+        repr(podutil.meta(pod).get("labels")),
+        bool(podutil.meta(pod).get("deletionTimestamp")),
     )
 
 
@@ -150,7 +136,7 @@ class Scheduler:
             self.controller.enqueue(meta_namespace_key(new))
 
     def _pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
-        pod = _unwrap(obj)
+        pod = unwrap(obj)
         key = meta_namespace_key(pod)
         self.assumed.pop(key, None)
         self.unschedulable.discard(key)
@@ -181,8 +167,8 @@ class Scheduler:
             if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
                 extra.setdefault(node_name, []).append(pod)
         states = []
-        for node in sorted(self.nodes.store.list(), key=lambda n: str(_meta(n).get("name"))):
-            name = str(_meta(node).get("name", ""))
+        for node in sorted(self.nodes.store.list(), key=lambda n: str(podutil.meta(n).get("name"))):
+            name = str(podutil.meta(node).get("name", ""))
             pods = self.pods.store.by_index(NODE_NAME_INDEX, name) + extra.get(name, [])
             states.append(NodeState(node, pods))
         return states
@@ -192,7 +178,7 @@ class Scheduler:
         if pod is None or not needs_scheduling(pod, self.scheduler_name):
             self.unschedulable.discard(key)
             return DONE
-        uid = str(_meta(pod).get("uid", ""))
+        uid = str(podutil.meta(pod).get("uid", ""))
         if self.assumed.get(key, ("", ""))[0] == uid:
             return DONE  # bound already; the cache will catch up
         decision = schedule(pod, self.node_states())
@@ -227,8 +213,11 @@ class Scheduler:
 
     async def _bind(self, key: str, pod: Obj, node: str) -> None:
         """One binding; never raises (it runs in the scheduler's TaskGroup)."""
-        ns, name = str(_meta(pod).get("namespace", "")), str(_meta(pod).get("name", ""))
-        uid = str(_meta(pod).get("uid", ""))
+        ns, name = (
+            str(podutil.meta(pod).get("namespace", "")),
+            str(podutil.meta(pod).get("name", "")),
+        )
+        uid = str(podutil.meta(pod).get("uid", ""))
         async with self._binding_slots:
             try:
                 await self.client.bind(name, ns, node, uid)

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.controllers import podutil
+
 Obj = Mapping[str, Any]
 
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -39,23 +41,13 @@ REASON_PORTS = "node(s) didn't have free ports for the requested pod ports"
 NO_NODES = "no nodes available to schedule pods"
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, Mapping) else {}
-
-
 def needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
-    spec = _spec(pod)
+    spec = podutil.spec(pod)
     phase = (pod.get("status") or {}).get("phase")
     return (
         not spec.get("nodeName")
         and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == scheduler_name
-        and not _meta(pod).get("deletionTimestamp")
+        and not podutil.meta(pod).get("deletionTimestamp")
         and phase not in ("Succeeded", "Failed")
     )
 
@@ -89,7 +81,7 @@ def ready_status(node: Obj) -> str:
 
 
 def effective_taints(node: Obj) -> list[Mapping[str, Any]]:
-    taints = list(_spec(node).get("taints") or ())
+    taints = list(podutil.spec(node).get("taints") or ())
     status = ready_status(node)
     if status != "True":
         key = TAINT_UNREACHABLE if status == "Unknown" else TAINT_NOT_READY
@@ -126,25 +118,25 @@ def _match_expression(expr: Mapping[str, Any], value: str | None) -> bool:
 
 
 def _match_term(term: Mapping[str, Any], node: Obj) -> bool:
-    labels = _meta(node).get("labels") or {}
+    labels = podutil.meta(node).get("labels") or {}
     exprs = term.get("matchExpressions") or ()
     fields = term.get("matchFields") or ()
     if not exprs and not fields:
         return False  # an empty term matches nothing
     return all(_match_expression(e, labels.get(e.get("key"))) for e in exprs) and all(
         _match_expression(
-            f, str(_meta(node).get("name")) if f.get("key") == "metadata.name" else None
+            f, str(podutil.meta(node).get("name")) if f.get("key") == "metadata.name" else None
         )
         for f in fields
     )
 
 
 def matches_node_affinity(pod: Obj, node: Obj) -> bool:
-    labels = _meta(node).get("labels") or {}
-    selector = _spec(pod).get("nodeSelector") or {}
+    labels = podutil.meta(node).get("labels") or {}
+    selector = podutil.spec(pod).get("nodeSelector") or {}
     if any(labels.get(k) != v for k, v in selector.items()):
         return False
-    required = ((_spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
+    required = ((podutil.spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     )
     if not required:
@@ -157,7 +149,7 @@ def matches_node_affinity(pod: Obj, node: Obj) -> bool:
 
 def host_ports(pod: Obj) -> set[tuple[str, str, int]]:
     out = set()
-    for c in _spec(pod).get("containers") or ():
+    for c in podutil.spec(pod).get("containers") or ():
         for p in c.get("ports") or ():
             if p.get("hostPort"):
                 out.add(
@@ -187,14 +179,14 @@ class NodeState:
 
     @property
     def name(self) -> str:
-        return str(_meta(self.node).get("name", ""))
+        return str(podutil.meta(self.node).get("name", ""))
 
 
 def filter_node(pod: Obj, state: NodeState) -> str | None:
     """The reason the pod cannot go to this node, or None when it fits."""
     node = state.node
-    tolerations = list(_spec(pod).get("tolerations") or ())
-    if _spec(node).get("unschedulable") and not tolerated(
+    tolerations = list(podutil.spec(pod).get("tolerations") or ())
+    if podutil.spec(node).get("unschedulable") and not tolerated(
         tolerations, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}
     ):
         return REASON_UNSCHEDULABLE
@@ -214,10 +206,10 @@ def filter_node(pod: Obj, state: NodeState) -> str | None:
 
 
 def _owner_key(pod: Obj) -> tuple[str, ...]:
-    for ref in _meta(pod).get("ownerReferences") or ():
+    for ref in podutil.meta(pod).get("ownerReferences") or ():
         if ref.get("controller"):
             return ("owner", str(ref.get("uid", "")))
-    labels = _meta(pod).get("labels") or {}
+    labels = podutil.meta(pod).get("labels") or {}
     return ("labels", *sorted(f"{k}={v}" for k, v in labels.items()))
 
 
@@ -267,7 +259,7 @@ def schedule(pod: Obj, nodes: Sequence[NodeState]) -> Bind | Unschedulable:
 
 
 def scheduled_message(pod: Obj, node: str) -> str:
-    m = _meta(pod)
+    m = podutil.meta(pod)
     return f"Successfully assigned {m.get('namespace', '')}/{m.get('name', '')} to {node}"
 
 

@@ -18,16 +18,16 @@ from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
-    DeletedFinalStateUnknown,
     FuncHandler,
     Informer,
     SharedInformerFactory,
     index_by_namespace,
-    meta_namespace_key,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.podutil import Obj, claim, controller_ref, labels, meta, name, uid
-from svcnet.controllers.replicaset.controller import PODS, ClaimWriter, resource_type
+from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
+from svcnet.controllers.ownership import owners_selecting, resolve_controller_ref
+from svcnet.controllers.podutil import Obj, claim, controller_ref, meta, name, uid
+from svcnet.controllers.replicaset.controller import PODS, ClaimWriter
 from svcnet.controllers.replicaset.plan import selector_of
 from svcnet.controllers.runtime import DONE, Controller, PermanentError, Result, TemporaryError
 from svcnet.controllers.statefulset.plan import (
@@ -72,23 +72,12 @@ class StatefulSetController:
             recorder=recorder,
             clock=clock,
         )
-        enqueue = self.controller.enqueue
-        self.sts_informer.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: enqueue(meta_namespace_key(n)),
-                on_delete=lambda o: enqueue(
-                    o.key if isinstance(o, DeletedFinalStateUnknown) else meta_namespace_key(o)
-                ),
-            )
-        )
+        self.sts_informer.add_event_handler(enqueue_own_key(self.controller.enqueue))
         self.pod_informer.add_event_handler(
             FuncHandler(
                 on_add=self._pod_changed,
                 on_update=self._pod_updated,
-                on_delete=lambda o: self._pod_changed(
-                    o.obj if isinstance(o, DeletedFinalStateUnknown) else o
-                ),
+                on_delete=lambda o: self._pod_changed(unwrap(o)),
             )
         )
 
@@ -96,25 +85,10 @@ class StatefulSetController:
         await self.controller.run()
 
     def _resolve(self, pod: Obj, ref: Mapping[str, Any] | None) -> str | None:
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        key = f"{meta(pod).get('namespace')}/{ref.get('name')}"
-        sts = self.sts_informer.store.get(key)
-        if sts is None or uid(sts) != ref.get("uid"):
-            return None
-        return key
+        return resolve_controller_ref(self.sts_informer.store, "StatefulSet", pod, ref)
 
     def _orphan_owners(self, pod: Obj) -> list[str]:
-        ns = str(meta(pod).get("namespace") or "")
-        out = []
-        for sts in self.sts_informer.store.by_index(NAMESPACE_INDEX, ns):
-            try:
-                sel = selector_of(sts)
-            except ValueError:
-                continue
-            if not sel.empty and sel.matches(labels(pod)) and is_member_of(sts, pod):
-                out.append(meta_namespace_key(sts))
-        return out
+        return owners_selecting(self.sts_informer.store, pod, also=is_member_of)
 
     def _pod_changed(self, pod: Obj) -> None:
         ref = controller_ref(pod)
