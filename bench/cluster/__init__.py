@@ -1,0 +1,1 @@
+"""bench/cluster (issue 3): `svcnet up` time, pod start latency, idle cluster memory."""

@@ -1,0 +1,64 @@
+"""``python -m bench.cluster up-time|pod-start|memory`` (root: it starts real clusters).
+
+    sudo .venv/bin/python -m bench.cluster up-time [--runs 5] [--nodes 3]
+    sudo .venv/bin/python -m bench.cluster pod-start [--pods 100] [--mode deployment|bare]
+                                                     [--no-probe] [--rate 10]
+    sudo .venv/bin/python -m bench.cluster memory [--idle 30] [--pods 10]
+
+Each prints its figures as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.cluster")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up-time")
+    u.add_argument("--runs", type=int, default=5)
+    u.add_argument("--nodes", type=int, default=3)
+    u.add_argument("--keep-logs", default=None, help="copy each run's logs under here")
+    p = sub.add_parser("pod-start")
+    p.add_argument("--pods", type=int, default=100)
+    p.add_argument("--mode", choices=("deployment", "bare"), default="deployment")
+    p.add_argument("--no-probe", action="store_true")
+    p.add_argument("--rate", type=float, default=10.0, help="bare pods created per second")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--debug", action="store_true", help="SVCNET_LOG_LEVEL=DEBUG")
+    p.add_argument("--keep-logs", default=None, help="copy the cluster logs here")
+    p.add_argument("--profile", default=None, help="py-spy the control plane and an agent")
+    m = sub.add_parser("memory")
+    m.add_argument("--idle", type=float, default=30.0)
+    m.add_argument("--pods", type=int, default=10)
+    m.add_argument("--nodes", type=int, default=3)
+    a = ap.parse_args()
+    if a.cmd == "up-time":
+        from bench.cluster import up_time
+
+        out = up_time.run(a.runs, a.nodes, Path(a.keep_logs) if a.keep_logs else None)
+    elif a.cmd == "pod-start":
+        from bench.cluster import pod_start
+
+        out = pod_start.run(
+            a.pods,
+            a.mode,
+            not a.no_probe,
+            a.rate,
+            a.nodes,
+            a.debug,
+            Path(a.keep_logs) if a.keep_logs else None,
+            Path(a.profile) if a.profile else None,
+        )
+    else:
+        from bench.cluster import memory
+
+        out = memory.run(a.idle, a.pods, a.nodes)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
