@@ -67,11 +67,11 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
     except PreflightError as e:
         click.echo(str(e), err=True)
         raise SystemExit(1) from None
+    from svcnet.cluster.addons import AddonError, deploy_addons_blocking, parse_upstreams
     from svcnet.cluster.underlay import Underlay, UnderlayError
     from svcnet.cluster.up import ClusterConfig, conflicts, plan_components, wait_nodes_ready
     from svcnet.dataplane.netns import IpRoute2, NetnsError
 
-    del upstream_dns  # the DNS add-on takes it (issue 4)
     root = Path(data_dir)
     state = root / "state"
     if (pid := _read_pid(state / "supervisor.pid")) is not None:
@@ -86,6 +86,11 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
     except UnderlayError as e:
         click.echo(f"svcnet up: {e}; pass --prefix with a short name for links and "
                    "namespaces", err=True)
+        raise SystemExit(1) from None
+    try:
+        parse_upstreams(upstream_dns, cfg.gateway)
+    except AddonError as e:
+        click.echo(f"svcnet up: {e}", err=True)
         raise SystemExit(1) from None
     if problems := conflicts(cfg):
         click.echo("svcnet up: " + "; ".join(problems), err=True)
@@ -116,6 +121,11 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
                 click.echo(f"--- {log.name}\n" + "\n".join(lines), err=True)
         down(name, data_dir, kubeconfig)
         raise SystemExit(1)
+    try:
+        deploy_addons_blocking(cfg, upstream_dns)
+    except Exception as e:  # the cluster is up: say how to retry rather than tear it down
+        click.echo(f"svcnet up: the DNS add-on was not deployed ({e}); retry with "
+                   f"`python -m svcnet.cluster.addons --data-dir {root}`", err=True)
     apiserver_kubeconfig = cfg.apiserver_kubeconfig
     kcfg = yaml.safe_load(apiserver_kubeconfig.read_text())
     cluster = kcfg["clusters"][0]["cluster"]
@@ -203,6 +213,9 @@ def status(name: str, data_dir: str) -> None:
         agent = "Stopped" if node_is_stopped(cfg, node.name) else (comp.state if comp else "-")
         click.echo(f"{node.name:<10}{node.ip:<16}{node.netns:<22}{agent:<10}"
                    f"{ready.get(node.name, 'Unknown')}")
+    from svcnet.cluster.addons import dns_status_line
+
+    click.echo("\n" + dns_status_line(cfg))
 
 
 def node_stop(name: str, data_dir: str, node: str, start: bool) -> None:

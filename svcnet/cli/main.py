@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from svcnet.cli import control
+from svcnet.cli.dns import dns
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,11 +59,60 @@ def apiserver(
 @click.option("--data-dir", default=None)
 @click.option("--upstream-dns", default=None, help="Resolver for names outside the cluster.")
 @click.option("--kubeconfig", default=None, help="Kubeconfig to merge the context into.")
+@click.option("--prefix", default=None, hidden=True,
+              help="Name prefix of every link, namespace and nft table (default: the name).")
+@click.option("--port", default=6443, show_default=True, help="The API server's port.")
+@click.option("--underlay-cidr", default="172.18.0.0/16", show_default=True, hidden=True)
+@click.option("--pod-cidr", default="10.244.0.0/16", show_default=True, hidden=True)
+@click.option("--service-cidr", default="10.96.0.0/16", show_default=True, hidden=True)
+@click.option("--lb-cidr", default="172.18.255.0/24", show_default=True, hidden=True)
 def up(name: str, nodes: int, data_dir: str | None, upstream_dns: str | None,
-       kubeconfig: str | None) -> None:
-    """Start svcnet and return once it answers."""
+       kubeconfig: str | None, prefix: str | None, port: int, underlay_cidr: str,
+       pod_cidr: str, service_cidr: str, lb_cidr: str) -> None:
+    """Start svcnet and return once every node is Ready."""
     control.up(name=name, nodes=nodes, data_dir=data_dir or control.default_data_dir(name),
-               upstream_dns=upstream_dns, kubeconfig=kubeconfig)
+               upstream_dns=upstream_dns, kubeconfig=kubeconfig, prefix=prefix, port=port,
+               underlay_cidr=underlay_cidr, pod_cidr=pod_cidr, service_cidr=service_cidr,
+               lb_cidr=lb_cidr)
+
+
+@cli.group()
+def node() -> None:
+    """Stop and start nodes (simulated node failures)."""
+
+
+@node.command("stop")
+@click.argument("node_name")
+@click.option("--name", default="svcnet", show_default=True)
+@click.option("--data-dir", default=None)
+def node_stop(node_name: str, name: str, data_dir: str | None) -> None:
+    """Stop NODE's agent and its pods' processes; the node's namespace stays."""
+    control.node_stop(name, data_dir or control.default_data_dir(name), node_name, start=False)
+
+
+@node.command("start")
+@click.argument("node_name")
+@click.option("--name", default="svcnet", show_default=True)
+@click.option("--data-dir", default=None)
+def node_start(node_name: str, name: str, data_dir: str | None) -> None:
+    """Start NODE's agent again."""
+    control.node_stop(name, data_dir or control.default_data_dir(name), node_name, start=True)
+
+
+@cli.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("pod")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-c", "--container", default="")
+@click.option("--name", default="svcnet", show_default=True)
+@click.option("--data-dir", default=None)
+def exec_(pod: str, command: tuple[str, ...], namespace: str, container: str, name: str,
+          data_dir: str | None) -> None:
+    """Run COMMAND in POD's container (through its node's agent) and exit with its code."""
+    from svcnet.cluster.podexec import exec_in_pod
+
+    raise SystemExit(exec_in_pod(data_dir or control.default_data_dir(name), namespace, pod,
+                                 container, list(command)))
 
 
 @cli.command()
@@ -81,6 +131,9 @@ def down(name: str, data_dir: str | None, kubeconfig: str | None) -> None:
 def status(name: str, data_dir: str | None) -> None:
     """Show what svcnet is running."""
     control.status(name=name, data_dir=data_dir or control.default_data_dir(name))
+
+
+cli.add_command(dns)
 
 
 def main() -> None:

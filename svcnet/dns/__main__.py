@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="address for ns.dns.<zone> when there is no kube-system/kube-dns Service",
     )
+    p.add_argument(
+        "--lameduck",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep answering this long after SIGTERM (CoreDNS's health lameduck; default 0)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -128,6 +135,7 @@ async def run(args: argparse.Namespace) -> None:
         await server.start()
         try:
             await stop.wait()
+            await _lame_duck(args.lameduck)
         finally:
             await server.stop()
         return
@@ -156,11 +164,22 @@ async def _run_with_api(
                 tg.create_task(controller.run(), name="dns-controller")
                 tg.create_task(_freeze_when_synced(controller.synced), name="dns-gc-freeze")
                 await stop.wait()
+                await _lame_duck(args.lameduck)
                 raise _Stop
         except* _Stop:
             pass
         finally:
             await server.stop()
+
+
+async def _lame_duck(seconds: float) -> None:
+    # CoreDNS's `health { lameduck 5s }` (kubeadm's Corefile): a terminating pod leaves the
+    # Service's endpoints at the moment it gets SIGTERM, but every node's proxy needs a
+    # moment to stop sending to it; closing the sockets at once refuses what is still routed
+    # here (ICMP port unreachable). Answering a little longer loses nothing.
+    if seconds > 0:
+        log.info("dns: lame duck for %.1fs", seconds)
+        await asyncio.sleep(seconds)
 
 
 def _freeze_heap() -> None:

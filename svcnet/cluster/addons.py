@@ -1,0 +1,374 @@
+"""The cluster add-ons ``svcnet up`` deploys through the API once the nodes are Ready, as
+kubeadm does after its control plane is up: today the cluster DNS.
+
+The DNS add-on is kubeadm's CoreDNS add-on with svcnet's server in the container:
+- ServiceAccount ``kube-dns``, Deployment ``coredns`` (2 replicas, label ``k8s-app=kube-dns``)
+  and Service ``kube-dns`` on the fixed ClusterIP (the 10th address of the service range,
+  10.96.0.10 by default, which the API server keeps out of dynamic allocation), ports 53/UDP
+  ``dns`` and 53/TCP ``dns-tcp``, all in ``kube-system``;
+- the container's command is this installation's Python running ``-m svcnet.dns``: there is
+  no container runtime and containers run on the node's filesystem, so the code and the
+  interpreter are already where the pod runs;
+- the server reads the API through a kubeconfig file in the cluster's data dir (the node
+  filesystem is shared) whose server is the underlay gateway (``https://172.18.0.1:6443``):
+  127.0.0.1 inside a pod is the pod's own loopback, and the ``kubernetes`` ClusterIP would
+  make the DNS depend on the Service proxy it helps people debug. The API server's
+  certificate carries the gateway as a SAN. The API server knows one bearer token, so the
+  file carries it; the ServiceAccount exists so that the objects read as upstream's do.
+- probes as CoreDNS's manifest: liveness GET :8080/health, readiness GET :8181/ready (200
+  once the record table has synced from the API). Readiness is probed every second instead
+  of upstream's 10 s so that a fresh cluster answers names about a second after ``up``.
+
+Building the objects is pure (:func:`dns_addon_objects`); :func:`deploy_addons` applies them
+with server-side apply, so running it again (``svcnet up`` on a cluster whose add-on exists,
+or with another ``--upstream-dns``) updates them in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from svcnet.cluster.up import ClusterConfig, api_get
+from svcnet.dns.forward import Upstream
+
+if TYPE_CHECKING:  # the CLI imports this module: keep aiohttp out until it deploys
+    from svcnet.client.rest import ApiClient
+
+DNS_NAMESPACE = "kube-system"
+DNS_SERVICE = "kube-dns"
+DNS_DEPLOYMENT = "coredns"
+DNS_SERVICE_ACCOUNT = "kube-dns"
+DNS_LABELS = {"k8s-app": "kube-dns"}
+DNS_IMAGE = "svcnet/dns"  # informational: the command below is what runs
+DNS_ZONE = "cluster.local"
+DNS_REPLICAS = 2
+DNS_PORT = 53
+HEALTH_PORT = 8080
+READY_PORT = 8181
+# Answering after SIGTERM while the endpoint removal reaches every node's proxy (CoreDNS's
+# `health { lameduck 5s }` in kubeadm's Corefile; here ~0.1 s is needed, 2 s leaves margin
+# and keeps `svcnet down` quick). Below the grace period, so the server stops by itself.
+LAMEDUCK_SECONDS = 2
+GRACE_SECONDS = 5
+FIELD_MANAGER = "svcnet-up"
+
+
+@dataclass(frozen=True)
+class DnsAddonSpec:
+    """What the DNS add-on's objects depend on; everything else is fixed."""
+
+    cluster_ip: str
+    kubeconfig: str  # path on the node filesystem, read by the container
+    python: str = sys.executable
+    zone: str = DNS_ZONE
+    upstreams: tuple[str, ...] = ()
+    replicas: int = DNS_REPLICAS
+
+    def command(self) -> list[str]:
+        argv = [
+            self.python,
+            "-m",
+            "svcnet.dns",
+            "--zone",
+            self.zone,
+            "--listen",
+            f"0.0.0.0:{DNS_PORT}",
+            "--kubeconfig",
+            self.kubeconfig,
+            "--health",
+            f"0.0.0.0:{HEALTH_PORT}",
+            "--ready",
+            f"0.0.0.0:{READY_PORT}",
+            "--lameduck",
+            str(LAMEDUCK_SECONDS),
+        ]
+        for upstream in self.upstreams:
+            argv += ["--upstream", upstream]
+        return argv
+
+
+class AddonError(Exception):
+    """The add-on cannot be deployed as asked (the message says what to pass instead)."""
+
+
+def parse_upstreams(upstream_dns: str | None, gateway: str) -> tuple[str, ...]:
+    """``svcnet up --upstream-dns``: comma-separated ``HOST[:PORT]``, checked for addresses the
+    DNS pods can reach (a loopback address inside a pod is the pod's own)."""
+    out = []
+    for item in (upstream_dns or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            host = Upstream.parse(item).host
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError as e:
+            raise AddonError(f"--upstream-dns {item!r}: not HOST[:PORT] with an IP address") from e
+        if loopback:
+            raise AddonError(
+                f"--upstream-dns {item}: a loopback address inside a DNS pod is the pod's own; "
+                f"give an address the pods reach, e.g. the underlay gateway {gateway} with a "
+                "resolver listening on it"
+            )
+        out.append(item)
+    return tuple(out)
+
+
+def dns_addon_spec(cfg: ClusterConfig, upstream_dns: str | None = None) -> DnsAddonSpec:
+    """The add-on of cluster ``cfg``; ``upstream_dns`` is ``svcnet up --upstream-dns``
+    (comma-separated for several resolvers)."""
+    upstreams = parse_upstreams(upstream_dns, cfg.gateway)
+    return DnsAddonSpec(
+        cluster_ip=cfg.cluster_dns,
+        kubeconfig=str(dns_kubeconfig_path(cfg)),
+        upstreams=upstreams,
+    )
+
+
+def dns_kubeconfig_path(cfg: ClusterConfig) -> Path:
+    return cfg.root / "addons" / "kube-dns.kubeconfig"
+
+
+def dns_kubeconfig_document(server: str, ca_data: str, token: str) -> dict[str, Any]:
+    """A kubeconfig for the DNS server: ``ca_data`` is already base64, as kubeconfigs hold it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "svcnet", "cluster": {"server": server, "certificate-authority-data": ca_data}}
+        ],
+        "users": [{"name": DNS_SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": DNS_SERVICE_ACCOUNT,
+                "context": {
+                    "cluster": "svcnet",
+                    "user": DNS_SERVICE_ACCOUNT,
+                    "namespace": DNS_NAMESPACE,
+                },
+            }
+        ],
+        "current-context": DNS_SERVICE_ACCOUNT,
+    }
+
+
+def write_dns_kubeconfig(cfg: ClusterConfig) -> Path:
+    """The DNS server's kubeconfig: the API server's CA and token, the gateway's URL."""
+    admin = yaml.safe_load(cfg.apiserver_kubeconfig.read_text())
+    ca_data = str(admin["clusters"][0]["cluster"]["certificate-authority-data"])
+    base64.b64decode(ca_data, validate=True)  # fail here, not in two pods, if it is not
+    token = str(admin["users"][0]["user"]["token"])
+    path = dns_kubeconfig_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    # 0600 from the start: the file carries the cluster's only token.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(dns_kubeconfig_document(cfg.server_url, ca_data, token), f)
+    os.replace(tmp, path)
+    return path
+
+
+def _probe(path: str, port: int, **timing: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port, "scheme": "HTTP"}, **timing}
+
+
+def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
+    """The add-on's API objects, in the order to apply them."""
+    meta = {"namespace": DNS_NAMESPACE, "labels": dict(DNS_LABELS)}
+    ports = [
+        {"name": "dns", "containerPort": DNS_PORT, "protocol": "UDP"},
+        {"name": "dns-tcp", "containerPort": DNS_PORT, "protocol": "TCP"},
+        {"name": "liveness-probe", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        {"name": "readiness-probe", "containerPort": READY_PORT, "protocol": "TCP"},
+    ]
+    container = {
+        "name": "coredns",
+        "image": DNS_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": spec.command(),
+        "ports": ports,
+        # CoreDNS's manifest: liveness with a long grace, readiness on the table's sync.
+        "livenessProbe": _probe(
+            "/health",
+            HEALTH_PORT,
+            initialDelaySeconds=60,
+            timeoutSeconds=5,
+            successThreshold=1,
+            failureThreshold=5,
+        ),
+        "readinessProbe": _probe("/ready", READY_PORT, periodSeconds=1, timeoutSeconds=1),
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": DNS_DEPLOYMENT, **meta},
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": dict(DNS_LABELS)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": dict(DNS_LABELS)},
+                "spec": {
+                    "serviceAccountName": DNS_SERVICE_ACCOUNT,
+                    # The DNS server must not resolve through itself (CoreDNS's choice too).
+                    "dnsPolicy": "Default",
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "tolerations": [
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                    ],
+                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": DNS_SERVICE,
+            "namespace": DNS_NAMESPACE,
+            "labels": {
+                **DNS_LABELS,
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            },
+        },
+        "spec": {
+            "selector": dict(DNS_LABELS),
+            "clusterIP": spec.cluster_ip,
+            "ports": [
+                {"name": "dns", "port": DNS_PORT, "protocol": "UDP", "targetPort": DNS_PORT},
+                {"name": "dns-tcp", "port": DNS_PORT, "protocol": "TCP", "targetPort": DNS_PORT},
+            ],
+        },
+    }
+    service_account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": DNS_SERVICE_ACCOUNT, **meta},
+    }
+    return [service_account, service, deployment]
+
+
+async def deploy_addons(
+    client: ApiClient, cluster: ClusterConfig, upstream_dns: str | None = None
+) -> list[str]:
+    """Apply every add-on of ``cluster`` through ``client`` (an open
+    :class:`svcnet.client.rest.ApiClient`); returns ``kind/name`` of what was applied."""
+    write_dns_kubeconfig(cluster)
+    applied = []
+    for obj in dns_addon_objects(dns_addon_spec(cluster, upstream_dns)):
+        await client.apply(obj, FIELD_MANAGER, force=True)
+        applied.append(f"{obj['kind'].lower()}/{obj['metadata']['name']}")
+    return applied
+
+
+def deploy_addons_blocking(cluster: ClusterConfig, upstream_dns: str | None = None) -> list[str]:
+    """:func:`deploy_addons` for synchronous callers (``svcnet up``), with the API server's
+    own kubeconfig."""
+    from svcnet.client.kubeconfig import load_kubeconfig
+    from svcnet.client.rest import ApiClient
+
+    async def run() -> list[str]:
+        async with ApiClient(load_kubeconfig(cluster.apiserver_kubeconfig)) as client:
+            return await deploy_addons(client, cluster, upstream_dns)
+
+    return asyncio.run(run())
+
+
+# -- readiness: for `svcnet up` (wait briefly) and `svcnet status` ---------------------------
+def ready_dns_endpoints(slices: dict[str, Any] | None) -> list[str]:
+    """Addresses of the ready endpoints in kube-dns's EndpointSlices (sorted, unique)."""
+    out: set[str] = set()
+    for s in (slices or {}).get("items") or []:
+        for ep in s.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is not False:
+                out.update(str(a) for a in ep.get("addresses") or [])
+    return sorted(out)
+
+
+def dns_endpoints(cfg: ClusterConfig, timeout: float = 2.0) -> list[str]:
+    path = (
+        f"/apis/discovery.k8s.io/v1/namespaces/{DNS_NAMESPACE}/endpointslices"
+        f"?labelSelector=kubernetes.io/service-name%3D{DNS_SERVICE}"
+    )
+    return ready_dns_endpoints(api_get(cfg.apiserver_kubeconfig, path, timeout=timeout))
+
+
+def wait_dns_ready(cfg: ClusterConfig, timeout: float) -> list[str]:
+    """Poll (50 ms) until kube-dns has a ready endpoint or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = dns_endpoints(cfg)
+        if ready or time.monotonic() >= deadline:
+            return ready
+        time.sleep(0.05)
+
+
+def dns_status_line(cfg: ClusterConfig, want: int = DNS_REPLICAS) -> str:
+    """One line for ``svcnet status``: ``kube-dns 10.96.0.10: 2/2 ready (10.244.1.2, …)``."""
+    ready = dns_endpoints(cfg)
+    ips = f" ({', '.join(ready)})" if ready else ""
+    return f"kube-dns {cfg.cluster_dns}: {len(ready)}/{want} ready{ips}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m svcnet.cluster.addons --data-dir D [--upstream-dns X]``: (re)deploy the
+    add-ons of a running cluster."""
+    import argparse
+
+    from svcnet.cluster.up import load_cluster
+
+    p = argparse.ArgumentParser(prog="python -m svcnet.cluster.addons")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--upstream-dns", default=None)
+    args = p.parse_args(argv)
+    cfg = load_cluster(args.data_dir)
+    if cfg is None:
+        print(f"no svcnet cluster in {args.data_dir}", file=sys.stderr)
+        return 1
+    try:
+        applied = deploy_addons_blocking(cfg, args.upstream_dns)
+    except AddonError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    for what in applied:
+        print(f"{what} applied")
+    return 0
+
+
+__all__ = [
+    "DNS_DEPLOYMENT",
+    "DNS_NAMESPACE",
+    "DNS_SERVICE",
+    "AddonError",
+    "DnsAddonSpec",
+    "deploy_addons",
+    "deploy_addons_blocking",
+    "dns_addon_objects",
+    "dns_addon_spec",
+    "dns_endpoints",
+    "dns_kubeconfig_document",
+    "dns_status_line",
+    "parse_upstreams",
+    "ready_dns_endpoints",
+    "wait_dns_ready",
+    "write_dns_kubeconfig",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())
