@@ -20,7 +20,8 @@ from typing import Protocol
 
 from svcnet.dataplane.conntrack import Conntrack, ConntrackError
 from svcnet.dataplane.nft import Element, NftError, Transaction, TransactionBuilder
-from svcnet.proxy.changetracker import ChangeTracker
+from svcnet.proxy.changetracker import Change, ChangeTracker
+from svcnet.proxy.model import ServiceKey
 from svcnet.proxy.rules import (
     AFFINITY,
     ProxyConfig,
@@ -84,6 +85,9 @@ class Syncer:
         self._last_sync = float("-inf")
         self._last_full = float("-inf")
         self._last_check = float("-inf")
+        # Changes drained by a sync that failed: their conntrack and affinity clean-up still
+        # has to run once a later sync has programmed the rules.
+        self._unflushed: dict[ServiceKey, Change] = {}
         self.syncs: list[SyncResult] = []
 
     def request(self) -> None:
@@ -107,27 +111,28 @@ class Syncer:
             self.state = None
         changes = self.tracker.drain()
         full = self.state is None
+        tx: Transaction | None = None
         try:
-            if self.state is None:
-                existing = await self.nft.list_chains(self.cfg.family, self.cfg.table) or set()
-                services = {k: s.port_endpoints() for k, s in self.tracker.snapshots().items()}
-                tx, state = build_full(self.cfg, services, existing)
-                await self.nft.apply(tx)
-                self.state = state
-                self._last_full = self._last_check = start
-            else:
-                changed = {k: c.current.port_endpoints() for k, c in changes.items() if c.current}
-                removed = [k for k, c in changes.items() if c.current is None]
-                tx, delta = build_partial(self.cfg, self.state, changed, removed)
-                if len(tx):
-                    await self.nft.apply(tx)
-                commit(self.state, delta)
+            if not full:
+                try:
+                    tx = await self._apply_partial(changes)
+                except NftError as e:
+                    # nft can refuse a partial transaction that a full one with the same
+                    # rules passes (1.0.6 type-checks a new rule against a shared map's
+                    # existing users); a full sync now repairs it instead of a retry later.
+                    log.warning("partial proxy sync failed (%s): full sync now", e)
+                    self.state, full = None, True
+            if full:
+                tx = await self._apply_full(start)
         except NftError as e:
             log.error("proxy sync failed (%s): the next sync is a full one", e)
             self.state = None
+            self._unflushed = _merge_changes(self._unflushed, changes)
             result = SyncResult(full, False, 0, self.clock.monotonic() - start, str(e))
             self._record(result)
             return result
+        assert tx is not None
+        changes, self._unflushed = _merge_changes(self._unflushed, changes), {}
         gone = removed_affinity_endpoints(changes, self.cfg.node_ips)
         if gone:  # also after a full sync: it keeps the affinity map as it is
             await self._forget_affinity(gone)
@@ -140,6 +145,25 @@ class Syncer:
         result = SyncResult(full, True, len(tx), self.clock.monotonic() - start)
         self._record(result)
         return result
+
+    async def _apply_full(self, start: float) -> Transaction:
+        existing = await self.nft.list_chains(self.cfg.family, self.cfg.table) or set()
+        services = {k: s.port_endpoints() for k, s in self.tracker.snapshots().items()}
+        tx, state = build_full(self.cfg, services, existing)
+        await self.nft.apply(tx)
+        self.state = state
+        self._last_full = self._last_check = start
+        return tx
+
+    async def _apply_partial(self, changes: dict[ServiceKey, Change]) -> Transaction:
+        assert self.state is not None
+        changed = {k: c.current.port_endpoints() for k, c in changes.items() if c.current}
+        removed = [k for k, c in changes.items() if c.current is None]
+        tx, delta = build_partial(self.cfg, self.state, changed, removed)
+        if len(tx):
+            await self.nft.apply(tx)
+        commit(self.state, delta)
+        return tx
 
     async def cleanup(self) -> None:
         """Delete the proxy's table (it owns it: nothing else lives there)."""
@@ -193,3 +217,14 @@ class Syncer:
             if not result.ok:
                 await self.clock.sleep(self.retry_interval)
                 self._wake.set()
+
+
+def _merge_changes(
+    older: dict[ServiceKey, Change], newer: dict[ServiceKey, Change]
+) -> dict[ServiceKey, Change]:
+    """Two batches as one: each key keeps its oldest ``previous`` and newest ``current``."""
+    merged = dict(older)
+    for key, change in newer.items():
+        before = merged.get(key)
+        merged[key] = Change(before.previous, change.current) if before else change
+    return merged

@@ -64,17 +64,45 @@ async def test_sync_without_changes_applies_nothing() -> None:
     assert len(nft.applied) == 1
 
 
-async def test_failed_partial_sync_is_followed_by_a_full_sync() -> None:
+async def test_failed_partial_sync_falls_back_to_a_full_sync_at_once() -> None:
     t, nft, _, s = make()
     t.upsert_service(service())
     t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
     await s.sync()
     t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.6")]))
     nft.fail = 1
+    r = await s.sync()
+    assert r.ok and r.full
+    assert dnat_targets(nft) == {("10.244.1.6", 8080)}
+
+
+async def test_sync_failing_partial_and_full_is_followed_by_a_full_sync() -> None:
+    t, nft, _, s = make()
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    await s.sync()
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.6")]))
+    nft.fail = 2
     assert not (await s.sync()).ok
     r = await s.sync()
     assert r.ok and r.full
     assert dnat_targets(nft) == {("10.244.1.6", 8080)}
+
+
+async def test_udp_flush_of_a_failed_sync_runs_after_the_next_good_one() -> None:
+    t, nft, ct, s = make()
+    udp = [{"name": "dns", "port": 53, "protocol": "UDP"}]
+    udp_ep = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+    t.upsert_service(service(ports=udp))
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")], ports=udp_ep))
+    await s.sync()
+    ct.deleted.clear()
+    t.upsert_slice(endpoint_slice(endpoints=[], ports=udp_ep))
+    nft.fail = 2
+    assert not (await s.sync()).ok
+    assert ct.deleted == []
+    assert (await s.sync()).ok
+    assert ct.deleted == [FlowFilter("udp", "10.96.0.5", 53, "10.244.1.5")]
 
 
 async def test_deleted_table_is_noticed_by_the_check_and_rebuilt() -> None:
