@@ -147,7 +147,26 @@ class _Bands:
             self.taken_upper += delta
 
 
-class IPAllocator:
+class _Counted:
+    """The counts both allocators report, over the bands they keep in ``_bands``."""
+
+    _bands: _Bands
+
+    @property
+    def size(self) -> int:
+        """How many values can be allocated at all."""
+        return self._bands.size
+
+    @property
+    def used(self) -> int:
+        return len(self._bands.allocated)
+
+    @property
+    def free(self) -> int:
+        return self._bands.size - len(self._bands.allocated)
+
+
+class IPAllocator(_Counted):
     """ClusterIPs out of one service CIDR (IPv4 or IPv6)."""
 
     def __init__(
@@ -173,19 +192,6 @@ class IPAllocator:
             if offset is None:
                 raise ValueError(f"reserved address {ip} is not allocatable in {self.cidr}")
             self._bands.reserve(offset)
-
-    @property
-    def size(self) -> int:
-        """How many addresses can be allocated at all."""
-        return self._bands.size
-
-    @property
-    def used(self) -> int:
-        return len(self._bands.allocated)
-
-    @property
-    def free(self) -> int:
-        return self._bands.size - len(self._bands.allocated)
 
     @property
     def static_band(self) -> tuple[str, str] | None:
@@ -291,7 +297,7 @@ class IPAllocator:
         return AllocationError(kind, ip, message, f"failed to allocate IP {ip}: {message}")
 
 
-class PortAllocator:
+class PortAllocator(_Counted):
     """NodePorts out of ``low..high`` (inclusive), one pool for every protocol, as upstream."""
 
     def __init__(
@@ -319,18 +325,6 @@ class PortAllocator:
     def range(self) -> str:
         """The range as upstream prints it: ``30000-32767``."""
         return f"{self.low}-{self.high}"
-
-    @property
-    def size(self) -> int:
-        return self._bands.size
-
-    @property
-    def used(self) -> int:
-        return len(self._bands.allocated)
-
-    @property
-    def free(self) -> int:
-        return self._bands.size - len(self._bands.allocated)
 
     @property
     def static_band(self) -> tuple[int, int] | None:
