@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
     # Not uvloop: it keeps its own copy of a child's stdin fd until the child exits, and the
     # container runner learns that a container started from EOF on exactly that pipe.
+    # One pidfd per child in the event loop instead of asyncio's default thread per child
+    # (ThreadedChildWatcher) just to waitpid it: a pod start spawns several (ip, CNI plugins).
+    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     asyncio.run(run_agent(config, args.kubeconfig, args.server))
     sys.exit(0)
 

@@ -51,6 +51,7 @@ from svcnet.agent.node_status import (
 )
 from svcnet.agent.pod_worker import NodeContext, PodWorker
 from svcnet.agent.sandbox import SandboxManager
+from svcnet.agent.zygote_runner import ZygoteRunner
 from svcnet.api.errors import AlreadyExists, ApiError, NotFound
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
@@ -64,7 +65,6 @@ from svcnet.client.kubeconfig import ClientConfig, KubeconfigError, load_kubecon
 from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.dataplane.cni import CniRuntime, NetnsPluginExec, write_default_conflist
 from svcnet.dataplane.netns import IpRoute2
-from svcnet.dataplane.process import NamespaceProcessRunner
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,9 @@ class Agent:
         )
         self.sandboxes = SandboxManager(ops, self.cni, config.node_netns or config.node_name)
         self.ready = asyncio.Event()
+        # Built-in images start from a warm fork server (one per node, on first use).
+        self.bin_dir = str(self.node_dir / "bin")
+        self.runner = ZygoteRunner(self.bin_dir)
 
     # -- node registration and heartbeat ---------------------------------------------------
     async def register(self) -> None:
@@ -241,10 +244,10 @@ class Agent:
             node_name=self.ident.name,
             node_ip=self.ident.internal_ip,
             sandboxes=self.sandboxes,
-            runner=NamespaceProcessRunner(),
+            runner=self.runner,
             clock=self.clock,
             log_root=str(self.node_dir / "pods"),
-            bin_dir=ensure_bin_dir(str(self.node_dir / "bin")),
+            bin_dir=ensure_bin_dir(self.bin_dir),
             cluster_dns=self.config.cluster_dns,
             cluster_domain=self.config.cluster_domain,
             node_resolv=node_resolv,
@@ -307,6 +310,7 @@ class Agent:
         if tasks:
             await asyncio.wait(tasks, timeout=15)
         await self.remove_orphan_sandboxes()
+        self.runner.close()
 
     async def remove_orphan_sandboxes(self) -> None:
         for name in await asyncio.to_thread(self.sandboxes.existing):

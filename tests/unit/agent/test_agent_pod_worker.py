@@ -4,6 +4,7 @@ processes. Ranges: node pod CIDR 10.244.1.0/24, node IP 172.18.0.11."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,3 +224,77 @@ async def test_pod_starts_once_its_missing_config_map_appears(env: Env) -> None:
     assert env.runner.started[0].spec.env["X"] == "v"
     worker.kill()
     await task
+
+
+def _status_patches(env: Env, name: str) -> int:
+    path = f"/api/v1/namespaces/default/pods/{name}/status"
+    return sum(1 for m, p, _ in env.fake.requests if m == "PATCH" and p == path)
+
+
+async def test_pod_ip_goes_out_with_the_container_start_not_in_a_write_of_its_own(
+    env: Env,
+) -> None:
+    worker, task = await start(env, pod("one", {"image": "busybox", "command": ["sleep", "9"]}))
+
+    async def running_with_ip() -> bool:
+        st = await status_of(env, "one")
+        return bool(st.get("podIP")) and "running" in st["containerStatuses"][0]["state"]
+
+    await eventually(running_with_ip)
+    await asyncio.sleep(0.1)
+    # Pending (ContainerCreating), then IP + running together: no write for the IP alone.
+    assert _status_patches(env, "one") <= 2
+    worker.kill()
+    await task
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_status_update_runs_a_not_yet_successful_readiness_probe_at_once(
+    env: Env,
+) -> None:
+    """kubelet's prober manager: UpdatePodStatus triggers the readiness worker (a period of
+    30 s would otherwise keep the pod unready for 30 s after its first failed probe)."""
+    port = _free_port()
+    probe = {
+        "httpGet": {"host": "127.0.0.1", "port": port, "path": "/"},
+        "periodSeconds": 30,
+        "failureThreshold": 1,
+    }
+    worker, task = await start(
+        env,
+        pod("probed", {"image": "busybox", "command": ["sleep", "9"], "readinessProbe": probe}),
+    )
+
+    async def unhealthy() -> bool:
+        events = await env.client.list_all("events", "default")
+        return any(e.get("reason") == "Unhealthy" for e in events["items"])
+
+    await eventually(unhealthy)
+    server = await asyncio.start_server(_answer_200, "127.0.0.1", port)
+    try:
+        await asyncio.sleep(0.2)
+        conds = {c["type"]: c["status"] for c in worker.compute_status()["conditions"]}
+        assert conds["Ready"] == "False"  # the next tick is 30 s away
+        worker._mark_dirty()  # a pod status update
+
+        async def ready() -> bool:
+            conds = {c["type"]: c["status"] for c in (await status_of(env, "probed"))["conditions"]}
+            return conds.get("Ready") == "True"
+
+        await eventually(ready, timeout=2)
+    finally:
+        server.close()
+        worker.kill()
+        await task
+
+
+async def _answer_200(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readline()
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    writer.close()
