@@ -1,16 +1,20 @@
 """Benchmarks (c) and (d) of issue 4 on a real cluster: what the Service data plane costs.
 
-(c) overhead: HTTP requests/s and latency from a client pod on node-2 to one netexec pod on
-    node-1, straight to the pod IP vs through the ClusterIP (DNAT by node-2's proxy), with
-    ``svcnet.testing.loadgen`` in closed loop (a new TCP connection per request, so every
-    request pays the NAT lookup); rounds alternate between the two targets and the medians are
-    compared. Target: ClusterIP throughput >= 95 % of the pod IP's.
+(c) overhead: HTTP requests/s and latency from a client pod on node-2 to one server pod on
+    node-1, straight to the pod IP vs through the ClusterIP (DNAT by node-2's proxy). Client:
+    wrk (C, in the client pod's network namespace through ``svcnet exec``), in two modes: a new
+    TCP connection per request (``Connection: close``: every request pays the DNAT and the
+    conntrack set-up) and keep-alive (steady state: only the per-packet NAT). Server: HAProxy
+    answering from memory (C), or ``--server agnhost``. Rounds interleave the two targets (the
+    order flips every round); the headline ratio is the median of the per-round ClusterIP/pod
+    ratios. ``--client loadgen --server agnhost`` is the earlier setup (Python client and
+    server, new connections only). Target: ClusterIP throughput >= 95 % of the pod IP's.
 (d) scale: new-connection latency (TCP connect to the ClusterIP, sequential) with 100 Services
     programmed, then with 10,000 (selector-less Services, each with an EndpointSlice of 10
     endpoints, in namespace ``bench-scale``; the count is read back from node-2's nft map
     before measuring). Target: within 10 %.
 
-    sudo .venv/bin/python -m bench.proxy.dataplane --data-dir DIR [--services 10000]
+    sudo .venv/bin/python -m bench.proxy.dataplane --data-dir DIR [--skip scale] [--realtime 50]
     sudo .venv/bin/python -m bench.proxy.dataplane --up
 """
 
@@ -20,19 +24,51 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.proxy.latency import AGNHOST, PY, BenchCluster, own_cluster, percentile
 from svcnet.api.errors import AlreadyExists, NotFound
+from svcnet.testing import wrk
 
 SCALE_NS = "bench-scale"
 ENDPOINTS = 10
 
-SETUP = f"""
+# The server: a C one by default (HAProxy answering from memory, one thread) so that the
+# figures are the network path's and not a Python server's; ``--server agnhost`` keeps the
+# earlier setup (agnhost netexec, svcnet's Python implementation). ``option nolinger`` makes
+# HAProxy end each connection with a reset instead of leaving a TIME_WAIT socket behind: at
+# 10^4 new connections/s a reused client port then never meets an old TIME_WAIT on the server.
+HAPROXY_CFG = """\
+global
+  nbthread 1
+defaults
+  mode http
+  timeout client 10s
+  timeout server 10s
+  timeout connect 1s
+frontend web
+  bind :8080
+  option nolinger
+  http-request return status 200 content-type text/plain string "dp-backend"
+"""
+
+
+def setup_manifest(server: str, haproxy_cfg: str, realtime: int = 0) -> str:
+    if server == "haproxy":
+        rt = f'chrt, -f, "{realtime}", ' if realtime else ""
+        backend = f"""    image: haproxy
+    command: [{rt}haproxy, -db, -f, {haproxy_cfg}]"""
+    else:
+        backend = f"""    image: {AGNHOST}
+    args: ["netexec", "--http-port=8080", "--udp-port=-1"]"""
+    return f"""
 apiVersion: v1
 kind: Pod
 metadata: {{name: dp-backend, labels: {{app: dp-backend}}}}
@@ -41,8 +77,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: web
-    image: {AGNHOST}
-    args: ["netexec", "--http-port=8080", "--udp-port=-1"]
+{backend}
 ---
 apiVersion: v1
 kind: Pod
@@ -63,6 +98,7 @@ spec:
   ports: [{{port: 80, targetPort: 8080}}]
 """
 
+
 # Runs in the client pod: sequential TCP connects, the handshake time of each.
 CONNECT = r"""
 import json, socket, sys, time
@@ -80,6 +116,7 @@ print(json.dumps(out))
 
 
 def load(c: BenchCluster, url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """The Python load generator (``--client loadgen``): closed loop, a new connection each."""
     out = c.exec(
         "dp-client",
         [PY, "-m", "svcnet.testing.loadgen", url, "--concurrency", str(concurrency),
@@ -98,17 +135,110 @@ def wait_serving(c: BenchCluster, url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} does not answer")
 
 
-def overhead(c: BenchCluster, rounds: int, seconds: float, concurrency: int) -> dict[str, Any]:
-    backend = c.wait_ready("app=dp-backend", 1)[0]
-    pod_url = f"http://{backend['status']['podIP']}:8080/hostname"
-    ip = json.loads(c.kubectl("get", "svc", "dp", "-o", "json"))["spec"]["clusterIP"]
-    svc_url = f"http://{ip}:80/hostname"
-    wait_serving(c, svc_url)
+# Client-side settings of the client pod's network namespace for a wrk round, and why:
+# - each target gets its own half of the ephemeral port range, so that a connection to the pod
+#   IP never reuses the 4-tuple (client:port -> pod:8080) of a recent ClusterIP connection
+#   (after DNAT they are the same tuple to the server and to node-2's conntrack, which would
+#   then remap the port to resolve the clash);
+# - tcp_tw_reuse=1: the client may reuse its own TIME_WAIT ports (2x10^4 ports last ~2 s at
+#   10^4 connections/s);
+# - tcp_timestamps=0: with timestamps, a SYN that meets a server TIME_WAIT socket is checked by
+#   PAWS against the previous connection's timestamp, and one that fails costs the worker a
+#   1 s SYN retransmit (seen: up to 60 per 4 s round, on both paths, as random as the port
+#   choice); without timestamps the SYN is accepted on its sequence number.
+PORT_RANGES = {"pod": "20000 39999", "clusterip": "40000 60999"}
+
+
+def wrk_round(
+    c: BenchCluster, kind: str, url: str, mode: wrk.Mode, args: argparse.Namespace, script: str
+) -> tuple[wrk.WrkResult, int]:
+    """One wrk run; also the SYN retransmits the client namespace counted meanwhile (each one
+    stalls a worker for 1 s: the sign of a 4-tuple collision, see PORT_RANGES)."""
+    argv = wrk.wrk_argv(url, mode, seconds=args.seconds, connections=args.concurrency,
+                        threads=args.threads, script=script)  # fmt: skip
+    net = "/proc/sys/net/ipv4"
+    shell = (
+        f"echo {PORT_RANGES[kind]} > {net}/ip_local_port_range && "
+        f"echo 1 > {net}/tcp_tw_reuse && echo 0 > {net}/tcp_timestamps && "
+        'grep TcpExt: /proc/net/netstat; "$@"; grep TcpExt: /proc/net/netstat'
+    )
+    if args.realtime:
+        argv = ["chrt", "-f", str(args.realtime), *argv]
+    out = c.exec("dp-client", ["sh", "-c", shell, "wrk", *argv], timeout=args.seconds + 60)
+    return wrk.parse_summary(out), syn_retransmits(out)
+
+
+def syn_retransmits(out: str) -> int:
+    """TcpExtTCPSynRetrans after minus before, from two ``TcpExt:`` header/value line pairs."""
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith("TcpExt:")]
+    if len(lines) != 4:
+        return -1
+    before, after = (
+        dict(zip(lines[0], lines[1], strict=True)),
+        dict(zip(lines[2], lines[3], strict=True)),
+    )
+    key = "TCPSynRetrans"
+    return int(after.get(key, 0)) - int(before.get(key, 0))
+
+
+def overhead_wrk(c: BenchCluster, targets: dict[str, str], args: argparse.Namespace,
+                 script: str) -> dict[str, Any]:  # fmt: skip
+    """Interleaved rounds: in each, every mode against both targets, the order flipped every
+    other round so that drift (other jobs on the two cores) falls on both alike."""
+    modes = [wrk.Mode(m) for m in args.modes.split(",")]
+    runs: dict[str, dict[str, list[wrk.WrkResult]]] = {
+        m.value: {"pod": [], "clusterip": []} for m in modes
+    }
+    retrans: dict[str, dict[str, list[int]]] = {
+        m.value: {"pod": [], "clusterip": []} for m in modes
+    }
+    for r in range(args.rounds):
+        for mode in modes:
+            order = ("pod", "clusterip") if r % 2 == 0 else ("clusterip", "pod")
+            for kind in order:
+                result, syn = wrk_round(c, kind, targets[kind], mode, args, script)
+                runs[mode.value][kind].append(result)
+                retrans[mode.value][kind].append(syn)
+    out: dict[str, Any] = {}
+    for m, by_kind in runs.items():
+        res: dict[str, Any] = {}
+        for kind, rs in by_kind.items():
+            res[kind] = {
+                "rps": round(statistics.median(x.rps for x in rs)),
+                "p50_ms": statistics.median(x.p50_ms for x in rs),
+                "p99_ms": statistics.median(x.p99_ms for x in rs),
+                "errors": sum(x.errors for x in rs),
+                "requests": sum(x.requests for x in rs),
+                "rps_rounds": [round(x.rps) for x in rs],
+                "syn_retransmits_rounds": retrans[m][kind],
+            }
+        # The two targets of one round ran back to back: the ratio within a round is nearly
+        # free of the drift between rounds (other jobs on the two cores), so the headline is
+        # the median of the per-round ratios, with their quartiles as the spread.
+        pairs = list(zip(by_kind["pod"], by_kind["clusterip"], strict=True))
+        ratios = [cip.rps / pod.rps for pod, cip in pairs]
+        res["ratio"] = round(statistics.median(ratios), 3)
+        res["ratio_rounds"] = [round(x, 3) for x in ratios]
+        if len(ratios) > 1:
+            q1, _, q3 = statistics.quantiles(ratios, n=4)
+            res["ratio_quartiles"] = [round(q1, 3), round(q3, 3)]
+        res["ratio_of_medians"] = round(res["clusterip"]["rps"] / res["pod"]["rps"], 3)
+        res["p50_ratio"] = round(
+            statistics.median(cip.p50_ms / pod.p50_ms for pod, cip in pairs if pod.p50_ms), 3
+        )
+        res["p99_ratio"] = round(
+            statistics.median(cip.p99_ms / pod.p99_ms for pod, cip in pairs if pod.p99_ms), 3
+        )
+        out[m] = res
+    return out
+
+
+def overhead_loadgen(c: BenchCluster, targets: dict[str, str],
+                     args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {"pod": [], "clusterip": []}
-    for _ in range(rounds):
-        for kind, url in (("pod", pod_url), ("clusterip", svc_url)):
-            s = load(c, url, seconds, concurrency)
-            runs[kind].append(s)
+    for _ in range(args.rounds):
+        for kind in ("pod", "clusterip"):
+            runs[kind].append(load(c, targets[kind], args.seconds, args.concurrency))
 
     def med(kind: str, key: str) -> float:
         if key == "rps":
@@ -124,9 +254,23 @@ def overhead(c: BenchCluster, rounds: int, seconds: float, concurrency: int) -> 
         res[kind]["requests"] = sum(r["sent"] for r in runs[kind])
         res[kind]["rps_rounds"] = [r["rps"] for r in runs[kind]]
     res["ratio"] = round(res["clusterip"]["rps"] / res["pod"]["rps"], 3)
-    res["rounds"] = rounds
-    res["seconds"] = seconds
-    res["concurrency"] = concurrency
+    return {"new": res}
+
+
+def overhead(c: BenchCluster, args: argparse.Namespace, script: str) -> dict[str, Any]:
+    backend = c.wait_ready("app=dp-backend", 1)[0]
+    ip = json.loads(c.kubectl("get", "svc", "dp", "-o", "json"))["spec"]["clusterIP"]
+    path = "/" if args.server == "haproxy" else "/hostname"
+    targets = {"pod": f"http://{backend['status']['podIP']}:8080{path}",
+               "clusterip": f"http://{ip}:80{path}"}  # fmt: skip
+    wait_serving(c, targets["clusterip"])
+    res = (overhead_wrk(c, targets, args, script) if args.client == "wrk"
+           else overhead_loadgen(c, targets, args))  # fmt: skip
+    res["setup"] = {
+        "client": args.client, "server": args.server, "rounds": args.rounds,
+        "seconds": args.seconds, "concurrency": args.concurrency, "threads": args.threads,
+        "realtime": args.realtime,
+    }  # fmt: skip
     return res
 
 
@@ -261,9 +405,33 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.proxy.dataplane")
     p.add_argument("--data-dir", help="a running cluster's data dir (svcnet up --data-dir)")
     p.add_argument("--up", action="store_true", help="make a cluster of our own (removed after)")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument(
+        "--client",
+        choices=("wrk", "loadgen"),
+        default="wrk",
+        help="wrk (C) or svcnet.testing.loadgen (Python, new connections only)",
+    )
+    p.add_argument(
+        "--server",
+        choices=("haproxy", "agnhost"),
+        default="haproxy",
+        help="the backend: HAProxy (C) or agnhost netexec (svcnet's, Python)",
+    )
+    p.add_argument(
+        "--modes",
+        default="new,keepalive",
+        help="wrk: new (a connection per request), keepalive, or both",
+    )
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument(
+        "--realtime", type=int, default=0, metavar="PRIO",
+        help="run wrk and HAProxy as SCHED_FIFO PRIO (chrt): on a shared machine, other jobs "
+        "then cannot preempt the measured client and server (the kernel's packet work runs "
+        "mostly in their context); the RT throttle leaves others 5%% of each second",
+    )  # fmt: skip
     p.add_argument("--services", type=int, default=10000)
     p.add_argument("--baseline-services", type=int, default=100)
     p.add_argument("--connects", type=int, default=2000)
@@ -271,22 +439,26 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.data_dir and not args.up:
         p.error("--data-dir or --up")
-    with (own_cluster() if args.up else contextlib.nullcontext(
-        BenchCluster.attach(args.data_dir)
-    )) as c:  # fmt: skip
-        assert c is not None
-        c.apply(SETUP)
+    with contextlib.ExitStack() as stack:
+        files = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="svcnet-dp-")))
+        os.chmod(files, 0o755)
+        (files / "haproxy.cfg").write_text(HAPROXY_CFG)
+        (files / "summary.lua").write_text(wrk.SUMMARY_SCRIPT)
+        manifest = setup_manifest(args.server, str(files / "haproxy.cfg"), args.realtime)
+        c = stack.enter_context(own_cluster()) if args.up else BenchCluster.attach(args.data_dir)
+        c.apply(manifest)
         try:
             c.wait_ready("app in (dp-backend,dp-client)", 2)
             result: dict[str, Any] = {}
             if "overhead" not in args.skip:
-                result["overhead"] = overhead(c, args.rounds, args.seconds, args.concurrency)
+                result["overhead"] = overhead(c, args, str(files / "summary.lua"))
                 print(json.dumps({"overhead": result["overhead"]}), flush=True)
             if "scale" not in args.skip:
                 result["scale"] = scale(c, args.baseline_services, args.services, args.connects)
                 print(json.dumps({"scale": result["scale"]}), flush=True)
         finally:
-            c.kubectl("delete", "-f", "-", "--wait=false", input=SETUP, check=False)
+            c.kubectl("delete", "-f", "-", "--wait=true", "--timeout=30s", input=manifest,
+                      check=False)  # fmt: skip
     print(json.dumps(result))
     return 0
 

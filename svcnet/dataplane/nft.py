@@ -111,13 +111,17 @@ class MarkTest:
 
 @dataclass(frozen=True, slots=True)
 class SetLookup:
-    """``KEY @set``: matches when the key is an element of the set."""
+    """``KEY @set`` (``KEY != @set`` with ``negate``): whether the key is an element of the set.
+
+    In a set with ``flags interval`` an element field may be a prefix (``10.0.0.0/8``).
+    """
 
     key: tuple[KeyPart, ...]
     set_name: str
+    negate: bool = False
 
     def render(self) -> str:
-        return f"{render_key(self.key)} @{self.set_name}"
+        return f"{render_key(self.key)} {'!= ' if self.negate else ''}@{self.set_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +541,12 @@ def classify_error(stderr: str, script: str = "") -> NftError:
         return NftExistsError(msg, script)
     if "Device or resource busy" in msg:
         return NftBusyError(msg, script)
-    if "syntax error" in msg or "datatype mismatch" in msg or "Error: Could not" in msg:
+    if (
+        "syntax error" in msg
+        or "datatype mismatch" in msg
+        or "conflicting protocols" in msg
+        or "Error: Could not" in msg
+    ):
         return NftSyntaxError(msg, script)
     return NftError(msg or "nft failed", script)
 

@@ -7,19 +7,28 @@ flushed, deleted, filled or referenced (rules jumping to a chain, looking up a s
 elements jumping to a chain); a chain or set still referenced cannot be deleted (a chain's
 own rules go with it); an element key must have the set's arity and a map element must carry
 data; adding an element whose key exists with other data is refused; deleting a missing
-element is refused. tests/e2e/test_nft_executor.py runs the same cases against the real nft. ``dump()`` prints the state sorted, for golden comparisons.
+element is refused; a map whose ``typeof`` data names a transport protocol (``ip daddr . tcp
+dport``) is type-checked against the protocol of the first rule of a transaction that uses it
+(nft 1.0.6 evaluates the map's expressions once, in that rule's context: a first user matching
+``meta l4proto udp`` is refused with "conflicting protocols specified: udp vs. tcp", later
+users in the same transaction are not checked). tests/e2e/test_nft_executor.py runs the same
+cases against the real nft. ``dump()`` prints the state sorted, for golden comparisons.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 from svcnet.dataplane.nft import (
     BaseChain,
     ChainOp,
+    Cmp,
+    DnatMap,
     Element,
     ElementOp,
+    Field,
     NftBusyError,
     NftExistsError,
     NftNotFoundError,
@@ -80,8 +89,9 @@ class FakeNft:
 
     def apply_sync(self, tx: Transaction) -> None:
         tables = copy.deepcopy(self.tables)
+        evaluated: set[str] = set()  # maps whose typeof nft has evaluated in this transaction
         for op in tx.ops:
-            _apply_op(tables, (tx.family, tx.table), op)
+            _apply_op(tables, (tx.family, tx.table), op, evaluated)
         self.tables = tables
         self.transactions += 1
 
@@ -142,7 +152,30 @@ class FakeNft:
         return "\n".join(lines) + "\n"
 
 
-def _apply_op(tables: dict[tuple[str, str], FakeTable], tkey: tuple[str, str], op: object) -> None:
+_TYPEOF_PROTOCOL = re.compile(r"\b(tcp|udp|sctp) dport\b")
+
+
+def _check_typeof_protocol(table: FakeTable, r: Rule, evaluated: set[str]) -> None:
+    """nft 1.0.6's "conflicting protocols" refusal (see the module docstring)."""
+    proto = next(
+        (s.value for s in r.stmts if isinstance(s, Cmp) and s.field is Field.L4PROTO), None
+    )
+    for s in r.stmts:
+        if not isinstance(s, DnatMap) or s.map_name in evaluated:
+            continue
+        evaluated.add(s.map_name)
+        spec = table.sets[s.map_name].spec
+        m = _TYPEOF_PROTOCOL.search(spec.data_type or "") if spec.typeof else None
+        if m and proto is not None and proto != m.group(1):
+            raise NftSyntaxError(f"Error: conflicting protocols specified: {proto} vs. {m[1]}")
+
+
+def _apply_op(
+    tables: dict[tuple[str, str], FakeTable],
+    tkey: tuple[str, str],
+    op: object,
+    evaluated: set[str],
+) -> None:
     where = f"{tkey[0]} {tkey[1]}"
     if isinstance(op, TableOp):
         if op.verb is Verb.ADD:
@@ -174,6 +207,7 @@ def _apply_op(tables: dict[tuple[str, str], FakeTable], tkey: tuple[str, str], o
         for ref in op.rule.referenced_sets():
             if ref not in table.sets:
                 raise NftNotFoundError(f"rule uses set {ref}: No such file or directory")
+        _check_typeof_protocol(table, op.rule, evaluated)
         chain.rules.append(op.rule)
     elif isinstance(op, SetOp):
         _set_op(table, op)

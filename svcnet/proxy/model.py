@@ -9,6 +9,7 @@ never re-reads a dict. Headless and ExternalName Services convert to nothing: th
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,9 @@ class ServicePort:
     internal_policy_local: bool
     affinity_timeout: int | None  # None: no session affinity
     health_check_node_port: int  # 0: none
+    # spec.loadBalancerSourceRanges (IPv4, normalised); they restrict the LoadBalancer IPs only
+    # (not externalIPs, not NodePorts), as kube-proxy does. Empty: every source.
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -91,6 +95,19 @@ ServicePorts = tuple[ServicePort, ...]
 EndpointsByPort = Mapping[tuple[str, Protocol], tuple[Endpoint, ...]]
 
 
+def _source_ranges(ranges: Iterable[Any]) -> tuple[str, ...]:
+    """IPv4 CIDRs, host bits cleared (kube-proxy parses them the same lenient way)."""
+    out: set[str] = set()
+    for r in ranges:
+        try:
+            net = ipaddress.ip_network(str(r).strip(), strict=False)
+        except ValueError:
+            continue  # the API server validates them; a bad one is ignored, not fatal
+        if net.version == 4:
+            out.add(str(net))
+    return tuple(sorted(out))
+
+
 def service_ports(svc: Mapping[str, Any]) -> ServicePorts:
     """The Service's ports as the proxy sees them; empty when it gets no rules."""
     meta = svc.get("metadata") or {}
@@ -117,6 +134,7 @@ def service_ports(svc: Mapping[str, Any]) -> ServicePorts:
         cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP")) or {}
         affinity = int(cfg.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT)
     hc = int(spec.get("healthCheckNodePort") or 0) if external_local else 0
+    source_ranges = _source_ranges(spec.get("loadBalancerSourceRanges") or ()) if lb_ips else ()
     out: list[ServicePort] = []
     for p in spec.get("ports") or []:
         node_port = int(p.get("nodePort") or 0) if stype in ("NodePort", "LoadBalancer") else 0
@@ -134,6 +152,7 @@ def service_ports(svc: Mapping[str, Any]) -> ServicePorts:
                 internal_policy_local=internal_local,
                 affinity_timeout=affinity,
                 health_check_node_port=hc,
+                source_ranges=source_ranges,
             )
         )
     return tuple(out)

@@ -13,10 +13,11 @@ Packet path of a new connection (NAT only sees the first packet; conntrack does 
 ``nat-prerouting``/``nat-output`` -> ``services``: ``ip daddr . l4proto . dport`` in
 ``service-ips`` (ClusterIPs, externalIPs, LoadBalancer IPs) or, on a local address,
 ``l4proto . dport`` in ``service-nodeports`` (so a NodePort answers on every local address)
--> ``goto <kind>-<proto>-<N>``, a chain shared by every entry of that kind, protocol and
-endpoint count, which (1) marks for masquerading as the kind requires, (2) sends a client
-with session affinity back to its endpoint (dynamic map ``affinity``; a miss falls through),
-(3) does ``dnat to addr . port . numgen random mod N offset <proto> map @endpoints``. Kinds:
+-> ``goto <kind>-<proto>-<N>[-affinity]``, a chain shared by every entry of that kind,
+protocol, endpoint count and session affinity, which (1) marks for masquerading as the kind
+requires, (2) for ports with session affinity only, sends a client back to its endpoint
+(dynamic map ``affinity``; a miss falls through), (3) does ``dnat to addr . port . numgen
+random mod N map @endpoints-<proto>``. Kinds:
 
 - ``svc`` (ClusterIP): masquerade when the source is not a pod (off-cluster or the node);
 - ``ext`` (externalIP / LoadBalancer IP, Cluster policy) and ``np`` (NodePort): masquerade
@@ -27,18 +28,20 @@ with session affinity back to its endpoint (dynamic map ``affinity``; a miss fal
 A Local-policy entry goes first to ``external-local`` / ``nodeport-local``, which send pods and
 the node itself to every endpoint (through ``cluster-counts`` / ``nodeport-counts``, as
 kube-proxy short-circuits them) and the rest to local endpoints (``local-counts`` /
-``nodeport-local-counts``). Only the (kind, protocol, N) combinations in use get a chain: one
-at 10,000 Services with 10 endpoints each. The protocol rides in the slot's offset (tcp 0,
-udp 100000, sctp 200000) so that the 10^5-element endpoint maps have one key field less to
-parse.
+``nodeport-local-counts``). Only the (kind, protocol, N, affinity) combinations in use get a
+chain: one at 10,000 Services with 10 endpoints each. Each endpoint map exists once per
+protocol (see :func:`endpoint_map`), so its key needs no protocol field.
 
 No usable endpoint: the entry is in ``no-endpoint-services``/``no-endpoint-nodeports`` instead,
-checked in filter input/forward/output before NAT could apply (priority -110) -> ``reject``
+checked for new connections in filter input/forward/output (priority -110; a Service
+without endpoints was not DNATed, so it is still addressed to its own IP there; NodePorts only
+in input, as they are addressed to this node) -> ``reject``
 (TCP reset, ICMP port unreachable otherwise), or ``drop`` when endpoints exist but the traffic
 policy is Local and none is on this node (kube-proxy's behaviour).
 
 Session affinity is recorded after DNAT (filter, priority -99), keyed by (client . original
-address . proto . original port), for entries listed in ``affinity-ports``. Hairpin (a pod
+address . proto . original port), for entries listed in ``affinity-ports``; only connections
+whose selector chain set ``AFFINITY_BIT`` in the packet mark go there. Hairpin (a pod
 reaching itself through a Service) is caught in ``masquerading`` by the pair set ``hairpin``
 (endpoint . endpoint) of this node's endpoints.
 """
@@ -94,23 +97,29 @@ from svcnet.proxy.model import (
 FAMILY = "ip"
 TABLE = "svcnet-proxy"
 MASQUERADE_BIT = 0x4000
+# Set on the first packet of a connection to a Service port with session affinity, in the
+# selector chain, so that only those connections enter affinity-check after DNAT.
+AFFINITY_BIT = 0x8000
 
 # Map names.
 SERVICE_IPS = "service-ips"
 SERVICE_NODEPORTS = "service-nodeports"
 CLUSTER_COUNTS = "cluster-counts"
-ENDPOINTS = "endpoints"
 LOCAL_COUNTS = "local-counts"
-LOCAL_ENDPOINTS = "local-endpoints"
 NODEPORT_COUNTS = "nodeport-counts"
-NODEPORT_ENDPOINTS = "nodeport-endpoints"
 NODEPORT_LOCAL_COUNTS = "nodeport-local-counts"
+# Endpoint maps, one per (kind of entry, protocol): "<base>-<proto>", see endpoint_map().
+ENDPOINTS = "endpoints"
+LOCAL_ENDPOINTS = "local-endpoints"
+NODEPORT_ENDPOINTS = "nodeport-endpoints"
 NODEPORT_LOCAL_ENDPOINTS = "nodeport-local-endpoints"
 NO_ENDPOINT_SERVICES = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
 AFFINITY = "affinity"
 AFFINITY_PORTS = "affinity-ports"
 HAIRPIN = "hairpin"
+FIREWALL_IPS = "firewall-ips"
+FIREWALL_ALLOW = "firewall-allow"
 
 # Chain names.
 SERVICES = "services"
@@ -119,7 +128,9 @@ NODEPORT_LOCAL = "nodeport-local"
 MARK_FOR_MASQUERADE = "mark-for-masquerade"
 MASQUERADING = "masquerading"
 ENDPOINTS_CHECK = "endpoints-check"
+NODEPORT_ENDPOINTS_CHECK = "nodeport-endpoints-check"
 REJECT_CHAIN = "reject-chain"
+FIREWALL_CHECK = "firewall-check"
 AFFINITY_CHECK = "affinity-check"
 
 _ADDR_PORT = (Field.IP_DADDR, Field.L4PROTO, Field.TH_DPORT)
@@ -137,11 +148,10 @@ class _Masq:
     ALWAYS = 2  # Cluster-policy external traffic: replies must come back through this node
 
 
-# Endpoint-selection chain kinds: kind -> (endpoint map, its key, masquerading). A chain
-# "<kind>-<proto>-<N>" exists for each (kind, protocol, endpoint count) in use; a Service
-# entry's verdict jumps straight to it. The endpoint maps leave the protocol out of their key
-# (a third fewer fields for nft to parse at 10^5 elements); the slot carries it instead, as
-# an offset of the random number.
+# Endpoint-selection chain kinds: kind -> (endpoint map base name, its key, masquerading). A
+# chain "<kind>-<proto>-<N>" (or "<kind>-<proto>-<N>-affinity" for ports with session
+# affinity) exists for each (kind, protocol, endpoint count, affinity) in use; a Service
+# entry's verdict jumps straight to it.
 _KINDS: dict[str, tuple[str, tuple[Field, ...], int]] = {
     "svc": (ENDPOINTS, _ADDR_DPORT, _Masq.NOT_PODS),
     "ext": (ENDPOINTS, _ADDR_DPORT, _Masq.ALWAYS),
@@ -149,7 +159,20 @@ _KINDS: dict[str, tuple[str, tuple[Field, ...], int]] = {
     "np": (NODEPORT_ENDPOINTS, _DPORT, _Masq.ALWAYS),
     "np-lep": (NODEPORT_LOCAL_ENDPOINTS, _DPORT, _Masq.NONE),
 }
-SLOT_OFFSET = {Protocol.TCP: 0, Protocol.UDP: 100000, Protocol.SCTP: 200000}
+_AFFINITY_SUFFIX = "-affinity"
+
+
+def endpoint_map(base: str, proto: Protocol) -> str:
+    """The endpoint map of one protocol.
+
+    One map per protocol, because nft 1.0.6 evaluates a map's ``typeof`` data expression
+    (``ip daddr . tcp dport``) in the protocol context of the first rule of a transaction that
+    references it: a shared map typed "tcp dport" refused a transaction whose first user was a
+    new ``svc-udp-N`` chain ("conflicting protocols specified: udp vs. tcp"), which happens in a
+    partial sync adding the first UDP Service with N endpoints. With a map per protocol every
+    user of a map has the map's protocol.
+    """
+    return f"{base}-{proto.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,33 +200,27 @@ def _sets() -> dict[str, SetSpec]:
         NODEPORT_COUNTS: SetSpec("inet_proto . inet_service", "verdict"),
         NODEPORT_LOCAL_COUNTS: SetSpec("inet_proto . inet_service", "verdict"),
         # "typeof" because nft 1.0.6 has no fixed-size type that matches numgen's integer. The
-        # data says "tcp dport" (it holds UDP/SCTP ports as well): with "th dport", nft 1.0.6
+        # data names the map's transport protocol ("udp dport"): with "th dport", nft 1.0.6
         # fails ("conflicting protocols specified: ip vs. th") on any later rule referencing
-        # the map once it exists in the kernel.
-        ENDPOINTS: SetSpec(
-            "ip daddr . th dport . numgen random mod 1",
-            "ip daddr . tcp dport",
-            typeof=True,
-            size=big,
-        ),
-        LOCAL_ENDPOINTS: SetSpec(
-            "ip daddr . th dport . numgen random mod 1",
-            "ip daddr . tcp dport",
-            typeof=True,
-            size=big,
-        ),
-        NODEPORT_ENDPOINTS: SetSpec(
-            "th dport . numgen random mod 1",
-            "ip daddr . tcp dport",
-            typeof=True,
-            size=big,
-        ),
-        NODEPORT_LOCAL_ENDPOINTS: SetSpec(
-            "th dport . numgen random mod 1",
-            "ip daddr . tcp dport",
-            typeof=True,
-            size=big,
-        ),
+        # the map once it exists in the kernel. Only the TCP maps (nearly every Service) are
+        # sized up front: the kernel allocates a sized map's hash table when it is created, and
+        # eight more 10^6-slot tables added ~0.4 s of system time to every full sync at 10,000
+        # Services; unsized, the UDP and SCTP maps start small and grow with their elements.
+        **{
+            endpoint_map(base, proto): SetSpec(
+                key,
+                f"ip daddr . {proto.value} dport",
+                typeof=True,
+                size=big if proto is Protocol.TCP else None,
+            )
+            for base, key in (
+                (ENDPOINTS, "ip daddr . th dport . numgen random mod 1"),
+                (LOCAL_ENDPOINTS, "ip daddr . th dport . numgen random mod 1"),
+                (NODEPORT_ENDPOINTS, "th dport . numgen random mod 1"),
+                (NODEPORT_LOCAL_ENDPOINTS, "th dport . numgen random mod 1"),
+            )
+            for proto in Protocol
+        },
         NO_ENDPOINT_SERVICES: SetSpec("ipv4_addr . inet_proto . inet_service", "verdict"),
         NO_ENDPOINT_NODEPORTS: SetSpec("inet_proto . inet_service", "verdict"),
         AFFINITY_PORTS: SetSpec("ipv4_addr . inet_proto . inet_service", "verdict"),
@@ -215,6 +232,12 @@ def _sets() -> dict[str, SetSpec]:
             size=big,
         ),
         HAIRPIN: SetSpec("ipv4_addr . ipv4_addr"),
+        # loadBalancerSourceRanges: the LoadBalancer entries that have some, and for each the
+        # allowed sources (the last field a prefix).
+        FIREWALL_IPS: SetSpec("ipv4_addr . inet_proto . inet_service"),
+        FIREWALL_ALLOW: SetSpec(
+            "ipv4_addr . inet_proto . inet_service . ipv4_addr", flags=("interval",)
+        ),
     }
 
 
@@ -246,11 +269,20 @@ def _static_chains(cfg: ProxyConfig) -> dict[str, list[Rule]]:
         "nat-prerouting": [rule(jump(SERVICES))],
         "nat-output": [rule(jump(SERVICES))],
         "nat-postrouting": [rule(jump(MASQUERADING))],
-        "filter-input": [rule(ct_new, jump(ENDPOINTS_CHECK))],
+        # A NodePort is addressed to this node, so it is only seen in input (locally made
+        # traffic to a local address passes output and then input): forward and output check
+        # Service addresses only, without a fib lookup per new connection (kube-proxy's
+        # split of service-endpoints-check and nodeport-endpoints-check).
+        "filter-input": [
+            rule(ct_new, jump(ENDPOINTS_CHECK)),
+            rule(ct_new, jump(NODEPORT_ENDPOINTS_CHECK)),
+        ],
         "filter-forward": [rule(ct_new, jump(ENDPOINTS_CHECK))],
         "filter-output": [rule(ct_new, jump(ENDPOINTS_CHECK))],
-        "affinity-prerouting": [rule(ct_new, Cmp(Field.CT_STATUS, "dnat"), jump(AFFINITY_CHECK))],
-        "affinity-output": [rule(ct_new, Cmp(Field.CT_STATUS, "dnat"), jump(AFFINITY_CHECK))],
+        # Only the first packet of a connection to a port with session affinity carries the
+        # bit (set by its selector chain in NAT): every other packet costs one mark test.
+        "affinity-prerouting": [rule(MarkTest(AFFINITY_BIT, is_set=True), jump(AFFINITY_CHECK))],
+        "affinity-output": [rule(MarkTest(AFFINITY_BIT, is_set=True), jump(AFFINITY_CHECK))],
         SERVICES: [
             rule(VmapLookup(_ADDR_PORT, SERVICE_IPS)),
             rule(
@@ -260,6 +292,7 @@ def _static_chains(cfg: ProxyConfig) -> dict[str, list[Rule]]:
             ),
         ],
         EXTERNAL_LOCAL: [
+            rule(jump(FIREWALL_CHECK)),
             # Pods and the node itself reach every endpoint (kube-proxy does the same): only
             # traffic from outside the cluster is restricted to local endpoints.
             rule(Cmp(Field.IP_SADDR, pods), VmapLookup(_ADDR_PORT, CLUSTER_COUNTS)),
@@ -282,12 +315,21 @@ def _static_chains(cfg: ProxyConfig) -> dict[str, list[Rule]]:
             rule(MarkSet(cfg.masquerade_bit, xor=True)),
             rule(Masquerade()),
         ],
-        ENDPOINTS_CHECK: [
-            rule(VmapLookup(_ADDR_PORT, NO_ENDPOINT_SERVICES)),
+        ENDPOINTS_CHECK: [rule(VmapLookup(_ADDR_PORT, NO_ENDPOINT_SERVICES))],
+        NODEPORT_ENDPOINTS_CHECK: [
             rule(
                 Cmp(Field.FIB_DADDR_TYPE, "local"),
                 not_loopback,
                 VmapLookup(_PROTO_PORT, NO_ENDPOINT_NODEPORTS),
+            ),
+        ],
+        # Entered from the start of every selector chain of external addresses (and of
+        # external-local), i.e. by new connections to an externalIP or a LoadBalancer IP only.
+        FIREWALL_CHECK: [
+            rule(
+                SetLookup(_ADDR_PORT, FIREWALL_IPS),
+                SetLookup((*_ADDR_PORT, Field.IP_SADDR), FIREWALL_ALLOW, negate=True),
+                DROP,
             ),
         ],
         REJECT_CHAIN: [
@@ -296,13 +338,16 @@ def _static_chains(cfg: ProxyConfig) -> dict[str, list[Rule]]:
         ],
         # nft 1.0.6 types "ct original proto-dst" only with a protocol in the same rule.
         AFFINITY_CHECK: [
-            rule(
-                Cmp(Field.L4PROTO, p.value),
-                VmapLookup(
-                    (Field.CT_ORIG_DADDR, Field.L4PROTO, Field.CT_ORIG_DPORT), AFFINITY_PORTS
-                ),
-            )
-            for p in Protocol
+            rule(MarkSet(AFFINITY_BIT, xor=True)),  # clear it: the mark is the packet's
+            *(
+                rule(
+                    Cmp(Field.L4PROTO, p.value),
+                    VmapLookup(
+                        (Field.CT_ORIG_DADDR, Field.L4PROTO, Field.CT_ORIG_DPORT), AFFINITY_PORTS
+                    ),
+                )
+                for p in Protocol
+            ),
         ],
     }
     return chains
@@ -324,24 +369,34 @@ def _affinity_record_rules(timeout: int) -> list[Rule]:
     ]
 
 
-def selector_chain(kind: str, proto: Protocol, n: int) -> str:
-    return f"{kind}-{proto.value}-{n}"
+def selector_chain(kind: str, proto: Protocol, n: int, affinity: bool = False) -> str:
+    return f"{kind}-{proto.value}-{n}{_AFFINITY_SUFFIX if affinity else ''}"
 
 
-def _selector_rules(cfg: ProxyConfig, kind: str, proto: Protocol, n: int) -> list[Rule]:
-    emap, key, masq = _KINDS[kind]
+def _selector_rules(
+    cfg: ProxyConfig, kind: str, proto: Protocol, n: int, affinity: bool
+) -> list[Rule]:
+    base, key, masq = _KINDS[kind]
     rules: list[Rule] = []
+    if kind == "ext":
+        rules.append(rule(jump(FIREWALL_CHECK)))
     if masq == _Masq.NOT_PODS:
         rules.append(
             rule(Cmp(Field.IP_SADDR, cfg.cluster_cidr, negate=True), jump(MARK_FOR_MASQUERADE))
         )
     elif masq == _Masq.ALWAYS:
         rules.append(rule(jump(MARK_FOR_MASQUERADE)))
-    # A client with session affinity goes back to its endpoint (a miss falls through).
-    rules.append(rule(DnatMap(_AFFINITY_KEY, AFFINITY)))
+    if affinity:
+        # Record the choice after DNAT (affinity-check); a client with an entry goes back to
+        # its endpoint (a miss falls through). Ports without affinity skip both lookups.
+        rules.append(rule(MarkSet(AFFINITY_BIT)))
+        rules.append(rule(DnatMap(_AFFINITY_KEY, AFFINITY)))
     # nft wants a transport match before a dnat whose map yields a port.
     rules.append(
-        rule(Cmp(Field.L4PROTO, proto.value), DnatMap((*key, Numgen(n, SLOT_OFFSET[proto])), emap))
+        rule(
+            Cmp(Field.L4PROTO, proto.value),
+            DnatMap((*key, Numgen(n)), endpoint_map(base, proto)),
+        )
     )
     return rules
 
@@ -379,18 +434,18 @@ def plan_port(cfg: ProxyConfig, sp: ServicePort, endpoints: Iterable[Endpoint]) 
     def put(m: str, key: tuple[str, ...], data: ElementData) -> None:
         out.setdefault(m, {})[key] = Element(key, data)
 
-    offset = SLOT_OFFSET[sp.protocol]
+    affinity = sp.affinity_timeout is not None
 
     def select(kind: str, entry: tuple[str, ...], eps: tuple[Endpoint, ...]) -> Verdict:
         """Fill the kind's endpoint map for this entry; the verdict that picks among them."""
-        emap = _KINDS[kind][0]
-        chain = selector_chain(kind, sp.protocol, len(eps))
+        emap = endpoint_map(_KINDS[kind][0], sp.protocol)
+        chain = selector_chain(kind, sp.protocol, len(eps), affinity)
         chains.add(chain)
-        # (addr . port) or (port): the entry without its protocol, which the slot carries.
+        # (addr . port) or (port): the entry without its protocol, which the map stands for.
         base = (entry[0], entry[2]) if len(entry) == 3 else (entry[1],)
         bucket = out.setdefault(emap, {})
         for slot, ep in enumerate(eps):
-            key = (*base, str(offset + slot))
+            key = (*base, str(slot))
             bucket[key] = Element(key, (ep.ip, str(ep.port)))
         return goto(chain)
 
@@ -425,6 +480,26 @@ def plan_port(cfg: ProxyConfig, sp: ServicePort, endpoints: Iterable[Endpoint]) 
             put(SERVICE_IPS, entry, select("ext", entry, cluster))
         entries_for_affinity.append(entry)
 
+    # loadBalancerSourceRanges, for the LoadBalancer IPs (kube-proxy: not externalIPs, and "for
+    # better or for worse, nodeports are not subject to loadBalancerSourceRanges").
+    if sp.source_ranges and cluster:
+        allowed = list(sp.source_ranges)
+        # A node inside the ranges may reach the VIP with the VIP itself as source (the VIP
+        # is often a local address): kube-proxy allows the VIPs as sources then.
+        if any(
+            ipaddress.ip_address(ip) in ipaddress.ip_network(r)
+            for ip in cfg.node_ips
+            for r in sp.source_ranges
+        ):
+            allowed += [f"{ip}/32" for ip in sp.load_balancer_ips]
+        # Overlapping elements are refused in an interval set: merge them first.
+        nets = ipaddress.collapse_addresses(ipaddress.IPv4Network(a) for a in allowed)
+        sources = [str(n.network_address) if n.prefixlen == 32 else str(n) for n in nets]
+        for addr in sp.load_balancer_ips:
+            put(FIREWALL_IPS, (addr, proto, port), None)
+            for src in sources:
+                put(FIREWALL_ALLOW, (addr, proto, port, src), None)
+
     # NodePort.
     if sp.node_port:
         np = (proto, str(sp.node_port))
@@ -455,8 +530,11 @@ def plan_port(cfg: ProxyConfig, sp: ServicePort, endpoints: Iterable[Endpoint]) 
 def _chain_rules(cfg: ProxyConfig, name: str) -> list[Rule]:
     if name.startswith("affinity-record-"):
         return _affinity_record_rules(int(name.rsplit("-", 1)[1]))
+    affinity = name.endswith(_AFFINITY_SUFFIX)
+    if affinity:
+        name = name[: -len(_AFFINITY_SUFFIX)]
     kind, proto, n = name.rsplit("-", 2)
-    return _selector_rules(cfg, kind, Protocol(proto), int(n))
+    return _selector_rules(cfg, kind, Protocol(proto), int(n), affinity)
 
 
 # --- state and transactions --------------------------------------------------------------------

@@ -117,9 +117,10 @@ class Syncer:
                 try:
                     tx = await self._apply_partial(changes)
                 except NftError as e:
-                    # nft can refuse a partial transaction that a full one with the same
-                    # rules passes (1.0.6 type-checks a new rule against a shared map's
-                    # existing users); a full sync now repairs it instead of a retry later.
+                    # A partial transaction rests on our belief about the kernel's table;
+                    # when nft refuses it (the table changed behind our back, or a kernel
+                    # error) a full sync now repairs it instead of a retry later, as
+                    # kube-proxy does.
                     log.warning("partial proxy sync failed (%s): full sync now", e)
                     self.state, full = None, True
             if full:

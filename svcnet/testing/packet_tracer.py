@@ -42,7 +42,7 @@ from svcnet.dataplane.nft import (
     VerdictKind,
     VmapLookup,
 )
-from svcnet.dataplane.nft_fake import FakeNft, FakeTable
+from svcnet.dataplane.nft_fake import FakeNft, FakeSet, FakeTable
 
 
 class Origin(enum.Enum):
@@ -236,7 +236,7 @@ def _run_stmts(
     out: _Branches = []
     for p, key in _key(s.key, st, local):
         if isinstance(s, SetLookup):
-            hit = key in t.sets[s.set_name].elements
+            hit = _set_has(t.sets[s.set_name], key) != s.negate
             branch = go_on(st) if hit else [(_ONE, st, _Act.NEXT)]
         elif isinstance(s, VmapLookup):
             e = t.sets[s.map_name].elements.get(key)
@@ -258,6 +258,23 @@ def _run_stmts(
             branch = go_on(replace(st, updates=(*st.updates, upd)))
         out.extend((p * p2, s2, a2) for p2, s2, a2 in branch)
     return out
+
+
+def _set_has(s: FakeSet, key: tuple[str, ...]) -> bool:
+    if key in s.elements:
+        return True
+    if "interval" not in s.spec.flags:
+        return False
+    return any(all(_field_matches(v, f) for v, f in zip(key, k, strict=True)) for k in s.elements)
+
+
+def _field_matches(value: str, element_field: str) -> bool:
+    if "/" not in element_field:
+        return value == element_field
+    try:
+        return ipaddress.ip_address(value) in ipaddress.ip_network(element_field)
+    except ValueError:
+        return False
 
 
 def _verdict(t: FakeTable, v: Verdict, st: _State, local: frozenset[str]) -> _Branches:

@@ -292,6 +292,24 @@ async def test_endpoint_change_is_applied_by_a_partial_sync(
     assert set(net.run_client("tcp", CLUSTER_IP, 80, 20)) == {"b"}
 
 
+async def test_first_udp_service_is_added_by_a_partial_sync(
+    net: Net, proxy: tuple[ChangeTracker, Syncer]
+) -> None:
+    # nft 1.0.6 refused this partial transaction ("conflicting protocols specified: udp vs.
+    # tcp") while one endpoint map served every protocol; the syncer then fell back to a full
+    # sync. With a map per protocol the partial transaction is accepted.
+    tracker, syncer = proxy
+    tcp_only = svc()
+    del tcp_only["spec"]["ports"][1]
+    tracker.upsert_service(tcp_only)
+    tracker.upsert_slice(slice_("a", "b"))
+    assert (await syncer.sync()).full
+    tracker.upsert_service(svc())  # adds the UDP port: the first udp selector chain
+    result = await syncer.sync()
+    assert result.ok and not result.full, result
+    assert set(net.run_client("udp", CLUSTER_IP, 53, 30)) == {"a", "b"}
+
+
 async def test_udp_conntrack_of_a_removed_endpoint_is_flushed(
     net: Net, proxy: tuple[ChangeTracker, Syncer]
 ) -> None:

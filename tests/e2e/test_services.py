@@ -525,6 +525,41 @@ def test_other_services_unaffected_by_the_bad_input(tutorial: Tutorial) -> None:
     assert http_get(f"http://{node_ip(c, 'node-1')}:30080/hostname") in tutorial.web_pods
 
 
+GET_FROM_POD = r"""
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as r:
+        print("answered", r.read().decode().strip())
+except OSError as e:
+    print("failed", type(e).__name__)
+"""
+
+
+def test_load_balancer_source_ranges_admit_only_their_sources(tutorial: Tutorial) -> None:
+    c = tutorial.cluster
+    url = f"http://{tutorial.lb_ip}/hostname"
+    machine = underlay_host(c, 1)
+
+    def source_ranges(ranges: list[str] | None) -> None:
+        patch = json.dumps({"spec": {"loadBalancerSourceRanges": ranges}})
+        c.kubectl("patch", "svc", "web-lb", "--type", "merge", "-p", patch)
+
+    def from_pod() -> str:
+        return in_pod(c, "client-2", PY, "-c", GET_FROM_POD, url, "1").split()[0]
+
+    try:
+        source_ranges([f"{machine}/32"])
+        # the pod's address is outside the ranges: dropped (kube-proxy filters pods as well)
+        eventually("the pod dropped", lambda: from_pod() == "failed" or None, 15)
+        assert try_get(url, timeout=2) in tutorial.web_pods  # the machine is inside
+        source_ranges(["192.0.2.0/24"])  # now the machine is outside too
+        eventually("the machine dropped", lambda: try_get(url, timeout=0.5) is None or None, 15)
+    finally:
+        source_ranges(None)
+    eventually("the machine answered again", lambda: try_get(url, timeout=1), 15)
+    assert from_pod() == "answered"
+
+
 # -- churn -----------------------------------------------------------------------------------
 
 

@@ -12,12 +12,17 @@ import pytest
 
 from svcnet.dataplane.nft import (
     ACCEPT,
+    Cmp,
+    DnatMap,
     Element,
     Field,
     NftBusyError,
     NftError,
     NftExistsError,
     NftNotFoundError,
+    NftSyntaxError,
+    Numgen,
+    Rule,
     SetSpec,
     TransactionBuilder,
     VmapLookup,
@@ -29,6 +34,17 @@ from svcnet.dataplane.nft_fake import FakeNft
 
 VMAP = SetSpec("ipv4_addr", "verdict")
 MAP = SetSpec("ipv4_addr", "ipv4_addr")
+# An endpoint map as the proxy writes them: typeof data naming its transport protocol.
+TCP_EP_MAP = SetSpec(
+    "ip daddr . th dport . numgen random mod 1", "ip daddr . tcp dport", typeof=True, size=1024
+)
+
+
+def dnat_via_ep(proto: str) -> Rule:
+    return rule(
+        Cmp(Field.L4PROTO, proto),
+        DnatMap((Field.IP_DADDR, Field.TH_DPORT, Numgen(2)), "ep"),
+    )
 
 
 def base() -> TransactionBuilder:
@@ -38,6 +54,9 @@ def base() -> TransactionBuilder:
     b.add_chain("b")
     b.add_set("vm", VMAP)
     b.add_set("m", MAP)
+    b.add_set("ep", TCP_EP_MAP)
+    b.add_chain("c")
+    b.add_rule("c", dnat_via_ep("tcp"))
     return b
 
 
@@ -103,6 +122,13 @@ REFUSED: list[tuple[str, Callable[[TransactionBuilder], None], type[NftError]]] 
         NftExistsError,
     ),
     ("delete a missing table", lambda b: (b.delete_table(), b.delete_table()), NftNotFoundError),
+    # nft 1.0.6 checks a typeof map's data protocol against its first user in a transaction,
+    # even when the kernel already holds a tcp user of it (chain "c" of base()).
+    (
+        "udp rule first user of a tcp-typed map",
+        lambda b: b.add_rule("a", dnat_via_ep("udp")),
+        NftSyntaxError,
+    ),
 ]
 
 
@@ -141,6 +167,11 @@ ACCEPTED: list[tuple[str, Callable[[TransactionBuilder], None]]] = [
         ),
     ),
     ("add-then-delete a table that may not exist", lambda b: (b.add_table(), b.delete_table())),
+    ("tcp rule using a tcp-typed map", lambda b: b.add_rule("a", dnat_via_ep("tcp"))),
+    (
+        "udp rule after a tcp rule using a tcp-typed map in one transaction",
+        lambda b: (b.add_rule("a", dnat_via_ep("tcp")), b.add_rule("b", dnat_via_ep("udp"))),
+    ),
 ]
 
 

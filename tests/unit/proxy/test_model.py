@@ -70,6 +70,22 @@ NP = [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]
             "load_balancer_ips",
             (),
         ),
+        (
+            service(
+                type="LoadBalancer",
+                ports=NP,
+                # host bits cleared, IPv6 and garbage left out, duplicates merged
+                loadBalancerSourceRanges=["10.1.2.3/8", "2001:db8::/32", "nope", "10.0.0.0/8"],
+                status={"loadBalancer": {"ingress": [{"ip": "172.18.255.3"}]}},
+            ),
+            "source_ranges",
+            ("10.0.0.0/8",),
+        ),
+        (  # without a LoadBalancer IP the ranges restrict nothing
+            service(type="LoadBalancer", ports=NP, loadBalancerSourceRanges=["10.0.0.0/8"]),
+            "source_ranges",
+            (),
+        ),
     ],
 )
 def test_service_port_fields(svc: dict[str, Any], field: str, expected: object) -> None:

@@ -349,6 +349,95 @@ def test_external_address_local_policy_without_local_endpoints_drops() -> None:
     assert only(out).result is Result.DROP
 
 
+# --- loadBalancerSourceRanges ------------------------------------------------------------------
+
+LB_IP = "172.18.255.3"
+ALLOWED = "192.0.2.0/25"  # OUTSIDE (192.0.2.7) is in it
+DENIED_SRC = "203.0.113.4"
+
+
+def _firewalled(policy: str = "Cluster", ranges: list[str] | None = None) -> Proxy:
+    return Proxy(
+        [
+            service(
+                type="LoadBalancer",
+                externalTrafficPolicy=policy,
+                externalIPs=["198.51.100.9"],
+                loadBalancerSourceRanges=[ALLOWED] if ranges is None else ranges,
+                ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30081}],
+                status={"loadBalancer": {"ingress": [{"ip": LB_IP}]}},
+            ),
+            endpoint_slice(endpoints=TWO_EPS),
+        ]
+    )
+
+
+@pytest.mark.parametrize("policy", ["Cluster", "Local"])
+def test_source_ranges_let_allowed_sources_reach_the_lb_ip(policy: str) -> None:
+    out = _firewalled(policy).trace(OUTSIDE, LB_IP, 80)
+    assert out and all(o.dnat for o in out)
+
+
+@pytest.mark.parametrize("policy", ["Cluster", "Local"])
+@pytest.mark.parametrize("src", [DENIED_SRC, POD_A], ids=["outside", "pod"])
+def test_source_ranges_drop_other_sources_at_the_lb_ip(policy: str, src: str) -> None:
+    assert only(_firewalled(policy).trace(src, LB_IP, 80)).result is Result.DROP
+
+
+@pytest.mark.parametrize(
+    ("dst", "port"), [("198.51.100.9", 80), (NODE_IP, 30081), ("10.96.0.5", 80)],
+    ids=["external-ip", "nodeport", "cluster-ip"],
+)  # fmt: skip
+def test_source_ranges_restrict_only_the_lb_ip(dst: str, port: int) -> None:
+    out = _firewalled().trace(DENIED_SRC, dst, port)
+    assert out and all(o.dnat for o in out)
+
+
+def test_source_ranges_other_port_of_the_lb_ip_is_not_restricted() -> None:
+    p = _firewalled()
+    assert only(p.trace(DENIED_SRC, LB_IP, 81)).dnat is None  # no such port: left alone
+    assert only(p.trace(DENIED_SRC, LB_IP, 81)).result is not Result.DROP
+
+
+def test_source_ranges_containing_the_node_allow_the_vip_as_source() -> None:
+    p = _firewalled(ranges=["172.18.0.0/16"])
+    assert all(o.dnat for o in p.trace(LB_IP, LB_IP, 80))
+    assert all(o.dnat for o in p.trace(NODE_IP, LB_IP, 80))
+    assert only(p.trace(DENIED_SRC, LB_IP, 80)).result is Result.DROP
+
+
+def test_source_ranges_overlapping_are_merged() -> None:
+    p = _firewalled(ranges=["192.0.2.0/24", "192.0.2.0/25", "192.0.2.7/32"])
+    assert all(o.dnat for o in p.trace(OUTSIDE, LB_IP, 80))
+
+
+def test_source_ranges_changed_by_a_partial_sync() -> None:
+    p = _firewalled()
+    p.put(
+        service(
+            type="LoadBalancer",
+            externalIPs=["198.51.100.9"],
+            loadBalancerSourceRanges=["203.0.113.0/24"],
+            ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30081}],
+            status={"loadBalancer": {"ingress": [{"ip": LB_IP}]}},
+        )
+    )
+    p.partial()
+    assert all(o.dnat for o in p.trace(DENIED_SRC, LB_IP, 80))
+    assert only(p.trace(OUTSIDE, LB_IP, 80)).result is Result.DROP
+    p.put(
+        service(
+            type="LoadBalancer",
+            externalIPs=["198.51.100.9"],
+            ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30081}],
+            status={"loadBalancer": {"ingress": [{"ip": LB_IP}]}},
+        )
+    )
+    p.partial()
+    assert all(o.dnat for o in p.trace(OUTSIDE, LB_IP, 80))
+    assert not p.nft.table(FAMILY, TABLE).sets["firewall-allow"].elements
+
+
 # --- internalTrafficPolicy ---------------------------------------------------------------------
 
 

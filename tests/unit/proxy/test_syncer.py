@@ -192,3 +192,26 @@ async def test_a_deleted_static_chain_is_noticed_by_the_check() -> None:
     del nft.table(FAMILY, TABLE).chains["nat-output"]
     assert (await s.sync()).full
     assert "nat-output" in nft.chain_names(FAMILY, TABLE)
+
+
+async def test_first_udp_service_is_added_by_a_partial_sync() -> None:
+    # nft 1.0.6 refused this partial transaction while the endpoint map was shared by all
+    # protocols (its first rule, the new udp selector chain, met the map's "tcp dport"), and
+    # the syncer fell back to a full sync: the fake models that refusal.
+    t, nft, _, s = make()
+    t.upsert_service(service())
+    t.upsert_slice(endpoint_slice(endpoints=[endpoint("10.244.1.5")]))
+    assert (await s.sync()).full
+    dns = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]
+    t.upsert_service(service("dns", "10.96.0.10", ports=dns))
+    t.upsert_slice(
+        endpoint_slice(
+            "dns",
+            endpoints=[endpoint("10.244.1.7")],
+            ports=[{"name": "dns", "port": 5353, "protocol": "UDP"}],
+        )
+    )
+    r = await s.sync()
+    assert r.ok and not r.full, r
+    outcomes = trace(nft, FAMILY, TABLE, Packet(POD_A, "10.96.0.10", "udp", 53), LOCAL_ADDRESSES)
+    assert {o.dnat for o in outcomes} == {("10.244.1.7", 5353)}
