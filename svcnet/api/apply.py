@@ -75,6 +75,7 @@ _STRIPPED: frozenset[Path] = frozenset(
         )
     ]
 )
+_STRIPPED_META = frozenset(p[1][2:] for p in _STRIPPED if len(p) == 2 and p[0] == "f:metadata")
 # The OpenAPI defaults of list-map key fields upstream's SMD fills in when the applied
 # configuration omits them (ServicePort, ContainerPort, EndpointPort: protocol TCP).
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
@@ -112,6 +113,10 @@ class _Plan:
     # filled on first use: the create fast path walks plans without resolving the schema.
     kids: dict[str, _Plan] = field(default_factory=dict, compare=False, repr=False)
     more: list[_Plan] = field(default_factory=list, compare=False, repr=False)
+    # "f:<name>" of the declared properties met so far (a finite set), and the "k:{...}" texts
+    # of the list-map keys met so far (bounded): the create fast path builds no string twice.
+    names: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    key_texts: dict[tuple[Any, ...], str] = field(default_factory=dict, compare=False, repr=False)
 
     def child(self, name: str) -> sch.Node | None:
         if self.props is not None and name in self.props:
@@ -263,10 +268,36 @@ def _plain(text: str) -> bool:
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-def _fast_key(item: Any, keys: tuple[str, ...]) -> str:
-    """``_key_of`` without the error paths and, for ints and plain strings, without json."""
+_KEY_TEXTS_MAX = 4096
+
+
+def _fast_key(item: Any, plan: _Plan) -> str:
+    """``_key_of`` without the error paths and, for ints and plain strings, without json; the
+    text of a key met before (the same port/protocol on many Services) is looked up."""
     if not isinstance(item, dict):
         raise _Untypable
+    keys = plan.keys
+    # The types are part of the lookup key: True == 1 but they are written differently.
+    memo: tuple[Any, ...]
+    if len(keys) == 2:  # (port, protocol): every list-map of the core kinds but one
+        a, b = item.get(keys[0]), item.get(keys[1])
+        memo = (type(a), a, type(b), b)
+    else:
+        memo = tuple((type(v), v) for v in map(item.get, keys))
+    texts = plan.key_texts
+    try:
+        text = texts.get(memo)
+    except TypeError:  # an unhashable key value: no memo (and certainly no fast text)
+        return _key_text(item, keys)
+    if text is None:
+        text = _key_text(item, keys)
+        if len(texts) >= _KEY_TEXTS_MAX:
+            texts.clear()
+        texts[memo] = text
+    return text
+
+
+def _key_text(item: dict[str, Any], keys: tuple[str, ...]) -> str:
     values: dict[str, Any] = {}
     for k in keys:
         v = item.get(k)
@@ -293,23 +324,41 @@ def _fast_trie(value: Any, plan: _Plan) -> dict[str, Any]:
     if shape == "struct":
         if not isinstance(value, dict):
             return {}
-        out: dict[str, Any] = {}
-        for k in sorted(value):
-            v = value[k]
-            # A scalar is a leaf whatever its schema says.
-            out["f:" + k] = _fast_trie(v, plan.kid(k)) if isinstance(v, dict | list) else {}
-        return out
+        return _fast_struct(value, plan, {})
     if shape == "map":
         if not isinstance(value, list):
             return {}
         items: dict[str, Any] = {}
         item_plan = plan.item_plan()
         for item in value:
-            items[_fast_key(item, plan.keys)] = {".": {}, **_fast_trie(item, item_plan)}
+            key = _fast_key(item, plan)
+            if item_plan.shape == "struct":
+                items[key] = _fast_struct(item, item_plan, {".": {}})
+            else:
+                items[key] = {".": {}, **_fast_trie(item, item_plan)}
+        if len(items) < 2:
+            return items
         return {k: items[k] for k in sorted(items)}
     if shape == "set" and isinstance(value, list):
         return {k: {} for k in sorted({_value_key(v) for v in value})}
     return {}
+
+
+def _fast_struct(value: dict[str, Any], plan: _Plan, out: dict[str, Any]) -> dict[str, Any]:
+    """The children of a struct (or granular map) node, in sorted order, added to ``out``."""
+    names = plan.names
+    props = plan.props
+    for k in sorted(value):
+        name = names.get(k)
+        if name is None:
+            name = "f:" + k
+            if props is not None and k in props:
+                names[k] = name
+        v = value[k]
+        # A scalar is a leaf whatever its schema says. (A tuple of types, not ``dict | list``,
+        # which would build a union object on every call.)
+        out[name] = _fast_trie(v, plan.kid(k)) if isinstance(v, (dict, list)) else {}
+    return out
 
 
 def fields_trie(
@@ -334,7 +383,7 @@ def _fields_trie(
             continue
         value = obj[k]
         if k == "metadata" and isinstance(value, dict):
-            value = {m: v for m, v in value.items() if ("f:metadata", "f:" + m) not in _STRIPPED}
+            value = {m: v for m, v in value.items() if m not in _STRIPPED_META}
             if not value:
                 continue
         if fast:
@@ -823,8 +872,6 @@ def _track_update(
 ) -> None:
     now = now or _now()
     api_version = sch.api_version_of(gvk)
-    root = sch.root_schema(gvk)
-    ignored = _ignored_roots(subresource)
     old_managed = (old or {}).get("metadata", {}).get("managedFields")
     new_managed = (new.get("metadata") or {}).get("managedFields")
     if old is None and new_managed is None:
@@ -844,6 +891,8 @@ def _track_update(
                 entry["subresource"] = subresource
             new.setdefault("metadata", {})["managedFields"] = [entry]
         return
+    root = sch.root_schema(gvk)
+    ignored = _ignored_roots(subresource)
     # A writer that sends managedFields different from the stored ones sets them (upstream lets
     # users reset them, e.g. to [{}]); otherwise the stored ones carry over.
     source = new if new_managed is not None and new_managed != old_managed else old

@@ -22,7 +22,6 @@ schema; duplicates need the raw body (Python's parsers keep the last value silen
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,6 +30,7 @@ import yaml
 
 from svcnet.api import schema as sch
 from svcnet.api.errors import BadRequest, Invalid, invalid, not_supported
+from svcnet.api.jsonvalue import copy_json
 
 STRICT, WARN, IGNORE = "Strict", "Warn", "Ignore"
 DIRECTIVES = (IGNORE, STRICT, WARN)
@@ -90,7 +90,7 @@ def _walk(
 class _Check:
     """What ``_walk`` looks up in one schema node, looked up once per node."""
 
-    __slots__ = ("any", "extra", "extra_any", "item", "node", "props")
+    __slots__ = ("any", "extra", "extra_any", "extra_check", "item", "kids", "node", "props")
 
     def __init__(self, node: sch.Node | None) -> None:
         self.node = node  # held, so that the node's id stays its cache key
@@ -102,6 +102,23 @@ class _Check:
         self.extra_any = extra is True
         item = sch.items(node)
         self.item = item if item else None
+        # The checks of the declared properties met so far (a finite set: never map keys).
+        self.kids: dict[str, _Check] = {}
+        self.extra_check: _Check | None = None
+
+    def kid(self, key: str) -> _Check | None:
+        """The check of the child ``key``; None when the schema has no such field."""
+        node = self.props.get(key, _NO_PROP)
+        if node is not _NO_PROP:
+            kid = self.kids[key] = _check(node)
+            return kid
+        if self.extra is not None:
+            if self.extra_check is None:
+                self.extra_check = _check(self.extra)
+            return self.extra_check
+        if self.extra_any:
+            return _ANY
+        return None
 
 
 _CHECKS: dict[int, _Check] = {}
@@ -115,30 +132,76 @@ def _check(node: sch.Node | None) -> _Check:
     return check
 
 
+_ANY = _Check(None)  # the empty schema accepts anything
+
+
 def _has_unknown(value: Any, check: _Check) -> bool:
     """Whether ``_walk`` would find anything: the same decisions, no paths, no generators."""
+    return _count_known(value, check) < 0
+
+
+def _count_known(value: Any, check: _Check) -> int:
+    """The number of object keys in ``value`` at every depth, or -1 as soon as one is a field
+    the schema does not have (the decisions of ``_walk``, without paths or generators).
+    Types are tested against tuples, not ``dict | list``, which builds a union per call."""
     if isinstance(value, dict):
         if check.any:
-            return False
-        props = check.props
+            return count_keys(value)
+        n = len(value)
+        kids = check.kids
         for key, child in value.items():
-            node = props.get(key, _NO_PROP)
-            if node is _NO_PROP:
-                if check.extra is not None:
-                    node = check.extra
-                elif check.extra_any:
-                    continue
-                else:
-                    return True
-            if isinstance(child, dict | list) and _has_unknown(child, _check(node)):
-                return True
-        return False
-    if isinstance(value, list) and check.item is not None:
+            kid = kids.get(key)
+            if kid is None:
+                kid = check.kid(key)
+                if kid is None:
+                    return -1
+            if isinstance(child, (dict, list)):
+                c = _count_known(child, kid)
+                if c < 0:
+                    return -1
+                n += c
+        return n
+    if isinstance(value, list):
+        if check.item is None:
+            return count_keys(value)
         item = _check(check.item)
+        n = 0
         for child in value:
-            if isinstance(child, dict | list) and _has_unknown(child, item):
-                return True
-    return False
+            if isinstance(child, (dict, list)):
+                c = _count_known(child, item)
+                if c < 0:
+                    return -1
+                n += c
+        return n
+    return 0
+
+
+def count_keys(value: Any) -> int:
+    """The number of object keys in a decoded JSON value, at every depth."""
+    # Loops rather than sum() over a generator, and no call per scalar: this runs on every
+    # JSON write.
+    n = 0
+    if isinstance(value, dict):
+        n = len(value)
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return 0
+    for v in children:
+        if isinstance(v, (dict, list)):
+            n += count_keys(v)
+    return n
+
+
+def known_key_count(obj: dict[str, Any], gvk: sch.HasGVK) -> int:
+    """The number of object keys in ``obj`` (at every depth), or -1 when it has a field its
+    kind's schema does not have. One walk answers both questions a write asks: unknown fields,
+    and (with the raw body) whether a key may be repeated."""
+    root = sch.root_schema(gvk)
+    if root is None:
+        return count_keys(obj)
+    return _count_known(obj, _check(root))
 
 
 def find_unknown_fields(obj: dict[str, Any], gvk: sch.HasGVK) -> list[str]:
@@ -155,7 +218,7 @@ def find_unknown_fields(obj: dict[str, Any], gvk: sch.HasGVK) -> list[str]:
 def prune_unknown(obj: dict[str, Any], gvk: sch.HasGVK) -> dict[str, Any]:
     """A copy of ``obj`` without unknown fields: what upstream stores after decoding."""
     root = sch.root_schema(gvk)
-    out = copy.deepcopy(obj)
+    out = copy_json(obj)
     if root is None:
         return out
     for _, parent, key in list(_walk(out, root, "")):

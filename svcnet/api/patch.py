@@ -28,6 +28,7 @@ import jsonpointer  # type: ignore[import-untyped]
 
 from svcnet.api import schema as sch
 from svcnet.api.errors import ApiError, BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from svcnet.api.jsonvalue import copy_json
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -83,7 +84,7 @@ def apply_json_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
             raise PatchRejected(f"Unexpected kind: {kind}")
         if "path" not in op:
             raise PatchRejected(f"{kind} operation missing path")
-    doc: Any = copy.deepcopy(obj)
+    doc: Any = copy_json(obj)
     for op in patch:
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
@@ -123,7 +124,7 @@ def apply_merge_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply an RFC 7386 merge patch to a copy of ``obj``: objects merge, null deletes."""
     if not isinstance(patch, dict):
         raise BadRequest("Invalid JSON Patch")
-    result = _merge_patch(copy.deepcopy(obj), patch)
+    result = _merge_patch(copy_json(obj), patch)
     assert isinstance(result, dict)
     return result
 
@@ -152,7 +153,7 @@ def apply_strategic_merge_patch(obj: dict[str, Any], patch: Any, gvk: sch.HasGVK
     if not isinstance(patch, dict):
         raise BadRequest("invalid JSON document")
     root = sch.schema_for(api_version, gvk.kind)
-    return _merge_map(copy.deepcopy(obj), copy.deepcopy(patch), root)
+    return _merge_map(copy_json(obj), copy_json(patch), root)
 
 
 def _bad_patch_type(value: Any, patch: Mapping[str, Any]) -> BadRequest:

@@ -416,15 +416,36 @@ _EXPRESSION_OPERATORS = {
 }
 
 
+# Label keys and values already found valid. A cluster uses a small vocabulary of both (the
+# same app/tier/version labels on every object and in every selector), and validating them is
+# regular-expression work on every write: a known-good string skips it. Bounded: cleared when
+# full, so a stream of unique values costs one set insertion each, never memory.
+_VALID_KEYS: set[str] = set()
+_VALID_VALUES: set[str] = set()
+_VALID_MAX = 8192
+
+
 def validate_labels(labels: Mapping[str, Any], path: str) -> list[FieldError]:
     """``ValidateLabels``: every key a qualified name, every value a label value."""
     errors: list[FieldError] = []
     for key, value in labels.items():
-        errors.extend(invalid(path, key, m) for m in is_qualified_name(str(key)))
+        if type(value) is str and key in _VALID_KEYS and value in _VALID_VALUES:
+            continue
+        key_errors = is_qualified_name(str(key))
+        errors.extend(invalid(path, key, m) for m in key_errors)
         if not isinstance(value, str):
             errors.append(invalid(path, value, "must be a string"))
             continue
-        errors.extend(invalid(path, value, m) for m in is_valid_label_value(value))
+        value_errors = is_valid_label_value(value)
+        errors.extend(invalid(path, value, m) for m in value_errors)
+        if not key_errors and type(key) is str:
+            if len(_VALID_KEYS) >= _VALID_MAX:
+                _VALID_KEYS.clear()
+            _VALID_KEYS.add(key)
+        if not value_errors and type(value) is str:
+            if len(_VALID_VALUES) >= _VALID_MAX:
+                _VALID_VALUES.clear()
+            _VALID_VALUES.add(value)
     return errors
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from svcnet.api.defaults import DEFAULTERS
 from svcnet.api.defaults.core import NAMESPACE_NAME_LABEL, externally_accessible
 from svcnet.api.errors import FieldError, Invalid
+from svcnet.api.jsonvalue import copy_json
 from svcnet.api.meta import name_validator_for, validate_object_meta, validate_object_meta_update
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.api.validation import apps as apps_v
@@ -127,7 +128,7 @@ class Strategy:
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         if self.has_status:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = copy_json(old["status"])
             else:
                 new.pop("status", None)
         new_meta, old_meta = _meta(new), old.get("metadata") or {}
@@ -146,7 +147,7 @@ class Strategy:
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         status = new.get("status")
-        keep = copy.deepcopy(old)
+        keep = copy_json(old)
         new_meta = _meta(new)
         old_meta = keep.get("metadata") or {}
         # Everything but status comes from the stored object; metadata keeps what a status

@@ -9,7 +9,7 @@ import logging
 import signal
 from pathlib import Path
 
-from svcnet.apiserver.server import ApiServer, ApiServerConfig
+from svcnet.apiserver.server import ApiServer, ApiServerConfig, tune_gc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
 async def _serve(config: ApiServerConfig) -> None:
     server = ApiServer(config)
     await server.start()
+    tune_gc()
     # The line a supervisor (or a test) waits for: the port actually bound.
     print(f"serving {server.url} kubeconfig={server.kubeconfig_path}", flush=True)
     stop = asyncio.Event()

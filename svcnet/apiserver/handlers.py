@@ -77,6 +77,13 @@ class ResourceHandlers:
         self.objects = objects
         self.services = services
         self.clock = clock
+        ns_rt = registry.by_plural("", "v1", "namespaces")
+        assert ns_rt is not None
+        self._ns_rt = ns_rt
+        # namespace -> (mod revision of its stored object, whether it is terminating): every
+        # create into a namespace checks it, and decoding the namespace each time costs more
+        # than the rest of the check. Keyed by revision, so never stale.
+        self._ns_terminating: dict[str, tuple[int, bool]] = {}
 
     # -- entry ---------------------------------------------------------------------------
 
@@ -227,13 +234,21 @@ class ResourceHandlers:
         check_type_meta(obj, rt)
         warnings, obj = self._field_check(obj, rt, opts, raw, content_type)
         self._set_namespace(obj, rt, info.namespace)
-        created = await self.create_object(rt, obj, opts)
-        return resp.respond_object(created, 201, warnings)
+        created, encoded = await self._create(rt, obj, opts, True)
+        if encoded is None:
+            return resp.respond_object(created, 201, warnings)
+        return resp.respond(encoded, 201, warnings)
 
     async def create_object(
         self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions, managed: bool = True
     ) -> dict[str, Any]:
         """Default, validate, admit and store a new object (also used by apply and bootstrap)."""
+        return (await self._create(rt, obj, opts, managed))[0]
+
+    async def _create(
+        self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions, managed: bool
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """``create_object``, and the JSON of what was stored (None for a dry run)."""
         strategy = strategy_for(rt)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -260,26 +275,34 @@ class ResourceHandlers:
             # Checked and allocated like a real create, then given back (upstream's dryRun).
             if txn is not None:
                 txn.rollback()
-            return obj
+            return obj, None
         try:
-            created = await self.objects.create(rt, obj)
+            created, encoded = await self.objects.create_encoded(rt, obj)
         except BaseException:
             if txn is not None:
                 txn.rollback()
             raise
         if txn is not None:
             txn.commit()
-        return created
+        return created, encoded
 
     async def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
-        ns_rt = self.registry.by_plural("", "v1", "namespaces")
-        assert ns_rt is not None
-        ns = await self.objects.get(ns_rt, None, namespace)
-        if ns is None:
+        kv = await self.objects.get_kv(self._ns_rt, None, namespace)
+        if kv is None:
             raise NotFound.for_object("namespaces", namespace)
-        if (ns.get("metadata") or {}).get("deletionTimestamp") or (
-            (ns.get("status") or {}).get("phase") == "Terminating"
-        ):
+        known = self._ns_terminating.get(namespace)
+        if known is not None and known[0] == kv.mod_revision:
+            terminating = known[1]
+        else:
+            ns = decode(kv)
+            terminating = bool(
+                (ns.get("metadata") or {}).get("deletionTimestamp")
+                or (ns.get("status") or {}).get("phase") == "Terminating"
+            )
+            if len(self._ns_terminating) >= 10_000:
+                self._ns_terminating.clear()
+            self._ns_terminating[namespace] = (kv.mod_revision, terminating)
+        if terminating:
             raise Forbidden(
                 f'{rt.qualified_resource} "{name}" is forbidden: unable to create new content in '
                 f"namespace {namespace} because it is being terminated",
@@ -314,14 +337,15 @@ class ResourceHandlers:
     ) -> tuple[builtins.list[str], dict[str, Any]]:
         """Apply ``fieldValidation`` and drop unknown fields: (warnings, object to store).
 
-        The common case — no unknown and no duplicate field — costs one schema walk and a key
-        count, not the full checks (this is on the path of every write)."""
-        unknown = fieldvalidation.find_unknown_fields(obj, rt)
+        The common case — no unknown and no duplicate field — costs one schema walk that
+        also counts the keys, not the full checks (this is on the path of every write)."""
+        keys = fieldvalidation.known_key_count(obj, rt)
+        unknown = keys < 0
         duplicates: builtins.list[str] = []
         if (
             opts.field_validation != fieldvalidation.IGNORE
             and raw
-            and _may_have_duplicates(raw, obj, content_type)
+            and (unknown or _may_have_duplicates(raw, keys, content_type))
         ):
             is_yaml = "yaml" in req.media_type(content_type)
             duplicates = fieldvalidation.find_duplicate_fields(raw, is_yaml=is_yaml)
@@ -514,7 +538,8 @@ class ResourceHandlers:
             old = decode(kv)
             if user_rv and user_rv != str(kv.mod_revision):
                 raise Conflict.modified(rt.plural, info.name, rt.group)
-            new = mutate(copy.deepcopy(old))
+            # A second decode is the cheapest independent copy of the stored object.
+            new = mutate(decode(kv))
             new.setdefault("metadata", {})
             self._keep_system_meta(new, old, rt, info)
             if subresource == "status":
@@ -849,25 +874,8 @@ def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
     return new == old
 
 
-def _count_keys(value: Any) -> int:
-    # Loops rather than sum() over a generator, and no call per scalar: this runs on every
-    # JSON write.
-    n = 0
-    if isinstance(value, dict):
-        n = len(value)
-        children: Any = value.values()
-    elif isinstance(value, list):
-        children = value
-    else:
-        return 0
-    for v in children:
-        if isinstance(v, dict | list):
-            n += _count_keys(v)
-    return n
-
-
-def _may_have_duplicates(raw: bytes, obj: dict[str, Any], content_type: str) -> bool:
-    """False when a compact JSON body certainly repeats no key.
+def _may_have_duplicates(raw: bytes, keys: int, content_type: str) -> bool:
+    """False when a compact JSON body with ``keys`` decoded keys certainly repeats no key.
 
     Every key is written ``"key":``; a duplicate adds such a pair without adding a decoded
     key. A value containing ``":`` or a key written ``"key" :`` only makes the counts differ,
@@ -875,7 +883,7 @@ def _may_have_duplicates(raw: bytes, obj: dict[str, Any], content_type: str) -> 
     """
     if "json" not in req.media_type(content_type or "application/json"):
         return True
-    return raw.count(b'":') != _count_keys(obj)
+    return raw.count(b'":') != keys
 
 
 def _go_map_text(patch: Any) -> str:
@@ -895,6 +903,9 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
         chunk = await request.content.read(1 << 16)
         if not chunk:
             break
+        if not chunks and len(chunk) == length:
+            # All of it at once (nearly every request): no second read to see the end.
+            return chunk, request.headers.get("Content-Type", "")
         size += len(chunk)
         if size > req.MAX_BODY_BYTES:
             raise RequestEntityTooLarge(f"Request entity too large: limit is {req.MAX_BODY_BYTES}")

@@ -6,8 +6,15 @@
 from ``protobuf_schema.json``, extracted from kubectl's embedded descriptors by
 :mod:`protobuf_gen`. The wire format is decoded here by hand (pure, no protobuf library).
 
-Go's protobuf marshalling writes non-pointer fields even when they hold zero values; the JSON
-form drops them (``omitempty``), so zero scalars and zero times are dropped here too.
+Which zero values are kept. The messages are proto2 (every field ``optional``), and Go's
+generated marshalling writes a field by what it is in the Go struct: a non-pointer field always,
+even holding its zero value, a pointer field only when it is set (non-nil). So a zero on the wire
+means "not set" for a non-pointer field — its JSON form drops it (``omitempty``), and so does
+this decoder — but it is an explicit value for a pointer field: ``kubectl create deployment
+--replicas=0`` sends ``replicas`` (``*int32``) = 0, which must stay 0, not be defaulted to 1.
+The descriptors do not say which fields are Go pointers, so :data:`POINTER_FIELDS` lists the
+scalar (and IntOrString) pointer fields of upstream's Go types (``k8s.io/api``,
+``k8s.io/apimachinery``) for the kinds svcnet serves: those are kept whenever present.
 """
 
 from __future__ import annotations
@@ -45,6 +52,102 @@ _FIELDS_V1 = "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1"
 _INLINE = frozenset(
     {"ingressRuleValue", "volumeSource", "probeHandler", "handler", "persistentVolumeSource"}
 )
+
+
+def _pointers(prefix: str, table: dict[str, str]) -> dict[str, frozenset[str]]:
+    return {prefix + message: frozenset(fields.split()) for message, fields in table.items()}
+
+
+# Go pointer fields of scalar type (``*int32``, ``*bool``, ``*string`` and string enums) and
+# ``*intstr.IntOrString``, by message, from upstream's types.go (1.32): present on the wire means
+# set, whatever the value. Non-pointer fields are not listed: their zero values are dropped.
+POINTER_FIELDS: dict[str, frozenset[str]] = {
+    **_pointers(
+        "k8s.io.api.apps.v1.",
+        {
+            "DeploymentSpec": "replicas revisionHistoryLimit progressDeadlineSeconds",
+            "RollingUpdateDeployment": "maxUnavailable maxSurge",
+            "ReplicaSetSpec": "replicas",
+            "StatefulSetSpec": "replicas revisionHistoryLimit",
+            "RollingUpdateStatefulSetStrategy": "partition maxUnavailable",
+            "DeploymentStatus": "collisionCount",
+            "StatefulSetStatus": "collisionCount",
+        },
+    ),
+    **_pointers(
+        "k8s.io.api.core.v1.",
+        {
+            "PodSpec": "terminationGracePeriodSeconds activeDeadlineSeconds "
+            "automountServiceAccountToken shareProcessNamespace priority enableServiceLinks "
+            "preemptionPolicy setHostnameAsFQDN hostUsers runtimeClassName",
+            "Container": "restartPolicy",
+            "EphemeralContainerCommon": "restartPolicy",
+            "SecurityContext": "privileged runAsUser runAsGroup runAsNonRoot "
+            "readOnlyRootFilesystem allowPrivilegeEscalation procMount",
+            "PodSecurityContext": "runAsUser runAsGroup runAsNonRoot fsGroup "
+            "fsGroupChangePolicy supplementalGroupsPolicy",
+            "Probe": "terminationGracePeriodSeconds",
+            "Toleration": "tolerationSeconds",
+            "PodDNSConfigOption": "value",
+            "ConfigMapKeySelector": "optional",
+            "SecretKeySelector": "optional",
+            "ConfigMapEnvSource": "optional",
+            "SecretEnvSource": "optional",
+            "ConfigMapVolumeSource": "defaultMode optional",
+            "SecretVolumeSource": "defaultMode optional",
+            "ProjectedVolumeSource": "defaultMode",
+            "DownwardAPIVolumeSource": "defaultMode",
+            "DownwardAPIVolumeFile": "mode",
+            "KeyToPath": "mode",
+            "ConfigMapProjection": "optional",
+            "SecretProjection": "optional",
+            "ServiceAccountTokenProjection": "expirationSeconds",
+            "ServiceSpec": "allocateLoadBalancerNodePorts ipFamilyPolicy loadBalancerClass "
+            "internalTrafficPolicy trafficDistribution",
+            "ServicePort": "appProtocol",
+            "EndpointPort": "appProtocol",
+            "ClientIPConfig": "timeoutSeconds",
+            "Secret": "immutable",
+            "ConfigMap": "immutable",
+            "ServiceAccount": "automountServiceAccountToken",
+        },
+    ),
+    **_pointers(
+        "k8s.io.api.discovery.v1.",
+        {
+            "EndpointPort": "name protocol port appProtocol",
+            "Endpoint": "hostname nodeName zone",
+            "EndpointConditions": "ready serving terminating",
+        },
+    ),
+    **_pointers(
+        "k8s.io.api.networking.v1.",
+        {
+            "IngressSpec": "ingressClassName",
+            "HTTPIngressPath": "pathType",
+            "NetworkPolicyPort": "protocol port endPort",
+            # apiGroup is a pointer too; its proto name is "aPIGroup".
+            "IngressClassParametersReference": "aPIGroup scope namespace",
+        },
+    ),
+    **_pointers(
+        "k8s.io.api.coordination.v1.",
+        {
+            "LeaseSpec": "holderIdentity leaseDurationSeconds leaseTransitions strategy "
+            "preferredHolder",
+        },
+    ),
+    **_pointers(
+        "k8s.io.apimachinery.pkg.apis.meta.v1.",
+        {
+            "ObjectMeta": "deletionGracePeriodSeconds",
+            "OwnerReference": "controller blockOwnerDeletion",
+            "DeleteOptions": "gracePeriodSeconds orphanDependents propagationPolicy "
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+        },
+    ),
+}
+_NO_POINTERS: frozenset[str] = frozenset()
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:
@@ -203,8 +306,10 @@ def decode_message(type_name: str, data: bytes) -> Any:
             out.update(decoded)
         elif decoded is not None:
             out[name] = decoded
-    # Go writes zero values of non-pointer fields; JSON (omitempty) has none of them.
-    return {k: v for k, v in out.items() if not _empty(v)}
+    # Go writes zero values of non-pointer fields; JSON (omitempty) has none of them. A pointer
+    # field is on the wire only when set: its zero value is the value (see the module docstring).
+    pointers = POINTER_FIELDS.get(type_name, _NO_POINTERS)
+    return {k: v for k, v in out.items() if k in pointers or not _empty(v)}
 
 
 _PACKAGES = {

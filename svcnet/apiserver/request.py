@@ -157,9 +157,22 @@ class WriteOptions:
     force: bool = False
 
 
+# The options of writes without query parameters (nearly all of them), by user agent.
+_PLAIN_WRITES: dict[str, WriteOptions] = {}
+
+
 def write_options(
     query: Mapping[str, str], user_agent: str = "", options_kind: str = "CreateOptions"
 ) -> WriteOptions:
+    if not query:
+        plain = _PLAIN_WRITES.get(user_agent)
+        if plain is None:
+            if len(_PLAIN_WRITES) >= 256:
+                _PLAIN_WRITES.clear()
+            plain = _PLAIN_WRITES[user_agent] = WriteOptions(
+                field_manager=default_field_manager(user_agent)
+            )
+        return plain
     getall = getattr(query, "getall", None)
     dry = list(getall("dryRun", [])) if getall is not None else [query.get("dryRun", "")]
     dry_values = [d for d in dry if d]

@@ -24,12 +24,13 @@ _HEAD_EMPTY_META = b'{"metadata":{"resourceVersion":""}'
 
 def encode(obj: dict[str, Any]) -> bytes:
     """The bytes stored for ``obj``: metadata first, its resourceVersion blank."""
-    meta = dict(obj.get("metadata") or {})
-    meta.pop("resourceVersion", None)
-    ordered: dict[str, Any] = {"metadata": {"resourceVersion": "", **meta}}
-    for k, v in obj.items():
-        if k != "metadata":
-            ordered[k] = v
+    # Built with C-level dict operations (every write encodes): "metadata" and its
+    # "resourceVersion" take the first places, where an existing key keeps its place.
+    meta: dict[str, Any] = {"resourceVersion": "", **(obj.get("metadata") or {})}
+    meta["resourceVersion"] = ""
+    ordered: dict[str, Any] = {"metadata": None}
+    ordered.update(obj)
+    ordered["metadata"] = meta
     return orjson.dumps(ordered)
 
 
@@ -64,8 +65,12 @@ class EncodedCache:
         hit = self._by_rev.get(key)
         if hit is not None:
             return hit
+        return self.put(kv)
+
+    def put(self, kv: KeyValue) -> bytes:
+        """Encode ``kv`` now (a write answers with these bytes; its watchers then reuse them)."""
         data = object_bytes(kv)
-        self._by_rev[key] = data
+        self._by_rev[(kv.key, kv.mod_revision)] = data
         if len(self._by_rev) > self._size:
             self._by_rev.popitem(last=False)
         return data
@@ -99,6 +104,13 @@ class ObjectStore:
         )
 
     async def create(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        return (await self.create_encoded(rt, obj))[0]
+
+    async def create_encoded(
+        self, rt: ResourceType, obj: dict[str, Any]
+    ) -> tuple[dict[str, Any], bytes]:
+        """Store a new object: the object with its resourceVersion, and its JSON — the bytes
+        stored, with the version spliced in, shared by the answer and every watcher."""
         meta = obj["metadata"]
         name = meta["name"]
         try:
@@ -106,7 +118,7 @@ class ObjectStore:
         except StoreError as exc:
             raise translate_store_error(exc, rt, name) from exc
         meta["resourceVersion"] = str(kv.mod_revision)
-        return obj
+        return obj, self.encoded.put(kv)
 
     async def update(
         self, rt: ResourceType, obj: dict[str, Any], expected_revision: int | None

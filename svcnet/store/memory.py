@@ -148,7 +148,8 @@ class MemoryStore:
     async def get(self, key: str) -> KeyValue | None:
         while True:
             self._check_open()
-            kv = cast(KeyValue | None, self._data.get(key))
+            # cast() with a string: a union written out would be built on every call.
+            kv = cast("KeyValue | None", self._data.get(key))
             # Only a read of staged data waits for its commit.
             if key not in self._staged_keys or await self._settled():
                 return kv
@@ -170,7 +171,7 @@ class MemoryStore:
         bound = prefix_end(prefix)
         end = len(keys) if bound is None else cast(int, keys.bisect_left(bound))
         stop = end if limit == 0 else min(end, begin + limit)
-        items = cast(list[KeyValue], self._data.values()[begin:stop]) if stop > begin else []
+        items = cast("list[KeyValue]", self._data.values()[begin:stop]) if stop > begin else []
         return ListResult(
             items=items,
             revision=self._revision,
@@ -269,7 +270,7 @@ class MemoryStore:
             raise TypeError(f"value must be bytes, not {type(value).__name__}")
 
     def _current(self, key: str, expected_mod_revision: int | None) -> KeyValue:
-        current = cast(KeyValue | None, self._data.get(key))
+        current = cast("KeyValue | None", self._data.get(key))
         if current is None:
             raise KeyNotFoundError(key)
         if expected_mod_revision is not None and current.mod_revision != expected_mod_revision:

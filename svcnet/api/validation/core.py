@@ -490,6 +490,11 @@ def _cluster_ips(spec: Obj) -> list[str]:
     return ips
 
 
+# Service ports (name, port, protocol, targetPort, with their types) found valid on their own;
+# bounded, cleared when full.
+_VALID_PORTS: set[tuple[Any, ...]] = set()
+
+
 def validate_service(svc: Obj) -> list[FieldError]:
     spec = mapping(svc.get("spec"))
     errors: list[FieldError] = []
@@ -529,17 +534,36 @@ def validate_service(svc: Obj) -> list[FieldError]:
     for i, port in enumerate(ports):
         p = f"spec.ports[{i}]"
         name = port.get("name") or ""
+        number, proto, target = port.get("port"), port.get("protocol"), port.get("targetPort")
+        # The checks of a port on its own (name, number, protocol, targetPort) depend on these
+        # four values only, and Services repeat the same few ports: a port found valid before
+        # skips them. The types are part of the key (True == 1, but it is not a port number).
+        memo = (type(name), name, type(number), number, type(proto), proto, type(target), target)
+        try:
+            known = memo in _VALID_PORTS
+        except TypeError:  # an unhashable value: certainly not valid, the checks say why
+            known = False
+        own: list[FieldError] = []
         if require_name and not name:
             errors.append(required(f"{p}.name"))
         elif name:
-            errors.extend(dns_label(f"{p}.name", name))
+            if not known:
+                own.extend(dns_label(f"{p}.name", name))
+                errors.extend(own)
             if name in names:
                 errors.append(duplicate(f"{p}.name", name))
             names.add(name)
-        errors.extend(port_num(f"{p}.port", port.get("port")))
-        errors.extend(protocol(f"{p}.protocol", port.get("protocol")))
-        errors.extend(port_num_or_name(f"{p}.targetPort", port.get("targetPort")))
-        key = (port.get("port"), port.get("protocol"))
+        if not known:
+            found = len(own)
+            own.extend(port_num(f"{p}.port", number))
+            own.extend(protocol(f"{p}.protocol", proto))
+            own.extend(port_num_or_name(f"{p}.targetPort", target))
+            errors.extend(own[found:])
+            if not own:
+                if len(_VALID_PORTS) >= 4096:
+                    _VALID_PORTS.clear()
+                _VALID_PORTS.add(memo)
+        key = (number, proto)
         if isinstance(key[0], int) and isinstance(key[1], str):
             if (key[0], key[1]) in seen:
                 errors.append(duplicate(p, _go_service_port(key[0], key[1])))

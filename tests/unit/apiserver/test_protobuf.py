@@ -74,3 +74,28 @@ def test_body_without_magic_is_bad_request() -> None:
 def test_unknown_type_is_bad_request() -> None:
     with pytest.raises(BadRequest):
         protobuf.decode_object(_envelope("example.com/v1", "Widget", b""))
+
+
+def test_pointer_field_zero_is_kept_non_pointer_zero_dropped() -> None:
+    # kubectl create deployment x --image=y --replicas=0: DeploymentSpec.replicas (*int32) = 0
+    # is set; minReadySeconds (int32, not a pointer) = 0 is Go's zero value, written always.
+    template = _bytes(2, _bytes(2, _bytes(1, b"c") + _bytes(2, b"img")))
+    spec = _int(1, 0) + _bytes(3, template) + _int(5, 0) + _int(6, 0)
+    raw = _bytes(1, _bytes(1, b"x")) + _bytes(2, spec)
+    obj = protobuf.decode_object(_envelope("apps/v1", "Deployment", raw))
+    assert obj["spec"]["replicas"] == 0
+    assert obj["spec"]["revisionHistoryLimit"] == 0
+    assert "minReadySeconds" not in obj["spec"]
+
+
+def test_pointer_bool_false_is_kept() -> None:
+    # Secret.immutable is *bool: false on the wire was set by the client.
+    raw = _bytes(1, _bytes(1, b"s")) + _int(5, 0)
+    obj = protobuf.decode_object(_envelope("v1", "Secret", raw))
+    assert obj["immutable"] is False
+
+
+@pytest.mark.parametrize("message", sorted(protobuf.POINTER_FIELDS))
+def test_pointer_fields_name_known_fields(message: str) -> None:
+    fields = {spec[0] for spec in protobuf.schema()[message]["fields"].values()}
+    assert protobuf.POINTER_FIELDS[message] <= fields
