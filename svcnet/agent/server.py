@@ -27,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import struct
 import termios
 import time
@@ -60,7 +61,7 @@ class AgentServer:
         self.token = token
         self._runner: web.AppRunner | None = None
 
-    async def start(self, host: str, port: int) -> None:
+    async def _setup(self) -> web.AppRunner:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
@@ -68,7 +69,16 @@ class AgentServer:
         app.router.add_post("/run/{namespace}/{pod}/{container}", self._run)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        return self._runner
+
+    async def start(self, host: str, port: int) -> None:
+        runner = await self._setup()
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+    async def start_on(self, sock: socket.socket) -> None:
+        """Serve on an already listening socket (see :class:`svcnet.agent.agent.LazyServer`)."""
+        runner = await self._setup()
+        await web.SockSite(runner, sock).start()
 
     async def stop(self) -> None:
         if self._runner is not None:

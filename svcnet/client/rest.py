@@ -15,20 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from svcnet.api.errors import ApiError, InternalError
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.client.kubeconfig import ClientConfig
+
+if TYPE_CHECKING:
+    # Imported where a session is opened, not here: modules that only name ApiClient (the
+    # informers, a subclass with its own transport) must not pay aiohttp's ~11 MiB.
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,10 @@ def _ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
     else:
         ctx = ssl.create_default_context()
     if config.client_cert_data and config.client_key_data:
-        # ssl can only load a certificate chain from files.
+        # ssl can only load a certificate chain from files. (tempfile here, not at the top:
+        # with shutil, bz2 and lzma it is ~0.8 MiB resident that token users never need.)
+        import tempfile
+
         with tempfile.TemporaryDirectory() as tmp:
             cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
             cert.write_bytes(config.client_cert_data)
@@ -196,6 +202,8 @@ class ApiClient:
 
     def open(self) -> None:
         if self._session is None:
+            import aiohttp
+
             connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self.max_connections)
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -239,6 +247,8 @@ class ApiClient:
         attempts = 1 + (self.read_retries if method == "GET" else 0)
         delay = self.retry_backoff
         url = self.config.server + path
+        import aiohttp
+
         for attempt in range(attempts):
             try:
                 async with self.session.request(
@@ -570,6 +580,8 @@ class ApiClient:
             sendInitialEvents=send_initial_events,
         )
         url = self.config.server + object_path(resolve_resource(rt), namespace)
+        import aiohttp
+
         # The stream lasts as long as the server keeps it. A silent stream is normal (no
         # changes, bookmarks are best-effort), so a read only times out a little after the
         # server should have ended the watch itself: that is how a vanished peer shows.

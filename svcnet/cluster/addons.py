@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import json
 import os
 import sys
 import time
@@ -172,10 +173,11 @@ def write_dns_kubeconfig(cfg: ClusterConfig) -> Path:
     path = dns_kubeconfig_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    # 0600 from the start: the file carries the cluster's only token.
+    # 0600 from the start: the file carries the cluster's only token. JSON (which is YAML,
+    # and kubectl reads it) so that the DNS pods load it without importing yaml.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(dns_kubeconfig_document(cfg.server_url, ca_data, token), f)
+        json.dump(dns_kubeconfig_document(cfg.server_url, ca_data, token), f, indent=2)
     os.replace(tmp, path)
     return path
 

@@ -10,15 +10,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 from pathlib import Path
 
 from svcnet.apiserver.server import ApiServer, ApiServerConfig
 from svcnet.cluster import controllers as cluster_controllers
+from svcnet.cluster.up import JSON_KUBECONFIG
 from svcnet.util.log import setup_logging
 
 log = logging.getLogger(__name__)
+
+
+def write_json_kubeconfig(server: ApiServer) -> Path:
+    """The API server's kubeconfig again, as JSON, next to it: what the node agents read.
+
+    JSON is YAML (kubectl reads it too) and svcnet.client parses it with the json module:
+    each agent then never imports yaml (~1.4 MiB resident per agent, counted by the
+    idle-cluster figure of issue 3). Written after the YAML one, atomically, mode 0600 (it
+    holds the token); the agents wait for this file before starting.
+    """
+    path = server.kubeconfig_path.with_name(JSON_KUBECONFIG)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(server.kubeconfig(), f, indent=2)
+    os.replace(tmp, path)
+    return path
 
 
 async def serve(
@@ -29,6 +49,7 @@ async def serve(
 ) -> None:
     server = ApiServer(config)
     await server.start()
+    write_json_kubeconfig(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

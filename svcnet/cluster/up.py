@@ -43,6 +43,9 @@ import yaml
 from svcnet.cluster.supervisor import Component, read_status
 from svcnet.cluster.underlay import NodeNet, UnderlayConfig, node_net
 
+# Next to the API server's kubeconfig, written by the control plane for the agents.
+JSON_KUBECONFIG = "kubeconfig.json"
+
 AGENT_PORT = 10250
 
 
@@ -90,6 +93,12 @@ class ClusterConfig:
     @property
     def apiserver_kubeconfig(self) -> Path:
         return self.root / "apiserver" / "kubeconfig"
+
+    @property
+    def agent_kubeconfig(self) -> Path:
+        """The same kubeconfig as JSON (see controlplane.write_json_kubeconfig): the agents
+        read it without importing yaml."""
+        return self.root / "apiserver" / JSON_KUBECONFIG
 
     @property
     def server_url(self) -> str:
@@ -169,7 +178,7 @@ def plan_components(cfg: ClusterConfig, python: str = sys.executable) -> list[Co
                     "--node-netns",
                     node.netns,
                     "--kubeconfig",
-                    str(cfg.apiserver_kubeconfig),
+                    str(cfg.agent_kubeconfig),
                     "--server",
                     cfg.server_url,
                     "--data-dir",

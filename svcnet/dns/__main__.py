@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import uvloop
-import yaml
 
 from svcnet.dns.forward import Forwarder, Upstream
 from svcnet.dns.projection import endpoint_slice_from_api, namespace_from_api, service_from_api
@@ -84,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _documents(path: str) -> Iterator[Mapping[str, object]]:
+    import yaml  # only for --objects: the add-on's pods never load it
+
     for doc in yaml.safe_load_all(Path(path).read_text()):
         if not isinstance(doc, Mapping):
             continue
@@ -148,11 +149,13 @@ async def _run_with_api(
     # Imported here so that --objects runs need no API client at all.
     from svcnet.client.informer import SharedInformerFactory
     from svcnet.client.kubeconfig import in_cluster_config, load_kubeconfig
-    from svcnet.client.rest import ApiClient
+    from svcnet.client.streams import StreamApiClient
     from svcnet.dns.controller import DnsController
 
     config = load_kubeconfig(args.kubeconfig) if args.kubeconfig else in_cluster_config()
-    async with ApiClient(config) as client:
+    # Not aiohttp's client: list and watch are all this process does with the API, and
+    # aiohttp would be a third of its resident memory (see svcnet.client.streams).
+    async with StreamApiClient(config) as client:
         factory = SharedInformerFactory(client)
         controller = DnsController(factory, table)
         # Answer from the start (SERVFAIL for name errors until synced, as CoreDNS does);

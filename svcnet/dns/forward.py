@@ -12,14 +12,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dns.asyncquery
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdatatype
+if TYPE_CHECKING:
+    import dns.message
 
 MAX_CACHE_TTL = 3600
 MAX_CACHE_ENTRIES = 10000
@@ -69,6 +65,15 @@ class Forwarder:
         self, qname: str, qtype: int, do_bit: bool = False
     ) -> dns.message.Message | None:
         """The upstream's answer (from the cache when fresh), or None when every upstream failed."""
+        # dnspython on the first forwarded query, not at start: `svcnet up` without
+        # --upstream-dns never forwards, and Upstream.parse is all the CLI needs.
+        import dns.asyncquery
+        import dns.exception
+        import dns.flags
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+
         key = (qname.lower(), qtype, do_bit)
         entry = self._cache.get(key)
         now = self._clock()
@@ -116,6 +121,8 @@ class Forwarder:
 
 
 def _cache_ttl(resp: dns.message.Message) -> int:
+    import dns.rdatatype
+
     if resp.answer:
         return min(MAX_CACHE_TTL, min(rrset.ttl for rrset in resp.answer))
     for rrset in resp.authority:

@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-import dns.rdataclass
+from typing import TYPE_CHECKING
 
 from svcnet.dns.records import RecordTable
 from svcnet.dns.wire import (
@@ -39,6 +33,13 @@ from svcnet.dns.wire import (
 
 TCP_MAX = 65535
 MAX_CACHED_REPLIES = 50_000
+
+if TYPE_CHECKING:
+    import dns.message
+    import dns.rcode
+
+# dnspython (~5.6 MiB resident, 48 modules) is imported only by the slow paths below, when
+# the first odd packet arrives: an idle or fast-path-only server never loads it.
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,11 @@ class Responder:
         qd, an, ns, ar = struct.unpack_from(">HHHH", data, 4)
         if qd != 1 or an > 1 or ns > 1 or ar > 2:
             return header_only(data, RCODE_FORMERR)
+        import dns.exception
+        import dns.message
+        import dns.rcode
+        import dns.rdataclass
+
         try:
             msg = dns.message.from_wire(data)
         except (dns.exception.DNSException, ValueError, IndexError, struct.error):
@@ -141,6 +147,10 @@ class Responder:
 
     def _refused(self, data: bytes) -> bytes | None:
         # Labels with dots or non-ASCII bytes cannot name anything we serve.
+        import dns.exception
+        import dns.message
+        import dns.rcode
+
         try:
             msg = dns.message.from_wire(data)
         except (dns.exception.DNSException, ValueError, IndexError, struct.error):
@@ -148,6 +158,10 @@ class Responder:
         return self._make_response(msg, dns.rcode.Rcode(RCODE_REFUSED), False)
 
     def _make_response(self, msg: dns.message.Message, rcode: dns.rcode.Rcode, tcp: bool) -> bytes:
+        import dns.exception
+        import dns.flags
+        import dns.message
+
         resp = dns.message.make_response(msg)
         resp.flags &= ~dns.flags.RA
         if msg.edns >= 0:
@@ -163,6 +177,8 @@ class Responder:
 
 
 def _canonical_query(data: bytes, msg: dns.message.Message) -> bytes:
+    import dns.flags
+
     question = msg.question[0]
     flags = data[2:4]
     ar = 1 if msg.edns == 0 else 0
@@ -177,5 +193,7 @@ def _canonical_query(data: bytes, msg: dns.message.Message) -> bytes:
 
 
 def _qname_text(data: bytes, q: Query) -> str:
+    import dns.name
+
     name, _ = dns.name.from_wire(data, 12)
     return name.to_text()

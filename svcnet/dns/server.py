@@ -19,15 +19,14 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
-
-import dns.exception
-import dns.flags
-import dns.message
+from typing import TYPE_CHECKING, cast
 
 from svcnet.dns.forward import Forwarder
 from svcnet.dns.records import RecordTable
 from svcnet.dns.respond import TCP_MAX, Forward, Responder
+
+if TYPE_CHECKING:
+    import dns.message
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +137,10 @@ class DnsServer:
 
     async def _forward_reply(self, fwd: Forward, tcp: bool) -> bytes:
         assert self.forwarder is not None
+        # dnspython only once something is forwarded (see respond.py).
+        import dns.flags
+        import dns.message
+
         q = fwd.query
         limit = TCP_MAX if tcp else q.udp_size
         if fwd.answer is not None:
@@ -206,6 +209,9 @@ class DnsServer:
 
 
 def _to_wire(msg: dns.message.Message, limit: int) -> bytes:
+    import dns.exception
+    import dns.flags
+
     try:
         return msg.to_wire(max_size=limit)
     except dns.exception.TooBig:
