@@ -36,8 +36,10 @@ def test_without_root_up_stops_and_says_so(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         res = _up(tmp_path, dict(os.environ))
     else:
-        # Drop to an unprivileged effective UID after the imports (the venv may be root-only).
-        res = _up(tmp_path, dict(os.environ), prelude="os.seteuid(65534)\n")
+        # Drop to an unprivileged effective UID after the imports (the venv and the Python
+        # installation may be root-only); `up` imports its preflight lazily, so import it first.
+        prelude = "import svcnet.cluster.preflight\nos.seteuid(65534)\n"
+        res = _up(tmp_path, dict(os.environ), prelude=prelude)
     assert res.returncode == 1
     assert "needs root" in res.stderr
     assert not (tmp_path / "data").exists()
