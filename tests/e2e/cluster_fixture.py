@@ -179,11 +179,29 @@ def require_root() -> None:
         pytest.skip("e2e tests need root (network namespaces)")
 
 
+# The pod and Service ranges repeat every 16 indexes: two clusters of this test session that
+# live at the same time (a module's shared cluster and a test's own) must not share them, nor
+# the underlay of a cluster this machine already runs (a random pick collided now and then).
+_RANGES_IN_USE: set[int] = set()
+
+
+def _free_range_index() -> int:
+    in_use = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    candidates = [
+        r for r in range(1, 251) if r % 16 not in _RANGES_IN_USE and f" 172.29.{r}." not in in_use
+    ]
+    r = candidates[secrets.randbelow(len(candidates))]
+    _RANGES_IN_USE.add(r % 16)
+    return r
+
+
 @contextmanager
 def running_cluster(base: Path, nodes: int = 2) -> Iterator[Cluster]:
     """``svcnet up`` a fresh cluster; on exit ``svcnet down`` and check nothing is left."""
     require_root()
-    r = secrets.randbelow(250) + 1
+    r = _free_range_index()
     name = "c" + secrets.token_hex(3)[:5]
     cluster = Cluster(
         name=name,
@@ -226,6 +244,7 @@ def running_cluster(base: Path, nodes: int = 2) -> Iterator[Cluster]:
         cluster.svcnet(
             "down", *cluster.cluster_args(), "--kubeconfig", str(cluster.kubeconfig), check=False
         )
+        _RANGES_IN_USE.discard(r % 16)
         after = snapshot(name, nets, cluster.data_dir)
         assert after == before, f"svcnet down left behind: {after}"
 
