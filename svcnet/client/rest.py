@@ -246,27 +246,44 @@ class ApiClient:
         """One request, retried on connection failures when it only reads."""
         attempts = 1 + (self.read_retries if method == "GET" else 0)
         delay = self.retry_backoff
-        url = self.config.server + path
-        import aiohttp
-
         for attempt in range(attempts):
             try:
-                async with self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=self._headers(content_type, accept),
-                    timeout=aiohttp.ClientTimeout(total=self.timeout),
-                ) as resp:
-                    return resp.status, await resp.read()
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                return await self._exchange(method, path, params, body, content_type, accept)
+            except self._transport_errors() as e:
                 if attempt + 1 >= attempts:
-                    raise ConnectionFailed(f"{method} {url}: {e!r}") from e
-                log.debug("retrying %s %s after %r", method, url, e)
+                    raise ConnectionFailed(f"{method} {self.config.server}{path}: {e!r}") from e
+                log.debug("retrying %s %s after %r", method, path, e)
                 await asyncio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
+
+    def _transport_errors(self) -> tuple[type[BaseException], ...]:
+        """What the transport raises when the connection, not the server, failed."""
+        import aiohttp
+
+        return (aiohttp.ClientError, OSError, TimeoutError)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        content_type: str | None,
+        accept: str,
+    ) -> tuple[int, bytes]:
+        """One HTTP exchange over the transport: (status, body)."""
+        import aiohttp
+
+        async with self.session.request(
+            method,
+            self.config.server + path,
+            params=params,
+            data=body,
+            headers=self._headers(content_type, accept),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            return resp.status, await resp.read()
 
     async def request_bytes(
         self,
@@ -599,20 +616,23 @@ class ApiClient:
             ) as resp:
                 if resp.status >= 300:
                     raise _error_from_response(resp.status, await resp.read(), "watch")
-                buf = b""
-                async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    while True:
-                        nl = buf.find(b"\n")
-                        if nl < 0:
-                            break
-                        line, buf = buf[:nl], buf[nl + 1 :]
-                        if line.strip():
-                            yield _decode_event(line)
-                if buf.strip():
-                    yield _decode_event(buf)
+                async for event in watch_events(resp.content.iter_any()):
+                    yield event
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             raise ConnectionFailed(f"watch {url}: {e!r}") from e
+
+
+async def watch_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[WatchEvent]:
+    """The events of a watch stream (one JSON object per line), from its body's chunks."""
+    buf = b""
+    async for chunk in chunks:
+        buf += chunk
+        while (nl := buf.find(b"\n")) >= 0:
+            line, buf = buf[:nl], buf[nl + 1 :]
+            if line.strip():
+                yield _decode_event(line)
+    if buf.strip():
+        yield _decode_event(buf)
 
 
 def _decode_event(line: bytes) -> WatchEvent:

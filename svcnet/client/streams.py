@@ -30,11 +30,11 @@ from svcnet.client.rest import (
     ConnectionFailed,
     ResourceRef,
     WatchEvent,
-    _decode_event,
     _error_from_response,
     _params,
     object_path,
     resolve_resource,
+    watch_events,
 )
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,10 @@ class StreamApiClient(ApiClient):
                 conn.close()
                 raise
 
-    async def _send(
+    def _transport_errors(self) -> tuple[type[BaseException], ...]:
+        return _TRANSPORT_ERRORS
+
+    async def _exchange(
         self,
         method: str,
         path: str,
@@ -186,23 +189,11 @@ class StreamApiClient(ApiClient):
         content_type: str | None,
         accept: str,
     ) -> tuple[int, bytes]:
-        """As :meth:`ApiClient._send`: reads are retried on connection failures."""
-        attempts = 1 + (self.read_retries if method == "GET" else 0)
-        delay = self.retry_backoff
-        for attempt in range(attempts):
-            try:
-                resp = await self._request(method, path, params, body, content_type, accept)
-                try:
-                    return resp.status, await resp.read(self.timeout)
-                finally:
-                    resp.release()
-            except _TRANSPORT_ERRORS as e:
-                if attempt + 1 >= attempts:
-                    raise ConnectionFailed(f"{method} {self.config.server}{path}: {e!r}") from e
-                log.debug("retrying %s %s after %r", method, path, e)
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        resp = await self._request(method, path, params, body, content_type, accept)
+        try:
+            return resp.status, await resp.read(self.timeout)
+        finally:
+            resp.release()
 
     async def watch(
         self,
@@ -234,15 +225,8 @@ class StreamApiClient(ApiClient):
             try:
                 if resp.status >= 300:
                     raise _error_from_response(resp.status, await resp.read(self.timeout), "watch")
-                buf = b""
-                async for chunk in resp.chunks(read_timeout):
-                    buf += chunk
-                    while (nl := buf.find(b"\n")) >= 0:
-                        line, buf = buf[:nl], buf[nl + 1 :]
-                        if line.strip():
-                            yield _decode_event(line)
-                if buf.strip():
-                    yield _decode_event(buf)
+                async for event in watch_events(resp.chunks(read_timeout)):
+                    yield event
             finally:
                 resp.conn.close()  # a watch's connection is not pooled
         except _TRANSPORT_ERRORS as e:
