@@ -13,9 +13,10 @@ only reads (GET without watch) are retried, only on connection failures, with ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -596,30 +597,38 @@ class ApiClient:
             allowWatchBookmarks=allow_bookmarks,
             sendInitialEvents=send_initial_events,
         )
-        url = self.config.server + object_path(resolve_resource(rt), namespace)
-        import aiohttp
-
+        path = object_path(resolve_resource(rt), namespace)
         # The stream lasts as long as the server keeps it. A silent stream is normal (no
         # changes, bookmarks are best-effort), so a read only times out a little after the
         # server should have ended the watch itself: that is how a vanished peer shows.
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self.timeout,
-            sock_read=timeout_seconds + 30.0 if timeout_seconds else None,
-        )
+        read_timeout = timeout_seconds + 30.0 if timeout_seconds else None
         try:
-            async with self.session.get(
-                url,
-                params=params,
-                headers=self._headers(None, "application/json"),
-                timeout=timeout,
-            ) as resp:
-                if resp.status >= 300:
-                    raise _error_from_response(resp.status, await resp.read(), "watch")
-                async for event in watch_events(resp.content.iter_any()):
+            # aclosing: a consumer that stops early releases the connection at once.
+            async with contextlib.aclosing(
+                self._watch_stream(path, params, read_timeout)
+            ) as events:
+                async for event in events:
                     yield event
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            raise ConnectionFailed(f"watch {url}: {e!r}") from e
+        except self._transport_errors() as e:
+            raise ConnectionFailed(f"watch {self.config.server}{path}: {e!r}") from e
+
+    async def _watch_stream(
+        self, path: str, params: Mapping[str, str], read_timeout: float | None
+    ) -> AsyncGenerator[WatchEvent, None]:
+        """The transport's half of :meth:`watch`: the events of one watch request."""
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout)
+        async with self.session.get(
+            self.config.server + path,
+            params=params,
+            headers=self._headers(None, "application/json"),
+            timeout=timeout,
+        ) as resp:
+            if resp.status >= 300:
+                raise _error_from_response(resp.status, await resp.read(), "watch")
+            async for event in watch_events(resp.content.iter_any()):
+                yield event
 
 
 async def watch_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[WatchEvent]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -27,13 +27,8 @@ import h11
 
 from svcnet.client.rest import (
     ApiClient,
-    ConnectionFailed,
-    ResourceRef,
     WatchEvent,
     _error_from_response,
-    _params,
-    object_path,
-    resolve_resource,
     watch_events,
 )
 
@@ -195,39 +190,14 @@ class StreamApiClient(ApiClient):
         finally:
             resp.release()
 
-    async def watch(
-        self,
-        rt: ResourceRef,
-        namespace: str | None = None,
-        *,
-        resource_version: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        timeout_seconds: int | None = None,
-        allow_bookmarks: bool = True,
-        send_initial_events: bool = False,
-    ) -> AsyncIterator[WatchEvent]:
-        params = _params(
-            watch=True,
-            resourceVersion=resource_version,
-            labelSelector=label_selector,
-            fieldSelector=field_selector,
-            timeoutSeconds=timeout_seconds,
-            allowWatchBookmarks=allow_bookmarks,
-            sendInitialEvents=send_initial_events,
-        )
-        path = object_path(resolve_resource(rt), namespace)
-        # As ApiClient.watch: a silent stream is normal; a read times out only a little after
-        # the server should have ended the watch itself.
-        read_timeout = timeout_seconds + 30.0 if timeout_seconds else None
+    async def _watch_stream(
+        self, path: str, params: Mapping[str, str], read_timeout: float | None
+    ) -> AsyncGenerator[WatchEvent, None]:
+        resp = await self._request("GET", path, params, None, None, "application/json")
         try:
-            resp = await self._request("GET", path, params, None, None, "application/json")
-            try:
-                if resp.status >= 300:
-                    raise _error_from_response(resp.status, await resp.read(self.timeout), "watch")
-                async for event in watch_events(resp.chunks(read_timeout)):
-                    yield event
-            finally:
-                resp.conn.close()  # a watch's connection is not pooled
-        except _TRANSPORT_ERRORS as e:
-            raise ConnectionFailed(f"watch {self.config.server}{path}: {e!r}") from e
+            if resp.status >= 300:
+                raise _error_from_response(resp.status, await resp.read(self.timeout), "watch")
+            async for event in watch_events(resp.chunks(read_timeout)):
+                yield event
+        finally:
+            resp.conn.close()  # a watch's connection is not pooled
