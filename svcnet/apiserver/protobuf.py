@@ -6,15 +6,25 @@
 from ``protobuf_schema.json``, extracted from kubectl's embedded descriptors by
 :mod:`protobuf_gen`. The wire format is decoded here by hand (pure, no protobuf library).
 
+JSON keys. Each field is emitted under its upstream JSON name, which the schema holds (not the
+proto field name: ``IngressClassParametersReference`` has proto ``aPIGroup`` for JSON
+``apiGroup``); fields of Go structs embedded with ``json:",inline"`` (``VolumeSource``,
+``LocalObjectReference`` in ``ConfigMapKeySelector``, ``ProbeHandler``...) are flattened into
+the enclosing object, as upstream's JSON has them.
+
 Which zero values are kept. The messages are proto2 (every field ``optional``), and Go's
 generated marshalling writes a field by what it is in the Go struct: a non-pointer field always,
 even holding its zero value, a pointer field only when it is set (non-nil). So a zero on the wire
 means "not set" for a non-pointer field — its JSON form drops it (``omitempty``), and so does
 this decoder — but it is an explicit value for a pointer field: ``kubectl create deployment
 --replicas=0`` sends ``replicas`` (``*int32``) = 0, which must stay 0, not be defaulted to 1.
-The descriptors do not say which fields are Go pointers, so :data:`POINTER_FIELDS` lists the
-scalar (and IntOrString) pointer fields of upstream's Go types (``k8s.io/api``,
-``k8s.io/apimachinery``) for the kinds svcnet serves: those are kept whenever present.
+Which fields are Go pointers is read from the gogoproto options in kubectl's descriptors (see
+:mod:`protobuf_gen`): the schema in the tree was generated from kubectl v1.32.4, i.e. exactly
+k8s.io/api and apimachinery v0.32.4. It was cross-checked against the hand-written table it
+replaced (which missed 46 pointer fields in 28 messages and listed none wrongly) and against
+upstream's types.go (``NodeName *string`` of EndpointAddress, ``MinDomains *int32``,
+``MountPropagation *MountPropagationMode``, ``APIGroup *string ... name=aPIGroup``);
+:func:`pointer_fields` lists the result, ``tests/unit/apiserver/test_protobuf.py`` records it.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -47,107 +57,52 @@ _RAW = "k8s.io.apimachinery.pkg.runtime.RawExtension"
 _DURATION = "k8s.io.apimachinery.pkg.apis.meta.v1.Duration"
 _FIELDS_V1 = "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1"
 
-
-# Go structs embedded with `json:",inline"`: a message field in protobuf, flattened in JSON.
-_INLINE = frozenset(
-    {"ingressRuleValue", "volumeSource", "probeHandler", "handler", "persistentVolumeSource"}
-)
+# Messages whose JSON form is not an object of their fields (a string, a number, a timestamp,
+# embedded JSON): decoded by :func:`_special`.
+SPECIAL_TYPES = frozenset({_INTSTR, _QUANTITY, _TIME, _MICROTIME, _RAW, _DURATION, _FIELDS_V1})
 
 
-def _pointers(prefix: str, table: dict[str, str]) -> dict[str, frozenset[str]]:
-    return {prefix + message: frozenset(fields.split()) for message, fields in table.items()}
+class Field(NamedTuple):
+    """One field of a message: its JSON key and how its presence on the wire is read."""
+
+    json_key: str
+    type: int
+    repeated: bool
+    type_name: str
+    pointer: bool  # a Go pointer: on the wire means set, a zero value included
+    inline: bool  # an embedded Go struct (json:",inline"): its fields join the parent's
 
 
-# Go pointer fields of scalar type (``*int32``, ``*bool``, ``*string`` and string enums) and
-# ``*intstr.IntOrString``, by message, from upstream's types.go (1.32): present on the wire means
-# set, whatever the value. Non-pointer fields are not listed: their zero values are dropped.
-POINTER_FIELDS: dict[str, frozenset[str]] = {
-    **_pointers(
-        "k8s.io.api.apps.v1.",
-        {
-            "DeploymentSpec": "replicas revisionHistoryLimit progressDeadlineSeconds",
-            "RollingUpdateDeployment": "maxUnavailable maxSurge",
-            "ReplicaSetSpec": "replicas",
-            "StatefulSetSpec": "replicas revisionHistoryLimit",
-            "RollingUpdateStatefulSetStrategy": "partition maxUnavailable",
-            "DeploymentStatus": "collisionCount",
-            "StatefulSetStatus": "collisionCount",
-        },
-    ),
-    **_pointers(
-        "k8s.io.api.core.v1.",
-        {
-            "PodSpec": "terminationGracePeriodSeconds activeDeadlineSeconds "
-            "automountServiceAccountToken shareProcessNamespace priority enableServiceLinks "
-            "preemptionPolicy setHostnameAsFQDN hostUsers runtimeClassName",
-            "Container": "restartPolicy",
-            "EphemeralContainerCommon": "restartPolicy",
-            "SecurityContext": "privileged runAsUser runAsGroup runAsNonRoot "
-            "readOnlyRootFilesystem allowPrivilegeEscalation procMount",
-            "PodSecurityContext": "runAsUser runAsGroup runAsNonRoot fsGroup "
-            "fsGroupChangePolicy supplementalGroupsPolicy",
-            "Probe": "terminationGracePeriodSeconds",
-            "Toleration": "tolerationSeconds",
-            "PodDNSConfigOption": "value",
-            "ConfigMapKeySelector": "optional",
-            "SecretKeySelector": "optional",
-            "ConfigMapEnvSource": "optional",
-            "SecretEnvSource": "optional",
-            "ConfigMapVolumeSource": "defaultMode optional",
-            "SecretVolumeSource": "defaultMode optional",
-            "ProjectedVolumeSource": "defaultMode",
-            "DownwardAPIVolumeSource": "defaultMode",
-            "DownwardAPIVolumeFile": "mode",
-            "KeyToPath": "mode",
-            "ConfigMapProjection": "optional",
-            "SecretProjection": "optional",
-            "ServiceAccountTokenProjection": "expirationSeconds",
-            "ServiceSpec": "allocateLoadBalancerNodePorts ipFamilyPolicy loadBalancerClass "
-            "internalTrafficPolicy trafficDistribution",
-            "ServicePort": "appProtocol",
-            "EndpointPort": "appProtocol",
-            "ClientIPConfig": "timeoutSeconds",
-            "Secret": "immutable",
-            "ConfigMap": "immutable",
-            "ServiceAccount": "automountServiceAccountToken",
-        },
-    ),
-    **_pointers(
-        "k8s.io.api.discovery.v1.",
-        {
-            "EndpointPort": "name protocol port appProtocol",
-            "Endpoint": "hostname nodeName zone",
-            "EndpointConditions": "ready serving terminating",
-        },
-    ),
-    **_pointers(
-        "k8s.io.api.networking.v1.",
-        {
-            "IngressSpec": "ingressClassName",
-            "HTTPIngressPath": "pathType",
-            "NetworkPolicyPort": "protocol port endPort",
-            # apiGroup is a pointer too; its proto name is "aPIGroup".
-            "IngressClassParametersReference": "aPIGroup scope namespace",
-        },
-    ),
-    **_pointers(
-        "k8s.io.api.coordination.v1.",
-        {
-            "LeaseSpec": "holderIdentity leaseDurationSeconds leaseTransitions strategy "
-            "preferredHolder",
-        },
-    ),
-    **_pointers(
-        "k8s.io.apimachinery.pkg.apis.meta.v1.",
-        {
-            "ObjectMeta": "deletionGracePeriodSeconds",
-            "OwnerReference": "controller blockOwnerDeletion",
-            "DeleteOptions": "gracePeriodSeconds orphanDependents propagationPolicy "
-            "ignoreStoreReadErrorWithClusterBreakingPotential",
-        },
-    ),
-}
-_NO_POINTERS: frozenset[str] = frozenset()
+class Message(NamedTuple):
+    map_entry: bool
+    fields: dict[int, Field]
+
+
+@functools.cache
+def schema() -> dict[str, Message]:
+    raw: dict[str, Any] = json.loads(_SCHEMA_FILE.read_text())
+    return {
+        name: Message(
+            m["map"],
+            {
+                num: Field(json_name, ftype, repeated, sub, how == "pointer", how == "inline")
+                for num, json_name, ftype, repeated, sub, how in m["fields"]
+            },
+        )
+        for name, m in raw.items()
+    }
+
+
+@functools.cache
+def pointer_fields() -> dict[str, frozenset[str]]:
+    """Go pointer fields by message (JSON names), as the schema says: kept whenever present, a
+    zero value included. Non-pointer fields are not listed: their zero values are dropped."""
+    table: dict[str, frozenset[str]] = {}
+    for name, msg in schema().items():
+        names = frozenset(f.json_key for f in msg.fields.values() if f.pointer)
+        if names:
+            table[name] = names
+    return table
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:
@@ -174,25 +129,18 @@ def iter_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
             yield num, wt, v
         elif wt == 2:
             n, i = _varint(data, i)
+            if i + n > len(data):
+                raise ValueError("truncated length-delimited field")
             yield num, wt, data[i : i + n]
             i += n
-        elif wt == 1:
-            yield num, wt, int.from_bytes(data[i : i + 8], "little")
-            i += 8
-        elif wt == 5:
-            yield num, wt, int.from_bytes(data[i : i + 4], "little")
-            i += 4
+        elif wt in (1, 5):
+            size = 8 if wt == 1 else 4
+            if i + size > len(data):
+                raise ValueError("truncated fixed-size field")
+            yield num, wt, int.from_bytes(data[i : i + size], "little")
+            i += size
         else:
             raise ValueError(f"unsupported wire type {wt}")
-
-
-@functools.cache
-def schema() -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads(_SCHEMA_FILE.read_text())
-    return {
-        name: {"map": m["map"], "fields": {f[0]: tuple(f[1:]) for f in m["fields"]}}
-        for name, m in raw.items()
-    }
 
 
 def _signed(v: int, bits: int) -> int:
@@ -259,6 +207,17 @@ def _empty(v: Any) -> bool:
     return v is None or v == "" or v is False or (v == 0 and not isinstance(v, bool)) or v == []
 
 
+def _map_entry(entry_msg: Message, data: bytes) -> tuple[Any, Any]:
+    entry = {n: v for n, _, v in iter_fields(data)}
+    key_field, value_field = entry_msg.fields[1], entry_msg.fields[2]
+    key = _scalar(key_field.type, entry.get(1, b"" if key_field.type == _STRING else 0))
+    raw = entry.get(2, b"" if value_field.type in (_STRING, _BYTES, _MESSAGE) else 0)
+    if value_field.type == _MESSAGE:
+        assert isinstance(raw, bytes)
+        return key, decode_message(value_field.type_name, raw)
+    return key, _scalar(value_field.type, raw)
+
+
 def decode_message(type_name: str, data: bytes) -> Any:
     special, value = _special(type_name, data)
     if special:
@@ -266,50 +225,43 @@ def decode_message(type_name: str, data: bytes) -> Any:
     msg = schema().get(type_name)
     if msg is None:
         raise BadRequest(f"unsupported protobuf type {type_name}")
-    fields = msg["fields"]
     out: dict[str, Any] = {}
     for num, wt, value in iter_fields(data):
-        spec = fields.get(num)
-        if spec is None:
+        field = msg.fields.get(num)
+        if field is None:
             continue  # unknown field: dropped, as Go's decoder does
-        name, ftype, repeated, sub = spec
-        if ftype == _MESSAGE:
+        if field.type == _MESSAGE:
             assert isinstance(value, bytes)
-            sub_msg = schema().get(sub)
-            if sub_msg is not None and sub_msg["map"]:
-                entry = {n: v for n, _, v in iter_fields(value)}
-                k_spec, v_spec = sub_msg["fields"][1], sub_msg["fields"][2]
-                key = _scalar(k_spec[1], entry.get(1, b"" if k_spec[1] == _STRING else 0))
-                if v_spec[1] == _MESSAGE:
-                    val = decode_message(v_spec[3], entry.get(2, b""))  # type: ignore[arg-type]
-                else:
-                    val = _scalar(
-                        v_spec[1], entry.get(2, b"" if v_spec[1] in (_STRING, _BYTES) else 0)
-                    )
-                out.setdefault(name, {})[key] = val
+            sub_msg = schema().get(field.type_name)
+            if sub_msg is not None and sub_msg.map_entry:
+                key, val = _map_entry(sub_msg, value)
+                out.setdefault(field.json_key, {})[key] = val
                 continue
-            decoded = decode_message(sub, value)
-        elif wt == 2 and ftype not in (_STRING, _BYTES):
-            # packed repeated scalars
-            items = []
+            decoded = decode_message(field.type_name, value)
+        elif wt == 2 and field.type not in (_STRING, _BYTES):
+            assert isinstance(value, bytes)
+            items = []  # packed repeated scalars
             j = 0
-            while j < len(value):  # type: ignore[arg-type]
-                v, j = _varint(value, j)  # type: ignore[arg-type]
-                items.append(_scalar(ftype, v))
-            out.setdefault(name, []).extend(items)
+            while j < len(value):
+                v, j = _varint(value, j)
+                items.append(_scalar(field.type, v))
+            out.setdefault(field.json_key, []).extend(items)
             continue
         else:
-            decoded = _scalar(ftype, value)
-        if repeated:
-            out.setdefault(name, []).append(decoded)
-        elif name in _INLINE and isinstance(decoded, dict):
+            decoded = _scalar(field.type, value)
+        if field.repeated:
+            out.setdefault(field.json_key, []).append(decoded)
+        elif field.inline:
+            # The embedded message already dropped its own zero values, by its own pointers.
+            assert isinstance(decoded, dict)
             out.update(decoded)
-        elif decoded is not None:
-            out[name] = decoded
-    # Go writes zero values of non-pointer fields; JSON (omitempty) has none of them. A pointer
-    # field is on the wire only when set: its zero value is the value (see the module docstring).
-    pointers = POINTER_FIELDS.get(type_name, _NO_POINTERS)
-    return {k: v for k, v in out.items() if k in pointers or not _empty(v)}
+        elif decoded is None or (not field.pointer and _empty(decoded)):
+            # Go writes zero values of non-pointer fields; JSON (omitempty) has none of them.
+            # A pointer field is on the wire only when set: its zero value is the value.
+            out.pop(field.json_key, None)
+        else:
+            out[field.json_key] = decoded
+    return out
 
 
 _PACKAGES = {

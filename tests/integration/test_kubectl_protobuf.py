@@ -8,8 +8,14 @@ is on the wire and must be stored as given, not dropped and then defaulted.
 from __future__ import annotations
 
 import json
+import subprocess
+import uuid
+from pathlib import Path
 
-from apiserver_harness import Kubectl
+import pytest
+from apiserver_harness import KUBECTL, Http, Kubectl
+
+from svcnet.apiserver import protobuf_gen
 
 
 def _get(k: Kubectl, *what: str) -> dict:
@@ -45,3 +51,102 @@ def test_create_service_and_secret_carry_no_unset_pointer_fields(kubectl: Kubect
     assert spec["internalTrafficPolicy"] == "Cluster"  # defaulted, not sent
     kubectl("create", "secret", "generic", "s", "--from-literal=a=b")
     assert "immutable" not in _get(kubectl, "secret", "s")
+
+
+def test_create_ingress_with_class_keeps_pointer_fields(kubectl: Kubectl) -> None:
+    kubectl("create", "ingress", "web", "--class=nginx", "--rule=foo.com/bar*=svc:8080")
+    spec = _get(kubectl, "ingress", "web")["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    path = spec["rules"][0]["http"]["paths"][0]  # IngressRuleValue is inline in JSON
+    assert path["pathType"] == "Prefix"
+    assert path["backend"] == {"service": {"name": "svc", "port": {"number": 8080}}}
+
+
+# -- bodies kubectl cannot produce, built with the field numbers of upstream's generated.proto --
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _msg(num: int, data: bytes | str) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return _varint(num << 3 | 2) + _varint(len(raw)) + raw
+
+
+def _int(num: int, value: int) -> bytes:
+    return _varint(num << 3) + _varint(value)
+
+
+def _post_protobuf(http: Http, path: str, api_version: str, kind: str, raw: bytes) -> None:
+    body = b"k8s\x00" + _msg(1, _msg(1, api_version) + _msg(2, kind)) + _msg(2, raw)
+    code, _, out = http.request("POST", path, body, "application/vnd.kubernetes.protobuf")
+    assert code == 201, out
+
+
+def test_protobuf_ingress_class_parameters_api_group(kubectl: Kubectl, http: Http) -> None:
+    # IngressClassParametersReference.APIGroup is proto field "aPIGroup", JSON "apiGroup".
+    name = "pb-" + uuid.uuid4().hex[:8]
+    params = _msg(1, "k8s.example.com") + _msg(2, "Params") + _msg(3, "p")
+    params += _msg(4, "Namespace") + _msg(5, "default")
+    raw = _msg(1, _msg(1, name)) + _msg(2, _msg(1, "example.com/ctl") + _msg(2, params))
+    try:
+        _post_protobuf(
+            http,
+            "/apis/networking.k8s.io/v1/ingressclasses",
+            "networking.k8s.io/v1",
+            "IngressClass",
+            raw,
+        )
+        parameters = _get(kubectl, "ingressclass", name)["spec"]["parameters"]
+    finally:
+        kubectl.run("delete", "ingressclass", name, "--ignore-not-found", check=False)
+    assert parameters == {
+        "apiGroup": "k8s.example.com",
+        "kind": "Params",
+        "name": "p",
+        "scope": "Namespace",
+        "namespace": "default",
+    }
+
+
+def test_protobuf_pod_embedded_structs_are_flattened(kubectl: Kubectl, http: Http) -> None:
+    # ConfigMapKeySelector and ConfigMapVolumeSource embed LocalObjectReference, Volume embeds
+    # VolumeSource, Probe embeds ProbeHandler: all json:",inline" upstream.
+    selector = _msg(1, _msg(1, "cm")) + _msg(2, "k") + _int(3, 0)
+    env = _msg(1, "E") + _msg(3, _msg(3, selector))
+    probe = _msg(1, _msg(3, _msg(1, _int(1, 0) + _int(2, 8080)))) + _int(3, 1)
+    container = _msg(1, "c") + _msg(2, "nginx") + _msg(7, env) + _msg(11, probe)
+    volume = _msg(1, "v") + _msg(2, _msg(19, _msg(1, _msg(1, "cm")) + _int(3, 0o644)))
+    raw = _msg(1, _msg(1, "p")) + _msg(2, _msg(1, volume) + _msg(2, container))
+    _post_protobuf(http, f"/api/v1/namespaces/{kubectl.namespace}/pods", "v1", "Pod", raw)
+    spec = _get(kubectl, "pod", "p")["spec"]
+    assert spec["volumes"] == [{"name": "v", "configMap": {"name": "cm", "defaultMode": 0o644}}]
+    c = spec["containers"][0]
+    assert c["env"] == [
+        {
+            "name": "E",
+            "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k", "optional": False}},
+        }
+    ]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": 8080}
+
+
+@pytest.mark.skipif(
+    "v1.32.4"
+    not in subprocess.run(
+        [KUBECTL, "version", "--client"], capture_output=True, text=True, check=False
+    ).stdout,
+    reason="protobuf_schema.json was generated from kubectl v1.32.4",
+)
+def test_schema_is_what_the_generator_makes_from_kubectl() -> None:
+    generated = protobuf_gen.with_json_names(
+        protobuf_gen.reachable(protobuf_gen.extract(Path(KUBECTL).read_bytes()))
+    )
+    assert generated == json.loads(protobuf_gen.OUT.read_text())
