@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from svcnet.api import fieldvalidation
 from svcnet.api import meta as apimeta
@@ -30,7 +29,6 @@ from svcnet.api.errors import (
     Invalid,
     MethodNotAllowed,
     NotFound,
-    RequestEntityTooLarge,
     UnsupportedMediaType,
 )
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
@@ -40,6 +38,8 @@ from svcnet.apiserver import deletion, table
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
 from svcnet.apiserver.admission import AllocationTxn, ServiceAllocator
+from svcnet.apiserver.http1 import Request
+from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import Selection, selection_for
 from svcnet.apiserver.status import gone_for_revision, success_status
 from svcnet.apiserver.storage import ObjectStore, decode, object_bytes
@@ -105,17 +105,13 @@ class ResourceHandlers:
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def get(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
+    async def get(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         obj = await self._must_get(rt, info.namespace, info.name)
         if info.subresource == "scale":
             return resp.respond_object(scale_of(rt, obj))
         return self._render_one(request, rt, obj)
 
-    def _render_one(
-        self, request: web.Request, rt: ResourceType, obj: dict[str, Any]
-    ) -> web.Response:
+    def _render_one(self, request: Request, rt: ResourceType, obj: dict[str, Any]) -> Response:
         rendering = resp.negotiate(request.headers.get("Accept", ""))
         if rendering is resp.Rendering.TABLE:
             t = table.table(
@@ -131,9 +127,7 @@ class ResourceHandlers:
             return resp.respond_object(resp.partial_metadata(obj))
         return resp.respond_object(obj)
 
-    async def list(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
+    async def list(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         opts = req.list_options(request.query)
         selection = selection_for(rt, opts.label_selector, opts.field_selector)
         if info.name:
@@ -219,16 +213,14 @@ class ResourceHandlers:
 
     # -- create --------------------------------------------------------------------------
 
-    async def create(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
+    async def create(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         if info.subresource == "binding" and _is(rt, "", "Pod"):
             return await self.bind(request, info, rt)
         if info.subresource or info.name:
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
-        raw, content_type = await read_body(request)
+        raw, content_type = read_body(request)
         obj = req.decode_body(raw, content_type)
         opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
         check_type_meta(obj, rt)
@@ -358,10 +350,8 @@ class ResourceHandlers:
 
     # -- update and patch ----------------------------------------------------------------
 
-    async def update(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
-        raw, content_type = await read_body(request)
+    async def update(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
+        raw, content_type = read_body(request)
         body = req.decode_body(raw, content_type)
         opts = req.write_options(
             request.query, request.headers.get("User-Agent", ""), "UpdateOptions"
@@ -397,10 +387,8 @@ class ResourceHandlers:
         obj, _ = await self.update_object(rt, info, mutate, opts, user_rv, info.subresource)
         return resp.respond_object(obj, 200, warnings)
 
-    async def patch(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
-        raw, content_type = await read_body(request)
+    async def patch(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
+        raw, content_type = read_body(request)
         mt = req.media_type(content_type)
         patch_doc = req.decode_patch(raw, content_type)
         opts = req.write_options(
@@ -470,7 +458,7 @@ class ResourceHandlers:
 
     async def _apply(
         self, info: req.RequestInfo, rt: ResourceType, applied: Any, opts: req.WriteOptions
-    ) -> web.Response:
+    ) -> Response:
         if not isinstance(applied, dict):
             raise BadRequest("the apply patch must be an object")
         check_type_meta(applied, rt)
@@ -641,7 +629,7 @@ class ResourceHandlers:
         body: dict[str, Any] | None,
         opts: req.WriteOptions,
         apply_patch: Callable[[dict[str, Any], Any], dict[str, Any]] | None,
-    ) -> web.Response:
+    ) -> Response:
         user_rv = ""
         if body is not None:
             user_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
@@ -678,9 +666,7 @@ class ResourceHandlers:
 
     # -- delete --------------------------------------------------------------------------
 
-    async def delete(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
+    async def delete(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         if info.subresource:
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
@@ -694,8 +680,8 @@ class ResourceHandlers:
             return resp.respond_object(success_status(details))
         return resp.respond_object(obj, 200)
 
-    async def _delete_options(self, request: web.Request) -> deletion.DeleteOptions:
-        raw, content_type = await read_body(request)
+    async def _delete_options(self, request: Request) -> deletion.DeleteOptions:
+        raw, content_type = read_body(request)
         body = req.decode_body(raw, content_type) if raw.strip() else None
         return deletion.delete_options(body, dict(request.query))
 
@@ -741,8 +727,8 @@ class ResourceHandlers:
         return removed
 
     async def delete_collection(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
+        self, request: Request, info: req.RequestInfo, rt: ResourceType
+    ) -> Response:
         opts = await self._delete_options(request)
         lopts = req.list_options(request.query)
         selection = selection_for(rt, lopts.label_selector, lopts.field_selector)
@@ -767,10 +753,8 @@ class ResourceHandlers:
 
     # -- pods/binding --------------------------------------------------------------------
 
-    async def bind(
-        self, request: web.Request, info: req.RequestInfo, rt: ResourceType
-    ) -> web.Response:
-        raw, content_type = await read_body(request)
+    async def bind(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
+        raw, content_type = read_body(request)
         binding = req.decode_body(raw, content_type)
         target = binding.get("target") or {}
         node = target.get("name") or ""
@@ -892,25 +876,9 @@ def _go_map_text(patch: Any) -> str:
     return go_map_string(patch)
 
 
-async def read_body(request: web.Request) -> tuple[bytes, str]:
-    """The request body, refusing more than upstream's 3 MiB limit."""
-    length = request.content_length
-    if length is not None and length > req.MAX_BODY_BYTES:
-        raise RequestEntityTooLarge(f"Request entity too large: limit is {req.MAX_BODY_BYTES}")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(1 << 16)
-        if not chunk:
-            break
-        if not chunks and len(chunk) == length:
-            # All of it at once (nearly every request): no second read to see the end.
-            return chunk, request.headers.get("Content-Type", "")
-        size += len(chunk)
-        if size > req.MAX_BODY_BYTES:
-            raise RequestEntityTooLarge(f"Request entity too large: limit is {req.MAX_BODY_BYTES}")
-        chunks.append(chunk)
-    return b"".join(chunks), request.headers.get("Content-Type", "")
+def read_body(request: Request) -> tuple[bytes, str]:
+    """The request body (the HTTP layer refused any over upstream's 3 MiB) and its type."""
+    return request.body, request.content_type
 
 
 __all__ = ["ApiError", "ResourceHandlers", "check_type_meta", "read_body", "scale_of"]

@@ -7,8 +7,9 @@ agent's kubelet-style endpoints:
 
 * ``GET  http://<ip>:<port>/containerLogs/<namespace>/<pod>/<container>?<log options>``
   (streamed back as is, ``text/plain``);
-* ``exec``/``attach``/``portforward`` need a streaming upgrade (SPDY or WebSocket) that the
-  agent does not speak yet: they answer a clear error naming what is missing.
+* ``exec`` over WebSocket (``v5/v4.channel.k8s.io``), relayed frame by frame; the HTTP layer
+  hands such upgraded connections to aiohttp (:mod:`svcnet.apiserver.http1`);
+* ``attach``/``portforward`` and SPDY upgrades answer a clear error naming what is missing.
 
 The agent authenticates the API server with the same bearer token clients use.
 """
@@ -24,6 +25,7 @@ from aiohttp import web
 from svcnet.api.errors import BadRequest, NotFound, ServiceUnavailable
 from svcnet.api.registry import Registry, ResourceType
 from svcnet.apiserver import request as req
+from svcnet.apiserver.http1 import Request, Stream
 from svcnet.apiserver.storage import ObjectStore
 
 _LOG_PARAMS = (
@@ -74,9 +76,33 @@ class PodProxy:
             await self._session.close()
             self._session = None
 
-    async def serve(
+    async def serve(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Stream:
+        """pods/log (the one streaming subresource served without a connection upgrade)."""
+        container, address = await self._target(info, rt, request.query.get("container", ""))
+        if info.subresource != "log":
+            raise self._not_served(info)
+        return await self._proxy_log(request, info, container, address)
+
+    async def serve_upgrade(
         self, request: web.Request, info: req.RequestInfo, rt: ResourceType
     ) -> web.StreamResponse:
+        """pods/exec over WebSocket (the connection aiohttp was handed)."""
+        container, address = await self._target(info, rt, request.query.get("container", ""))
+        if info.subresource == "exec" and request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._proxy_exec(request, info, container, address)
+        raise self._not_served(info)
+
+    @staticmethod
+    def _not_served(info: req.RequestInfo) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"pods/{info.subresource} needs a streaming connection that the svcnet node agent "
+            "does not serve yet (exec is served over WebSocket only, not SPDY)"
+        )
+
+    async def _target(
+        self, info: req.RequestInfo, rt: ResourceType, requested_container: str
+    ) -> tuple[str, tuple[str, int]]:
+        """The container and the address of the agent serving it."""
         if not (rt.group == "" and rt.kind == "Pod"):
             raise ServiceUnavailable(
                 f"the {info.subresource} subresource of {rt.plural} is not served by svcnet yet"
@@ -84,7 +110,7 @@ class PodProxy:
         pod = await self.objects.get(rt, info.namespace, info.name)
         if pod is None:
             raise NotFound.for_object("pods", info.name)
-        container = pick_container(pod, request.query.get("container", ""))
+        container = pick_container(pod, requested_container)
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise BadRequest(
@@ -100,14 +126,7 @@ class PodProxy:
                 f'no node agent is serving node "{node_name}": the node has no '
                 "status.daemonEndpoints.kubeletEndpoint and InternalIP address"
             )
-        if info.subresource == "exec" and request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._proxy_exec(request, info, container, address)
-        if info.subresource != "log":
-            raise ServiceUnavailable(
-                f"pods/{info.subresource} needs a streaming connection that the svcnet node agent "
-                "does not serve yet (exec is served over WebSocket only, not SPDY)"
-            )
-        return await self._proxy_log(request, info, container, address)
+        return container, address
 
     async def _proxy_exec(
         self, request: web.Request, info: req.RequestInfo, container: str, address: tuple[str, int]
@@ -118,21 +137,31 @@ class PodProxy:
         chose; an agent error (container not running...) becomes the API error kubectl shows.
         """
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None,
-                                                                                connect=5))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=5)
+            )
         ip, port = address
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-                   if p.strip()]
+        offered = [
+            p.strip()
+            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
         params = [(k, v) for k, v in request.query.items() if k != "container"]
         url = f"http://{ip}:{port}/exec/{info.namespace}/{info.name}/{container}"
         try:
             upstream = await self._session.ws_connect(
-                url, params=params, protocols=offered, max_msg_size=0,
-                headers={"Authorization": f"Bearer {self.token}"})
+                url,
+                params=params,
+                protocols=offered,
+                max_msg_size=0,
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
         except aiohttp.WSServerHandshakeError as exc:
             raise BadRequest(exc.message or f"node agent answered {exc.status}") from exc
         except aiohttp.ClientError as exc:
-            raise ServiceUnavailable(f"error talking to the node agent at {ip}:{port}: {exc}") from exc
+            raise ServiceUnavailable(
+                f"error talking to the node agent at {ip}:{port}: {exc}"
+            ) from exc
         chosen = upstream.protocol
         client = web.WebSocketResponse(protocols=(chosen,) if chosen else (), max_msg_size=0)
         await client.prepare(request)
@@ -155,8 +184,8 @@ class PodProxy:
         return client
 
     async def _proxy_log(
-        self, request: web.Request, info: req.RequestInfo, container: str, address: tuple[str, int]
-    ) -> web.StreamResponse:
+        self, request: Request, info: req.RequestInfo, container: str, address: tuple[str, int]
+    ) -> Stream:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, connect=5)
@@ -176,9 +205,7 @@ class PodProxy:
             if upstream.status >= 400:
                 text = (await upstream.text()).strip()
                 raise BadRequest(text or f"node agent answered {upstream.status}")
-            out = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
-            out.enable_chunked_encoding()
-            await out.prepare(request)
+            out = request.start_stream(200, "text/plain")
             async for chunk in upstream.content.iter_any():
                 await out.write(chunk)
             await out.write_eof()

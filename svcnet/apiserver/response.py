@@ -2,7 +2,9 @@
 
 kubectl asks for ``application/json;as=Table;v=v1;g=meta.k8s.io`` for ``get`` and plain JSON
 for everything else; controllers may ask for ``as=PartialObjectMetadata``. Bodies are written
-with orjson; lists are assembled from already-encoded item bytes where possible.
+with orjson; lists are assembled from already-encoded item bytes where possible. A handler's
+answer is a :class:`Response`, which the HTTP layer (:mod:`svcnet.apiserver.http1`) writes in
+one piece.
 """
 
 from __future__ import annotations
@@ -12,11 +14,35 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from svcnet.api.errors import NotAcceptable
 
 JSON = "application/json"
+
+
+class Response:
+    """A complete answer: status, body, content type and any further headers."""
+
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        body: bytes = b"",
+        status: int = 200,
+        content_type: str = JSON,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+        self.headers = headers if headers is not None else []
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), Content-Type included."""
+        lowered = name.lower()
+        if lowered == "content-type":
+            return self.content_type
+        return next((v for k, v in self.headers if k.lower() == lowered), None)
 
 
 class Rendering(enum.Enum):
@@ -55,15 +81,15 @@ def json_body(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-def respond(body: bytes, status: int = 200, warnings: Iterable[str] = ()) -> web.Response:
-    resp = web.Response(body=body, status=status, content_type=JSON)
-    for w in warnings:
-        # RFC 7234 warn-code 299 with the agent "-", as kube-apiserver sends them.
-        resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return resp
+def respond(body: bytes, status: int = 200, warnings: Iterable[str] = ()) -> Response:
+    # RFC 7234 warn-code 299 with the agent "-", as kube-apiserver sends them.
+    headers = [
+        ("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"') for w in warnings
+    ]
+    return Response(body, status, JSON, headers)
 
 
-def respond_object(obj: Any, status: int = 200, warnings: Iterable[str] = ()) -> web.Response:
+def respond_object(obj: Any, status: int = 200, warnings: Iterable[str] = ()) -> Response:
     return respond(orjson.dumps(obj), status, warnings)
 
 

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import datetime
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from svcnet.api.errors import MethodNotAllowed, NotFound
+from svcnet.api.errors import BadRequest, MethodNotAllowed, NotFound
 from svcnet.api.registry import Registry
 from svcnet.apiserver import discovery, openapi
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
 from svcnet.apiserver.handlers import ResourceHandlers
+from svcnet.apiserver.http1 import Answer, Request
 from svcnet.apiserver.podproxy import PodProxy
+from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import selection_for
+from svcnet.apiserver.status import error_answer
 from svcnet.apiserver.watch import WatchRegistry, serve_watch
 
 GIT_VERSION = "v1.32.0-svcnet"
@@ -44,7 +48,10 @@ def _arch() -> str:
 
 
 class Router:
-    """The aiohttp handlers of one API server."""
+    """Every request of one API server, by path: health, version, OpenAPI, discovery and the
+    resources. :meth:`handle` is the HTTP layer's entry point (authentication, then the
+    route, errors as ``Status``); :meth:`upgrade` serves the connection upgrades aiohttp
+    was handed (WebSocket exec)."""
 
     def __init__(
         self,
@@ -53,11 +60,13 @@ class Router:
         watches: WatchRegistry,
         pod_proxy: PodProxy,
         server_address: str,
+        authenticate: Callable[[str, str], Response | None],
     ) -> None:
         self.registry = registry
         self.handlers = handlers
         self.watches = watches
         self.pod_proxy = pod_proxy
+        self.authenticate = authenticate
         self.ready = True
         # Discovery never changes while the server runs: serialize it once.
         self._api = orjson.dumps(discovery.api_versions(server_address))
@@ -69,30 +78,45 @@ class Router:
         }
         self._version = orjson.dumps(version_info())
 
-    def add_routes(self, app: web.Application) -> None:
-        for path in ("/healthz", "/livez", "/readyz"):
-            app.router.add_get(path, self.health)
-            app.router.add_get(path + "/{check:.*}", self.health)
-        app.router.add_get("/version", self.version)
-        app.router.add_get("/version/", self.version)
-        app.router.add_get("/openapi/{tail:.*}", self.openapi)
-        app.router.add_route("*", "/api", self.dispatch)
-        app.router.add_route("*", "/api/{tail:.*}", self.dispatch)
-        app.router.add_route("*", "/apis", self.dispatch)
-        app.router.add_route("*", "/apis/{tail:.*}", self.dispatch)
-        app.router.add_get("/", self.root)
+    async def handle(self, request: Request) -> Answer:
+        denied = self.authenticate(request.path, request.headers.get("Authorization", ""))
+        if denied is not None:
+            return denied
+        try:
+            return await self.route(request)
+        except Exception as exc:
+            return error_answer(request.method, request.path, exc)
 
-    async def health(self, request: web.Request) -> web.Response:
-        if request.path.startswith("/readyz") and not self.ready:
-            return web.Response(
-                status=500, text="[-]shutdown failed: reason withheld\nreadyz check failed"
+    async def route(self, request: Request) -> Answer:
+        path = request.path
+        if path.startswith(("/api/", "/apis/")) or path in ("/api", "/apis"):
+            return await self.dispatch(request)
+        if request.method not in ("GET", "HEAD"):
+            if _known_path(path):
+                raise MethodNotAllowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            raise NotFound("the server could not find the requested resource")
+        if path.startswith(("/healthz", "/livez", "/readyz")) and _health_path(path):
+            return self.health(path)
+        if path in ("/version", "/version/"):
+            return resp.respond(self._version)
+        if path.startswith("/openapi/"):
+            return self.openapi(request)
+        if path == "/":
+            return self.root()
+        raise NotFound("the server could not find the requested resource")
+
+    def health(self, path: str) -> Response:
+        if path.startswith("/readyz") and not self.ready:
+            return Response(
+                b"[-]shutdown failed: reason withheld\nreadyz check failed",
+                500,
+                "text/plain; charset=utf-8",
             )
-        return web.Response(text="ok", content_type="text/plain")
+        return Response(b"ok", 200, "text/plain; charset=utf-8")
 
-    async def version(self, request: web.Request) -> web.Response:
-        return resp.respond(self._version)
-
-    async def root(self, request: web.Request) -> web.Response:
+    def root(self) -> Response:
         paths = [
             "/api",
             "/api/v1",
@@ -107,7 +131,7 @@ class Router:
         paths += [f"/apis/{g}/{v}" for g, v in self.registry.group_versions() if g]
         return resp.respond_object({"paths": sorted(paths)})
 
-    async def openapi(self, request: web.Request) -> web.Response:
+    def openapi(self, request: Request) -> Response:
         answer = openapi.serve(
             request.path,
             request.headers.get("Accept", ""),
@@ -116,11 +140,13 @@ class Router:
         )
         if answer is None:
             raise NotFound("the server could not find the requested resource")
-        return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+        headers = dict(answer.headers)
+        content_type = headers.pop("Content-Type", "application/json")
+        return Response(answer.body, answer.status, content_type, list(headers.items()))
 
     # -- discovery ---------------------------------------------------------------------
 
-    def _discovery(self, request: web.Request) -> web.Response | None:
+    def _discovery(self, request: Request) -> Response | None:
         parts = [p for p in request.path.split("/") if p]
         accept = request.headers.get("Accept", "")
         if parts in (["api"], ["apis"]):
@@ -128,9 +154,7 @@ class Router:
             legacy = parts == ["api"]
             if agg is not None:
                 ct = discovery.AGGREGATED_V2 if agg == "v2" else discovery.AGGREGATED_V2BETA1
-                return web.Response(
-                    body=self._agg[(legacy, agg)], headers={"Content-Type": ct, "Vary": "Accept"}
-                )
+                return Response(self._agg[(legacy, agg)], 200, ct, [("Vary", "Accept")])
             return resp.respond(self._api if legacy else self._apis)
         if len(parts) == 2 and parts[0] == "api":
             doc = discovery.api_resource_list(self.registry, "", parts[1])
@@ -148,10 +172,10 @@ class Router:
 
     # -- resources ---------------------------------------------------------------------
 
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def dispatch(self, request: Request) -> Answer:
         info = req.parse_resource_path(request.path, request.method, request.query)
         if info is None:
-            if request.method != "GET":
+            if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed(
                     "the server does not allow this method on the requested resource"
                 )
@@ -185,6 +209,50 @@ class Router:
         if verb is req.Verb.DELETE:
             return await h.delete(request, info, rt)
         return await h.delete_collection(request, info, rt)
+
+    # -- connection upgrades (aiohttp) ---------------------------------------------------
+
+    def upgrade_app(self) -> web.Application:
+        """The aiohttp application serving the connections :mod:`http1` hands over."""
+        app = web.Application(handler_args={"max_field_size": 65536})
+        app.router.add_route("*", "/{tail:.*}", self.upgrade)
+        return app
+
+    async def upgrade(self, request: web.Request) -> web.StreamResponse:
+        try:
+            denied = self.authenticate(request.path, request.headers.get("Authorization", ""))
+            if denied is not None:
+                return _to_aiohttp(denied)
+            info = req.parse_resource_path(request.path, request.method, request.query)
+            if info is None or info.subresource not in ("exec", "attach", "portforward"):
+                raise BadRequest(f"the server does not upgrade connections to {request.path}")
+            return await self.pod_proxy.serve_upgrade(request, info, self.handlers.resolve(info))
+        except Exception as exc:
+            return _to_aiohttp(error_answer(request.method, request.path, exc))
+
+
+def _to_aiohttp(answer: Response) -> web.Response:
+    """An error answering an upgrade request; the connection ends with it (aiohttp serves
+    upgrades only, so it must not go on serving the client's next requests)."""
+    out = web.Response(
+        body=answer.body,
+        status=answer.status,
+        headers={"Content-Type": answer.content_type, **dict(answer.headers)},
+    )
+    out.force_close()
+    return out
+
+
+def _health_path(path: str) -> bool:
+    return path.split("/", 2)[1] in ("healthz", "livez", "readyz")
+
+
+def _known_path(path: str) -> bool:
+    return (
+        path in ("/", "/version", "/version/")
+        or path.startswith("/openapi/")
+        or (path.startswith(("/healthz", "/livez", "/readyz")) and _health_path(path))
+    )
 
 
 def now_utc() -> datetime.datetime:

@@ -21,16 +21,15 @@ from aiohttp import web
 
 from svcnet.api.registry import REGISTRY, Registry
 from svcnet.apiserver import openapi
-from svcnet.apiserver import request as req
 from svcnet.apiserver.admission import ServiceAllocator
 from svcnet.apiserver.auth import bearer_token_check
 from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
 from svcnet.apiserver.handlers import ResourceHandlers, utcnow
+from svcnet.apiserver.http1 import Http1Server
 from svcnet.apiserver.namespaces import NamespaceFinalizer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.routes import Router
-from svcnet.apiserver.status import status_middleware_with
 from svcnet.apiserver.storage import ObjectStore, decode
 from svcnet.apiserver.watch import WatchRegistry
 from svcnet.store import open_store
@@ -66,7 +65,9 @@ class ApiServer:
         self.credentials: Credentials | None = None
         self.store: Store | None = None
         self.port = config.port
-        self._runner: web.AppRunner | None = None
+        self._upgrades: web.AppRunner | None = None
+        self._http: Http1Server | None = None
+        self._listeners: list[asyncio.Server] = []
         self._watches = WatchRegistry()
         self._pod_proxy: PodProxy | None = None
         self._router: Router | None = None
@@ -97,33 +98,31 @@ class ApiServer:
         handlers = ResourceHandlers(self.registry, objects, services, utcnow)
         self._pod_proxy = PodProxy(self.registry, objects, creds.token)
 
-        app = web.Application(
-            middlewares=[status_middleware_with(bearer_token_check(creds.token))],
-            client_max_size=req.MAX_BODY_BYTES + 1,
-            handler_args={"max_field_size": 65536},
-        )
-        self._router = Router(
+        self._router = router = Router(
             self.registry,
             handlers,
             self._watches,
             self._pod_proxy,
             f"{cfg.advertise_address}:{cfg.port or DEFAULT_PORT}",
+            bearer_token_check(creds.token),
         )
-        self._router.add_routes(app)
+        # aiohttp serves only the connections http1 hands over (WebSocket exec).
+        self._upgrades = web.AppRunner(router.upgrade_app(), access_log=None, shutdown_timeout=2.0)
+        await self._upgrades.setup()
+        upgrades = self._upgrades.server
+        assert upgrades is not None
+        self._http = Http1Server(router.handle, upgrades)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(creds.cert), str(creds.key))
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
+        loop = asyncio.get_running_loop()
         port = cfg.port
         for address in cfg.listen_addresses:
-            site = web.TCPSite(
-                self._runner, address, port, ssl_context=ctx, reuse_address=True, backlog=1024
+            listener = await loop.create_server(
+                self._http, address, port, ssl=ctx, reuse_address=True, backlog=1024
             )
-            await site.start()
+            self._listeners.append(listener)
             if port == 0:
-                server = site._server
-                assert server is not None
-                port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+                port = listener.sockets[0].getsockname()[1]
         self.port = port
         await bootstrap(self.registry, handlers, cfg.service_cidr, cfg.advertise_address, port)
         self._finalizer = NamespaceFinalizer(self.registry, handlers)
@@ -140,9 +139,15 @@ class ApiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._finalizer_task
             self._finalizer_task = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self._upgrades is not None:
+            await self._upgrades.cleanup()
+            self._upgrades = None
         if self._pod_proxy is not None:
             await self._pod_proxy.close()
         if self.store is not None:

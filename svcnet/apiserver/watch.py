@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from svcnet.api.registry import ResourceType
 from svcnet.apiserver import response as resp
 from svcnet.apiserver import table
+from svcnet.apiserver.http1 import Request, Stream
 from svcnet.apiserver.request import ListOptions
 from svcnet.apiserver.selection import Selection
 from svcnet.apiserver.status import gone_for_revision
@@ -178,7 +178,7 @@ def classify(event: WatchEvent, selection: Selection) -> tuple[str, dict[str, An
 
 
 async def serve_watch(
-    request: web.Request,
+    request: Request,
     rt: ResourceType,
     namespace: str | None,
     opts: ListOptions,
@@ -186,7 +186,7 @@ async def serve_watch(
     objects: ObjectStore,
     registry: WatchRegistry,
     clock: Callable[[], datetime.datetime],
-) -> web.StreamResponse:
+) -> Stream:
     store = objects.store
     rendering = resp.negotiate(request.headers.get("Accept", ""))
     renderer = _Renderer(
@@ -204,19 +204,21 @@ async def serve_watch(
     else:
         start = int(rv)
 
-    response = web.StreamResponse(status=200, headers={"Content-Type": resp.JSON})
-    response.enable_chunked_encoding()
     try:
         watch = store.watch(prefix, start)
     except CompactedError as exc:
-        await response.prepare(request)
+        response = request.start_stream(200, resp.JSON)
         status = gone_for_revision(exc.requested, exc.compact_revision).to_status()
         await response.write(_line("ERROR", orjson.dumps(status)))
         await response.write_eof()
         return response
 
     registry.add(watch)
-    await response.prepare(request)
+    try:
+        response = request.start_stream(200, resp.JSON)
+    except ConnectionResetError:
+        watch.close()
+        raise
     timeout = opts.timeout_seconds or random.randint(MIN_REQUEST_TIMEOUT, 2 * MIN_REQUEST_TIMEOUT)
     deadline = time.monotonic() + timeout
     next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
