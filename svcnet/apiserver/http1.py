@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 90.0  # seconds a keep-alive connection may sit idle (Go's http.Transport's)
 MAX_PIPELINED = 16  # requests queued on one connection before it stops reading
+MAX_HEAD_BYTES = 1 << 20  # request line and headers (Go's http.DefaultMaxHeaderBytes)
+LINGER_SECONDS = 0.5  # reading after a final error answer before closing (Go's server's)
 
 _EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
@@ -148,9 +150,11 @@ class Http1Connection(asyncio.Protocol):
         self._transport: Any = None
         self._parser = httptools.HttpRequestParser(self)
         self._closed = False
+        self._draining = False  # answered a request it could not read; closing soon
         # The request being parsed.
         self._url = b""
         self._headers: list[tuple[str, str]] = []
+        self._head_size = 0
         self._body: list[bytes] = []
         self._size = 0
         self._refused: ApiError | None = None
@@ -199,6 +203,8 @@ class Http1Connection(asyncio.Protocol):
         self._drained = None
 
     def data_received(self, data: bytes) -> None:
+        if self._draining:
+            return
         self._chunk = data
         self._completed_in_chunk = False
         if self._keep_raw:
@@ -207,6 +213,12 @@ class Http1Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._hand_over()
+        except httptools.HttpParserCallbackError as exc:
+            if self._head_size > MAX_HEAD_BYTES:
+                self._fail(431, f"request line and headers over {MAX_HEAD_BYTES} bytes")
+            else:  # one of our callbacks failed: a bug, answered like a request we cannot read
+                log.error("HTTP request callback failed", exc_info=exc)
+                self._fail(400, f"malformed HTTP request: {exc}")
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP request: {exc}")
 
@@ -215,6 +227,7 @@ class Http1Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._head_size = 0
         self._body = []
         self._size = 0
         self._refused = None
@@ -225,9 +238,17 @@ class Http1Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self._count_head(len(name) + len(value))
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD_BYTES:
+            # Raised out of feed_data as a parser error: answered 431, connection closed.
+            raise ValueError("request header fields too large")
 
     def on_headers_complete(self) -> None:
         self._upgrade = self._parser.should_upgrade()
@@ -403,7 +424,8 @@ class Http1Connection(asyncio.Protocol):
 
     def _fail(self, status: int, message: str) -> None:
         """Answer a request that cannot be parsed and drop the connection (nothing after it
-        can be framed)."""
+        can be framed). The close lingers: what the client is still sending is read and
+        dropped for a moment, or the kernel would reset the connection under the answer."""
         err: ApiError = BadRequest(message)
         err.code = status
         if not self._closed and self._task is None:
@@ -411,7 +433,9 @@ class Http1Connection(asyncio.Protocol):
             parts = [_STATUS_LINES[status], b"Content-Type: application/json\r\n"]
             parts.append(b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(answer.body))
             self._transport.write(b"".join(parts) + answer.body)
-        self.close()
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def _hand_over(self) -> None:
         """Give this connection to aiohttp (an upgrade request: WebSocket exec)."""

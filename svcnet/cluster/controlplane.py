@@ -16,7 +16,7 @@ import os
 import signal
 from pathlib import Path
 
-from svcnet.apiserver.server import ApiServer, ApiServerConfig
+from svcnet.apiserver.server import ApiServer, ApiServerConfig, tune_gc
 from svcnet.cluster import controllers as cluster_controllers
 from svcnet.cluster.up import JSON_KUBECONFIG
 from svcnet.util.log import setup_logging
@@ -49,6 +49,8 @@ async def serve(
 ) -> None:
     server = ApiServer(config)
     await server.start()
+    # This process is the API server's (and its controllers'): the collector settings of one.
+    tune_gc()
     write_json_kubeconfig(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -194,6 +194,14 @@ def test_malformed_request_is_400_and_closed(wire: Wire) -> None:
     assert wire.closed_by_server()
 
 
+def test_headers_over_1_mib_are_431_and_closed(wire: Wire) -> None:
+    filler = "".join(f"X-Filler-{i}: {'y' * 1000}\r\n" for i in range(1100))
+    wire.send(wire.request("GET", "/version", extra=filler))
+    code, _, body = wire.response()
+    assert code == 431 and json.loads(body)["kind"] == "Status"
+    assert wire.closed_by_server()
+
+
 def test_watch_ended_by_the_client_is_released(apiserver: RunningServer, namespace: str) -> None:
     watches = apiserver.server._watches
     before = len(watches)
