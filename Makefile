@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := nftables iproute2 util-linux containernetworking-plugins conntrack haproxy dnsutils dnsperf knot procps wrk
+DEB_PACKAGES := nftables iproute2 util-linux containernetworking-plugins conntrack haproxy dnsutils dnsperf knot procps wrk hey
 STAMP := $(VENV)/.installed
 
 .PHONY: up down status test check unit integration e2e deps debs venv bench clean

@@ -312,26 +312,35 @@ def watch_process(
     conn.send(asyncio.run(main()))
 
 
-def bare_creates(
-    tmp: Path, token: str, count: int, seconds: int, clients: int
-) -> tuple[float, float]:
-    """The bare handler (bare.py) under the same wrk load: (creates/s, CPU seconds per create)."""
+def _start_bare(tmp: Path, plain: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """bare.py serving with the API server's certificate: (process, URL)."""
     proc = subprocess.Popen(
         [
             sys.executable,
             str(Path(__file__).with_name("bare.py")),
             str(tmp / "apiserver.crt"),
             str(tmp / "apiserver.key"),
-            str(tmp / "bare.db"),
+            str(tmp / ("bare-plain.db" if plain else "bare.db")),
+            *(["--plain"] if plain else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None
+    m = re.search(r"serving (\S+)", proc.stdout.readline())
+    if not m:
+        proc.terminate()
+        proc.wait(10)
+        raise RuntimeError("bare server did not start")
+    return proc, m.group(1)
+
+
+def bare_creates(
+    tmp: Path, token: str, count: int, seconds: int, clients: int
+) -> tuple[float, float]:
+    """The bare handler (bare.py) under the same wrk load: (creates/s, CPU seconds per create)."""
+    proc, url = _start_bare(tmp)
     try:
-        assert proc.stdout is not None
-        m = re.search(r"serving (\S+)", proc.stdout.readline())
-        if not m:
-            raise RuntimeError("bare server did not start")
         stat = Path(f"/proc/{proc.pid}/stat")
 
         def cpu() -> float:
@@ -339,11 +348,44 @@ def bare_creates(
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
         cpu0 = cpu()
-        rate, made = wrk_creates(m.group(1), token, count, seconds, clients, tmp)
+        rate, made = wrk_creates(url, token, count, seconds, clients, tmp)
         return rate, (cpu() - cpu0) / made
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+ISSUE_BARE_RATE = 10_500  # issue 2: the bare handler "served about 10,500 creates/s here"
+
+
+def issue_yardstick(tmp: Path, requests: int = 20_000) -> float:
+    """Issue 2's own yardstick, as it quotes it: the bare handler over plain HTTP under
+    ``hey`` with 16 clients (Debian package ``hey``). Creates/s, or 0 without hey."""
+    if not shutil.which("hey"):
+        return 0.0
+    body = tmp / "hey-body.json"
+    body.write_bytes(service(0))
+    proc, url = _start_bare(tmp, plain=True)
+    try:
+        out = subprocess.run(
+            [
+                "hey",
+                *("-n", str(requests), "-c", "16", "-m", "POST", "-T", "application/json"),
+                *("-D", str(body), f"{url}/api/v1/namespaces/{NS}/services"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    answered = re.search(r"\[201\]\s+(\d+) responses", out)
+    if not answered or int(answered.group(1)) != requests:
+        raise RuntimeError(f"hey: not every create answered 201:\n{out}")
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert m, out
+    return float(m.group(1))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -437,11 +479,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 delays = [now - sent_at[name] for name, now in arrivals if name in sent_at]
         finally:
             server.stop()
-        baseline_rate, baseline_cpu = 0.0, 0.0
+        baseline_rate, baseline_cpu, yardstick = 0.0, 0.0, 0.0
         if shutil.which("wrk") and not args.no_baseline:
             baseline_rate, baseline_cpu = await asyncio.to_thread(
                 bare_creates, Path(tmp), token, args.services, args.create_seconds, args.clients
             )
+        if not args.no_baseline:
+            yardstick = await asyncio.to_thread(issue_yardstick, Path(tmp))
     return {
         "services": args.services,
         "clients": args.clients,
@@ -449,6 +493,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "create_cpu": create_cpu,
         "baseline_rate": baseline_rate,
         "baseline_cpu": baseline_cpu,
+        "yardstick": yardstick,
         "list_items": items,
         "list_median": statistics.median(list_times),
         "list_max": max(list_times),
@@ -485,13 +530,22 @@ def report(r: dict[str, Any], command: str) -> str:
             f"creates/s, {r['baseline_cpu'] * 1e6:.0f} µs CPU per create | API server at "
             f"{r['create_rate'] / r['baseline_rate']:.0%} of it (target: 3,000/10,500 = 29%) |\n"
         ).replace("{each}", each)
+    if r.get("yardstick"):
+        speed = r["yardstick"] / ISSUE_BARE_RATE
+        baseline += (
+            "| issue 2's yardstick: the same bare handler over plain HTTP under `hey -c 16` "
+            f"({each}run right after) | {r['yardstick']:,.0f} creates/s (the issue: about "
+            f"{ISSUE_BARE_RATE:,}/s) | the machine at {speed:.0%} of the issue's speed: "
+            f"3,000/s then is {3000 * speed:,.0f}/s now |\n"
+        )
     per_run = ""
     if len(runs) > 1:
         per_run = (
-            "\nEach run (creates/s; list median ms; watch p99 ms; load average at its end): "
+            "\nEach run (creates/s; list median ms; watch p99 ms; bare creates/s over HTTPS; "
+            "issue yardstick creates/s; load average at its end): "
             + "; ".join(
                 f"{x['create_rate']:,.0f}; {x['list_median'] * 1000:.0f}; {x['p99'] * 1000:.0f}; "
-                f"{x['load']}"
+                f"{x['baseline_rate']:,.0f}; {x['yardstick']:,.0f}; {x['load']}"
                 for x in runs
             )
             + ".\n"
