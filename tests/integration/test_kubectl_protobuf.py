@@ -16,6 +16,7 @@ import pytest
 from apiserver_harness import KUBECTL, Http, Kubectl
 
 from svcnet.apiserver import protobuf_gen
+from svcnet.testing.protowire import envelope, field_bytes, field_int
 
 
 def _get(k: Kubectl, *what: str) -> dict:
@@ -65,27 +66,8 @@ def test_create_ingress_with_class_keeps_pointer_fields(kubectl: Kubectl) -> Non
 # -- bodies kubectl cannot produce, built with the field numbers of upstream's generated.proto --
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _msg(num: int, data: bytes | str) -> bytes:
-    raw = data.encode() if isinstance(data, str) else data
-    return _varint(num << 3 | 2) + _varint(len(raw)) + raw
-
-
-def _int(num: int, value: int) -> bytes:
-    return _varint(num << 3) + _varint(value)
-
-
 def _post_protobuf(http: Http, path: str, api_version: str, kind: str, raw: bytes) -> None:
-    body = b"k8s\x00" + _msg(1, _msg(1, api_version) + _msg(2, kind)) + _msg(2, raw)
+    body = envelope(api_version, kind, raw)
     code, _, out = http.request("POST", path, body, "application/vnd.kubernetes.protobuf")
     assert code == 201, out
 
@@ -93,9 +75,11 @@ def _post_protobuf(http: Http, path: str, api_version: str, kind: str, raw: byte
 def test_protobuf_ingress_class_parameters_api_group(kubectl: Kubectl, http: Http) -> None:
     # IngressClassParametersReference.APIGroup is proto field "aPIGroup", JSON "apiGroup".
     name = "pb-" + uuid.uuid4().hex[:8]
-    params = _msg(1, "k8s.example.com") + _msg(2, "Params") + _msg(3, "p")
-    params += _msg(4, "Namespace") + _msg(5, "default")
-    raw = _msg(1, _msg(1, name)) + _msg(2, _msg(1, "example.com/ctl") + _msg(2, params))
+    params = field_bytes(1, "k8s.example.com") + field_bytes(2, "Params") + field_bytes(3, "p")
+    params += field_bytes(4, "Namespace") + field_bytes(5, "default")
+    raw = field_bytes(1, field_bytes(1, name)) + field_bytes(
+        2, field_bytes(1, "example.com/ctl") + field_bytes(2, params)
+    )
     try:
         _post_protobuf(
             http,
@@ -119,12 +103,20 @@ def test_protobuf_ingress_class_parameters_api_group(kubectl: Kubectl, http: Htt
 def test_protobuf_pod_embedded_structs_are_flattened(kubectl: Kubectl, http: Http) -> None:
     # ConfigMapKeySelector and ConfigMapVolumeSource embed LocalObjectReference, Volume embeds
     # VolumeSource, Probe embeds ProbeHandler: all json:",inline" upstream.
-    selector = _msg(1, _msg(1, "cm")) + _msg(2, "k") + _int(3, 0)
-    env = _msg(1, "E") + _msg(3, _msg(3, selector))
-    probe = _msg(1, _msg(3, _msg(1, _int(1, 0) + _int(2, 8080)))) + _int(3, 1)
-    container = _msg(1, "c") + _msg(2, "nginx") + _msg(7, env) + _msg(11, probe)
-    volume = _msg(1, "v") + _msg(2, _msg(19, _msg(1, _msg(1, "cm")) + _int(3, 0o644)))
-    raw = _msg(1, _msg(1, "p")) + _msg(2, _msg(1, volume) + _msg(2, container))
+    selector = field_bytes(1, field_bytes(1, "cm")) + field_bytes(2, "k") + field_int(3, 0)
+    env = field_bytes(1, "E") + field_bytes(3, field_bytes(3, selector))
+    probe = field_bytes(
+        1, field_bytes(3, field_bytes(1, field_int(1, 0) + field_int(2, 8080)))
+    ) + field_int(3, 1)
+    container = (
+        field_bytes(1, "c") + field_bytes(2, "nginx") + field_bytes(7, env) + field_bytes(11, probe)
+    )
+    volume = field_bytes(1, "v") + field_bytes(
+        2, field_bytes(19, field_bytes(1, field_bytes(1, "cm")) + field_int(3, 0o644))
+    )
+    raw = field_bytes(1, field_bytes(1, "p")) + field_bytes(
+        2, field_bytes(1, volume) + field_bytes(2, container)
+    )
     _post_protobuf(http, f"/api/v1/namespaces/{kubectl.namespace}/pods", "v1", "Pod", raw)
     spec = _get(kubectl, "pod", "p")["spec"]
     assert spec["volumes"] == [{"name": "v", "configMap": {"name": "cm", "defaultMode": 0o644}}]

@@ -14,36 +14,18 @@ import pytest
 
 from svcnet.api.errors import BadRequest
 from svcnet.apiserver import protobuf
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1  # negative int32/int64 go out as 10-byte two's complement, as in Go
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _bytes(num: int, data: bytes | str) -> bytes:
-    raw = data.encode() if isinstance(data, str) else data
-    return _varint(num << 3 | 2) + _varint(len(raw)) + raw
-
-
-def _int(num: int, value: int) -> bytes:
-    return _varint(num << 3) + _varint(value)
-
-
-def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
-    type_meta = _bytes(1, api_version) + _bytes(2, kind)
-    return protobuf.MAGIC + _bytes(1, type_meta) + _bytes(2, raw)
+from svcnet.testing.protowire import envelope, field_bytes, field_int
 
 
 def _meta(name: str) -> bytes:
     # ObjectMeta as Go writes it: name, then every non-pointer string field, empty.
-    return _bytes(1, name) + _bytes(2, "") + _bytes(3, "") + _bytes(4, "") + _bytes(5, "")
+    return (
+        field_bytes(1, name)
+        + field_bytes(2, "")
+        + field_bytes(3, "")
+        + field_bytes(4, "")
+        + field_bytes(5, "")
+    )
 
 
 def _hex(*parts: str) -> bytes:
@@ -154,7 +136,9 @@ def test_captured_kubectl_body_decodes_to_its_json_form(body: bytes, expected: d
 
 # -- zero values: pointer fields keep them, non-pointer fields drop them ------------------------
 
-_DEPLOYMENT_TEMPLATE = _bytes(3, _bytes(2, _bytes(2, _bytes(1, "c") + _bytes(2, "img"))))
+_DEPLOYMENT_TEMPLATE = field_bytes(
+    3, field_bytes(2, field_bytes(2, field_bytes(1, "c") + field_bytes(2, "img")))
+)
 _TEMPLATE = {"spec": {"containers": [{"name": "c", "image": "img"}]}}
 
 ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
@@ -163,19 +147,30 @@ ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
         "DeploymentSpec.replicas *int32 kept, minReadySeconds int32 / paused bool dropped",
         "apps/v1",
         "Deployment",
-        _bytes(1, _meta("d"))
-        + _bytes(2, _int(1, 0) + _DEPLOYMENT_TEMPLATE + _int(5, 0) + _int(6, 0) + _int(7, 0)),
+        field_bytes(1, _meta("d"))
+        + field_bytes(
+            2,
+            field_int(1, 0)
+            + _DEPLOYMENT_TEMPLATE
+            + field_int(5, 0)
+            + field_int(6, 0)
+            + field_int(7, 0),
+        ),
         {"spec": {"replicas": 0, "revisionHistoryLimit": 0, "template": _TEMPLATE}},
     ),
     (
         "RollingUpdateDeployment.maxUnavailable *IntOrString 0 kept",
         "apps/v1",
         "Deployment",
-        _bytes(1, _meta("d"))
-        + _bytes(
+        field_bytes(1, _meta("d"))
+        + field_bytes(
             2,
             _DEPLOYMENT_TEMPLATE
-            + _bytes(4, _bytes(1, "RollingUpdate") + _bytes(2, _bytes(1, _int(1, 0) + _int(2, 0)))),
+            + field_bytes(
+                4,
+                field_bytes(1, "RollingUpdate")
+                + field_bytes(2, field_bytes(1, field_int(1, 0) + field_int(2, 0))),
+            ),
         ),
         {
             "spec": {
@@ -188,22 +183,32 @@ ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
         "Secret.immutable *bool false kept",
         "v1",
         "Secret",
-        _bytes(1, _meta("s")) + _int(5, 0),
+        field_bytes(1, _meta("s")) + field_int(5, 0),
         {"immutable": False},
     ),
     (
         "ServiceSpec.loadBalancerClass *string '' kept, clusterIP string '' dropped",
         "v1",
         "Service",
-        _bytes(1, _meta("s")) + _bytes(2, _bytes(3, "") + _bytes(4, "ClusterIP") + _bytes(21, "")),
+        field_bytes(1, _meta("s"))
+        + field_bytes(2, field_bytes(3, "") + field_bytes(4, "ClusterIP") + field_bytes(21, "")),
         {"spec": {"type": "ClusterIP", "loadBalancerClass": ""}},
     ),
     (
         "ServicePort.targetPort IntOrString 0 and nodePort int32 0 dropped",
         "v1",
         "Service",
-        _bytes(1, _meta("s"))
-        + _bytes(2, _bytes(1, _bytes(2, "TCP") + _int(3, 80) + _bytes(4, _int(1, 0)) + _int(5, 0))),
+        field_bytes(1, _meta("s"))
+        + field_bytes(
+            2,
+            field_bytes(
+                1,
+                field_bytes(2, "TCP")
+                + field_int(3, 80)
+                + field_bytes(4, field_int(1, 0))
+                + field_int(5, 0),
+            ),
+        ),
         {"spec": {"ports": [{"protocol": "TCP", "port": 80}]}},
     ),
     (
@@ -211,8 +216,10 @@ ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
         "EndpointAddress.nodeName *string '' kept, hostname string '' dropped",
         "v1",
         "Endpoints",
-        _bytes(1, _meta("e"))
-        + _bytes(2, _bytes(1, _bytes(1, "10.0.0.1") + _bytes(3, "") + _bytes(4, ""))),
+        field_bytes(1, _meta("e"))
+        + field_bytes(
+            2, field_bytes(1, field_bytes(1, "10.0.0.1") + field_bytes(3, "") + field_bytes(4, ""))
+        ),
         {"subsets": [{"addresses": [{"ip": "10.0.0.1", "nodeName": ""}]}]},
     ),
     (
@@ -220,8 +227,13 @@ ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
         "ContainerStatus.started *bool false kept, ready bool false dropped",
         "v1",
         "Pod",
-        _bytes(1, _meta("p"))
-        + _bytes(3, _bytes(8, _bytes(1, "c") + _int(4, 0) + _int(5, 0) + _int(9, 0))),
+        field_bytes(1, _meta("p"))
+        + field_bytes(
+            3,
+            field_bytes(
+                8, field_bytes(1, "c") + field_int(4, 0) + field_int(5, 0) + field_int(9, 0)
+            ),
+        ),
         {"status": {"containerStatuses": [{"name": "c", "started": False}]}},
     ),
     (
@@ -229,30 +241,33 @@ ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
         "TopologySpreadConstraint.minDomains *int32 0 kept, maxSkew int32 0 dropped",
         "v1",
         "Pod",
-        _bytes(1, _meta("p")) + _bytes(2, _bytes(33, _int(1, 0) + _bytes(2, "zone") + _int(5, 0))),
+        field_bytes(1, _meta("p"))
+        + field_bytes(
+            2, field_bytes(33, field_int(1, 0) + field_bytes(2, "zone") + field_int(5, 0))
+        ),
         {"spec": {"topologySpreadConstraints": [{"topologyKey": "zone", "minDomains": 0}]}},
     ),
     (
         "EndpointConditions.ready *bool false kept",
         "discovery.k8s.io/v1",
         "EndpointSlice",
-        _bytes(1, _meta("s"))
-        + _bytes(4, "IPv4")
-        + _bytes(2, _bytes(1, "10.0.0.1") + _bytes(2, _int(1, 0))),
+        field_bytes(1, _meta("s"))
+        + field_bytes(4, "IPv4")
+        + field_bytes(2, field_bytes(1, "10.0.0.1") + field_bytes(2, field_int(1, 0))),
         {"endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": False}}]},
     ),
     (
         "LeaseSpec.leaseTransitions *int32 0 kept",
         "coordination.k8s.io/v1",
         "Lease",
-        _bytes(1, _meta("l")) + _bytes(2, _bytes(1, "me") + _int(5, 0)),
+        field_bytes(1, _meta("l")) + field_bytes(2, field_bytes(1, "me") + field_int(5, 0)),
         {"spec": {"holderIdentity": "me", "leaseTransitions": 0}},
     ),
     (
         "DeleteOptions.gracePeriodSeconds *int64 0 kept",
         "v1",
         "DeleteOptions",
-        _int(1, 0),
+        field_int(1, 0),
         {"gracePeriodSeconds": 0},
     ),
 ]
@@ -264,12 +279,12 @@ ZEROS: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
 def test_zero_values_kept_only_for_pointer_fields(
     api_version: str, kind: str, raw: bytes, expected: dict
 ) -> None:
-    obj = protobuf.decode_object(_envelope(api_version, kind, raw))
+    obj = protobuf.decode_object(envelope(api_version, kind, raw))
     assert {key: obj.get(key) for key in expected} == expected
 
 
 def test_negative_int64_decodes_signed() -> None:
-    obj = protobuf.decode_object(_envelope("v1", "DeleteOptions", _int(1, -1)))
+    obj = protobuf.decode_object(envelope("v1", "DeleteOptions", field_int(1, -1)))
     assert obj["gracePeriodSeconds"] == -1
 
 
@@ -278,10 +293,12 @@ def test_negative_int64_decodes_signed() -> None:
 
 def test_ingress_class_parameters_api_group_is_json_api_group() -> None:
     # IngressClassParametersReference: proto field 1 is "aPIGroup" upstream, JSON "apiGroup".
-    params = _bytes(1, "k8s.example.com") + _bytes(2, "Params") + _bytes(3, "p")
-    params += _bytes(4, "Namespace") + _bytes(5, "ns")
-    raw = _bytes(1, _meta("c")) + _bytes(2, _bytes(1, "example.com/ctl") + _bytes(2, params))
-    obj = protobuf.decode_object(_envelope("networking.k8s.io/v1", "IngressClass", raw))
+    params = field_bytes(1, "k8s.example.com") + field_bytes(2, "Params") + field_bytes(3, "p")
+    params += field_bytes(4, "Namespace") + field_bytes(5, "ns")
+    raw = field_bytes(1, _meta("c")) + field_bytes(
+        2, field_bytes(1, "example.com/ctl") + field_bytes(2, params)
+    )
+    obj = protobuf.decode_object(envelope("networking.k8s.io/v1", "IngressClass", raw))
     assert obj["spec"]["parameters"] == {
         "apiGroup": "k8s.example.com",
         "kind": "Params",
@@ -293,9 +310,11 @@ def test_ingress_class_parameters_api_group_is_json_api_group() -> None:
 
 def test_ingress_class_parameters_empty_api_group_is_kept() -> None:
     # apiGroup is *string: "" (the core group) was set; scope/namespace were not sent.
-    params = _bytes(1, "") + _bytes(2, "ConfigMap") + _bytes(3, "cm")
-    raw = _bytes(1, _meta("c")) + _bytes(2, _bytes(1, "example.com/ctl") + _bytes(2, params))
-    obj = protobuf.decode_object(_envelope("networking.k8s.io/v1", "IngressClass", raw))
+    params = field_bytes(1, "") + field_bytes(2, "ConfigMap") + field_bytes(3, "cm")
+    raw = field_bytes(1, _meta("c")) + field_bytes(
+        2, field_bytes(1, "example.com/ctl") + field_bytes(2, params)
+    )
+    obj = protobuf.decode_object(envelope("networking.k8s.io/v1", "IngressClass", raw))
     assert obj["spec"]["parameters"] == {"apiGroup": "", "kind": "ConfigMap", "name": "cm"}
 
 
@@ -336,7 +355,7 @@ JSON_KEYS = [
 
 @pytest.mark.parametrize(("message", "number", "key"), JSON_KEYS)
 def test_field_decodes_under_upstream_json_key(message: str, number: int, key: str) -> None:
-    decoded = protobuf.decode_message(message, _bytes(number, "x"))
+    decoded = protobuf.decode_message(message, field_bytes(number, "x"))
     assert decoded in ({key: "x"}, {key: ["x"]})
 
 
@@ -344,15 +363,15 @@ def test_field_decodes_under_upstream_json_key(message: str, number: int, key: s
 
 
 def _pod_with_container(container: bytes, volumes: bytes = b"") -> bytes:
-    spec = volumes + _bytes(2, _bytes(1, "c") + _bytes(2, "img") + container)
-    return _envelope("v1", "Pod", _bytes(1, _meta("p")) + _bytes(2, spec))
+    spec = volumes + field_bytes(2, field_bytes(1, "c") + field_bytes(2, "img") + container)
+    return envelope("v1", "Pod", field_bytes(1, _meta("p")) + field_bytes(2, spec))
 
 
 def test_env_config_map_key_ref_name_is_flattened() -> None:
     # ConfigMapKeySelector embeds LocalObjectReference: {"name", "key", "optional"} in JSON.
-    selector = _bytes(1, _bytes(1, "cm")) + _bytes(2, "k") + _int(3, 0)
-    env = _bytes(1, "E") + _bytes(2, "") + _bytes(3, _bytes(3, selector))
-    obj = protobuf.decode_object(_pod_with_container(_bytes(7, env)))
+    selector = field_bytes(1, field_bytes(1, "cm")) + field_bytes(2, "k") + field_int(3, 0)
+    env = field_bytes(1, "E") + field_bytes(2, "") + field_bytes(3, field_bytes(3, selector))
+    obj = protobuf.decode_object(_pod_with_container(field_bytes(7, env)))
     assert obj["spec"]["containers"][0]["env"] == [
         {
             "name": "E",
@@ -362,24 +381,26 @@ def test_env_config_map_key_ref_name_is_flattened() -> None:
 
 
 def test_env_from_secret_ref_name_is_flattened() -> None:
-    env_from = _bytes(1, "") + _bytes(3, _bytes(1, _bytes(1, "sec")))
-    obj = protobuf.decode_object(_pod_with_container(_bytes(19, env_from)))
+    env_from = field_bytes(1, "") + field_bytes(3, field_bytes(1, field_bytes(1, "sec")))
+    obj = protobuf.decode_object(_pod_with_container(field_bytes(19, env_from)))
     assert obj["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "sec"}}]
 
 
 def test_volume_source_is_flattened_with_pointer_zero_kept() -> None:
     # Volume embeds VolumeSource; ConfigMapVolumeSource embeds LocalObjectReference and has
     # defaultMode *int32: mode 0 was set.
-    config_map = _bytes(1, _bytes(1, "cm")) + _int(3, 0)
-    volume = _bytes(1, "v") + _bytes(2, _bytes(19, config_map))
-    obj = protobuf.decode_object(_pod_with_container(b"", volumes=_bytes(1, volume)))
+    config_map = field_bytes(1, field_bytes(1, "cm")) + field_int(3, 0)
+    volume = field_bytes(1, "v") + field_bytes(2, field_bytes(19, config_map))
+    obj = protobuf.decode_object(_pod_with_container(b"", volumes=field_bytes(1, volume)))
     assert obj["spec"]["volumes"] == [{"name": "v", "configMap": {"name": "cm", "defaultMode": 0}}]
 
 
 def test_probe_handler_is_flattened() -> None:
-    tcp = _bytes(1, _int(1, 0) + _int(2, 8080)) + _bytes(2, "")
-    probe = _bytes(1, _bytes(3, tcp)) + _int(2, 0) + _int(3, 1) + _int(4, 10)
-    obj = protobuf.decode_object(_pod_with_container(_bytes(11, probe)))
+    tcp = field_bytes(1, field_int(1, 0) + field_int(2, 8080)) + field_bytes(2, "")
+    probe = (
+        field_bytes(1, field_bytes(3, tcp)) + field_int(2, 0) + field_int(3, 1) + field_int(4, 10)
+    )
+    obj = protobuf.decode_object(_pod_with_container(field_bytes(11, probe)))
     assert obj["spec"]["containers"][0]["readinessProbe"] == {
         "tcpSocket": {"port": 8080},
         "timeoutSeconds": 1,
@@ -391,10 +412,10 @@ def test_probe_handler_is_flattened() -> None:
 
 
 def test_configmap_with_map_and_zero_values_dropped() -> None:
-    meta = _bytes(1, "c") + _bytes(2, "") + _bytes(3, "ns")
-    entry = _bytes(1, "a") + _bytes(2, "b")
-    raw = _bytes(1, meta) + _bytes(2, entry)
-    assert protobuf.decode_object(_envelope("v1", "ConfigMap", raw)) == {
+    meta = field_bytes(1, "c") + field_bytes(2, "") + field_bytes(3, "ns")
+    entry = field_bytes(1, "a") + field_bytes(2, "b")
+    raw = field_bytes(1, meta) + field_bytes(2, entry)
+    assert protobuf.decode_object(envelope("v1", "ConfigMap", raw)) == {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "c", "namespace": "ns"},
@@ -403,19 +424,23 @@ def test_configmap_with_map_and_zero_values_dropped() -> None:
 
 
 def test_label_with_empty_value_is_kept() -> None:
-    meta = _bytes(1, "c") + _bytes(11, _bytes(1, "flag") + _bytes(2, ""))
-    obj = protobuf.decode_object(_envelope("v1", "ConfigMap", _bytes(1, meta)))
+    meta = field_bytes(1, "c") + field_bytes(11, field_bytes(1, "flag") + field_bytes(2, ""))
+    obj = protobuf.decode_object(envelope("v1", "ConfigMap", field_bytes(1, meta)))
     assert obj["metadata"]["labels"] == {"flag": ""}
 
 
 def test_service_ports_with_int_or_string_target_port() -> None:
-    target_int = _int(1, 0) + _int(2, 8080)
-    target_str = _int(1, 1) + _bytes(3, "http")
-    port1 = _bytes(1, "a") + _bytes(2, "TCP") + _int(3, 80) + _bytes(4, target_int)
-    port2 = _bytes(1, "b") + _bytes(2, "UDP") + _int(3, 53) + _bytes(4, target_str)
-    spec = _bytes(1, port1) + _bytes(1, port2) + _bytes(4, "NodePort")
-    raw = _bytes(1, _bytes(1, "s")) + _bytes(2, spec)
-    obj = protobuf.decode_object(_envelope("v1", "Service", raw))
+    target_int = field_int(1, 0) + field_int(2, 8080)
+    target_str = field_int(1, 1) + field_bytes(3, "http")
+    port1 = (
+        field_bytes(1, "a") + field_bytes(2, "TCP") + field_int(3, 80) + field_bytes(4, target_int)
+    )
+    port2 = (
+        field_bytes(1, "b") + field_bytes(2, "UDP") + field_int(3, 53) + field_bytes(4, target_str)
+    )
+    spec = field_bytes(1, port1) + field_bytes(1, port2) + field_bytes(4, "NodePort")
+    raw = field_bytes(1, field_bytes(1, "s")) + field_bytes(2, spec)
+    obj = protobuf.decode_object(envelope("v1", "Service", raw))
     assert obj["spec"] == {
         "ports": [
             {"name": "a", "protocol": "TCP", "port": 80, "targetPort": 8080},
@@ -426,9 +451,9 @@ def test_service_ports_with_int_or_string_target_port() -> None:
 
 
 def test_secret_bytes_are_base64() -> None:
-    entry = _bytes(1, "k") + _bytes(2, b"\x00\xff")
-    raw = _bytes(1, _bytes(1, "s")) + _bytes(2, entry)
-    assert protobuf.decode_object(_envelope("v1", "Secret", raw))["data"] == {"k": "AP8="}
+    entry = field_bytes(1, "k") + field_bytes(2, b"\x00\xff")
+    raw = field_bytes(1, field_bytes(1, "s")) + field_bytes(2, entry)
+    assert protobuf.decode_object(envelope("v1", "Secret", raw))["data"] == {"k": "AP8="}
 
 
 def test_body_without_magic_is_bad_request() -> None:
@@ -438,11 +463,11 @@ def test_body_without_magic_is_bad_request() -> None:
 
 def test_unknown_type_is_bad_request() -> None:
     with pytest.raises(BadRequest):
-        protobuf.decode_object(_envelope("example.com/v1", "Widget", b""))
+        protobuf.decode_object(envelope("example.com/v1", "Widget", b""))
 
 
 def test_truncated_body_is_bad_request() -> None:
-    body = _envelope("v1", "Secret", _bytes(1, _meta("s")))
+    body = envelope("v1", "Secret", field_bytes(1, _meta("s")))
     with pytest.raises(BadRequest):
         protobuf.decode_object(body[:-3] + b"\x80")
 

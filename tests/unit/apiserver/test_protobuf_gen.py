@@ -8,40 +8,22 @@ import pytest
 
 from svcnet.api.schema import definitions
 from svcnet.apiserver import protobuf, protobuf_gen
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _bytes(num: int, data: bytes | str) -> bytes:
-    raw = data.encode() if isinstance(data, str) else data
-    return _varint(num << 3 | 2) + _varint(len(raw)) + raw
-
-
-def _int(num: int, value: int) -> bytes:
-    return _varint(num << 3) + _varint(value)
+from svcnet.testing.protowire import field_bytes, field_int
 
 
 def _field_descriptor(
     name: str, number: int, ftype: int, *, repeated: bool = False, nullable: bool | None = None
 ) -> bytes:
     """A FieldDescriptorProto as go-to-protobuf compiles it (customname, maybe nullable)."""
-    options = _bytes(protobuf_gen._GOGO_CUSTOMNAME, name.capitalize())
+    options = field_bytes(protobuf_gen._GOGO_CUSTOMNAME, name.capitalize())
     if nullable is not None:
-        options = _int(protobuf_gen._GOGO_NULLABLE, int(nullable)) + options
+        options = field_int(protobuf_gen._GOGO_NULLABLE, int(nullable)) + options
     return (
-        _bytes(1, name)
-        + _int(3, number)
-        + _int(4, 3 if repeated else 1)
-        + _int(5, ftype)
-        + _bytes(8, options)
+        field_bytes(1, name)
+        + field_int(3, number)
+        + field_int(4, 3 if repeated else 1)
+        + field_int(5, ftype)
+        + field_bytes(8, options)
     )
 
 
@@ -56,7 +38,7 @@ def _field_descriptor(
         # a []byte is never a pointer, whatever the option says
         (_field_descriptor("raw", 2, 12), ""),
         # a hand-written proto without gogo options (resource.Quantity): not known, not kept
-        (_bytes(1, "string") + _int(3, 1) + _int(4, 1) + _int(5, 9), ""),
+        (field_bytes(1, "string") + field_int(3, 1) + field_int(4, 1) + field_int(5, 9), ""),
     ],
 )
 def test_pointer_from_gogoproto_nullable(descriptor: bytes, how: str) -> None:
