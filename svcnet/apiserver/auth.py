@@ -33,7 +33,8 @@ def bearer_token_check(token: str) -> Callable[[str, str], Response | None]:
     def check(path: str, authorization: str) -> Response | None:
         if _public(path):
             return None
-        if not hmac.compare_digest(authorization.strip().encode(), expected):
+        # Headers are latin-1 text; compare their bytes (compare_digest takes ASCII str only).
+        if not hmac.compare_digest(authorization.strip().encode("latin-1"), expected):
             return error_response(Unauthorized())
         return None
 

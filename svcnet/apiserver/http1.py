@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from multidict import CIMultiDict, MultiDict, MultiDictProxy
 
 from svcnet.api.errors import ApiError, BadRequest, RequestEntityTooLarge
 from svcnet.apiserver.request import MAX_BODY_BYTES
@@ -63,7 +63,7 @@ class Request:
         method: str,
         path: str,
         query: MultiDictProxy[str],
-        headers: CIMultiDictProxy[str],
+        headers: CIMultiDict[str],
         body: bytes,
         keep_alive: bool,
     ) -> None:
@@ -326,7 +326,7 @@ class Http1Connection(asyncio.Protocol):
             self._parser.get_method().decode("latin-1"),
             path,
             query,
-            CIMultiDictProxy(CIMultiDict(self._headers)),
+            CIMultiDict(self._headers),
             body,
             self._parser.should_keep_alive(),
         )

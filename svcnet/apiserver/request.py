@@ -49,8 +49,26 @@ class RequestInfo:
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 
 
+# Parsed paths, by (path, method, watch): clients repeat the same few (the collection they
+# create in, the objects whose status they patch). Bounded, cleared when full.
+_PARSED: dict[tuple[str, str, bool], RequestInfo | None] = {}
+
+
 def parse_resource_path(path: str, method: str, query: Mapping[str, str]) -> RequestInfo | None:
     """The resource request a path names, or None for a non-resource path (discovery etc.)."""
+    key = (path, method, _truthy(query.get("watch", "")) if query else False)
+    try:
+        return _PARSED[key]
+    except KeyError:
+        pass
+    info = _parse_resource_path(path, method, key[2])
+    if len(_PARSED) >= 4096:
+        _PARSED.clear()
+    _PARSED[key] = info
+    return info
+
+
+def _parse_resource_path(path: str, method: str, watch_param: bool) -> RequestInfo | None:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 3 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
@@ -69,7 +87,7 @@ def parse_resource_path(path: str, method: str, query: Mapping[str, str]) -> Req
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     subresource = "/".join(rest[2:]) if len(rest) > 2 else ""
-    watch = legacy_watch or _truthy(query.get("watch", ""))
+    watch = legacy_watch or watch_param
     verb = _verb(method, bool(name), watch)
     return RequestInfo(group, version, resource, namespace, name, subresource, verb)
 
