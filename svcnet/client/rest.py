@@ -156,7 +156,7 @@ def _ssl_context(config: ClientConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _error_from_response(status: int, body: bytes, reason: str) -> ApiError:
+def error_from_response(status: int, body: bytes, reason: str) -> ApiError:
     try:
         decoded = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
@@ -305,7 +305,7 @@ class ApiClient:
             content_type = content_type or "application/json"
         status, payload = await self._send(method, path, params, data, content_type, accept)
         if status >= 300:
-            raise _error_from_response(status, payload, method)
+            raise error_from_response(status, payload, method)
         return payload
 
     async def request(
@@ -626,7 +626,7 @@ class ApiClient:
             timeout=timeout,
         ) as resp:
             if resp.status >= 300:
-                raise _error_from_response(resp.status, await resp.read(), "watch")
+                raise error_from_response(resp.status, await resp.read(), "watch")
             async for event in watch_events(resp.content.iter_any()):
                 yield event
 

@@ -28,7 +28,7 @@ import h11
 from svcnet.client.rest import (
     ApiClient,
     WatchEvent,
-    _error_from_response,
+    error_from_response,
     watch_events,
 )
 
@@ -196,7 +196,7 @@ class StreamApiClient(ApiClient):
         resp = await self._request("GET", path, params, None, None, "application/json")
         try:
             if resp.status >= 300:
-                raise _error_from_response(resp.status, await resp.read(self.timeout), "watch")
+                raise error_from_response(resp.status, await resp.read(self.timeout), "watch")
             async for event in watch_events(resp.chunks(read_timeout)):
                 yield event
         finally:
