@@ -159,6 +159,7 @@ class Http1Connection(asyncio.Protocol):
         self._size = 0
         self._refused: ApiError | None = None
         self._close_after_message = False
+        self._in_refused_body = False  # refused, answered early, the body still coming
         self._upgrade = False
         # The raw bytes of the request being parsed, for a hand-over to aiohttp. Exact when the
         # request began a chunk (always, unless the client pipelines).
@@ -283,6 +284,7 @@ class Http1Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._completed_in_chunk = True
         if self._refused is not None:
+            self._in_refused_body = False
             if self._close_after_message:
                 self.close()
             return  # answered already
@@ -294,6 +296,7 @@ class Http1Connection(asyncio.Protocol):
         """Answer a body over the limit at once (before the client sends or finishes it) and
         close the connection after the answer, as Go's server does for a body it did not
         read."""
+        self._in_refused_body = True
         request = self._request()
         request.refused = self._refused
         request.keep_alive = False
@@ -352,7 +355,7 @@ class Http1Connection(asyncio.Protocol):
                 else:
                     self._write_response(request, answer)
                 if not request.keep_alive:
-                    if request.refused is not None and self._refused is not None:
+                    if request.refused is not None and self._in_refused_body:
                         # Closing while the client still sends the body would reset the
                         # connection under the answer: close once the body is read.
                         self._close_after_message = True

@@ -187,6 +187,25 @@ def test_chunked_body_over_the_limit_is_413(wire: Wire, namespace: str) -> None:
     assert wire.closed_by_server()
 
 
+def test_body_over_the_limit_sent_in_one_piece_is_413_and_closed(
+    wire: Wire, namespace: str
+) -> None:
+    # The whole body may be parsed before the answer is written: the close must still come.
+    piece = b"x" * (1 << 20)
+    body = b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for _ in range(4)) + b"0\r\n\r\n"
+    wire.send(
+        wire.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            body,
+            "Transfer-Encoding: chunked\r\n",
+        )
+    )
+    code, _, out = wire.response()
+    assert (code, json.loads(out)["reason"]) == (413, "RequestEntityTooLarge")
+    assert wire.closed_by_server()
+
+
 def test_malformed_request_is_400_and_closed(wire: Wire) -> None:
     wire.send(b"GET /version HTTP/1.1\r\nBad Header Line\r\n\r\n")
     code, _, body = wire.response()
