@@ -352,6 +352,12 @@ class Http1Connection(asyncio.Protocol):
                     if not answer.ended and not self._closed:
                         await answer.write_eof()
                     self._streaming = False
+                elif self._streaming:
+                    # The handler failed after its stream's head went out: no answer can
+                    # follow on this connection.
+                    self._streaming = False
+                    self.close()
+                    break
                 else:
                     self._write_response(request, answer)
                 if not request.keep_alive:

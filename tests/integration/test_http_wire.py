@@ -241,6 +241,28 @@ def test_watch_ended_by_the_client_is_released(apiserver: RunningServer, namespa
     assert len(watches) == before
 
 
+def test_a_stream_that_fails_after_its_head_ends_the_connection(
+    wire: Wire, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svcnet.apiserver import watch
+
+    def broken(*_: object, **__: object) -> bytes:
+        raise RuntimeError("rendering failed")
+
+    wire.send(
+        wire.request(
+            "POST", f"/api/v1/namespaces/{namespace}/configmaps", _configmap(namespace, "one")
+        )
+    )
+    assert wire.response()[0] == 201
+    monkeypatch.setattr(watch._Renderer, "line", broken)
+    # The initial ADDED event fails to render after the 200 head went out.
+    wire.send(wire.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1"))
+    code, headers, _ = wire.response(head_only=True)
+    assert code == 200 and headers["transfer-encoding"] == "chunked"
+    assert wire.closed_by_server()
+
+
 def test_upgrade_is_handed_to_aiohttp_and_answered_with_a_status(wire: Wire) -> None:
     wire.send(
         wire.request(
