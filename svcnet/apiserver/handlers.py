@@ -220,7 +220,7 @@ class ResourceHandlers:
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
-        raw, content_type = read_body(request)
+        raw, content_type = request.body, request.content_type
         obj = req.decode_body(raw, content_type)
         opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
         check_type_meta(obj, rt)
@@ -351,7 +351,7 @@ class ResourceHandlers:
     # -- update and patch ----------------------------------------------------------------
 
     async def update(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
-        raw, content_type = read_body(request)
+        raw, content_type = request.body, request.content_type
         body = req.decode_body(raw, content_type)
         opts = req.write_options(
             request.query, request.headers.get("User-Agent", ""), "UpdateOptions"
@@ -388,7 +388,7 @@ class ResourceHandlers:
         return resp.respond_object(obj, 200, warnings)
 
     async def patch(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
-        raw, content_type = read_body(request)
+        raw, content_type = request.body, request.content_type
         mt = req.media_type(content_type)
         patch_doc = req.decode_patch(raw, content_type)
         opts = req.write_options(
@@ -681,7 +681,7 @@ class ResourceHandlers:
         return resp.respond_object(obj, 200)
 
     async def _delete_options(self, request: Request) -> deletion.DeleteOptions:
-        raw, content_type = read_body(request)
+        raw, content_type = request.body, request.content_type
         body = req.decode_body(raw, content_type) if raw.strip() else None
         return deletion.delete_options(body, dict(request.query))
 
@@ -754,7 +754,7 @@ class ResourceHandlers:
     # -- pods/binding --------------------------------------------------------------------
 
     async def bind(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
-        raw, content_type = read_body(request)
+        raw, content_type = request.body, request.content_type
         binding = req.decode_body(raw, content_type)
         target = binding.get("target") or {}
         node = target.get("name") or ""
@@ -876,9 +876,4 @@ def _go_map_text(patch: Any) -> str:
     return go_map_string(patch)
 
 
-def read_body(request: Request) -> tuple[bytes, str]:
-    """The request body (the HTTP layer refused any over upstream's 3 MiB) and its type."""
-    return request.body, request.content_type
-
-
-__all__ = ["ApiError", "ResourceHandlers", "check_type_meta", "read_body", "scale_of"]
+__all__ = ["ApiError", "ResourceHandlers", "check_type_meta", "scale_of"]

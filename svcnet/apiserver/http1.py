@@ -48,12 +48,26 @@ _EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
 
 
+def _head(status: int, content_type: str) -> bytes:
+    """Status line, Content-Type and Date: what every answer's head starts with."""
+    line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
+    return (
+        line
+        + b"Content-Type: "
+        + content_type.encode("latin-1")
+        + b"\r\nDate: "
+        + http_date()
+        + b"\r\n"
+    )
+
+
 def too_large() -> RequestEntityTooLarge:
     return RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
 
 
 class Request:
-    """One complete request: method, decoded path, query and headers, the whole body."""
+    """One complete request: method, decoded path, query and headers, the whole body (at most
+    3 MiB: a larger one is answered 413 before any handler runs)."""
 
     __slots__ = ("_conn", "body", "headers", "keep_alive", "method", "path", "query", "refused")
 
@@ -377,23 +391,19 @@ class Http1Connection(asyncio.Protocol):
             self._last_active = time.monotonic()
 
     def _write_response(self, request: Request, answer: Response) -> None:
+        self._write_answer(answer, request.keep_alive, with_body=request.method != "HEAD")
+
+    def _write_answer(self, answer: Response, keep_alive: bool, with_body: bool = True) -> None:
         if self._closed:
             return
         body = answer.body
-        parts = [
-            _STATUS_LINES.get(answer.status) or f"HTTP/1.1 {answer.status} Unknown\r\n".encode(),
-            b"Content-Type: ",
-            answer.content_type.encode("latin-1"),
-            b"\r\nContent-Length: %d\r\nDate: " % len(body),
-            http_date(),
-            b"\r\n",
-        ]
+        parts = [_head(answer.status, answer.content_type), b"Content-Length: %d\r\n" % len(body)]
         for name, value in answer.headers:
             parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
-        if not request.keep_alive:
+        if not keep_alive:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
-        if request.method != "HEAD":
+        if with_body:
             parts.append(body)
         self._transport.write(b"".join(parts))
 
@@ -401,15 +411,7 @@ class Http1Connection(asyncio.Protocol):
         if self._closed:
             raise ConnectionResetError("the client went away")
         self._streaming = True
-        head = (
-            _STATUS_LINES.get(status, b"HTTP/1.1 200 OK\r\n")
-            + b"Content-Type: "
-            + content_type.encode("latin-1")
-            + b"\r\nTransfer-Encoding: chunked\r\nDate: "
-            + http_date()
-            + b"\r\n\r\n"
-        )
-        self._transport.write(head)
+        self._transport.write(_head(status, content_type) + b"Transfer-Encoding: chunked\r\n\r\n")
         return Stream(self)
 
     async def write_chunk(self, data: bytes) -> None:
@@ -437,11 +439,8 @@ class Http1Connection(asyncio.Protocol):
         dropped for a moment, or the kernel would reset the connection under the answer."""
         err: ApiError = BadRequest(message)
         err.code = status
-        if not self._closed and self._task is None:
-            answer = error_response(err)
-            parts = [_STATUS_LINES[status], b"Content-Type: application/json\r\n"]
-            parts.append(b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(answer.body))
-            self._transport.write(b"".join(parts) + answer.body)
+        if self._task is None:
+            self._write_answer(error_response(err), keep_alive=False)
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)

@@ -37,13 +37,6 @@ class Response:
         self.content_type = content_type
         self.headers = headers if headers is not None else []
 
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (case-insensitive), Content-Type included."""
-        lowered = name.lower()
-        if lowered == "content-type":
-            return self.content_type
-        return next((v for k, v in self.headers if k.lower() == lowered), None)
-
 
 class Rendering(enum.Enum):
     OBJECT = "object"
