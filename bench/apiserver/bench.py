@@ -1,6 +1,7 @@
 """API server benchmark: Service creates/s, full-list latency, watch delivery latency.
 
-Starts ``python -m svcnet.apiserver`` (SQLite store in a temporary dir) and drives it over
+Starts ``python -m svcnet.apiserver`` (SQLite store in a temporary dir, its default prepare workers
+unless ``--prepare-workers`` says otherwise) and drives it over
 HTTPS keep-alive with aiohttp:
 
 1. creates: ``--services`` Services with 2 ports each into one namespace, ``--clients``
@@ -62,10 +63,16 @@ def service(i: int) -> bytes:
     )
 
 
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
-    def __init__(self, data_dir: Path, store: str) -> None:
+    def __init__(self, data_dir: Path, store: str, prepare_workers: int | None = None) -> None:
         self.data_dir = data_dir
         self.store = store
+        self.prepare_workers = prepare_workers
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
@@ -83,6 +90,8 @@ class Server:
         ]
         if self.store:
             args += ["--store", self.store]
+        if self.prepare_workers is not None:
+            args += ["--prepare-workers", str(self.prepare_workers)]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2]
         )
@@ -93,11 +102,20 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r}")
         self.url = m.group(1)
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server process used so far."""
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time (user + system) used so far by the server process and by its workers
+        (the prepare workers of svcnet.apiserver.preparepool, alive for the whole run)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pid = self.proc.pid
+        return _cpu_of(pid), sum(_cpu_of(c) for c in self._children())
+
+    def worker_count(self) -> int:
+        return len(self._children())
+
+    def _children(self) -> list[int]:
+        assert self.proc is not None
+        pid = self.proc.pid
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -395,7 +413,7 @@ def pct(values: list[float], p: float) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
-        server = Server(Path(tmp), args.store)
+        server = Server(Path(tmp), args.store, args.prepare_workers)
         server.start()
         try:
             token = (Path(tmp) / "token").read_text().strip()
@@ -412,7 +430,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     headers={"Content-Type": "application/json"},
                 ) as r:
                     assert r.status == 201, await r.text()
-                cpu0 = server.cpu_seconds()
+                own0, workers0 = server.cpu_seconds()
+                workers = server.worker_count()
                 if shutil.which("wrk"):
                     create_rate, made = await asyncio.to_thread(
                         wrk_creates,
@@ -423,7 +442,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.clients,
                         Path(tmp),
                     )
-                    create_cpu = (server.cpu_seconds() - cpu0) / made
+                    own1, workers1 = server.cpu_seconds()
+                    create_cpu, create_cpu_workers = (own1 - own0) / made, (workers1 - workers0) / made
                     # Top up to --services for the list phase (not timed).
                     if made < args.services:
                         await creates(s, server.url, 0, args.services - made, args.clients)
@@ -432,7 +452,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await creates(s, server.url, 10_000_000, args.clients, args.clients)
                     elapsed = await creates(s, server.url, 0, args.services, args.clients)
                     create_rate = args.services / elapsed
-                    create_cpu = (server.cpu_seconds() - cpu0) / (args.services + args.clients)
+                    own1, workers1 = server.cpu_seconds()
+                    made = args.services + args.clients
+                    create_cpu, create_cpu_workers = (own1 - own0) / made, (workers1 - workers0) / made
 
                 list_times = []
                 items = 0
@@ -491,6 +513,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients,
         "create_rate": create_rate,
         "create_cpu": create_cpu,
+        "create_cpu_workers": create_cpu_workers,
+        "prepare_workers": workers,
         "baseline_rate": baseline_rate,
         "baseline_cpu": baseline_cpu,
         "yardstick": yardstick,
@@ -550,6 +574,7 @@ def report(r: dict[str, Any], command: str) -> str:
             )
             + ".\n"
         )
+    total_cpu = r["create_cpu"] + r["create_cpu_workers"]
     return (
         f"### API server ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)\n\n"
         f"Command: `{command}`\n\n"
@@ -557,7 +582,9 @@ def report(r: dict[str, Any], command: str) -> str:
         f"| Service creates (2 ports each, {r['services']:,}, {r['clients']} HTTPS keep-alive clients) "
         f"| {each}{r['create_rate']:,.0f} creates/s | ≥ 3,000/s |\n"
         f"| server CPU time per create (user + system, from /proc) | {r['create_cpu'] * 1e6:.0f} µs "
-        f"(= {1 / r['create_cpu']:,.0f} creates per CPU-second) | |\n"
+        f"in the server process + {r['create_cpu_workers'] * 1e6:.0f} µs in its "
+        f"{r['prepare_workers']:.0f} prepare worker(s) (= {1 / total_cpu:,.0f} creates per "
+        "CPU-second) | |\n"
         + baseline
         + f"| full list of {r['list_items']:,.0f} Services (JSON) | {each}median {r['list_median'] * 1000:.0f} ms, "
         f"max {r['list_max'] * 1000:.0f} ms | < 500 ms |\n"
@@ -567,10 +594,13 @@ def report(r: dict[str, Any], command: str) -> str:
         + per_run
         + f"\nLoad average when the run ended: {r['load']}. The machine is shared; the figures move "
         "by 2-3x with what else runs.\n\n"
-        "Notes: the server is one Python process (one core, uvloop, HTTP/1.1 on httptools: "
-        "svcnet/apiserver/http1.py); the clients (wrk for "
-        f"creates, {r['watch_procs']:.0f} Python processes holding the 100 watches) share the "
-        "other core. A create runs the whole pipeline upstream runs: JSON decode, "
+        "Notes: the server is one Python process (uvloop, HTTP/1.1 on httptools: "
+        "svcnet/apiserver/http1.py) and, by default on a machine with two or more cores, one "
+        "prepare worker process (svcnet/apiserver/preparepool.py) that decodes, checks fields, "
+        "defaults, validates and records managedFields of each POSTed object while the server "
+        "admits, allocates and stores; the clients (wrk for "
+        f"creates, {r['watch_procs']:.0f} Python processes holding the 100 watches) run on the "
+        "same two cores. A create runs the whole pipeline upstream runs: JSON decode, "
         "fieldValidation (unknown and duplicate fields), defaulting, validation, managedFields, "
         "ClusterIP allocation, the SQLite write (group commit: the creates of one event-loop "
         "iteration share a transaction, each acknowledged after it committed) and its watch "
@@ -597,6 +627,12 @@ def main() -> None:
     p.add_argument("--record", type=Path, default=None)
     p.add_argument(
         "--watch-procs", type=int, default=4, help="client processes holding the watches"
+    )
+    p.add_argument(
+        "--prepare-workers",
+        type=int,
+        default=None,
+        help="the server's --prepare-workers (default: the server's own default)",
     )
     p.add_argument("--runs", type=int, default=1, help="repeat everything; report the medians")
     p.add_argument("--no-baseline", action="store_true", help="skip the bare-handler yardstick")

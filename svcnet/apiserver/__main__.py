@@ -1,4 +1,5 @@
-"""``python -m svcnet.apiserver --data-dir DIR [--port N] [--listen ADDR] [--store URL]``:
+"""``python -m svcnet.apiserver --data-dir DIR [--port N] [--listen ADDR] [--store URL]
+[--prepare-workers N]``:
 the API server alone, in the foreground (the CLI's ``svcnet apiserver`` does the same)."""
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ import logging
 import signal
 from pathlib import Path
 
-from svcnet.apiserver.server import ApiServer, ApiServerConfig, tune_gc
+from svcnet.apiserver.preparepool import default_workers
+from svcnet.apiserver.server import ApiServer, ApiServerConfig
+from svcnet.util.gctune import tune_gc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--service-cidr", default="10.96.0.0/16")
     p.add_argument("--advertise-address", default="127.0.0.1")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--prepare-workers",
+        type=int,
+        default=default_workers(),
+        help="processes that prepare creates beside the server's own (default: %(default)s)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -32,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         store_url=args.store,
         service_cidr=args.service_cidr,
         advertise_address=args.advertise_address,
+        prepare_workers=args.prepare_workers,
     )
     try:
         import uvloop

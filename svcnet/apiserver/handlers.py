@@ -39,6 +39,14 @@ from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
 from svcnet.apiserver.admission import AllocationTxn, ServiceAllocator
 from svcnet.apiserver.http1 import Request
+from svcnet.apiserver.prepare import (
+    check_type_meta,
+    field_check,
+    prepare_create,
+    prepare_new,
+    set_namespace,
+)
+from svcnet.apiserver.preparepool import PreparePool
 from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import Selection, selection_for
 from svcnet.apiserver.status import gone_for_revision, success_status
@@ -72,11 +80,14 @@ class ResourceHandlers:
         objects: ObjectStore,
         services: ServiceAllocator,
         clock: Clock = utcnow,
+        prepare_pool: PreparePool | None = None,
     ) -> None:
         self.registry = registry
         self.objects = objects
         self.services = services
         self.clock = clock
+        # Worker processes that prepare POSTed objects (None: prepared in this process).
+        self.prepare_pool = prepare_pool
         ns_rt = registry.by_plural("", "v1", "namespaces")
         assert ns_rt is not None
         self._ns_rt = ns_rt
@@ -221,12 +232,14 @@ class ResourceHandlers:
                 "the server does not allow this method on the requested resource"
             )
         raw, content_type = request.body, request.content_type
-        obj = req.decode_body(raw, content_type)
         opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
-        check_type_meta(obj, rt)
-        warnings, obj = self._field_check(obj, rt, opts, raw, content_type)
-        self._set_namespace(obj, rt, info.namespace)
-        created, encoded = await self._create(rt, obj, opts, True)
+        if self.prepare_pool is not None:
+            warnings, obj = await self.prepare_pool.prepare_create(
+                rt, raw, content_type, opts, info.namespace
+            )
+        else:
+            warnings, obj = prepare_create(rt, raw, content_type, opts, info.namespace)
+        created, encoded = await self._admit_and_store(rt, obj, opts)
         if encoded is None:
             return resp.respond_object(created, 201, warnings)
         return resp.respond(encoded, 201, warnings)
@@ -241,25 +254,16 @@ class ResourceHandlers:
         self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions, managed: bool
     ) -> tuple[dict[str, Any], bytes | None]:
         """``create_object``, and the JSON of what was stored (None for a dry run)."""
-        strategy = strategy_for(rt)
-        meta = obj.setdefault("metadata", {})
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = apimeta.generate_name(meta["generateName"])
-        strategy.default(obj)
-        strategy.prepare_for_create(obj)
+        prepare_new(rt, obj, opts.field_manager, managed)
+        return await self._admit_and_store(rt, obj, opts)
+
+    async def _admit_and_store(
+        self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """Admit (namespace open, ClusterIP/NodePort allocation) and store a prepared object."""
         meta = obj["metadata"]
-        for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
-            meta.pop(k, None)
-        meta["uid"] = apimeta.new_uid()
-        meta["creationTimestamp"] = apimeta.now_rfc3339()
-        errors = strategy.validate(obj)
-        if errors:
-            raise Invalid(rt.kind, meta.get("name", ""), errors, rt.group)
         if rt.namespaced:
             await self._check_namespace_open(rt, meta["namespace"], meta["name"])
-        # Managed fields before allocation, as upstream: the writer does not own the ClusterIP.
-        if managed:
-            track_update(None, obj, opts.field_manager, "Update", rt)
         txn: AllocationTxn | None = None
         if _is(rt, "", "Service"):
             txn = self.services.admit_create(obj)
@@ -303,51 +307,6 @@ class ResourceHandlers:
                 else {"name": name, "kind": rt.plural},
             )
 
-    def _set_namespace(self, obj: dict[str, Any], rt: ResourceType, namespace: str | None) -> None:
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise BadRequest("metadata must be an object")
-        if rt.namespaced:
-            given = meta.get("namespace")
-            if given and namespace and given != namespace:
-                raise BadRequest(
-                    "the namespace of the provided object does not match the namespace sent "
-                    "on the request"
-                )
-            meta["namespace"] = namespace or given
-        else:
-            meta.pop("namespace", None)
-
-    def _field_check(
-        self,
-        obj: dict[str, Any],
-        rt: ResourceType,
-        opts: req.WriteOptions,
-        raw: bytes,
-        content_type: str,
-        patch: str | None = None,
-    ) -> tuple[builtins.list[str], dict[str, Any]]:
-        """Apply ``fieldValidation`` and drop unknown fields: (warnings, object to store).
-
-        The common case — no unknown and no duplicate field — costs one schema walk that
-        also counts the keys, not the full checks (this is on the path of every write)."""
-        keys = fieldvalidation.known_key_count(obj, rt)
-        unknown = keys < 0
-        duplicates: builtins.list[str] = []
-        if (
-            opts.field_validation != fieldvalidation.IGNORE
-            and raw
-            and (unknown or _may_have_duplicates(raw, keys, content_type))
-        ):
-            is_yaml = "yaml" in req.media_type(content_type)
-            duplicates = fieldvalidation.find_duplicate_fields(raw, is_yaml=is_yaml)
-        if not unknown and not duplicates:
-            return [], obj
-        warnings = fieldvalidation.check_unknown_fields(
-            obj, rt, opts.field_validation, duplicates=duplicates, patch=patch
-        )
-        return warnings, fieldvalidation.prune_unknown(obj, rt) if unknown else obj
-
     # -- update and patch ----------------------------------------------------------------
 
     async def update(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
@@ -363,8 +322,8 @@ class ResourceHandlers:
                 "the server does not allow this method on the requested resource"
             )
         check_type_meta(body, rt)
-        warnings, body = self._field_check(body, rt, opts, raw, content_type)
-        self._set_namespace(body, rt, info.namespace)
+        warnings, body = field_check(body, rt, opts, raw, content_type)
+        set_namespace(body, rt, info.namespace)
         bmeta = body["metadata"]
         if bmeta.get("name") and bmeta["name"] != info.name:
             raise BadRequest(
@@ -462,7 +421,7 @@ class ResourceHandlers:
         if not isinstance(applied, dict):
             raise BadRequest("the apply patch must be an object")
         check_type_meta(applied, rt)
-        self._set_namespace(applied, rt, info.namespace)
+        set_namespace(applied, rt, info.namespace)
         ameta = applied["metadata"]
         if ameta.get("name") and ameta["name"] != info.name:
             raise BadRequest(
@@ -470,12 +429,12 @@ class ResourceHandlers:
                 f"({info.name})"
             )
         ameta["name"] = info.name
-        warnings, _ = self._field_check(applied, rt, opts, b"", "")
+        warnings, _ = field_check(applied, rt, opts, b"", "")
         existing = await self.objects.get(rt, info.namespace, info.name)
         if existing is None and not info.subresource:
             obj = server_side_apply(None, applied, opts.field_manager, opts.force, rt)
             obj = fieldvalidation.prune_unknown(obj, rt)
-            self._set_namespace(obj, rt, info.namespace)
+            set_namespace(obj, rt, info.namespace)
             try:
                 created = await self.create_object_applied(rt, obj, opts)
             except AlreadyExists:
@@ -814,23 +773,6 @@ class ResourceHandlers:
 # -- pure helpers ----------------------------------------------------------------------------
 
 
-def check_type_meta(obj: dict[str, Any], rt: ResourceType) -> None:
-    """The body's apiVersion and kind must name this resource (missing ones are filled in)."""
-    kind = obj.get("kind")
-    api_version = obj.get("apiVersion")
-    if kind and kind != rt.kind:
-        raise BadRequest(
-            f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
-        )
-    if api_version and api_version != rt.group_version:
-        raise BadRequest(
-            f"the API version in the data ({api_version}) does not match the expected API "
-            f"version ({rt.group_version})"
-        )
-    obj["kind"] = rt.kind
-    obj["apiVersion"] = rt.group_version
-
-
 def scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     """The autoscaling/v1 Scale of a workload (upstream's scale subresource)."""
     meta = obj.get("metadata") or {}
@@ -858,22 +800,10 @@ def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
     return new == old
 
 
-def _may_have_duplicates(raw: bytes, keys: int, content_type: str) -> bool:
-    """False when a compact JSON body with ``keys`` decoded keys certainly repeats no key.
-
-    Every key is written ``"key":``; a duplicate adds such a pair without adding a decoded
-    key. A value containing ``":`` or a key written ``"key" :`` only makes the counts differ,
-    which sends the body to the full check: never a missed duplicate in practice.
-    """
-    if "json" not in req.media_type(content_type or "application/json"):
-        return True
-    return raw.count(b'":') != keys
-
-
 def _go_map_text(patch: Any) -> str:
     from svcnet.api.patch import go_map_string
 
     return go_map_string(patch)
 
 
-__all__ = ["ApiError", "ResourceHandlers", "check_type_meta", "scale_of"]
+__all__ = ["ApiError", "ResourceHandlers", "scale_of"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from svcnet.apiserver.handlers import ResourceHandlers, utcnow
 from svcnet.apiserver.http1 import Http1Server
 from svcnet.apiserver.namespaces import NamespaceFinalizer
 from svcnet.apiserver.podproxy import PodProxy
+from svcnet.apiserver.preparepool import PreparePool
 from svcnet.apiserver.routes import Router
 from svcnet.apiserver.storage import ObjectStore, decode
 from svcnet.apiserver.watch import WatchRegistry
@@ -53,6 +53,9 @@ class ApiServerConfig:
     # The address the ``kubernetes`` Service's endpoints point at (and clients use).
     advertise_address: str = "127.0.0.1"
     extra_sans: tuple[str, ...] = field(default_factory=tuple)
+    # Worker processes that prepare creates (svcnet.apiserver.preparepool); 0: none, the
+    # server's own process prepares them.
+    prepare_workers: int = 0
 
     def store_location(self) -> str:
         return self.store_url or str(self.data_dir / "store.db")
@@ -73,6 +76,7 @@ class ApiServer:
         self._router: Router | None = None
         self._finalizer: NamespaceFinalizer | None = None
         self._finalizer_task: asyncio.Task[None] | None = None
+        self._prepare_pool: PreparePool | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -95,7 +99,10 @@ class ApiServer:
         assert svc_rt is not None
         stored = await store.list(svc_rt.store_prefix())
         services.rebuild(decode(kv) for kv in stored.items)
-        handlers = ResourceHandlers(self.registry, objects, services, utcnow)
+        if cfg.prepare_workers > 0:
+            self._prepare_pool = PreparePool(cfg.prepare_workers)
+            await self._prepare_pool.start()
+        handlers = ResourceHandlers(self.registry, objects, services, utcnow, self._prepare_pool)
         self._pod_proxy = PodProxy(self.registry, objects, creds.token)
 
         self._router = router = Router(
@@ -148,6 +155,9 @@ class ApiServer:
         if self._upgrades is not None:
             await self._upgrades.cleanup()
             self._upgrades = None
+        if self._prepare_pool is not None:
+            await self._prepare_pool.close()
+            self._prepare_pool = None
         if self._pod_proxy is not None:
             await self._pod_proxy.close()
         if self.store is not None:
@@ -214,22 +224,6 @@ class ApiServer:
         tmp.chmod(0o600)
         tmp.replace(path)
         return path
-
-
-def tune_gc() -> None:
-    """Garbage-collector settings for a long-running API server process; call after start().
-
-    The server holds every stored object and the watch history in memory; CPython's cyclic
-    collector would otherwise walk them over and over (a full collection each time the heap grew
-    by a quarter, a young one every 700 allocations — a handful of requests). ``gc.freeze()``
-    moves what startup loaded out of the collector's sight, and a larger young generation makes
-    young collections ten times rarer. Reference counting frees everything acyclic at once
-    whatever the thresholds, so memory does not grow with them. Process-wide: only for a
-    process that runs the API server (never inside a test run).
-    """
-    gc.freeze()
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(young, 10_000), middle, old)
 
 
 def _is_ip(value: str) -> bool:

@@ -240,7 +240,9 @@ def node_stop(name: str, data_dir: str, node: str, start: bool) -> None:
 def run_apiserver_foreground(
     data_dir: str, bind_addresses: list[str], port: int, store_url: str | None,
     service_cidr: str, node_port_range: str, advertise_address: str | None,
+    prepare_workers: int | None = None,
 ) -> None:
+    from svcnet.apiserver.preparepool import default_workers
     from svcnet.apiserver.server import ApiServerConfig
     from svcnet.cluster.controlplane import serve
     from svcnet.util.log import setup_logging
@@ -255,6 +257,7 @@ def run_apiserver_foreground(
         service_cidr=service_cidr,
         node_port_range=(low, high),
         advertise_address=advertise_address or bind_addresses[0],
+        prepare_workers=default_workers() if prepare_workers is None else prepare_workers,
     )
     import uvloop
 

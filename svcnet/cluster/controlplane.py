@@ -16,9 +16,10 @@ import os
 import signal
 from pathlib import Path
 
-from svcnet.apiserver.server import ApiServer, ApiServerConfig, tune_gc
+from svcnet.apiserver.server import ApiServer, ApiServerConfig
 from svcnet.cluster import controllers as cluster_controllers
 from svcnet.cluster.up import JSON_KUBECONFIG
+from svcnet.util.gctune import tune_gc
 from svcnet.util.log import setup_logging
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def _start(data_dir: Path, port: int = 0) -> tuple[subprocess.Popen[str], int]:
             str(port),
             "--log-level",
             "WARNING",
+            "--prepare-workers",
+            "1",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -41,6 +44,18 @@ def _start(data_dir: Path, port: int = 0) -> tuple[subprocess.Popen[str], int]:
         proc.kill()
         raise AssertionError(f"server did not start: {line!r}")
     return proc, int(m.group(1))
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 @pytest.fixture
@@ -59,8 +74,15 @@ def test_kill_9_and_restart_loses_nothing_acknowledged(data_dir: Path) -> None:
             created[f"c{i}"] = json.loads(out)["metadata"]["resourceVersion"]
         svc = json.loads(k("create", "service", "nodeport", "np", "--tcp=80:8080", "-o", "json"))
         k("delete", "configmap", "c0")
+        workers = _children(proc.pid)
+        assert len(workers) == 1  # the prepare worker
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        # Its prepare workers see their input end and exit: nothing is left running.
+        deadline = time.monotonic() + 10
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(w) for w in workers)
 
         proc2, _ = _start(data_dir, port)
         procs.append(proc2)
