@@ -32,7 +32,7 @@ def cli() -> None:
 @click.option("--service-node-port-range", default="30000-32767", show_default=True)
 @click.option("--advertise-address", default=None,
               help="The address the `kubernetes` Service's endpoints point at.")
-@click.option("--prepare-workers", type=int, default=None,
+@click.option("--prepare-workers", type=click.IntRange(min=0), default=None,
               help="Processes that prepare creates (decode, validation, defaulting) beside the "
                    "server's own; default: 1 with two or more CPUs, else 0.")
 def apiserver(
