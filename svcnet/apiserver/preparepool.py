@@ -197,6 +197,7 @@ class PreparePool:
         self.size = workers
         self.workers: list[_Worker] = []
         self._closing = False
+        self._spawning: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
 
     async def start(self) -> None:
         for _ in range(self.size):
@@ -205,6 +206,10 @@ class PreparePool:
     async def _spawn(self) -> None:
         worker = _Worker(self)
         await worker.start()
+        if self._closing:  # a replacement that started while the pool was closing
+            worker.stop()
+            await asyncio.to_thread(worker.wait, 5.0)
+            return
         self.workers.append(worker)
 
     async def prepare_create(
@@ -242,7 +247,9 @@ class PreparePool:
             )
             return
         log.warning("prepare worker exited (code %s); starting a new one", code)
-        asyncio.get_running_loop().create_task(self._spawn())
+        task = asyncio.get_running_loop().create_task(self._spawn())
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
 
     async def close(self) -> None:
         self._closing = True
