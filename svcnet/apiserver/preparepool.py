@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct("!I")
 _REQUEST_HEAD = struct.Struct("!II")  # frame length, JSON header length
 # A worker that dies sooner than this after it started is not restarted again.
-_MIN_LIFETIME = 5.0
+MIN_LIFETIME = 5.0
 
 Prepared = tuple[list[str], dict[str, Any]]
 
@@ -145,16 +145,9 @@ class _Worker(asyncio.Protocol):
     # -- answers ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        buf = self._in
-        buf += data
-        start = 0
-        while len(buf) - start >= 4:
-            (n,) = _LEN.unpack_from(buf, start)
-            if len(buf) - start - 4 < n:
-                break
-            self._answer(bytes(buf[start + 4 : start + 4 + n]))
-            start += 4 + n
-        del buf[:start]
+        self._in += data
+        for frame in _take_frames(self._in):
+            self._answer(frame)
 
     def _answer(self, frame: bytes) -> None:
         job = self.jobs.popleft()
@@ -190,11 +183,28 @@ class _Worker(asyncio.Protocol):
             self.proc.wait()
 
 
+def _take_frames(buf: bytearray) -> list[bytes]:
+    """The complete frames at the start of ``buf``, removed from it (a partial one stays)."""
+    frames: list[bytes] = []
+    start = 0
+    while len(buf) - start >= 4:
+        (n,) = _LEN.unpack_from(buf, start)
+        if len(buf) - start - 4 < n:
+            break
+        frames.append(bytes(buf[start + 4 : start + 4 + n]))
+        start += 4 + n
+    del buf[:start]
+    return frames
+
+
 class PreparePool:
     """``workers`` processes preparing creates; ``prepare_create`` as in this process."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, min_lifetime: float = MIN_LIFETIME) -> None:
         self.size = workers
+        self.min_lifetime = min_lifetime
+        # Creates prepared in this process because their worker died before answering.
+        self.rescued = 0
         self.workers: list[_Worker] = []
         self._closing = False
         self._spawning: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
@@ -231,22 +241,31 @@ class PreparePool:
     def worker_gone(self, worker: _Worker) -> None:
         if worker in self.workers:
             self.workers.remove(worker)
+        unanswered = len(worker.jobs)
         for job in worker.jobs:
             job.run_here()
         worker.jobs.clear()
         if self._closing:
             return
+        self.rescued += unanswered
         lived = time.monotonic() - worker.started
         code = worker.proc.poll() if worker.proc is not None else None
-        if lived < _MIN_LIFETIME:
+        if lived < self.min_lifetime:
             log.error(
-                "prepare worker exited (code %s) %.1f s after it started; preparing creates "
-                "in the API server's own process from now on",
+                "prepare worker exited (code %s) %.1f s after it started, %d creates "
+                "unanswered (prepared here); preparing creates in the API server's own "
+                "process from now on",
                 code,
                 lived,
+                unanswered,
             )
             return
-        log.warning("prepare worker exited (code %s); starting a new one", code)
+        log.warning(
+            "prepare worker exited (code %s), %d creates unanswered (prepared here); "
+            "starting a new one",
+            code,
+            unanswered,
+        )
         task = asyncio.get_running_loop().create_task(self._spawn())
         self._spawning.add(task)
         task.add_done_callback(self._spawning.discard)
@@ -293,17 +312,11 @@ def serve(fd_in: int, fd_out: int) -> None:
         if not data:
             return
         buf += data
-        start = 0
-        while len(buf) - start >= 4:
-            (n,) = _LEN.unpack_from(buf, start)
-            if len(buf) - start - 4 < n:
-                break
-            answer = _prepare_frame(bytes(buf[start + 4 : start + 4 + n]))
-            start += 4 + n
-            frame = _LEN.pack(len(answer)) + answer
-            while frame:
-                frame = frame[os.write(fd_out, frame) :]
-        del buf[:start]
+        for request in _take_frames(buf):
+            answer = _prepare_frame(request)
+            out = _LEN.pack(len(answer)) + answer
+            while out:
+                out = out[os.write(fd_out, out) :]
 
 
 def main() -> None:
