@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,24 +57,16 @@ def default_workers() -> int:
     return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
+@dataclass(slots=True)
 class _Job:
-    __slots__ = ("content_type", "future", "namespace", "opts", "raw", "rt")
+    """One create waiting for its worker: what is needed to prepare it here instead."""
 
-    def __init__(
-        self,
-        rt: ResourceType,
-        raw: bytes,
-        content_type: str,
-        opts: WriteOptions,
-        namespace: str | None,
-        future: asyncio.Future[Prepared],
-    ) -> None:
-        self.rt = rt
-        self.raw = raw
-        self.content_type = content_type
-        self.opts = opts
-        self.namespace = namespace
-        self.future = future
+    rt: ResourceType
+    raw: bytes
+    content_type: str
+    opts: WriteOptions
+    namespace: str | None
+    future: asyncio.Future[Prepared]
 
     def run_here(self) -> None:
         """Prepare in this process (a worker died with this job unanswered)."""

@@ -81,6 +81,15 @@ class ApiServer:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            # A start that failed half-way (a port in use, a bad store) leaves nothing behind:
+            # no listener, no open store, no prepare worker.
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         ip_sans = tuple(
             a

@@ -4,6 +4,8 @@ agent registered on the pod's node."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +15,38 @@ from pathlib import Path
 import pytest
 from apiserver_harness import Http, Kubectl, start_in_thread, stop_in_thread
 
-from svcnet.apiserver.server import ApiServerConfig
+from svcnet.apiserver.server import ApiServer, ApiServerConfig
+
+
+async def test_a_start_that_fails_leaves_no_prepare_worker_or_store_behind(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ApiServer(ApiServerConfig(data_dir=tmp_path / "s", port=port, prepare_workers=1))
+        with pytest.raises(OSError):
+            await server.start()
+    assert not [pid for pid in _children() if b"preparepool" in _cmdline(pid)]
+    # The store was closed: a second server opens the same data dir (SQLite is exclusive).
+    again = ApiServer(ApiServerConfig(data_dir=tmp_path / "s", port=0))
+    await again.start()
+    await again.stop()
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    return [
+        int(pid)
+        for task in Path(f"/proc/{me}/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    ]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def test_shutdown_ends_open_watches(tmp_path: Path) -> None:
