@@ -19,6 +19,7 @@ from svcnet.apiserver.server import ApiServer, ApiServerConfig
 
 
 async def test_a_start_that_fails_leaves_no_prepare_worker_or_store_behind(tmp_path: Path) -> None:
+    before = set(_workers())  # those of other servers in this test process (fixtures)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -26,20 +27,22 @@ async def test_a_start_that_fails_leaves_no_prepare_worker_or_store_behind(tmp_p
         server = ApiServer(ApiServerConfig(data_dir=tmp_path / "s", port=port, prepare_workers=1))
         with pytest.raises(OSError):
             await server.start()
-    assert not [pid for pid in _children() if b"preparepool" in _cmdline(pid)]
+    assert set(_workers()) <= before
     # The store was closed: a second server opens the same data dir (SQLite is exclusive).
     again = ApiServer(ApiServerConfig(data_dir=tmp_path / "s", port=0))
     await again.start()
     await again.stop()
 
 
-def _children() -> list[int]:
+def _workers() -> list[int]:
+    """The prepare workers that are children of this process."""
     me = os.getpid()
-    return [
+    children = [
         int(pid)
         for task in Path(f"/proc/{me}/task").iterdir()
         for pid in (task / "children").read_text().split()
     ]
+    return [pid for pid in children if b"preparepool" in _cmdline(pid)]
 
 
 def _cmdline(pid: int) -> bytes:
