@@ -10,7 +10,7 @@ resourceVersions stay exactly as with one process.
 
 Wire format, both directions: frames of a 4-byte big-endian length and a payload.
 - request: a 4-byte length of a JSON header ``[group, version, plural, contentType,
-  namespace, dryRun, fieldManager, fieldValidation, force]``, the header, the raw body.
+  namespace, *WriteOptions fields]``, the header, the raw body.
 - answer, in request order: ``o`` + 4-byte length + warnings (JSON list) + object (JSON);
   ``e`` + a ``Status`` (an API error, e.g. 422 Invalid); ``x`` + text (an internal error).
 
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -50,6 +50,8 @@ _REQUEST_HEAD = struct.Struct("!II")  # frame length, JSON header length
 MIN_LIFETIME = 5.0
 
 Prepared = tuple[list[str], dict[str, Any]]
+# The write options travel as a list in this order: a field added to WriteOptions travels too.
+_OPTION_FIELDS = tuple(f.name for f in fields(WriteOptions))
 
 
 def default_workers() -> int:
@@ -117,10 +119,7 @@ class _Worker(asyncio.Protocol):
                 job.rt.plural,
                 job.content_type,
                 job.namespace,
-                job.opts.dry_run,
-                job.opts.field_manager,
-                job.opts.field_validation,
-                job.opts.force,
+                *(getattr(job.opts, name) for name in _OPTION_FIELDS),
             ]
         )
         if not self._out:
@@ -277,15 +276,15 @@ class PreparePool:
 
 def _prepare_frame(payload: bytes) -> bytes:
     (header_len,) = _LEN.unpack_from(payload)
-    group, version, plural, content_type, namespace, dry, manager, validation, force = (
-        orjson.loads(payload[4 : 4 + header_len])
+    group, version, plural, content_type, namespace, *options = orjson.loads(
+        payload[4 : 4 + header_len]
     )
     raw = payload[4 + header_len :]
     try:
         rt = REGISTRY.by_plural(group, version, plural)
         if rt is None:
             raise InternalError(f"no resource {group}/{version}/{plural}")
-        opts = WriteOptions(dry, manager, validation, force)
+        opts = WriteOptions(**dict(zip(_OPTION_FIELDS, options, strict=True)))
         warnings, obj = prepare_create(rt, raw, content_type, opts, namespace)
         listed = orjson.dumps(warnings)
         return b"o" + _LEN.pack(len(listed)) + listed + orjson.dumps(obj)
