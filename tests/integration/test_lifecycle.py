@@ -3,6 +3,7 @@ agent registered on the pod's node."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -36,12 +37,11 @@ async def test_a_start_that_fails_leaves_no_prepare_worker_or_store_behind(tmp_p
 
 def _workers() -> list[int]:
     """The prepare workers that are children of this process."""
-    me = os.getpid()
-    children = [
-        int(pid)
-        for task in Path(f"/proc/{me}/task").iterdir()
-        for pid in (task / "children").read_text().split()
-    ]
+    children: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        # A thread (of another server's executor) may end while this reads.
+        with contextlib.suppress(FileNotFoundError):
+            children += [int(pid) for pid in (task / "children").read_text().split()]
     return [pid for pid in children if b"preparepool" in _cmdline(pid)]
 
 
