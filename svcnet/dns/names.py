@@ -160,7 +160,8 @@ def dashed_ip(ip: str) -> str:
     """CoreDNS endpointHostname for an address without hostname: dots/colons become dashes."""
     if "." in ip:
         return ip.replace(".", "-")
-    return ip.replace(":", "-")
+    dashed = ip.replace(":", "-")
+    return dashed + "0" if dashed.endswith("-") else dashed  # a label cannot end with "-"
 
 
 def pod_label_ip(label: str) -> str:

@@ -17,7 +17,12 @@ docs/specification.md):
   not exist are NXDOMAIN; `<ns>.svc.<zone>`, `svc.<zone>` and the apex are NOERROR/NODATA.
 - TXT is answered only for `dns-version.<zone>` ("1.1.0", TTL 28800); a TXT query for a name
   that has no service records is NXDOMAIN (also `<ns>.svc.<zone>`), as plugin.TXT does.
-- a SOA query anywhere in a zone answers the zone's SOA; AXFR/IXFR are refused.
+- SOA is answered at a zone apex only (the cluster zone, in-addr.arpa, ip6.arpa); any name
+  below one, existing or not, is NOERROR/NODATA, since handler.go looks nothing up for it.
+- NS at a zone apex names the kube-dns Service under that zone (ns.go nsAddrs: the Service
+  whose endpoints are this server), reverse zones included; `ns.dns.<zone>` when there is
+  none. Elsewhere NS is answered like A without data. AXFR/IXFR are refused.
+- an ExternalName Service has no `<endpoint>.` nor `_port._proto.` names (NXDOMAIN).
 - pods "insecure" (kubeadm's Corefile): any well-formed `<a-b-c-d>.<ns>.pod` in an existing
   namespace answers its address.
 """
@@ -64,7 +69,7 @@ from svcnet.dns.wire import (
 DNS_SCHEMA_VERSION = "1.1.0"
 DNS_VERSION_TTL = 28800
 DEFAULT_TTL = 5
-MAX_CNAME_CHAIN = 8  # backend_lookup.go stops after 7 previous records
+MAX_CNAME_CHAIN = 10  # backend_lookup.go maxCnameChainLength: previous records allowed
 KUBE_DNS = ("kube-system", "kube-dns")
 PRECOMPUTED_TYPES = (TYPE_A, TYPE_AAAA, TYPE_SRV)
 
@@ -320,11 +325,13 @@ class RecordTable:
         self._views[key] = view
         return view
 
-    def _nameservers(self) -> tuple[str, ...]:
+    def _nameservers(self, zone: str) -> tuple[str, tuple[str, ...]]:
+        """ns.go nsAddrs: (name, addresses) of the name servers in `zone` — the Service in
+        front of this server (kube-dns, ClusterIP), else this server's own addresses."""
         kube_dns = self._services.get(KUBE_DNS)
         if kube_dns is not None and kube_dns.cluster_ips:
-            return kube_dns.cluster_ips
-        return self._nameserver_ips
+            return f"{KUBE_DNS[1]}.{KUBE_DNS[0]}.svc.{zone}", kube_dns.cluster_ips
+        return f"ns.dns.{zone}", self._nameserver_ips
 
     # ---- the rules -----------------------------------------------------------------------
 
@@ -361,11 +368,14 @@ class RecordTable:
             return self._find_service(q)
         return None
 
-    def _services_for(self, q: QueryName) -> list[_Item] | None:
-        """CoreDNS Services(): ns.dns.<zone> names the name servers, the rest is Records()."""
+    def _services_for(self, q: QueryName, qtype: int) -> list[_Item] | None:
+        """CoreDNS Services(): ns.dns.<zone> has the name servers' addresses (for A and AAAA
+        only: isDefaultNS), the rest is Records()."""
         if q.kind is Kind.NS_DNS:
+            if qtype not in (TYPE_A, TYPE_AAAA):
+                return []
             name = f"ns.dns.{q.zone}"
-            return [_Item(ip, 0, name) for ip in self._nameservers()]
+            return [_Item(ip, 0, name) for ip in self._nameservers(q.zone)[1]]
         return self._records(q)
 
     def _find_service(self, q: QueryName) -> list[_Item] | None:
@@ -375,7 +385,11 @@ class RecordTable:
         if svc is None:
             return None
         if svc.type == "ExternalName":
-            if q.endpoint or not svc.external_name or _looks_like_ip(svc.external_name):
+            # findServices: no endpoints, and no port/protocol names (SRV is not implemented
+            # for external services), so such a name does not exist.
+            if q.endpoint or q.port or q.protocol:
+                return None
+            if not svc.external_name or _looks_like_ip(svc.external_name):
                 return None
             return [_Item("", 0, "", cname=svc.external_name + ".")]
         base = f"{svc.name}.{svc.namespace}.svc.{q.zone}"
@@ -400,14 +414,18 @@ class RecordTable:
         kind = q.kind
         if kind is Kind.OUTSIDE:
             return Answer(RCODE_SERVFAIL, forward=True)
+        apex = kind in (Kind.APEX, Kind.REVERSE_APEX)
         if qtype == TYPE_SOA:
-            return Answer(RCODE_NOERROR, soa=SOA_ANSWER, zone=q.zone)
+            # handler.go: SOA only for the zone itself; below it nothing is looked up.
+            if apex:
+                return Answer(RCODE_NOERROR, soa=SOA_ANSWER, zone=q.zone)
+            return self._negative(q, RCODE_NOERROR)
         if qtype in (TYPE_AXFR, TYPE_IXFR):
             return Answer(RCODE_REFUSED)
+        if qtype == TYPE_NS and apex:
+            return self._ns_answer(q)
         if kind in (Kind.REVERSE, Kind.REVERSE_OTHER, Kind.REVERSE_APEX):
             return self._resolve_reverse(q, qtype)
-        if qtype == TYPE_NS and kind is Kind.APEX:
-            return self._ns_answer(q)
         if qtype == TYPE_TXT:
             if kind is Kind.DNS_VERSION:
                 rr = encode_rr(
@@ -419,7 +437,7 @@ class RecordTable:
         if qtype == TYPE_PTR:
             # A forward name asked for PTR: reverse.go falls back to Records() for the rcode.
             return self._negative(q, RCODE_NXDOMAIN if self._records(q) is None else RCODE_NOERROR)
-        found = self._services_for(q)
+        found = self._services_for(q, qtype)
         if found is None:
             return self._negative(q, RCODE_NXDOMAIN)
         if qtype in (TYPE_A, TYPE_AAAA):
@@ -454,7 +472,7 @@ class RecordTable:
         for it in items:
             if it.cname:
                 target = it.cname
-                if target == qname or depth >= MAX_CNAME_CHAIN - 1:
+                if target == qname or depth > MAX_CNAME_CHAIN:
                     continue  # x CNAME x, or too long a chain
                 try:
                     cname_rr = encode_rr(owner, TYPE_CNAME, self.ttl, encode_name(target))
@@ -466,7 +484,7 @@ class RecordTable:
                     count += 1
                     external = target
                     continue
-                sub = self._services_for(tq)
+                sub = self._services_for(tq, qtype)
                 if sub is None:
                     continue
                 sub_rrs, sub_count, sub_ext = self._addresses(
@@ -522,10 +540,9 @@ class RecordTable:
         return Answer(RCODE_NOERROR, b"".join(answer), len(answer), b"".join(extra), len(extra))
 
     def _ns_answer(self, q: QueryName) -> Answer:
-        ips = self._nameservers()
+        target, ips = self._nameservers(q.zone)
         if not ips:
             return self._negative(q, RCODE_NOERROR)
-        target = f"ns.dns.{q.zone}"
         target_wire = encode_name(target)
         rr = encode_rr(QUESTION_POINTER, TYPE_NS, self.ttl, target_wire)
         extra = [

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -438,6 +439,70 @@ def test_srv_for_a_named_port(
 ) -> None:
     res = in_pod(cluster, "default", "dig", "+short", qname, "SRV")
     assert sorted(lines(res.stdout)) == want
+
+
+def dig_reply(c: Cluster, qname: str, qtype: str) -> tuple[str, list[str], dict[str, list[str]]]:
+    """(status, header flags, section name → records) of dig's full reply, from a pod; each
+    record's fields joined by one space, a SOA serial (a time) written SERIAL."""
+    res = in_pod(c, "default", "dig", "+noall", "+comments", "+answer", "+authority",
+                 "+additional", qname, qtype)  # fmt: skip
+    status = re.search(r"status: ([A-Z]+)", res.stdout)
+    flags = re.search(r";; flags: ([a-z ]*);", res.stdout)
+    assert status and flags, res.stdout + res.stderr
+    sections: dict[str, list[str]] = {"ANSWER": [], "AUTHORITY": [], "ADDITIONAL": []}
+    current = ""
+    for line in res.stdout.splitlines():
+        heading = re.match(r";; ([A-Z]+) SECTION:", line)
+        if heading:
+            current = heading.group(1)
+        elif line.strip() and not line.startswith(";"):
+            fields = line.split()
+            if fields[3] == "SOA":
+                fields[6] = "SERIAL"
+            sections[current].append(" ".join(fields))
+    return status.group(1), flags.group(1).split(), sections
+
+
+SOA = f"{ZONE}. 5 IN SOA ns.dns.{ZONE}. hostmaster.{ZONE}. SERIAL 7200 1800 86400 5"
+
+# (qname, qtype, status, answer, authority) as CoreDNS's kubernetes plugin answers them
+AUTHORITATIVE = [
+    # SOA only at the zone apex (handler.go); below it NODATA, the SOA in authority
+    (f"{ZONE}.", "SOA", "NOERROR", [SOA], []),
+    (f"web.default.svc.{ZONE}.", "SOA", "NOERROR", [], [SOA]),
+    (f"nope.default.svc.{ZONE}.", "SOA", "NOERROR", [], [SOA]),
+    # an ExternalName Service has no port/protocol names (findServices skips it)
+    (f"_http._tcp.ext.default.svc.{ZONE}.", "SRV", "NXDOMAIN", [], [SOA]),
+    (f"ext.default.svc.{ZONE}.", "SRV", "NOERROR", [], [SOA]),
+    (f"web.default.svc.{ZONE}.", "TXT", "NOERROR", [], [SOA]),
+]
+
+
+@pytest.mark.parametrize(
+    ("qname", "qtype", "status", "answer", "authority"),
+    AUTHORITATIVE,
+    ids=[f"{c[0]}-{c[1]}" for c in AUTHORITATIVE],
+)
+def test_dig_reply_as_coredns(
+    cluster: Cluster,
+    dns: dict[str, Any],
+    qname: str,
+    qtype: str,
+    status: str,
+    answer: list[str],
+    authority: list[str],
+) -> None:
+    got_status, flags, sections = dig_reply(cluster, qname, qtype)
+    assert (got_status, sections["ANSWER"], sections["AUTHORITY"]) == (status, answer, authority)
+    assert flags == ["qr", "aa", "rd"]  # no RA: CoreDNS's kubernetes plugin never sets it
+
+
+def test_ns_at_the_apex_names_the_kube_dns_service(cluster: Cluster, dns: dict[str, Any]) -> None:
+    status, _, sections = dig_reply(cluster, f"{ZONE}.", "NS")
+    kube_dns = f"kube-dns.kube-system.svc.{ZONE}."
+    assert status == "NOERROR"
+    assert sections["ANSWER"] == [f"{ZONE}. 5 IN NS {kube_dns}"]
+    assert sections["ADDITIONAL"] == [f"{kube_dns} 5 IN A {dns['dns_ip']}"]
 
 
 def test_ptr_of_a_cluster_ip(cluster: Cluster, dns: dict[str, Any]) -> None:

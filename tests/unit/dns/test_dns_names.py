@@ -96,4 +96,6 @@ def test_pod_label_ip(label: str, ip: str) -> None:
 def test_dashed_ip_and_reverse_name() -> None:
     assert dashed_ip("10.244.1.5") == "10-244-1-5"
     assert dashed_ip("fd00::1") == "fd00--1"
+    # endpointHostname: a trailing dash would end a label, so CoreDNS appends a 0
+    assert dashed_ip("fd00:244::") == "fd00-244--0"
     assert reverse_name("10.96.0.20") == "20.0.96.10.in-addr.arpa."

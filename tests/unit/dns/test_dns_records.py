@@ -208,7 +208,14 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         ["ext.default.svc.cluster.local. 5 IN CNAME example.com."],
     ),
     ("ext.default.svc.cluster.local.", "SRV", OK, []),
+    ("ext.default.svc.cluster.local.", "TXT", OK, []),
     ("x.ext.default.svc.cluster.local.", "A", NX, []),
+    # findServices skips an ExternalName Service when the name carries a port and protocol
+    ("_http._tcp.ext.default.svc.cluster.local.", "SRV", NX, []),
+    ("_http._tcp.ext.default.svc.cluster.local.", "A", NX, []),
+    ("_http._tcp.ext.default.svc.cluster.local.", "CNAME", NX, []),
+    ("_http._tcp.ext.default.svc.cluster.local.", "TXT", NX, []),
+    ("_http._tcp.alias.default.svc.cluster.local.", "A", NX, []),
     (
         "alias.default.svc.cluster.local.",
         "A",
@@ -292,9 +299,44 @@ CASES: list[tuple[str, str, str, list[str]]] = [
     ("x.y.z.web.default.svc.cluster.local.", "A", NX, []),
     ("dns-version.cluster.local.", "TXT", OK, ['dns-version.cluster.local. 28800 IN TXT "1.1.0"']),
     ("dns-version.cluster.local.", "A", NX, []),
-    ("cluster.local.", "NS", OK, ["cluster.local. 5 IN NS ns.dns.cluster.local."]),
+    # NS at a zone apex names the Service of the name servers (ns.go nsAddrs), in that zone,
+    # the reverse zones included; anywhere else NS is NODATA or NXDOMAIN like A
+    (
+        "cluster.local.",
+        "NS",
+        OK,
+        ["cluster.local. 5 IN NS kube-dns.kube-system.svc.cluster.local."],
+    ),
+    (
+        "in-addr.arpa.",
+        "NS",
+        OK,
+        ["in-addr.arpa. 5 IN NS kube-dns.kube-system.svc.in-addr.arpa."],
+    ),
+    ("svc.cluster.local.", "NS", OK, []),
+    ("default.svc.cluster.local.", "NS", OK, []),
+    ("web.default.svc.cluster.local.", "NS", OK, []),
+    ("foo.cluster.local.", "NS", NX, []),
+    ("foo.svc.cluster.local.", "NS", NX, []),
     ("ns.dns.cluster.local.", "A", OK, ["ns.dns.cluster.local. 5 IN A 10.96.0.10"]),
-    ("web.default.svc.cluster.local.", "SOA", OK, [SOA_LINE]),
+    ("ns.dns.cluster.local.", "AAAA", OK, []),
+    ("ns.dns.cluster.local.", "SRV", OK, []),
+    ("ns.dns.cluster.local.", "TXT", NX, []),
+    # SOA is answered at a zone apex only; below it NODATA, whether or not the name exists
+    ("cluster.local.", "SOA", OK, [SOA_LINE]),
+    ("Cluster.LOCAL.", "SOA", OK, [SOA_LINE.replace(Z, "Cluster.LOCAL.")]),
+    (
+        "in-addr.arpa.",
+        "SOA",
+        OK,
+        [SOA_LINE.replace(Z, "in-addr.arpa.")],
+    ),
+    ("web.default.svc.cluster.local.", "SOA", OK, []),
+    ("_http._tcp.web.default.svc.cluster.local.", "SOA", OK, []),
+    ("nope.default.svc.cluster.local.", "SOA", OK, []),
+    ("svc.cluster.local.", "SOA", OK, []),
+    ("foo.cluster.local.", "SOA", OK, []),
+    ("20.0.96.10.in-addr.arpa.", "SOA", OK, []),
     # case-insensitive, and the reply keeps the question's case
     (
         "WEB.Default.SVC.Cluster.Local.",
@@ -321,9 +363,11 @@ def test_answer(table: RecordTable, qname: str, qtype: str, rcode: str, answer: 
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert lines(reply.answer) == sorted(answer)
     assert reply.flags & dns.flags.AA
+    # CoreDNS replies from miekg's SetReply: RA is never set on the kubernetes plugin's answers
+    assert not reply.flags & dns.flags.RA
 
 
-NEGATIVE = [(q, t) for q, t, rc, ans in CASES if rc == NX or (not ans and t != "SOA")]
+NEGATIVE = [(q, t) for q, t, rc, ans in CASES if not ans]
 
 
 @pytest.mark.parametrize(("qname", "qtype"), NEGATIVE, ids=[f"{q}-{t}" for q, t in NEGATIVE])
@@ -366,7 +410,51 @@ def test_clusterip_srv_additional_is_the_service_address(table: RecordTable) -> 
 
 def test_ns_answer_carries_glue(table: RecordTable) -> None:
     reply = ask(table, "cluster.local.", "NS")
-    assert lines(reply.additional) == ["ns.dns.cluster.local. 5 IN A 10.96.0.10"]
+    assert lines(reply.additional) == ["kube-dns.kube-system.svc.cluster.local. 5 IN A 10.96.0.10"]
+
+
+def test_ns_without_the_kube_dns_service_names_ns_dns() -> None:
+    # ns.go: when no Service has this server among its endpoints, its own addresses under
+    # ns.dns.<zone>.
+    t = RecordTable("cluster.local", nameserver_ips=("192.0.2.53",))
+    t.set_synced()
+    reply = ask(t, "cluster.local.", "NS")
+    assert lines(reply.answer) == ["cluster.local. 5 IN NS ns.dns.cluster.local."]
+    assert lines(reply.additional) == ["ns.dns.cluster.local. 5 IN A 192.0.2.53"]
+    assert lines(ask(t, "ns.dns.cluster.local.", "A").answer) == [
+        "ns.dns.cluster.local. 5 IN A 192.0.2.53"
+    ]
+
+
+def _cname_chain(length: int) -> RecordTable:
+    """`length` ExternalName Services c0 → c1 → … ending at ClusterIP Service `end`."""
+    t = RecordTable("cluster.local")
+    t.set_namespace("default")
+    for i in range(length):
+        target = f"c{i + 1}" if i + 1 < length else "end"
+        t.set_service(
+            ServiceInfo(
+                "default",
+                f"c{i}",
+                type="ExternalName",
+                external_name=f"{target}.default.svc.cluster.local",
+            )
+        )
+    t.set_service(ServiceInfo("default", "end", cluster_ips=("10.96.0.99",), ports=(HTTP,)))
+    t.set_synced()
+    return t
+
+
+# backend_lookup.go: a CNAME is added while fewer than maxCnameChainLength (10) + 1 records
+# came before it, so 11 CNAMEs resolve and a 12th ends the chain with nothing (NODATA).
+@pytest.mark.parametrize(("length", "records"), [(11, 12), (12, 0)])
+def test_cname_chain_length(length: int, records: int) -> None:
+    query = dns.message.make_query("c0.default.svc.cluster.local.", "A", use_edns=0, payload=4096)
+    reply = Responder(_cname_chain(length)).respond(query.to_wire())
+    assert isinstance(reply, bytes)
+    message = dns.message.from_wire(reply)
+    assert message.rcode() == dns.rcode.NOERROR and not message.flags & dns.flags.TC
+    assert len(lines(message.answer)) == records
 
 
 def test_name_errors_before_sync_are_servfail() -> None:
