@@ -37,13 +37,18 @@ def prepare_create(
 
 
 def prepare_new(rt: ResourceType, obj: dict[str, Any], field_manager: str, managed: bool) -> None:
-    """Default, name, stamp and validate a new object (raises Invalid), then record its
-    managed fields — before allocation, as upstream: the writer does not own the ClusterIP."""
+    """Default, name, stamp and validate a new object (raises Invalid), recording its managed
+    fields where upstream's create handler does: after defaulting, before mutating admission,
+    ``PrepareForCreate`` and allocation. The writer owns the defaults it was given, not what
+    the server adds for its own reasons (a Pod's service account, priority and default
+    tolerations, a Namespace's finalizer, the ClusterIP)."""
     strategy = strategy_for(rt)
     meta = obj.setdefault("metadata", {})
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = apimeta.generate_name(meta["generateName"])
     strategy.default(obj)
+    if managed:
+        track_update(None, obj, field_manager, "Update", rt)
     strategy.prepare_for_create(obj)
     meta = obj["metadata"]
     for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
@@ -53,8 +58,6 @@ def prepare_new(rt: ResourceType, obj: dict[str, Any], field_manager: str, manag
     errors = strategy.validate(obj)
     if errors:
         raise Invalid(rt.kind, meta.get("name", ""), errors, rt.group)
-    if managed:
-        track_update(None, obj, field_manager, "Update", rt)
 
 
 def check_type_meta(obj: dict[str, Any], rt: ResourceType) -> None:

@@ -39,8 +39,8 @@ def default_namespace(ns: Obj) -> None:
     if name:
         # SetDefaults_Namespace: the name label is always set (and always wins).
         _obj(meta, "labels")[NAMESPACE_NAME_LABEL] = name
-    spec = _obj(ns, "spec")
-    spec.setdefault("finalizers", ["kubernetes"])
+    # The "kubernetes" finalizer is no default: the strategy adds it at create only (it goes
+    # away over the namespace's life), so the creator does not own it.
     status = _obj(ns, "status")
     if not status.get("phase"):
         status["phase"] = "Active"

@@ -265,12 +265,6 @@ CASES: list[tuple[str, dict[str, Any], str, Any]] = [
         {"whenDeleted": "Retain", "whenScaled": "Retain"},
     ),
     # Namespace, Secret, EndpointSlice, Endpoints
-    (
-        "namespace finalizers",
-        {"kind": "Namespace", "metadata": {"name": "a"}},
-        "spec.finalizers",
-        ["kubernetes"],
-    ),
     ("namespace phase", {"kind": "Namespace", "metadata": {"name": "a"}}, "status.phase", "Active"),
     (
         "namespace name label",
