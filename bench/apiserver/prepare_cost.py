@@ -18,7 +18,7 @@ from pathlib import Path
 # bench.py beside this file (this runs as a script, like bench.py).
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import NS, service
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import SERVICES
 from svcnet.apiserver.prepare import prepare_create
 from svcnet.apiserver.request import WriteOptions
 
@@ -27,7 +27,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--count", type=int, default=20_000)
     args = p.parse_args()
-    rt = REGISTRY.by_plural("", "v1", "services")
+    rt = SERVICES
     assert rt is not None
     opts = WriteOptions(field_manager="wrk")
     bodies = [service(i) for i in range(args.count)]

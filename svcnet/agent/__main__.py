@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from svcnet.api.ranges import CLUSTER_DNS_IP
+
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m svcnet.agent")
@@ -33,7 +35,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--pod-cidr", default="", help="Register the Node with this podCIDR (no node IPAM needed)."
     )
-    p.add_argument("--cluster-dns", default="10.96.0.10")
+    p.add_argument("--cluster-dns", default=CLUSTER_DNS_IP)
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument(
         "--no-node-local",

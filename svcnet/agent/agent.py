@@ -54,6 +54,8 @@ from svcnet.agent.pod_worker import NodeContext, PodWorker
 from svcnet.agent.sandbox import SandboxManager
 from svcnet.agent.zygote_runner import ZygoteRunner
 from svcnet.api.errors import AlreadyExists, ApiError, NotFound
+from svcnet.api.ranges import CLUSTER_DNS_IP
+from svcnet.api.registry import PODS, SERVICES
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
     DeletedFinalStateUnknown,
@@ -94,7 +96,7 @@ class AgentConfig:
     node_netns: str | None  # the node's namespace name (prefix of its pods' namespaces)
     port: int = 10250
     pod_cidr: str = ""  # set at registration when given (no node IPAM needed)
-    cluster_dns: str = "10.96.0.10"
+    cluster_dns: str = CLUSTER_DNS_IP
     cluster_domain: str = "cluster.local"
     stop_flag: Path | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -328,13 +330,10 @@ class Agent:
     async def run(self) -> None:
         await self.remove_orphan_sandboxes()
         await self.register()
-        pods_rt = "pods"
-        from svcnet.client.rest import resolve_resource
-
         self.pods = self.factory.informer_for(
-            resolve_resource(pods_rt), field_selector=f"spec.nodeName={self.ident.name}"
+            PODS, field_selector=f"spec.nodeName={self.ident.name}"
         )
-        self.services = self.factory.informer_for(resolve_resource("services"))
+        self.services = self.factory.informer_for(SERVICES)
         self.pods.add_event_handler(
             FuncHandler(
                 on_add=self._enqueue,

@@ -20,9 +20,8 @@ import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-Obj = Mapping[str, Any]
+from svcnet.api.objects import ObjView
 
 REASON_CONFIG_ERROR = "CreateContainerConfigError"
 _ENV_NAME_OK = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -47,7 +46,7 @@ def _service_prefix(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def service_env(service: Obj) -> list[tuple[str, str]]:
+def service_env(service: ObjView) -> list[tuple[str, str]]:
     """The variables of one Service (``envvars.FromServices`` for a single Service)."""
     spec = service.get("spec") or {}
     ip = spec.get("clusterIP") or ""
@@ -80,10 +79,10 @@ def service_env(service: Obj) -> list[tuple[str, str]]:
 
 
 def services_env(
-    namespace: str, services: Sequence[Obj], enable_service_links: bool
+    namespace: str, services: Sequence[ObjView], enable_service_links: bool
 ) -> dict[str, str]:
     """Variables of the Services a pod sees: its namespace's (if links are on) + ``kubernetes``."""
-    chosen: dict[str, Obj] = {}
+    chosen: dict[str, ObjView] = {}
     for svc in services:
         meta = svc.get("metadata") or {}
         name, ns = str(meta.get("name", "")), meta.get("namespace")
@@ -125,7 +124,7 @@ def expand(value: str, defined: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def field_ref(pod: Obj, path: str, info: PodRuntimeInfo) -> str:
+def field_ref(pod: ObjView, path: str, info: PodRuntimeInfo) -> str:
     """``valueFrom.fieldRef.fieldPath`` (the paths kubelet supports for env)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -153,10 +152,10 @@ def field_ref(pod: Obj, path: str, info: PodRuntimeInfo) -> str:
 
 def _lookup(
     kind: str,
-    store: Mapping[str, Obj],
+    store: Mapping[str, ObjView],
     namespace: str,
-    ref: Obj,
-) -> tuple[Obj | None, bool]:
+    ref: ObjView,
+) -> tuple[ObjView | None, bool]:
     name = str(ref.get("name", ""))
     optional = bool(ref.get("optional", False))
     obj = store.get(name)
@@ -165,7 +164,7 @@ def _lookup(
     return obj, optional
 
 
-def _data_of(obj: Obj, kind: str) -> dict[str, str]:
+def _data_of(obj: ObjView, kind: str) -> dict[str, str]:
     out: dict[str, str] = {}
     if kind == "Secret":
         for k, v in (obj.get("data") or {}).items():
@@ -177,13 +176,13 @@ def _data_of(obj: Obj, kind: str) -> dict[str, str]:
 
 
 def container_env(
-    pod: Obj,
-    container: Obj,
+    pod: ObjView,
+    container: ObjView,
     info: PodRuntimeInfo,
     *,
-    services: Sequence[Obj] = (),
-    config_maps: Mapping[str, Obj] | None = None,
-    secrets: Mapping[str, Obj] | None = None,
+    services: Sequence[ObjView] = (),
+    config_maps: Mapping[str, ObjView] | None = None,
+    secrets: Mapping[str, ObjView] | None = None,
 ) -> dict[str, str]:
     """The full environment of one container (without PATH: the runner adds the node's)."""
     meta = pod.get("metadata") or {}
@@ -238,7 +237,7 @@ def container_env(
     return env
 
 
-def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
+def referenced_objects(pod: ObjView) -> tuple[set[str], set[str]]:
     """Names of the ConfigMaps and Secrets the pod's containers' env refers to."""
     cms: set[str] = set()
     secs: set[str] = set()

@@ -38,14 +38,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.objects import ObjView
+from svcnet.api.registry import SERVICES
+from svcnet.api.wellknown import LB_ANNOUNCE_ANNOTATION
 from svcnet.client.informer import FuncHandler, SharedInformerFactory
-from svcnet.controllers.lbipam.plan import ANNOUNCE_ANNOTATION
 from svcnet.dataplane.netns import NetnsError, NetnsOps
 
 log = logging.getLogger(__name__)
 
-Obj = Mapping[str, Any]
 
 DEFAULT_LINK = "eth0"
 LABEL_SUFFIX = ":lb"
@@ -63,13 +63,13 @@ ARP_REPLY = 2
 # -- pure planning ---------------------------------------------------------------------------
 
 
-def announced_by(service: Obj) -> str | None:
+def announced_by(service: ObjView) -> str | None:
     ann = ((service.get("metadata") or {}).get("annotations")) or {}
-    node = ann.get(ANNOUNCE_ANNOTATION)
+    node = ann.get(LB_ANNOUNCE_ANNOTATION)
     return str(node) if node else None
 
 
-def ingress_ips(service: Obj) -> tuple[str, ...]:
+def ingress_ips(service: ObjView) -> tuple[str, ...]:
     """The IPv4 ingress addresses of a LoadBalancer Service (hostname-only entries ignored)."""
     if ((service.get("spec") or {}).get("type")) != "LoadBalancer":
         return ()
@@ -87,7 +87,7 @@ def ingress_ips(service: Obj) -> tuple[str, ...]:
     return tuple(out)
 
 
-def desired_addresses(services: Iterable[Obj], node_name: str) -> frozenset[str]:
+def desired_addresses(services: Iterable[ObjView], node_name: str) -> frozenset[str]:
     """The addresses this node must hold: ingress IPs of Services it is named to announce."""
     out: set[str] = set()
     for svc in services:
@@ -238,7 +238,7 @@ class LbAnnouncer:
         self.resync_period = resync_period
         self.garp_schedule = garp_schedule
         self._dirty = asyncio.Event()
-        self._services = factory.informer_for(REGISTRY.by_plural("", "v1", "services"))  # type: ignore[arg-type]
+        self._services = factory.informer_for(SERVICES)
         self._services.add_event_handler(
             FuncHandler(
                 on_add=lambda _o: self._dirty.set(),

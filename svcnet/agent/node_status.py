@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.api.wellknown import ARCH_LABEL, HOSTNAME_LABEL, OS_LABEL
+
 KUBELET_VERSION = "v1.32.0-svcnet"
 MAX_PODS = 110
 LEASE_NAMESPACE = "kube-node-lease"
@@ -185,9 +187,9 @@ def node_object(
         "metadata": {
             "name": ident.name,
             "labels": {
-                "kubernetes.io/hostname": ident.name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
+                HOSTNAME_LABEL: ident.name,
+                OS_LABEL: "linux",
+                ARCH_LABEL: "amd64",
                 "beta.kubernetes.io/os": "linux",
                 "beta.kubernetes.io/arch": "amd64",
                 **labels,

@@ -57,6 +57,7 @@ from svcnet.agent.probes import (
     unhealthy_message,
 )
 from svcnet.agent.sandbox import PodIdentity, Sandbox, SandboxManager, SandboxSpec
+from svcnet.api import objects
 from svcnet.api.errors import ApiError, NotFound
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.rest import ApiClient, ConnectionFailed
@@ -94,12 +95,8 @@ class NodeContext:
     backoff: BackoffPolicy | None = None
 
 
-def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    return pod.get("metadata") or {}
-
-
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
-    meta = _meta(pod)
+    meta = objects.meta(pod)
     ref = {
         "kind": "Pod",
         "apiVersion": "v1",
@@ -116,7 +113,7 @@ class PodWorker:
     def __init__(self, ctx: NodeContext, pod: dict[str, Any]) -> None:
         self.ctx = ctx
         self.pod = pod
-        meta = _meta(pod)
+        meta = objects.meta(pod)
         self.namespace = str(meta.get("namespace", "default"))
         self.name = str(meta.get("name", ""))
         self.uid = str(meta.get("uid", ""))
@@ -142,7 +139,7 @@ class PodWorker:
     # -- called by the agent -------------------------------------------------------------
     def update(self, pod: dict[str, Any]) -> None:
         self.pod = pod
-        if _meta(pod).get("deletionTimestamp"):
+        if objects.meta(pod).get("deletionTimestamp"):
             self._terminate.set()
 
     def kill(self) -> None:
@@ -545,7 +542,7 @@ class PodWorker:
 
     # -- termination -----------------------------------------------------------------------
     def _grace(self) -> int:
-        meta = _meta(self.pod)
+        meta = objects.meta(self.pod)
         if meta.get("deletionGracePeriodSeconds") is not None:
             return int(meta["deletionGracePeriodSeconds"])
         grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")

@@ -45,12 +45,12 @@ from typing import Any
 from svcnet.api import schema as sch
 from svcnet.api.errors import BadRequest, Conflict
 from svcnet.api.fieldvalidation import find_unknown_fields
+from svcnet.api.wellknown import LAST_APPLIED_ANNOTATION
 
 APPLY, UPDATE = "Apply", "Update"
 # Upstream's lastAppliedManager/lastAppliedUpdater act for this manager only: kubectl's
 # default --field-manager for server-side apply.
 KUBECTL_APPLY_MANAGER = "kubectl"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 BEFORE_FIRST_APPLY = "before-first-apply"
 
 Path = tuple[str, ...]  # FieldsV1 keys, e.g. ("f:spec", "f:ports", 'k:{"port":80,...}', "f:name")
@@ -796,9 +796,9 @@ def server_side_apply(
     merged["apiVersion"], merged["kind"] = api_version, gvk.kind
     _store(merged, [m for m in managers if m.manager != BEFORE_FIRST_APPLY or m.fields])
     annotations = merged["metadata"].get("annotations") or {}
-    if manager == KUBECTL_APPLY_MANAGER and LAST_APPLIED in annotations:
+    if manager == KUBECTL_APPLY_MANAGER and LAST_APPLIED_ANNOTATION in annotations:
         # lastAppliedUpdater: keep the client-side annotation in step with what kubectl applies.
-        annotations[LAST_APPLIED] = _last_applied_of(applied)
+        annotations[LAST_APPLIED_ANNOTATION] = _last_applied_of(applied)
     return merged
 
 
@@ -808,7 +808,7 @@ def _last_applied_of(applied: Mapping[str, Any]) -> str:
     meta = config.get("metadata") or {}
     notes = meta.get("annotations")
     if isinstance(notes, dict):
-        notes.pop(LAST_APPLIED, None)
+        notes.pop(LAST_APPLIED_ANNOTATION, None)
         if not notes:
             meta.pop("annotations", None)
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -820,7 +820,7 @@ def _unchanged_since_last_applied(
     """The fields of the last-applied annotation whose live values are still the same."""
     if live is None:
         return set()
-    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
     if not text:
         return set()
     try:

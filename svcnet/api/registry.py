@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 STANDARD_VERBS: tuple[str, ...] = (
-    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 )
 _COMMON_FIELDS: tuple[str, ...] = ("metadata.name", "metadata.namespace")
 
@@ -66,7 +73,9 @@ class ResourceType:
         ``/registry/<group>/<plural>/<namespace>/<name>`` (core kinds leave the group out, as
         upstream does for e.g. ``/registry/services/specs/…``; we keep one layout for all).
         """
-        head = f"/registry/{self.group}/{self.plural}/" if self.group else f"/registry/{self.plural}/"
+        head = (
+            f"/registry/{self.group}/{self.plural}/" if self.group else f"/registry/{self.plural}/"
+        )
         if self.namespaced and namespace:
             return f"{head}{namespace}/"
         return head
@@ -82,60 +91,100 @@ class ResourceType:
 _STATUS = ("status",)
 _WORKLOAD = ("status", "scale")
 
-RESOURCES: tuple[ResourceType, ...] = (
-    # core/v1
-    ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",),
-                 subresources=("status", "finalize"), extra_field_selectors=("status.phase",)),
-    ResourceType("", "v1", "Node", "nodes", False, ("no",), subresources=("status", "proxy"),
-                 extra_field_selectors=("spec.unschedulable",)),
-    ResourceType("", "v1", "Pod", "pods", True, ("po",), ("all",),
-                 subresources=("status", "log", "exec", "attach", "binding", "eviction",
-                               "portforward", "ephemeralcontainers"),
-                 extra_field_selectors=("spec.nodeName", "spec.restartPolicy",
-                                        "spec.schedulerName", "spec.serviceAccountName",
-                                        "spec.hostNetwork", "status.phase", "status.podIP",
-                                        "status.nominatedNodeName")),
-    ResourceType("", "v1", "Service", "services", True, ("svc",), ("all",),
-                 subresources=("status", "proxy"), extra_field_selectors=("spec.clusterIP", "spec.type")),
-    ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
-    ResourceType("", "v1", "Secret", "secrets", True, extra_field_selectors=("type",)),
-    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
-    ResourceType("", "v1", "Event", "events", True, ("ev",),
-                 extra_field_selectors=("involvedObject.kind", "involvedObject.namespace",
-                                        "involvedObject.name", "involvedObject.uid",
-                                        "involvedObject.apiVersion",
-                                        "involvedObject.resourceVersion",
-                                        "involvedObject.fieldPath", "reason", "reportingComponent",
-                                        "source", "type")),
-    # discovery.k8s.io/v1
-    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True,
-                 extra_field_selectors=("addressType",)),
-    # apps/v1
-    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",),
-                 subresources=_WORKLOAD),
-    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",),
-                 subresources=_WORKLOAD, extra_field_selectors=("status.replicas",)),
-    ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",),
-                 subresources=_WORKLOAD),
-    # networking.k8s.io/v1
-    ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",),
-                 subresources=_STATUS),
-    ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
-    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True,
-                 ("netpol",)),
-    # gateway.networking.k8s.io (standard channel): v1, ReferenceGrant in v1beta1
-    ResourceType("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", False,
-                 ("gc",), ("gateway-api",), subresources=_STATUS),
-    ResourceType("gateway.networking.k8s.io", "v1", "Gateway", "gateways", True, ("gtw",),
-                 ("gateway-api",), subresources=_STATUS),
-    ResourceType("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", True, (),
-                 ("gateway-api",), subresources=_STATUS),
-    ResourceType("gateway.networking.k8s.io", "v1beta1", "ReferenceGrant", "referencegrants",
-                 True, ("refgrant",), ("gateway-api",)),
-    # coordination.k8s.io/v1
-    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+# Each row under the name components use for it: a typed constant, so code that watches or
+# writes a kind it knows names the row itself instead of looking it up.
+
+# core/v1
+NAMESPACES = ResourceType(
+    "", "v1", "Namespace", "namespaces", False, ("ns",),
+    subresources=("status", "finalize"), extra_field_selectors=("status.phase",),
+)  # fmt: skip
+NODES = ResourceType(
+    "", "v1", "Node", "nodes", False, ("no",), subresources=("status", "proxy"),
+    extra_field_selectors=("spec.unschedulable",),
+)  # fmt: skip
+PODS = ResourceType(
+    "", "v1", "Pod", "pods", True, ("po",), ("all",),
+    subresources=("status", "log", "exec", "attach", "binding", "eviction", "portforward",
+                  "ephemeralcontainers"),
+    extra_field_selectors=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                           "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                           "status.podIP", "status.nominatedNodeName"),
+)  # fmt: skip
+SERVICES = ResourceType(
+    "", "v1", "Service", "services", True, ("svc",), ("all",),
+    subresources=("status", "proxy"), extra_field_selectors=("spec.clusterIP", "spec.type"),
+)  # fmt: skip
+ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints")
+SECRETS = ResourceType("", "v1", "Secret", "secrets", True, extra_field_selectors=("type",))
+CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",))
+SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",))
+EVENTS = ResourceType(
+    "", "v1", "Event", "events", True, ("ev",),
+    extra_field_selectors=("involvedObject.kind", "involvedObject.namespace",
+                           "involvedObject.name", "involvedObject.uid",
+                           "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                           "involvedObject.fieldPath", "reason", "reportingComponent", "source",
+                           "type"),
+)  # fmt: skip
+# discovery.k8s.io/v1
+ENDPOINTSLICES = ResourceType(
+    "discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True,
+    extra_field_selectors=("addressType",),
+)  # fmt: skip
+# apps/v1
+DEPLOYMENTS = ResourceType(
+    "apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",), subresources=_WORKLOAD
 )
+REPLICASETS = ResourceType(
+    "apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",),
+    subresources=_WORKLOAD, extra_field_selectors=("status.replicas",),
+)  # fmt: skip
+STATEFULSETS = ResourceType(
+    "apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",), subresources=_WORKLOAD
+)
+# networking.k8s.io/v1
+INGRESSES = ResourceType(
+    "networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), subresources=_STATUS
+)
+INGRESSCLASSES = ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False)
+NETWORKPOLICIES = ResourceType(
+    "networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)
+)
+# gateway.networking.k8s.io (standard channel): v1, ReferenceGrant in v1beta1
+GATEWAYCLASSES = ResourceType(
+    "gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", False, ("gc",),
+    ("gateway-api",), subresources=_STATUS,
+)  # fmt: skip
+GATEWAYS = ResourceType(
+    "gateway.networking.k8s.io", "v1", "Gateway", "gateways", True, ("gtw",), ("gateway-api",),
+    subresources=_STATUS,
+)  # fmt: skip
+HTTPROUTES = ResourceType(
+    "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", True, (), ("gateway-api",),
+    subresources=_STATUS,
+)  # fmt: skip
+REFERENCEGRANTS = ResourceType(
+    "gateway.networking.k8s.io", "v1beta1", "ReferenceGrant", "referencegrants", True,
+    ("refgrant",), ("gateway-api",),
+)  # fmt: skip
+# coordination.k8s.io/v1
+LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
+
+# Registry order is discovery order (core first, then each group as upstream lists it).
+RESOURCES: tuple[ResourceType, ...] = (
+    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS,
+    ENDPOINTSLICES,
+    DEPLOYMENTS, REPLICASETS, STATEFULSETS,
+    INGRESSES, INGRESSCLASSES, NETWORKPOLICIES,
+    GATEWAYCLASSES, GATEWAYS, HTTPROUTES, REFERENCEGRANTS,
+    LEASES,
+)  # fmt: skip
+
+
+class NotInRegistry(LookupError):
+    """A kind or name the registry does not hold (the caller decides what that means: a 404, a
+    client error, a bug)."""
 
 
 class Registry:
@@ -150,12 +199,29 @@ class Registry:
             self._by_kind[(r.group_version, r.kind)] = r
 
     def by_plural(self, group: str, version: str, plural: str) -> ResourceType | None:
-        """The resource at ``/apis/<group>/<version>/<plural>``."""
+        """The resource at ``/apis/<group>/<version>/<plural>``; None for a path the server
+        does not serve (a request's 404, not an error of the caller)."""
         return self._by_path.get((group, version, plural))
 
-    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+    def by_kind(self, api_version: str, kind: str) -> ResourceType:
         """The resource of an object's ``apiVersion`` and ``kind``."""
-        return self._by_kind.get((api_version, kind))
+        rt = self._by_kind.get((api_version, kind))
+        if rt is None:
+            raise NotInRegistry(f'no resource for apiVersion "{api_version}", kind "{kind}"')
+        return rt
+
+    def by_name(self, name: str) -> ResourceType:
+        """The resource a kubectl argument names: plural, singular, short name or kind,
+        optionally qualified by group (``svc``, ``pods``, ``deployments.apps``,
+        ``Deployment``)."""
+        bare, _, group = name.partition(".")
+        lowered = bare.lower()
+        for r in self.resources:
+            if group and r.group != group:
+                continue
+            if lowered in (r.plural, r.singular, r.kind.lower(), *r.short_names):
+                return r
+        raise NotInRegistry(f'no resource type "{name}"')
 
     def group_versions(self) -> list[tuple[str, str]]:
         """Each (group, version) once, core first, in registry order."""

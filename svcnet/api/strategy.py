@@ -21,19 +21,21 @@ import copy
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from svcnet.api import objects
 from svcnet.api.defaults import DEFAULTERS
-from svcnet.api.defaults.core import NAMESPACE_NAME_LABEL, externally_accessible
+from svcnet.api.defaults.core import externally_accessible
 from svcnet.api.errors import FieldError, Invalid
 from svcnet.api.jsonvalue import copy_json
 from svcnet.api.meta import name_validator_for, validate_object_meta, validate_object_meta_update
+from svcnet.api.objects import Obj
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.api.validation import apps as apps_v
 from svcnet.api.validation import core as core_v
 from svcnet.api.validation import discovery as discovery_v
 from svcnet.api.validation import gateway as gateway_v
 from svcnet.api.validation import networking as networking_v
+from svcnet.api.wellknown import NAMESPACE_NAME_LABEL, TAINT_NOT_READY, TAINT_UNREACHABLE
 
-Obj = dict[str, Any]
 Validator = Callable[[Obj], list[FieldError]]
 UpdateValidator = Callable[[Obj, Obj], list[FieldError]]
 
@@ -47,13 +49,13 @@ _NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
 DEFAULT_TOLERATION_SECONDS = 20
 _DEFAULT_TOLERATIONS = (
     {
-        "key": "node.kubernetes.io/not-ready",
+        "key": TAINT_NOT_READY,
         "operator": "Exists",
         "effect": "NoExecute",
         "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
     },
     {
-        "key": "node.kubernetes.io/unreachable",
+        "key": TAINT_UNREACHABLE,
         "operator": "Exists",
         "effect": "NoExecute",
         "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
@@ -70,13 +72,6 @@ _STATUS_RESET_META = (
     "finalizers",
     "ownerReferences",
 )
-
-
-def _meta(obj: Obj) -> Obj:
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        meta = obj["metadata"] = {}
-    return meta
 
 
 def _spec_of(obj: Obj) -> Any:
@@ -113,7 +108,7 @@ class Strategy:
         return {}
 
     def prepare_for_create(self, obj: Obj) -> None:
-        meta = _meta(obj)
+        meta = objects.meta_for_write(obj)
         if self.has_status:
             status = self.initial_status(obj)
             if status is None:
@@ -131,7 +126,7 @@ class Strategy:
                 new["status"] = copy_json(old["status"])
             else:
                 new.pop("status", None)
-        new_meta, old_meta = _meta(new), old.get("metadata") or {}
+        new_meta, old_meta = objects.meta_for_write(new), old.get("metadata") or {}
         if self.tracks_generation:
             generation = old_meta.get("generation") or 1
             changed = _spec_of(new) != _spec_of(old)
@@ -148,7 +143,7 @@ class Strategy:
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         status = new.get("status")
         keep = copy_json(old)
-        new_meta = _meta(new)
+        new_meta = objects.meta_for_write(new)
         old_meta = keep.get("metadata") or {}
         # Everything but status comes from the stored object; metadata keeps what a status
         # writer may touch (managedFields, resourceVersion for the precondition).
@@ -237,15 +232,15 @@ class NamespaceStrategy(Strategy):
 
     @staticmethod
     def _label(ns: Obj) -> None:
-        name = _meta(ns).get("name")
+        name = objects.meta_for_write(ns).get("name")
         if name:
-            _meta(ns).setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
+            objects.meta_for_write(ns).setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
 
 
 class NodeStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         # Nodes may set all of their fields, status included, when they register.
-        _meta(obj).pop("generation", None)
+        objects.meta_for_write(obj).pop("generation", None)
 
 
 def pod_qos_class(pod: Obj) -> str:
@@ -556,7 +551,4 @@ def strategy_for(rt: ResourceType) -> Strategy:
 
 
 def strategy_for_kind(api_version: str, kind: str) -> Strategy:
-    rt = REGISTRY.by_kind(api_version, kind)
-    if rt is None:
-        raise KeyError(f"no resource for {api_version} {kind}")
-    return strategy_for(rt)
+    return strategy_for(REGISTRY.by_kind(api_version, kind))

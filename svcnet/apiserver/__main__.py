@@ -10,6 +10,7 @@ import logging
 import signal
 from pathlib import Path
 
+from svcnet.api.ranges import DEFAULT_SERVICE_CIDR
 from svcnet.apiserver.preparepool import default_workers
 from svcnet.apiserver.server import ApiServer, ApiServerConfig
 from svcnet.util.gctune import tune_gc
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--listen", action="append", default=None)
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--store", default="")
-    p.add_argument("--service-cidr", default="10.96.0.0/16")
+    p.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR)
     p.add_argument("--advertise-address", default="127.0.0.1")
     p.add_argument("--log-level", default="INFO")
     p.add_argument(

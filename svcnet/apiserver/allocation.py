@@ -40,13 +40,12 @@ import ipaddress
 import random
 from collections.abc import Iterable
 
+from svcnet.api.ranges import DEFAULT_NODE_PORT_HIGH, DEFAULT_NODE_PORT_LOW, DEFAULT_SERVICE_CIDR
+
 ERR_FULL = "range is full"
 ERR_IP_ALLOCATED = "provided IP is already allocated"
 ERR_PORT_ALLOCATED = "provided port is already allocated"
 
-DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
-DEFAULT_NODEPORT_LOW = 30000
-DEFAULT_NODEPORT_HIGH = 32767
 
 # Upstream caps IPv6 ranges to what its bitmap holds.
 _MAX_IPV6_RANGE = 65536
@@ -308,8 +307,8 @@ class PortAllocator(_Counted):
 
     def __init__(
         self,
-        low: int = DEFAULT_NODEPORT_LOW,
-        high: int = DEFAULT_NODEPORT_HIGH,
+        low: int = DEFAULT_NODE_PORT_LOW,
+        high: int = DEFAULT_NODE_PORT_HIGH,
         reserved: Iterable[int] = (),
         *,
         rng: random.Random | None = None,

@@ -13,7 +13,8 @@ import copy
 from typing import Any
 
 from svcnet.api.errors import AlreadyExists
-from svcnet.api.registry import Registry
+from svcnet.api.registry import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES, Registry
+from svcnet.api.wellknown import SERVICE_NAME_LABEL, SKIP_MIRROR_LABEL
 from svcnet.apiserver import request as req
 from svcnet.apiserver.admission import well_known_ips
 from svcnet.apiserver.handlers import ResourceHandlers
@@ -48,7 +49,7 @@ def kubernetes_endpoints(address: str, port: int) -> dict[str, Any]:
         "metadata": {
             "name": "kubernetes",
             "namespace": "default",
-            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+            "labels": {SKIP_MIRROR_LABEL: "true"},
         },
         "subsets": [
             {
@@ -66,7 +67,7 @@ def kubernetes_endpointslice(address: str, port: int) -> dict[str, Any]:
         "metadata": {
             "name": "kubernetes",
             "namespace": "default",
-            "labels": {"kubernetes.io/service-name": "kubernetes"},
+            "labels": {SERVICE_NAME_LABEL: "kubernetes"},
         },
         "addressType": "IPv6" if ":" in address else "IPv4",
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
@@ -78,23 +79,18 @@ async def bootstrap(
     registry: Registry, handlers: ResourceHandlers, service_cidr: str, advertise: str, port: int
 ) -> None:
     opts = req.WriteOptions(field_manager=MANAGER)
-    ns_rt = registry.by_plural("", "v1", "namespaces")
-    svc_rt = registry.by_plural("", "v1", "services")
-    ep_rt = registry.by_plural("", "v1", "endpoints")
-    eps_rt = registry.by_plural("discovery.k8s.io", "v1", "endpointslices")
-    assert ns_rt and svc_rt and ep_rt and eps_rt
     for name in DEFAULT_NAMESPACES:
-        if await handlers.objects.get(ns_rt, None, name) is None:
+        if await handlers.objects.get(NAMESPACES, None, name) is None:
             ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
             with contextlib.suppress(AlreadyExists):
-                await handlers.create_object(ns_rt, ns, opts)
+                await handlers.create_object(NAMESPACES, ns, opts)
     cluster_ip = well_known_ips(service_cidr)[0]
-    if await handlers.objects.get(svc_rt, "default", "kubernetes") is None:
+    if await handlers.objects.get(SERVICES, "default", "kubernetes") is None:
         with contextlib.suppress(AlreadyExists):
-            await handlers.create_object(svc_rt, kubernetes_service(cluster_ip, port), opts)
+            await handlers.create_object(SERVICES, kubernetes_service(cluster_ip, port), opts)
     for rt, want in (
-        (ep_rt, kubernetes_endpoints(advertise, port)),
-        (eps_rt, kubernetes_endpointslice(advertise, port)),
+        (ENDPOINTS, kubernetes_endpoints(advertise, port)),
+        (ENDPOINTSLICES, kubernetes_endpointslice(advertise, port)),
     ):
         current = await handlers.objects.get(rt, "default", "kubernetes")
         if current is None:

@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-DEFAULT_IP_SANS: tuple[str, ...] = ("127.0.0.1", "172.18.0.1", "10.96.0.1")
+from svcnet.api.ranges import KUBERNETES_SERVICE_IP, UNDERLAY_GATEWAY
+
+DEFAULT_IP_SANS: tuple[str, ...] = ("127.0.0.1", UNDERLAY_GATEWAY, KUBERNETES_SERVICE_IP)
 DEFAULT_DNS_SANS: tuple[str, ...] = (
     "localhost",
     "kubernetes",

@@ -32,7 +32,7 @@ from svcnet.api.errors import (
     UnsupportedMediaType,
 )
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
-from svcnet.api.registry import Registry, ResourceType
+from svcnet.api.registry import NAMESPACES, NODES, Registry, ResourceType
 from svcnet.api.strategy import NamespaceStrategy, strategy_for
 from svcnet.apiserver import deletion, table
 from svcnet.apiserver import request as req
@@ -88,9 +88,7 @@ class ResourceHandlers:
         self.clock = clock
         # Worker processes that prepare POSTed objects (None: prepared in this process).
         self.prepare_pool = prepare_pool
-        ns_rt = registry.by_plural("", "v1", "namespaces")
-        assert ns_rt is not None
-        self._ns_rt = ns_rt
+        self._ns_rt = NAMESPACES
         # namespace -> (mod revision of its stored object, whether it is terminating): every
         # create into a namespace checks it, and decoding the namespace each time costs more
         # than the rest of the check. Keyed by revision, so never stale.
@@ -655,10 +653,8 @@ class ResourceHandlers:
             deletion.check_preconditions(rt, obj, opts)
             node_exists = False
             if _is(rt, "", "Pod") and (obj.get("spec") or {}).get("nodeName"):
-                node_rt = self.registry.by_plural("", "v1", "nodes")
-                assert node_rt is not None
                 node_exists = (
-                    await self.objects.get_kv(node_rt, None, obj["spec"]["nodeName"]) is not None
+                    await self.objects.get_kv(NODES, None, obj["spec"]["nodeName"]) is not None
                 )
             plan = deletion.plan_delete(rt, obj, opts, self.clock(), node_exists)
             if plan.outcome is deletion.Outcome.UNCHANGED:

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from svcnet.api.errors import ApiError, NotFound
-from svcnet.api.registry import Registry
+from svcnet.api.registry import NAMESPACES, Registry
 from svcnet.apiserver import deletion
 from svcnet.apiserver import request as req
 from svcnet.apiserver.handlers import ResourceHandlers
@@ -43,9 +43,7 @@ class NamespaceFinalizer:
             await asyncio.sleep(self.interval)
 
     async def sync_once(self) -> None:
-        ns_rt = self.registry.by_plural("", "v1", "namespaces")
-        assert ns_rt is not None
-        page = await self.handlers.objects.list(ns_rt, None)
+        page = await self.handlers.objects.list(NAMESPACES, None)
         for kv in page.items:
             ns = decode(kv)
             if (ns.get("metadata") or {}).get("deletionTimestamp"):
@@ -76,8 +74,6 @@ class NamespaceFinalizer:
         finalizers = (ns.get("spec") or {}).get("finalizers") or []
         if left or FINALIZER not in finalizers:
             return
-        ns_rt = self.registry.by_plural("", "v1", "namespaces")
-        assert ns_rt is not None
         info = req.RequestInfo("", "v1", "namespaces", None, name, "finalize", req.Verb.UPDATE)
 
         def mutate(cur: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +83,7 @@ class NamespaceFinalizer:
 
         try:
             await self.handlers.update_object(
-                ns_rt,
+                NAMESPACES,
                 info,
                 mutate,
                 req.WriteOptions(field_manager="namespace-controller"),

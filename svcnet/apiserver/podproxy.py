@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from svcnet.api.errors import BadRequest, NotFound, ServiceUnavailable
-from svcnet.api.registry import Registry, ResourceType
+from svcnet.api.registry import NODES, Registry, ResourceType
 from svcnet.apiserver import request as req
 from svcnet.apiserver.http1 import Request, Stream
 from svcnet.apiserver.storage import ObjectStore
@@ -117,9 +117,7 @@ class PodProxy:
                 f'container "{container}" in pod "{info.name}" is waiting to start: '
                 "the pod is not scheduled to a node yet"
             )
-        node_rt = self.registry.by_plural("", "v1", "nodes")
-        assert node_rt is not None
-        node = await self.objects.get(node_rt, None, node_name)
+        node = await self.objects.get(NODES, None, node_name)
         address = agent_address(node) if node is not None else None
         if address is None:
             raise ServiceUnavailable(

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from svcnet.api.registry import REGISTRY, Registry
+from svcnet.api.ranges import DEFAULT_NODE_PORT_HIGH, DEFAULT_NODE_PORT_LOW, DEFAULT_SERVICE_CIDR
+from svcnet.api.registry import REGISTRY, SERVICES, Registry
 from svcnet.apiserver import openapi
 from svcnet.apiserver.admission import ServiceAllocator
 from svcnet.apiserver.auth import bearer_token_check
@@ -48,8 +49,8 @@ class ApiServerConfig:
     port: int = DEFAULT_PORT  # 0: an ephemeral port (tests)
     # "" means SQLite at <data_dir>/store.db; "memory:" for an in-memory store.
     store_url: str = ""
-    service_cidr: str = "10.96.0.0/16"
-    node_port_range: tuple[int, int] = (30000, 32767)
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    node_port_range: tuple[int, int] = (DEFAULT_NODE_PORT_LOW, DEFAULT_NODE_PORT_HIGH)
     # The address the ``kubernetes`` Service's endpoints point at (and clients use).
     advertise_address: str = "127.0.0.1"
     extra_sans: tuple[str, ...] = field(default_factory=tuple)
@@ -104,9 +105,7 @@ class ApiServer:
         self.store = store = open_store(cfg.store_location())
         objects = ObjectStore(store)
         services = ServiceAllocator(cfg.service_cidr, cfg.node_port_range)
-        svc_rt = self.registry.by_plural("", "v1", "services")
-        assert svc_rt is not None
-        stored = await store.list(svc_rt.store_prefix())
+        stored = await store.list(SERVICES.store_prefix())
         services.rebuild(decode(kv) for kv in stored.items)
         if cfg.prepare_workers > 0:
             self._prepare_pool = PreparePool(cfg.prepare_workers)

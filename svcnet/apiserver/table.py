@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-Obj = Mapping[str, Any]
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.api.wellknown import NODE_ROLE_LABEL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -116,18 +118,6 @@ def format_label_selector(sel: Mapping[str, Any] | None) -> str:
     return ",".join(parts) if parts else NONE
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    return obj.get("spec") or {}
-
-
-def _status(obj: Obj) -> Mapping[str, Any]:
-    return obj.get("status") or {}
-
-
 def _lb_ingress(ingress: list[Mapping[str, Any]] | None, wide: bool) -> str:
     out = [i.get("ip") or i.get("hostname") or "" for i in ingress or []]
     text = ",".join(o for o in out if o)
@@ -139,11 +129,11 @@ def _lb_ingress(ingress: list[Mapping[str, Any]] | None, wide: bool) -> str:
 # -- rows per kind -------------------------------------------------------------------------
 
 Row = list[Any]
-RowFn = Callable[[Obj, datetime.datetime], Row]
+RowFn = Callable[[ObjView, datetime.datetime], Row]
 
 
-def _pod_row(obj: Obj, now: datetime.datetime) -> Row:
-    spec, status, meta = _spec(obj), _status(obj), _meta(obj)
+def _pod_row(obj: ObjView, now: datetime.datetime) -> Row:
+    spec, status, meta = objects.spec(obj), objects.status(obj), objects.meta(obj)
     containers = spec.get("containers") or []
     total = len(containers)
     ready = 0
@@ -216,14 +206,14 @@ def _pod_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def service_external_ip(obj: Obj, wide: bool) -> str:
-    spec = _spec(obj)
+def service_external_ip(obj: ObjView, wide: bool) -> str:
+    spec = objects.spec(obj)
     t = spec.get("type") or "ClusterIP"
     external = list(spec.get("externalIPs") or [])
     if t in ("ClusterIP", "NodePort"):
         return ",".join(external) if external else NONE
     if t == "LoadBalancer":
-        lb = _lb_ingress((_status(obj).get("loadBalancer") or {}).get("ingress"), wide)
+        lb = _lb_ingress((objects.status(obj).get("loadBalancer") or {}).get("ingress"), wide)
         if external:
             return ",".join(external + ([lb] if lb else []))
         return lb or "<pending>"
@@ -232,9 +222,9 @@ def service_external_ip(obj: Obj, wide: bool) -> str:
     return "<unknown>"
 
 
-def service_ports(obj: Obj) -> str:
+def service_ports(obj: ObjView) -> str:
     out = []
-    for p in _spec(obj).get("ports") or []:
+    for p in objects.spec(obj).get("ports") or []:
         proto = p.get("protocol") or "TCP"
         if p.get("nodePort"):
             out.append(f"{p.get('port')}:{p['nodePort']}/{proto}")
@@ -243,8 +233,8 @@ def service_ports(obj: Obj) -> str:
     return ",".join(out) if out else NONE
 
 
-def _service_row(obj: Obj, now: datetime.datetime) -> Row:
-    spec, meta = _spec(obj), _meta(obj)
+def _service_row(obj: ObjView, now: datetime.datetime) -> Row:
+    spec, meta = objects.spec(obj), objects.meta(obj)
     return [
         meta.get("name", ""),
         spec.get("type") or "ClusterIP",
@@ -264,7 +254,7 @@ def _more(items: list[str], limit: int = 3) -> str:
     return ",".join(items)
 
 
-def _endpoints_row(obj: Obj, now: datetime.datetime) -> Row:
+def _endpoints_row(obj: ObjView, now: datetime.datetime) -> Row:
     out: list[str] = []
     for subset in obj.get("subsets") or []:
         ports = subset.get("ports") or []
@@ -274,11 +264,11 @@ def _endpoints_row(obj: Obj, now: datetime.datetime) -> Row:
                 out.extend(f"{ip}:{p.get('port')}" for p in ports)
             else:
                 out.append(ip)
-    meta = _meta(obj)
+    meta = objects.meta(obj)
     return [meta.get("name", ""), _more(out), age(meta.get("creationTimestamp"), now)]
 
 
-def _endpointslice_row(obj: Obj, now: datetime.datetime) -> Row:
+def _endpointslice_row(obj: ObjView, now: datetime.datetime) -> Row:
     ports = obj.get("ports")
     if ports is None:
         ports_text = "<unset>"
@@ -289,7 +279,7 @@ def _endpointslice_row(obj: Obj, now: datetime.datetime) -> Row:
             str(p.get("port")) if p.get("port") is not None else "<unset>" for p in ports
         )
     addrs = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
-    meta = _meta(obj)
+    meta = objects.meta(obj)
     return [
         meta.get("name", ""),
         obj.get("addressType", ""),
@@ -299,8 +289,8 @@ def _endpointslice_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _node_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+def _node_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     cond = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
     ready = cond.get("Ready")
     state = "Ready" if ready == "True" else "NotReady" if ready == "False" else "Unknown"
@@ -310,7 +300,7 @@ def _node_row(obj: Obj, now: datetime.datetime) -> Row:
         {
             k.split("/", 1)[1]
             for k in (meta.get("labels") or {})
-            if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]
+            if k.startswith(NODE_ROLE_LABEL_PREFIX) and k.split("/", 1)[1]
         }
         | {v for k, v in (meta.get("labels") or {}).items() if k == "kubernetes.io/role" and v}
     )
@@ -332,22 +322,22 @@ def _node_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _namespace_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _namespace_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     return [
         meta.get("name", ""),
-        _status(obj).get("phase", ""),
+        objects.status(obj).get("phase", ""),
         age(meta.get("creationTimestamp"), now),
     ]
 
 
-def _containers(obj: Obj) -> tuple[str, str]:
-    cs = ((_spec(obj).get("template") or {}).get("spec") or {}).get("containers") or []
+def _containers(obj: ObjView) -> tuple[str, str]:
+    cs = ((objects.spec(obj).get("template") or {}).get("spec") or {}).get("containers") or []
     return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
 
 
-def _deployment_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+def _deployment_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     names, images = _containers(obj)
     desired = spec.get("replicas", 1)
     return [
@@ -362,8 +352,8 @@ def _deployment_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _replicaset_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+def _replicaset_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     names, images = _containers(obj)
     return [
         meta.get("name", ""),
@@ -377,8 +367,8 @@ def _replicaset_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _statefulset_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+def _statefulset_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     names, images = _containers(obj)
     return [
         meta.get("name", ""),
@@ -389,8 +379,8 @@ def _statefulset_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _ingress_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec, status = _meta(obj), _spec(obj), _status(obj)
+def _ingress_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
     if not hosts:
         hosts_text = "*"
@@ -410,8 +400,8 @@ def _ingress_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _ingressclass_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec = _meta(obj), _spec(obj)
+def _ingressclass_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec = objects.meta(obj), objects.spec(obj)
     params = spec.get("parameters")
     if params:
         group = params.get("apiGroup") or ""
@@ -427,17 +417,17 @@ def _ingressclass_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _networkpolicy_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _networkpolicy_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     return [
         meta.get("name", ""),
-        format_label_selector(_spec(obj).get("podSelector")),
+        format_label_selector(objects.spec(obj).get("podSelector")),
         age(meta.get("creationTimestamp"), now),
     ]
 
 
-def _secret_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _secret_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     data = len(obj.get("data") or {}) + len(obj.get("stringData") or {})
     return [
         meta.get("name", ""),
@@ -447,14 +437,14 @@ def _secret_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _configmap_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _configmap_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     data = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
     return [meta.get("name", ""), data, age(meta.get("creationTimestamp"), now)]
 
 
-def _serviceaccount_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _serviceaccount_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     return [
         meta.get("name", ""),
         len(obj.get("secrets") or []),
@@ -462,8 +452,8 @@ def _serviceaccount_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _event_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _event_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     first = obj.get("firstTimestamp") or obj.get("eventTime")
     last = obj.get("lastTimestamp") or (obj.get("series") or {}).get("lastObservedTime") or first
     count = int(obj.get("count") or (obj.get("series") or {}).get("count") or 1)
@@ -489,24 +479,24 @@ def _event_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _lease_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _lease_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     return [
         meta.get("name", ""),
-        _spec(obj).get("holderIdentity") or NONE,
+        objects.spec(obj).get("holderIdentity") or NONE,
         age(meta.get("creationTimestamp"), now),
     ]
 
 
-def _condition(obj: Obj, type_: str) -> str:
-    for c in _status(obj).get("conditions") or []:
+def _condition(obj: ObjView, type_: str) -> str:
+    for c in objects.status(obj).get("conditions") or []:
         if c.get("type") == type_:
             return str(c.get("status", ""))
     return "Unknown"
 
 
-def _gatewayclass_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec = _meta(obj), _spec(obj)
+def _gatewayclass_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec = objects.meta(obj), objects.spec(obj)
     return [
         meta.get("name", ""),
         spec.get("controllerName", ""),
@@ -516,9 +506,9 @@ def _gatewayclass_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _gateway_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta, spec = _meta(obj), _spec(obj)
-    addrs = _status(obj).get("addresses") or []
+def _gateway_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec = objects.meta(obj), objects.spec(obj)
+    addrs = objects.status(obj).get("addresses") or []
     return [
         meta.get("name", ""),
         spec.get("gatewayClassName", ""),
@@ -528,9 +518,9 @@ def _gateway_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _httproute_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
-    hosts = _spec(obj).get("hostnames") or []
+def _httproute_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
+    hosts = objects.spec(obj).get("hostnames") or []
     return [
         meta.get("name", ""),
         "[" + ",".join(f'"{h}"' for h in hosts) + "]" if hosts else "",
@@ -538,8 +528,8 @@ def _httproute_row(obj: Obj, now: datetime.datetime) -> Row:
     ]
 
 
-def _default_row(obj: Obj, now: datetime.datetime) -> Row:
-    meta = _meta(obj)
+def _default_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
     return [meta.get("name", ""), age(meta.get("creationTimestamp"), now)]
 
 
@@ -666,14 +656,14 @@ def columns(group: str, kind: str) -> tuple[Column, ...]:
     return PRINTERS.get((group, kind), _DEFAULT)[0]
 
 
-def row_cells(group: str, kind: str, obj: Obj, now: datetime.datetime) -> Row:
+def row_cells(group: str, kind: str, obj: ObjView, now: datetime.datetime) -> Row:
     return PRINTERS.get((group, kind), _DEFAULT)[1](obj, now)
 
 
 def table(
     group: str,
     kind: str,
-    objects: Sequence[Obj],
+    objects: Sequence[ObjView],
     now: datetime.datetime,
     include_object: str = "Metadata",
     resource_version: str = "",

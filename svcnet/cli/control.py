@@ -16,6 +16,12 @@ from typing import Any
 import click
 import yaml
 
+from svcnet.api.ranges import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_LB_CIDR,
+    DEFAULT_SERVICE_CIDR,
+    DEFAULT_UNDERLAY_CIDR,
+)
 from svcnet.client.kubeconfig import merge_kubeconfig, remove_from_kubeconfig
 from svcnet.cluster.supervisor import read_status, write_spec
 
@@ -57,8 +63,8 @@ def _read_pid(path: Path) -> int | None:
 
 def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
        kubeconfig: str | None, *, prefix: str | None = None, port: int = 6443,
-       underlay_cidr: str = "172.18.0.0/16", pod_cidr: str = "10.244.0.0/16",
-       service_cidr: str = "10.96.0.0/16", lb_cidr: str = "172.18.255.0/24") -> None:
+       underlay_cidr: str = DEFAULT_UNDERLAY_CIDR, pod_cidr: str = DEFAULT_CLUSTER_CIDR,
+       service_cidr: str = DEFAULT_SERVICE_CIDR, lb_cidr: str = DEFAULT_LB_CIDR) -> None:
     from svcnet.cluster.preflight import PreflightError, check
 
     started = time.monotonic()

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import click
 
+from svcnet.api.ranges import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_LB_CIDR,
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+    DEFAULT_UNDERLAY_CIDR,
+)
 from svcnet.cli import control
 from svcnet.cli.dns import dns
 
@@ -28,8 +35,8 @@ def cli() -> None:
 @click.option("--port", default=6443, show_default=True)
 @click.option("--store", "store_url", default=None,
               help="'sqlite:///PATH' (default: DATA_DIR/store.db) or 'memory:'.")
-@click.option("--service-cluster-ip-range", default="10.96.0.0/16", show_default=True)
-@click.option("--service-node-port-range", default="30000-32767", show_default=True)
+@click.option("--service-cluster-ip-range", default=DEFAULT_SERVICE_CIDR, show_default=True)
+@click.option("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE, show_default=True)
 @click.option("--advertise-address", default=None,
               help="The address the `kubernetes` Service's endpoints point at.")
 @click.option("--prepare-workers", type=click.IntRange(min=0), default=None,
@@ -67,10 +74,10 @@ def apiserver(
 @click.option("--prefix", default=None, hidden=True,
               help="Name prefix of every link, namespace and nft table (default: the name).")
 @click.option("--port", default=6443, show_default=True, help="The API server's port.")
-@click.option("--underlay-cidr", default="172.18.0.0/16", show_default=True, hidden=True)
-@click.option("--pod-cidr", default="10.244.0.0/16", show_default=True, hidden=True)
-@click.option("--service-cidr", default="10.96.0.0/16", show_default=True, hidden=True)
-@click.option("--lb-cidr", default="172.18.255.0/24", show_default=True, hidden=True)
+@click.option("--underlay-cidr", default=DEFAULT_UNDERLAY_CIDR, show_default=True, hidden=True)
+@click.option("--pod-cidr", default=DEFAULT_CLUSTER_CIDR, show_default=True, hidden=True)
+@click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True, hidden=True)
+@click.option("--lb-cidr", default=DEFAULT_LB_CIDR, show_default=True, hidden=True)
 def up(name: str, nodes: int, data_dir: str | None, upstream_dns: str | None,
        kubeconfig: str | None, prefix: str | None, port: int, underlay_cidr: str,
        pod_cidr: str, service_cidr: str, lb_cidr: str) -> None:

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from svcnet.api.errors import ApiError, NotFound
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import EVENTS
 from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 
@@ -47,8 +47,6 @@ SPAM_BURST = 25
 SPAM_QPS = 1.0 / 300.0
 AGGREGATE_PREFIX = "(combined from similar events): "
 
-_EVENTS = REGISTRY.by_kind("v1", "Event")
-assert _EVENTS is not None
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -307,10 +305,9 @@ class EventRecorder:
     async def _write(self, item: Correlated) -> None:
         ev = item.event
         ns = ev["metadata"]["namespace"]
-        assert _EVENTS is not None
         if item.patch_name is not None and item.patch is not None:
             try:
-                await self.client.patch(_EVENTS, item.patch_name, item.patch, "strategic", ns)
+                await self.client.patch(EVENTS, item.patch_name, item.patch, "strategic", ns)
                 return
             except NotFound:
                 # Expired or deleted: write it again, keeping the count (as upstream does).

@@ -136,7 +136,6 @@ class FakeApiServer:
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create or replace ``obj`` as a writer would, emitting ADDED or MODIFIED."""
         rt = REGISTRY.by_kind(obj["apiVersion"], obj["kind"])
-        assert rt is not None
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         key = self._key(rt, meta.get("namespace"), meta["name"])
@@ -269,7 +268,6 @@ class FakeApiServer:
         meta = obj["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             rt = REGISTRY.by_kind(obj["apiVersion"], obj["kind"])
-            assert rt is not None
             return self.remove(rt, meta["name"], meta.get("namespace"))
         return obj
 

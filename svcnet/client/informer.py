@@ -25,21 +25,22 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from svcnet.api.errors import ApiError, Gone
+from svcnet.api.objects import Obj
 from svcnet.api.registry import ResourceType
+from svcnet.api.wellknown import SERVICE_NAME_LABEL
 from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.util.clock import REAL_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 IndexFunc = Callable[[Obj], Iterable[str]]
 
 NAMESPACE_INDEX = "namespace"
 NODE_NAME_INDEX = "spec.nodeName"
-SERVICE_NAME_INDEX = "kubernetes.io/service-name"
+SERVICE_NAME_INDEX = SERVICE_NAME_LABEL
 OWNER_UID_INDEX = "ownerUID"
 
 
@@ -213,16 +214,27 @@ class FuncHandler:
             self._delete(obj)
 
 
+@overload
+def unwrap(obj: Obj | DeletedFinalStateUnknown) -> Obj: ...
+@overload
+def unwrap(obj: Mapping[str, Any] | DeletedFinalStateUnknown) -> Mapping[str, Any]: ...
+def unwrap(obj: Mapping[str, Any] | DeletedFinalStateUnknown) -> Mapping[str, Any]:
+    """The last known state of a deleted object."""
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+
+
+def deleted_key(obj: Mapping[str, Any] | DeletedFinalStateUnknown) -> str:
+    """The ``namespace/name`` key of a deleted object."""
+    return obj.key if isinstance(obj, DeletedFinalStateUnknown) else meta_namespace_key(obj)
+
+
 def enqueue_handler(enqueue: Callable[[str], None]) -> FuncHandler:
-    """The usual handler: every add, update and delete enqueues the object's key."""
-
-    def key_of(obj: Obj | DeletedFinalStateUnknown) -> str:
-        return obj.key if isinstance(obj, DeletedFinalStateUnknown) else meta_namespace_key(obj)
-
+    """The usual handler: every add, update and delete enqueues the object's key (for a
+    controller whose queue holds the keys of the very objects it watches)."""
     return FuncHandler(
-        on_add=lambda o: enqueue(key_of(o)),
-        on_update=lambda _o, n: enqueue(key_of(n)),
-        on_delete=lambda o: enqueue(key_of(o)),
+        on_add=lambda o: enqueue(meta_namespace_key(o)),
+        on_update=lambda _o, n: enqueue(meta_namespace_key(n)),
+        on_delete=lambda o: enqueue(deleted_key(o)),
     )
 
 

@@ -25,8 +25,9 @@ from urllib.parse import quote
 
 import orjson
 
+from svcnet.api import objects
 from svcnet.api.errors import ApiError, InternalError
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.registry import PODS, REGISTRY, NotInRegistry, ResourceType
 from svcnet.client.kubeconfig import ClientConfig
 
 if TYPE_CHECKING:
@@ -73,30 +74,23 @@ class WatchEvent:
 
 def resource_of(obj: Mapping[str, Any]) -> ResourceType:
     """The registry row of an object, from its ``apiVersion`` and ``kind``."""
-    api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
-    rt = REGISTRY.by_kind(api_version, kind)
-    if rt is None:
-        raise UnknownResource(f'no resource for apiVersion "{api_version}", kind "{kind}"')
-    return rt
+    try:
+        return REGISTRY.by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    except NotInRegistry as e:
+        raise UnknownResource(str(e)) from e
 
 
 ResourceRef = ResourceType | str
+"""A registry row, or a name as kubectl takes it (``svc``, ``pods``, ``deployments.apps``)."""
 
 
 def resolve_resource(ref: ResourceRef) -> ResourceType:
-    """A registry row from itself or from a name as kubectl takes it: plural, singular, short
-    name or kind, optionally qualified by group (``svc``, ``pods``, ``deployments.apps``,
-    ``Deployment``)."""
     if isinstance(ref, ResourceType):
         return ref
-    name, _, group = ref.partition(".")
-    lowered = name.lower()
-    for r in REGISTRY.resources:
-        if group and r.group != group:
-            continue
-        if lowered in (r.plural, r.singular, r.kind.lower(), *r.short_names):
-            return r
-    raise UnknownResource(f'the server doesn\'t have a resource type "{ref}"')
+    try:
+        return REGISTRY.by_name(ref)
+    except NotInRegistry as e:
+        raise UnknownResource(f'the server doesn\'t have a resource type "{ref}"') from e
 
 
 def object_path(
@@ -115,11 +109,6 @@ def object_path(
         if subresource:
             parts.append(f"/{subresource}")
     return "".join(parts)
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
 
 
 def _params(**kwargs: Any) -> dict[str, str]:
@@ -379,7 +368,7 @@ class ApiClient:
             limit=page_size,
         )
         items = list(first.get("items") or [])
-        cont = _meta(first).get("continue")
+        cont = objects.meta(first).get("continue")
         while cont:
             page = await self.list(
                 rt,
@@ -390,10 +379,10 @@ class ApiClient:
                 continue_=str(cont),
             )
             items.extend(page.get("items") or [])
-            cont = _meta(page).get("continue")
+            cont = objects.meta(page).get("continue")
         result = dict(first)
         result["items"] = items
-        result["metadata"] = {"resourceVersion": _meta(first).get("resourceVersion", "")}
+        result["metadata"] = {"resourceVersion": objects.meta(first).get("resourceVersion", "")}
         return result
 
     async def create(
@@ -407,7 +396,7 @@ class ApiClient:
         rt = resource_of(obj)
         ns = (
             namespace
-            or _meta(obj).get("namespace")
+            or objects.meta(obj).get("namespace")
             or (self.config.namespace if rt.namespaced else None)
         )
         params = _params(dryRun="All" if dry_run else None, fieldManager=field_manager)
@@ -417,7 +406,7 @@ class ApiClient:
         self, obj: Mapping[str, Any], subresource: str | None, field_manager: str | None
     ) -> dict[str, Any]:
         rt = resource_of(obj)
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         path = object_path(rt, meta.get("namespace"), str(meta.get("name", "")), subresource)
         params = _params(fieldManager=field_manager)
         return await self.request("PUT", path, params=params, body=dict(obj))
@@ -468,7 +457,7 @@ class ApiClient:
     ) -> dict[str, Any]:
         """Server-side apply of ``obj`` (the fields this manager owns)."""
         rt = resource_of(obj)
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         ns = meta.get("namespace") or (self.config.namespace if rt.namespaced else None)
         return await self.patch(
             rt,
@@ -534,7 +523,7 @@ class ApiClient:
         self, pod_name: str, namespace: str, node_name: str, pod_uid: str | None = None
     ) -> dict[str, Any]:
         """POST pods/<name>/binding, as the scheduler does."""
-        pods = _core("Pod")
+        pods = PODS
         meta: dict[str, Any] = {"name": pod_name, "namespace": namespace}
         if pod_uid:
             meta["uid"] = pod_uid
@@ -563,7 +552,7 @@ class ApiClient:
         )
         body = await self.request_bytes(
             "GET",
-            object_path(_core("Pod"), namespace, pod_name, "log"),
+            object_path(PODS, namespace, pod_name, "log"),
             params=params,
             accept="text/plain",
         )
@@ -654,9 +643,3 @@ def _decode_event(line: bytes) -> WatchEvent:
     if etype == "ERROR":
         raise ApiError.from_status(obj)
     return WatchEvent(etype, obj)
-
-
-def _core(kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind("v1", kind)
-    assert rt is not None, kind
-    return rt

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from svcnet.api.wellknown import CONTROL_PLANE_ROLE, OS_LABEL
 from svcnet.cluster.up import ClusterConfig, api_get
 from svcnet.dns.forward import Upstream
 
@@ -226,10 +227,10 @@ def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
                     "serviceAccountName": DNS_SERVICE_ACCOUNT,
                     # The DNS server must not resolve through itself (CoreDNS's choice too).
                     "dnsPolicy": "Default",
-                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "nodeSelector": {OS_LABEL: "linux"},
                     "tolerations": [
                         {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                        {"key": CONTROL_PLANE_ROLE, "effect": "NoSchedule"},
                     ],
                     "terminationGracePeriodSeconds": GRACE_SECONDS,
                     "containers": [container],

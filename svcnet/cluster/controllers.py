@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
+from svcnet.api.ranges import DEFAULT_CLUSTER_CIDR
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
@@ -30,7 +31,7 @@ class Runnable(Protocol):
     def run(self) -> Coroutine[Any, Any, None]: ...
 
 
-async def run(kubeconfig: Path, cluster_cidr: str = "10.244.0.0/16",
+async def run(kubeconfig: Path, cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
               lb_pools: dict[str, list[str]] | None = None) -> None:
     """Run every controller until cancelled."""
     config = load_kubeconfig(kubeconfig)

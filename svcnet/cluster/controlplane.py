@@ -16,6 +16,12 @@ import os
 import signal
 from pathlib import Path
 
+from svcnet.api.ranges import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_LB_CIDR,
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+)
 from svcnet.apiserver.server import ApiServer, ApiServerConfig
 from svcnet.cluster import controllers as cluster_controllers
 from svcnet.cluster.up import JSON_KUBECONFIG
@@ -45,8 +51,8 @@ def write_json_kubeconfig(server: ApiServer) -> Path:
 async def serve(
     config: ApiServerConfig,
     controllers: bool = True,
-    cluster_cidr: str = "10.244.0.0/16",
-    lb_cidr: str = "172.18.255.0/24",
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+    lb_cidr: str = DEFAULT_LB_CIDR,
 ) -> None:
     server = ApiServer(config)
     await server.start()
@@ -83,11 +89,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--listen", action="append", default=None)
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--store", default="")
-    p.add_argument("--service-cidr", default="10.96.0.0/16")
-    p.add_argument("--node-port-range", default="30000-32767")
+    p.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR)
+    p.add_argument("--node-port-range", default=DEFAULT_NODE_PORT_RANGE)
     p.add_argument("--advertise-address", default="127.0.0.1")
-    p.add_argument("--cluster-cidr", default="10.244.0.0/16")
-    p.add_argument("--lb-cidr", default="172.18.255.0/24")
+    p.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR)
+    p.add_argument("--lb-cidr", default=DEFAULT_LB_CIDR)
     p.add_argument("--no-controllers", action="store_true")
     args = p.parse_args(argv)
     setup_logging("controlplane")

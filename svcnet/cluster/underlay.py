@@ -36,6 +36,12 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from svcnet.api.ranges import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_LB_CIDR,
+    DEFAULT_SERVICE_CIDR,
+    DEFAULT_UNDERLAY_CIDR,
+)
 from svcnet.dataplane.netns import (
     ETC_NETNS_DIR,
     NetnsError,
@@ -75,10 +81,10 @@ class UnderlayError(Exception):
 @dataclass(frozen=True)
 class UnderlayConfig:
     prefix: str = "svcnet"
-    underlay_cidr: str = "172.18.0.0/16"
-    pod_cidr: str = "10.244.0.0/16"
-    service_cidr: str = "10.96.0.0/16"
-    lb_cidr: str = "172.18.255.0/24"
+    underlay_cidr: str = DEFAULT_UNDERLAY_CIDR
+    pod_cidr: str = DEFAULT_CLUSTER_CIDR
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    lb_cidr: str = DEFAULT_LB_CIDR
     state_dir: str = "/var/lib/svcnet"
     bridge_name: str | None = None  # default: "<prefix>0"
 

@@ -40,6 +40,13 @@ from typing import Any
 
 import yaml
 
+from svcnet.api.ranges import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_LB_CIDR,
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_SERVICE_CIDR,
+    DEFAULT_UNDERLAY_CIDR,
+)
 from svcnet.cluster.supervisor import Component, read_status
 from svcnet.cluster.underlay import NodeNet, UnderlayConfig, node_net
 
@@ -56,11 +63,11 @@ class ClusterConfig:
     data_dir: str
     port: int = 6443
     prefix: str = "svcnet"
-    underlay_cidr: str = "172.18.0.0/16"
-    pod_cidr: str = "10.244.0.0/16"
-    service_cidr: str = "10.96.0.0/16"
-    lb_cidr: str = "172.18.255.0/24"
-    node_port_range: str = "30000-32767"
+    underlay_cidr: str = DEFAULT_UNDERLAY_CIDR
+    pod_cidr: str = DEFAULT_CLUSTER_CIDR
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    lb_cidr: str = DEFAULT_LB_CIDR
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
 
     @property
     def root(self) -> Path:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from svcnet.api.errors import Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.registry import REGISTRY, NotInRegistry, ResourceType
 from svcnet.client.informer import DeletedFinalStateUnknown, FuncHandler, SharedInformerFactory
 from svcnet.client.rest import ApiClient
 from svcnet.client.workqueue import WorkQueue, default_controller_rate_limiter
@@ -153,7 +153,11 @@ class GarbageCollector:
     # -- live reads --------------------------------------------------------------------------
 
     def _rt(self, api_version: str, kind: str) -> ResourceType | None:
-        return REGISTRY.by_kind(api_version, kind)
+        """None for a kind svcnet does not serve (an owner reference may name any kind)."""
+        try:
+            return REGISTRY.by_kind(api_version, kind)
+        except NotInRegistry:
+            return None
 
     async def _get_live(self, ident: Identity) -> dict[str, Any] | None:
         """The object at ``ident``'s coordinates if it is still that uid, else None."""

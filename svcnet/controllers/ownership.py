@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from svcnet.api.objects import ObjView, labels, meta, uid
 from svcnet.client.informer import NAMESPACE_INDEX, Indexer, meta_namespace_key
-from svcnet.controllers.podutil import Obj, labels, meta, uid
 from svcnet.controllers.replicaset.plan import selector_of
 
 
 def resolve_controller_ref(
-    owners: Indexer, kind: str, dependent: Obj, ref: Mapping[str, Any] | None
+    owners: Indexer, kind: str, dependent: ObjView, ref: Mapping[str, Any] | None
 ) -> str | None:
     """The key of the ``kind`` owner ``ref`` names, if it is in the cache with that uid."""
     if ref is None or ref.get("kind") != kind:
@@ -31,8 +31,8 @@ def resolve_controller_ref(
 
 def owners_selecting(
     owners: Indexer,
-    dependent: Obj,
-    also: Callable[[Obj, Obj], bool] = lambda _owner, _dependent: True,
+    dependent: ObjView,
+    also: Callable[[ObjView, ObjView], bool] = lambda _owner, _dependent: True,
 ) -> list[str]:
     """The keys of the owners in the dependent's namespace whose (valid, non-empty) selector
     matches its labels and for which ``also(owner, dependent)`` holds."""

@@ -19,44 +19,12 @@ from typing import Any
 
 import orjson
 
+from svcnet.api.objects import ObjView, annotations_of, labels, meta, name, spec, status, uid
 from svcnet.api.selectors import LabelSelector
-
-Obj = Mapping[str, Any]
 
 # Upstream's label and annotation keys.
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 POD_DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
-
-
-def meta(obj: Obj) -> Mapping[str, Any]:
-    m = obj.get("metadata")
-    return m if isinstance(m, Mapping) else {}
-
-
-def spec(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("spec")
-    return s if isinstance(s, Mapping) else {}
-
-
-def status(obj: Obj) -> Mapping[str, Any]:
-    s = obj.get("status")
-    return s if isinstance(s, Mapping) else {}
-
-
-def labels(obj: Obj) -> Mapping[str, str]:
-    return meta(obj).get("labels") or {}
-
-
-def annotations_of(obj: Obj) -> Mapping[str, str]:
-    return meta(obj).get("annotations") or {}
-
-
-def name(obj: Obj) -> str:
-    return str(meta(obj).get("name", ""))
-
-
-def uid(obj: Obj) -> str:
-    return str(meta(obj).get("uid", ""))
 
 
 def parse_time(value: Any) -> float | None:
@@ -69,36 +37,36 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
-def creation_time(obj: Obj) -> float | None:
+def creation_time(obj: ObjView) -> float | None:
     return parse_time(meta(obj).get("creationTimestamp"))
 
 
-def is_terminating(obj: Obj) -> bool:
+def is_terminating(obj: ObjView) -> bool:
     return bool(meta(obj).get("deletionTimestamp"))
 
 
-def phase(pod: Obj) -> str:
+def phase(pod: ObjView) -> str:
     return str(status(pod).get("phase") or "")
 
 
-def is_pod_active(pod: Obj) -> bool:
+def is_pod_active(pod: ObjView) -> bool:
     """``IsPodActive``: not finished and not being deleted."""
     return phase(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
 
 
-def _ready_condition(pod: Obj) -> Mapping[str, Any] | None:
+def _ready_condition(pod: ObjView) -> Mapping[str, Any] | None:
     for c in status(pod).get("conditions") or ():
         if c.get("type") == "Ready":
             return c  # type: ignore[no-any-return]
     return None
 
 
-def is_pod_ready(pod: Obj) -> bool:
+def is_pod_ready(pod: ObjView) -> bool:
     c = _ready_condition(pod)
     return c is not None and c.get("status") == "True"
 
 
-def pod_ready_time(pod: Obj) -> float | None:
+def pod_ready_time(pod: ObjView) -> float | None:
     """When the pod last became Ready (the condition's lastTransitionTime), if it is."""
     c = _ready_condition(pod)
     if c is None or c.get("status") != "True":
@@ -106,7 +74,7 @@ def pod_ready_time(pod: Obj) -> float | None:
     return parse_time(c.get("lastTransitionTime"))
 
 
-def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
+def is_pod_available(pod: ObjView, min_ready_seconds: int, now: float) -> bool:
     """``IsPodAvailable``: Ready for at least ``minReadySeconds`` (strictly before now)."""
     if not is_pod_ready(pod):
         return False
@@ -116,7 +84,7 @@ def is_pod_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
     return since is not None and since + min_ready_seconds < now
 
 
-def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
+def available_in(pod: ObjView, min_ready_seconds: int, now: float) -> float | None:
     """Seconds until a Ready but not yet available pod becomes available (for requeues)."""
     if not is_pod_ready(pod) or min_ready_seconds <= 0:
         return None
@@ -130,14 +98,14 @@ def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
 # -- controller references and claims ----------------------------------------------------
 
 
-def controller_ref(obj: Obj) -> Mapping[str, Any] | None:
+def controller_ref(obj: ObjView) -> Mapping[str, Any] | None:
     for ref in meta(obj).get("ownerReferences") or ():
         if ref.get("controller"):
             return ref  # type: ignore[no-any-return]
     return None
 
 
-def owner_reference(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
+def owner_reference(owner: ObjView, api_version: str, kind: str) -> dict[str, Any]:
     """``NewControllerRef``: controller and blockOwnerDeletion both true."""
     return {
         "apiVersion": api_version,
@@ -153,18 +121,22 @@ def owner_reference(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
 class Claims:
     """``ClaimObjects``: what a controller owns, must adopt, and must release."""
 
-    owned: tuple[Obj, ...]
-    adopt: tuple[Obj, ...]
-    release: tuple[Obj, ...]
+    owned: tuple[ObjView, ...]
+    adopt: tuple[ObjView, ...]
+    release: tuple[ObjView, ...]
 
     @property
-    def claimed(self) -> list[Obj]:
+    def claimed(self) -> list[ObjView]:
         """Owned plus adopted: what the controller manages once the adoptions succeed."""
         return [*self.owned, *self.adopt]
 
 
 def claim(
-    owner: Obj, selector: LabelSelector, candidates: Iterable[Obj], *, can_adopt: bool = True
+    owner: ObjView,
+    selector: LabelSelector,
+    candidates: Iterable[ObjView],
+    *,
+    can_adopt: bool = True,
 ) -> Claims:
     """Upstream's ``ClaimObject`` for each candidate of the owner's namespace.
 
@@ -173,9 +145,9 @@ def claim(
     controlled by someone else are never touched.
     """
     owner_uid = uid(owner)
-    owned: list[Obj] = []
-    adopt: list[Obj] = []
-    release: list[Obj] = []
+    owned: list[ObjView] = []
+    adopt: list[ObjView] = []
+    release: list[ObjView] = []
     for obj in candidates:
         ref = controller_ref(obj)
         matches = selector.matches(labels(obj))
@@ -195,13 +167,13 @@ def claim(
     return Claims(tuple(owned), tuple(adopt), tuple(release))
 
 
-def with_controller_ref(obj: Obj, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+def with_controller_ref(obj: ObjView, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ownerReferences of ``obj`` once ``ref`` is added (adoption)."""
     refs = [dict(r) for r in meta(obj).get("ownerReferences") or () if r.get("uid") != ref["uid"]]
     return [*refs, dict(ref)]
 
 
-def without_owner(obj: Obj, owner_uid: str) -> list[dict[str, Any]]:
+def without_owner(obj: ObjView, owner_uid: str) -> list[dict[str, Any]]:
     """The ownerReferences of ``obj`` without the owner's (release)."""
     return [dict(r) for r in meta(obj).get("ownerReferences") or () if r.get("uid") != owner_uid]
 
@@ -211,7 +183,7 @@ def without_owner(obj: Obj, owner_uid: str) -> list[dict[str, Any]]:
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def _deletion_cost(pod: Obj) -> int:
+def _deletion_cost(pod: ObjView) -> int:
     raw = annotations_of(pod).get(POD_DELETION_COST_ANNOTATION)
     try:
         return int(raw) if raw is not None else 0
@@ -219,7 +191,7 @@ def _deletion_cost(pod: Obj) -> int:
         return 0
 
 
-def _max_restarts(pod: Obj) -> int:
+def _max_restarts(pod: ObjView) -> int:
     return max(
         (int(c.get("restartCount") or 0) for c in status(pod).get("containerStatuses") or ()),
         default=0,
@@ -247,7 +219,7 @@ def _cmp_times(t1: float | None, t2: float | None, now: float | None) -> int | N
     return -1 if t1 > t2 else 1
 
 
-def _deletion_key_cmp(a: tuple[Obj, int], b: tuple[Obj, int], now: float) -> int:
+def _deletion_key_cmp(a: tuple[ObjView, int], b: tuple[ObjView, int], now: float) -> int:
     """``ActivePodsWithRanks.Less`` as a three-way compare (negative: ``a`` goes first)."""
     pa, ra = a
     pb, rb = b
@@ -290,12 +262,14 @@ def _deletion_key_cmp(a: tuple[Obj, int], b: tuple[Obj, int], now: float) -> int
     return 0
 
 
-def _cmp_uid(a: Obj, b: Obj) -> int:
+def _cmp_uid(a: ObjView, b: ObjView) -> int:
     ua, ub = uid(a), uid(b)
     return -1 if ua < ub else (1 if ua > ub else 0)
 
 
-def rank_for_deletion(pods: Sequence[Obj], related: Sequence[Obj], now: float) -> list[Obj]:
+def rank_for_deletion(
+    pods: Sequence[ObjView], related: Sequence[ObjView], now: float
+) -> list[ObjView]:
     """The pods in the order a ReplicaSet deletes them (``getPodsToDelete``): the rank of a
     pod is the number of active related pods on its node."""
     on_node: dict[str, int] = {}
@@ -303,11 +277,11 @@ def rank_for_deletion(pods: Sequence[Obj], related: Sequence[Obj], now: float) -
         if is_pod_active(p):
             node = str(spec(p).get("nodeName") or "")
             on_node[node] = on_node.get(node, 0) + 1
-    ranked: list[tuple[Obj, int]] = [
+    ranked: list[tuple[ObjView, int]] = [
         (p, on_node.get(str(spec(p).get("nodeName") or ""), 0)) for p in pods
     ]
 
-    def cmp(a: tuple[Obj, int], b: tuple[Obj, int]) -> int:
+    def cmp(a: tuple[ObjView, int], b: tuple[ObjView, int]) -> int:
         return _deletion_key_cmp(a, b, now)
 
     ranked.sort(key=functools.cmp_to_key(cmp))

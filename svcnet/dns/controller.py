@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.registry import ENDPOINTSLICES, NAMESPACES, SERVICES
 from svcnet.client.informer import (
-    DeletedFinalStateUnknown,
     FuncHandler,
     Informer,
-    Obj,
     SharedInformerFactory,
+    deleted_key,
     meta_namespace_key,
     split_key,
 )
@@ -39,22 +38,15 @@ NAMESPACE = "Namespace"
 Item = tuple[str, str]  # (kind, namespace/name)
 
 
-def _resource(api_version: str, kind: str) -> ResourceType:
-    rt = REGISTRY.by_kind(api_version, kind)
-    if rt is None:
-        raise LookupError(f"{api_version} {kind} is not in the resource registry")
-    return rt
-
-
 class DnsController:
     def __init__(self, factory: SharedInformerFactory, table: RecordTable) -> None:
         self.table = table
         self.factory = factory
         self.queue: WorkQueue[Item] = WorkQueue("dns")
         self.informers: dict[str, Informer] = {
-            SERVICE: factory.informer_for(_resource("v1", SERVICE)),
-            ENDPOINT_SLICE: factory.informer_for(_resource("discovery.k8s.io/v1", ENDPOINT_SLICE)),
-            NAMESPACE: factory.informer_for(_resource("v1", NAMESPACE)),
+            SERVICE: factory.informer_for(SERVICES),
+            ENDPOINT_SLICE: factory.informer_for(ENDPOINTSLICES),
+            NAMESPACE: factory.informer_for(NAMESPACES),
         }
         for kind, informer in self.informers.items():
             informer.add_event_handler(self._handler(kind))
@@ -62,13 +54,10 @@ class DnsController:
         self.synced = asyncio.Event()
 
     def _handler(self, kind: str) -> FuncHandler:
-        def key_of(obj: Obj | DeletedFinalStateUnknown) -> str:
-            return obj.key if isinstance(obj, DeletedFinalStateUnknown) else meta_namespace_key(obj)
-
         return FuncHandler(
-            on_add=lambda o: self.queue.add((kind, key_of(o))),
-            on_update=lambda _old, new: self.queue.add((kind, key_of(new))),
-            on_delete=lambda o: self.queue.add((kind, key_of(o))),
+            on_add=lambda o: self.queue.add((kind, meta_namespace_key(o))),
+            on_update=lambda _old, new: self.queue.add((kind, meta_namespace_key(new))),
+            on_delete=lambda o: self.queue.add((kind, deleted_key(o))),
         )
 
     def reconcile(self, item: Item) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+from svcnet.api.wellknown import SERVICE_NAME_LABEL
 
 
 @dataclass(frozen=True, slots=True)

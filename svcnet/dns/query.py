@@ -13,13 +13,13 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-KUBE_DNS_IP = "10.96.0.10"
+from svcnet.api.ranges import CLUSTER_DNS_IP
 
 
 async def query(
     name: str,
     qtype: str = "A",
-    server: str = KUBE_DNS_IP,
+    server: str = CLUSTER_DNS_IP,
     port: int = 53,
     timeout: float = 2.0,
     search: tuple[str, ...] = (),

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from svcnet.api.wellknown import SERVICE_NAME_LABEL
+
 # kube-proxy's default ("sessionAffinityConfig.clientIP.timeoutSeconds" defaults to 10800).
 DEFAULT_AFFINITY_TIMEOUT = 10800
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 class Protocol(enum.Enum):

@@ -55,6 +55,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from svcnet.api.ranges import DEFAULT_CLUSTER_CIDR
 from svcnet.dataplane.nft import (
     DROP,
     RETURN,
@@ -178,7 +179,7 @@ def endpoint_map(base: str, proto: Protocol) -> str:
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
     node_name: str
-    cluster_cidr: str = "10.244.0.0/16"
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
     # Addresses of this node that NodePorts answer on are found by ``fib daddr type local``;
     # these are only needed to record session affinity for NodePorts (the key needs the address).
     node_ips: tuple[str, ...] = ()

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.objects import ObjView
+from svcnet.api.registry import ENDPOINTSLICES, NODES, SERVICES
 from svcnet.client.informer import DeletedFinalStateUnknown, FuncHandler, SharedInformerFactory
 from svcnet.dataplane.conntrack import Conntrack
 from svcnet.proxy.changetracker import ChangeTracker
@@ -25,10 +25,8 @@ from svcnet.proxy.syncer import NftApplier, Syncer, SyncResult
 
 log = logging.getLogger(__name__)
 
-Obj = Mapping[str, Any]
 
-
-def node_addresses(node: Obj) -> tuple[str, ...]:
+def node_addresses(node: ObjView) -> tuple[str, ...]:
     """The node's IPv4 InternalIP/ExternalIP addresses, as NodePorts are served on them."""
     addrs = ((node.get("status") or {}).get("addresses")) or []
     return tuple(
@@ -60,12 +58,10 @@ class ProxyRunner:
         )
         self.health = HealthCheckServer(health_check_host) if health_check_host else None
         self._health_dirty = asyncio.Event()
-        self._services = factory.informer_for(REGISTRY.by_plural("", "v1", "services"))  # type: ignore[arg-type]
-        self._slices = factory.informer_for(
-            REGISTRY.by_plural("discovery.k8s.io", "v1", "endpointslices")  # type: ignore[arg-type]
-        )
+        self._services = factory.informer_for(SERVICES)
+        self._slices = factory.informer_for(ENDPOINTSLICES)
         self._node = factory.informer_for(
-            REGISTRY.by_plural("", "v1", "nodes"),  # type: ignore[arg-type]
+            NODES,
             field_selector=f"metadata.name={cfg.node_name}",
         )
         self._services.add_event_handler(
@@ -91,20 +87,20 @@ class ProxyRunner:
         return self.syncer.cfg
 
     def _record(self, fn: Any) -> Any:
-        def handler(obj: Obj) -> None:
+        def handler(obj: ObjView) -> None:
             fn(obj)
             self.syncer.request()
 
         return handler
 
     def _deleted(self, fn: Any) -> Any:
-        def handler(obj: Obj | DeletedFinalStateUnknown) -> None:
+        def handler(obj: ObjView | DeletedFinalStateUnknown) -> None:
             fn(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
             self.syncer.request()
 
         return handler
 
-    def _node_changed(self, node: Obj) -> None:
+    def _node_changed(self, node: ObjView) -> None:
         if (node.get("metadata") or {}).get("name") != self.cfg.node_name:
             return  # the field selector already filters; this guards a server that does not
         ips = node_addresses(node)

@@ -28,15 +28,12 @@ import dns.message
 import dns.rcode
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import ENDPOINTSLICES, SERVICES
 from svcnet.apiserver.server import ApiServer, ApiServerConfig
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
 
 HOST = "127.0.0.1"
-SERVICES = REGISTRY.by_kind("v1", "Service")
-SLICES = REGISTRY.by_kind("discovery.k8s.io/v1", "EndpointSlice")
-NAMESPACES = REGISTRY.by_kind("v1", "Namespace")
 CHANGE_DEADLINE = 1.0  # the issue: a change is answered within 1 s
 
 
@@ -203,8 +200,8 @@ async def test_headless_service_follows_its_endpoint_slices(cluster: Cluster) ->
     await answered_within(
         cluster.dns_port, f"db-0.db.{ns}.svc.cluster.local.", ["10.244.1.5"], CHANGE_DEADLINE
     )
-    assert SLICES is not None
-    current = await cluster.api.get(SLICES, "db-1", ns)
+    assert ENDPOINTSLICES is not None
+    current = await cluster.api.get(ENDPOINTSLICES, "db-1", ns)
     current["endpoints"][1]["conditions"]["ready"] = True
     await cluster.api.update(current)
     await answered_within(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import CONFIGMAPS
 from svcnet.client.informer import (
     DeletedFinalStateUnknown,
     FuncHandler,
@@ -17,9 +17,6 @@ from svcnet.client.informer import (
 )
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
-
-CONFIGMAPS = REGISTRY.by_kind("v1", "ConfigMap")
-assert CONFIGMAPS is not None
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ import pytest
 from apiserver_harness import Kubectl, RunningServer
 
 from svcnet.api.errors import Conflict, NotFound
+from svcnet.api.wellknown import LB_ANNOUNCE_ANNOTATION
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.lbipam.controller import LoadBalancerIpam
-from svcnet.controllers.lbipam.plan import ANNOUNCE_ANNOTATION
 from svcnet.controllers.nodelifecycle.controller import NodeLifecycle
 from svcnet.controllers.nodelifecycle.plan import DEFAULT_NODE_MONITOR_GRACE_PERIOD
 
@@ -196,7 +196,7 @@ async def test_announcing_node_is_reelected_when_it_goes_not_ready(cluster: Clus
 
     async def announcer() -> str | None:
         svc = await cluster.api.get("services", "web", NS)
-        return (svc["metadata"].get("annotations") or {}).get(ANNOUNCE_ANNOTATION)
+        return (svc["metadata"].get("annotations") or {}).get(LB_ANNOUNCE_ANNOTATION)
 
     async def announced() -> bool:
         return await announcer() in ("node-1", "node-2")
@@ -277,7 +277,7 @@ async def test_takeover_with_default_settings_within_5s_of_the_node_stopping(
 
             async def announcer() -> str | None:
                 svc = await api.get("services", "web", NS)
-                return (svc["metadata"].get("annotations") or {}).get(ANNOUNCE_ANNOTATION)
+                return (svc["metadata"].get("annotations") or {}).get(LB_ANNOUNCE_ANNOTATION)
 
             async def announced() -> bool:
                 return await announcer() is not None

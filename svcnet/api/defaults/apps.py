@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from svcnet.api.defaults.core import default_pod_template
-
-Obj = dict[str, Any]
+from svcnet.api.objects import Obj
 
 
 def _obj(parent: Obj, key: str) -> Obj:

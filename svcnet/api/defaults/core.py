@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.api.objects import Obj
+from svcnet.api.wellknown import NAMESPACE_NAME_LABEL
 
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_CLIENT_IP_TIMEOUT = 10800  # 3 hours, v1.DefaultClientIPServiceAffinitySeconds
 _HEADLESS = "None"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-Obj = dict[str, Any]
+from svcnet.api.objects import Obj
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from svcnet.api.objects import Obj
 
 
 def default_network_policy(np: Obj) -> None:

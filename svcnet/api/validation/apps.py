@@ -6,9 +6,10 @@ from typing import Any
 
 from svcnet.api.errors import FieldError, forbidden, invalid, not_supported, required
 from svcnet.api.names import is_valid_percent
+from svcnet.api.objects import Obj
 from svcnet.api.selectors import label_selector_from_dict, validate_label_selector
 from svcnet.api.validation.core import validate_pod_template
-from svcnet.api.validation.fields import Obj, mapping, nonnegative, one_of
+from svcnet.api.validation.fields import mapping, nonnegative, one_of
 from svcnet.api.validation.goformat import GoValue, go_label_selector, go_string_map
 
 

@@ -31,9 +31,9 @@ from svcnet.api.names import (
     is_valid_ip,
     is_valid_port_name,
 )
+from svcnet.api.objects import Obj
 from svcnet.api.selectors import validate_labels
 from svcnet.api.validation.fields import (
-    Obj,
     dns_label,
     dns_subdomain,
     each,

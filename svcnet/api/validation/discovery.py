@@ -6,8 +6,8 @@ import ipaddress
 
 from svcnet.api.errors import FieldError, duplicate, invalid, not_supported, required
 from svcnet.api.names import is_dns1123_subdomain
+from svcnet.api.objects import Obj
 from svcnet.api.validation.fields import (
-    Obj,
     dns_label,
     dns_subdomain,
     items,

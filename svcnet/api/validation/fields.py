@@ -12,8 +12,8 @@ from svcnet.api.names import (
     is_valid_port_name,
     is_valid_port_num,
 )
+from svcnet.api.objects import Obj
 
-Obj = dict[str, Any]
 PROTOCOLS = ["SCTP", "TCP", "UDP"]  # sets.List order, as upstream prints them
 
 

@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from svcnet.api.errors import FieldError, invalid, not_supported, required
-from svcnet.api.validation.fields import Obj, items, mapping, too_many
+from svcnet.api.objects import Obj
+from svcnet.api.validation.fields import items, mapping, too_many
 
 _HOSTNAME_FMT = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _SECTION_NAME_FMT = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

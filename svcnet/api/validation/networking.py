@@ -12,8 +12,9 @@ from svcnet.api.names import (
     is_valid_port_num,
     is_wildcard_dns1123_subdomain,
 )
+from svcnet.api.objects import Obj
 from svcnet.api.selectors import validate_label_selector
-from svcnet.api.validation.fields import Obj, dns_subdomain, items, mapping
+from svcnet.api.validation.fields import dns_subdomain, items, mapping
 from svcnet.api.validation.goformat import GoValue
 
 PATH_TYPES = ["Exact", "ImplementationSpecific", "Prefix"]

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
+from svcnet.api.objects import ObjView, labels, meta, name, spec, status, uid
+from svcnet.api.registry import DEPLOYMENTS, PODS, REPLICASETS
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -28,7 +30,9 @@ from svcnet.client.informer import (
     FuncHandler,
     Informer,
     SharedInformerFactory,
+    enqueue_handler,
     index_by_namespace,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.deployment.plan import (
@@ -47,20 +51,9 @@ from svcnet.controllers.deployment.plan import (
     plan_deployment,
     set_condition,
 )
-from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
 from svcnet.controllers.ownership import owners_selecting, resolve_controller_ref
-from svcnet.controllers.podutil import (
-    Obj,
-    claim,
-    controller_ref,
-    labels,
-    meta,
-    name,
-    spec,
-    status,
-    uid,
-)
-from svcnet.controllers.replicaset.controller import PODS, REPLICASETS, ClaimWriter
+from svcnet.controllers.podutil import claim, controller_ref
+from svcnet.controllers.replicaset.controller import ClaimWriter
 from svcnet.controllers.replicaset.plan import selector_of
 from svcnet.controllers.runtime import DONE, Controller, PermanentError, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
@@ -68,7 +61,6 @@ from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 log = logging.getLogger(__name__)
 
 COMPONENT = "deployment-controller"
-DEPLOYMENTS = resource_type("apps/v1", "Deployment")
 
 
 def _rv(obj: Mapping[str, Any]) -> str:
@@ -101,7 +93,7 @@ class DeploymentController:
             recorder=recorder,
             clock=clock,
         )
-        self.d_informer.add_event_handler(enqueue_own_key(self.controller.enqueue))
+        self.d_informer.add_event_handler(enqueue_handler(self.controller.enqueue))
         self.rs_informer.add_event_handler(
             FuncHandler(
                 on_add=self._rs_added,
@@ -116,13 +108,13 @@ class DeploymentController:
 
     # -- handlers ---------------------------------------------------------------------------
 
-    def _resolve(self, obj: Obj, ref: Mapping[str, Any] | None) -> str | None:
+    def _resolve(self, obj: ObjView, ref: Mapping[str, Any] | None) -> str | None:
         return resolve_controller_ref(self.d_informer.store, "Deployment", obj, ref)
 
-    def _matching(self, rs: Obj) -> list[str]:
+    def _matching(self, rs: ObjView) -> list[str]:
         return owners_selecting(self.d_informer.store, rs)
 
-    def _rs_added(self, rs: Obj) -> None:
+    def _rs_added(self, rs: ObjView) -> None:
         key = self._resolve(rs, controller_ref(rs))
         if key is not None:
             self.controller.enqueue(key)
@@ -130,7 +122,7 @@ class DeploymentController:
             for k in self._matching(rs):
                 self.controller.enqueue(k)
 
-    def _rs_updated(self, old: Obj, new: Obj) -> None:
+    def _rs_updated(self, old: ObjView, new: ObjView) -> None:
         if _rv(old) == _rv(new):
             return
         old_ref, new_ref = controller_ref(old), controller_ref(new)
@@ -145,13 +137,13 @@ class DeploymentController:
             for k in self._matching(new):
                 self.controller.enqueue(k)
 
-    def _rs_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+    def _rs_deleted(self, obj: ObjView | DeletedFinalStateUnknown) -> None:
         rs = unwrap(obj)
         key = self._resolve(rs, controller_ref(rs))
         if key is not None:
             self.controller.enqueue(key)
 
-    def _pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+    def _pod_deleted(self, obj: ObjView | DeletedFinalStateUnknown) -> None:
         # Recreate waits for the old pods to be gone: their deletion is its signal.
         pod = unwrap(obj)
         ref = controller_ref(pod)
@@ -186,7 +178,7 @@ class DeploymentController:
             raise TemporaryError(f"claiming replica sets: {e}") from e
         owned = claims.claimed if adopted else list(claims.owned)
         owned_uids = {uid(rs) for rs in owned}
-        pods_by_rs: dict[str, list[Obj]] = {}
+        pods_by_rs: dict[str, list[ObjView]] = {}
         if (spec(d).get("strategy") or {}).get("type") == "Recreate":
             for pod in self.pod_informer.store.by_index(NAMESPACE_INDEX, ns):
                 ref = controller_ref(pod)
@@ -203,7 +195,7 @@ class DeploymentController:
             return Result(requeue_after=plan.requeue_after)
         return DONE
 
-    async def _apply(self, d: Obj, actions: list[Any]) -> None:
+    async def _apply(self, d: ObjView, actions: list[Any]) -> None:
         ns = str(meta(d).get("namespace") or "")
         d_rv = _rv(d)
         generation = int(meta(d).get("generation") or 0)
@@ -260,7 +252,7 @@ class DeploymentController:
                     raise TemporaryError(f"updating deployment status: {e}") from e
                 d_rv = _rv(written)
 
-    async def _create_rs(self, d: Obj, rs: dict[str, Any]) -> dict[str, Any]:
+    async def _create_rs(self, d: ObjView, rs: dict[str, Any]) -> dict[str, Any]:
         ns = str(meta(d).get("namespace") or "")
         try:
             return await self.client.create(rs, namespace=ns)

@@ -22,21 +22,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import ObjView, annotations_of, meta, name, spec, status, uid
+from svcnet.api.wellknown import LAST_APPLIED_ANNOTATION
 from svcnet.controllers.podutil import (
     POD_TEMPLATE_HASH_LABEL,
-    Obj,
-    annotations_of,
     creation_time,
     is_terminating,
-    meta,
-    name,
     owner_reference,
     parse_time,
     phase,
-    spec,
-    status,
     template_hash,
-    uid,
 )
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -44,13 +39,19 @@ REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 ROLLBACK_TO = "deprecated.deployment.rollback.to"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 # Annotations of the Deployment that are not copied to its ReplicaSets (upstream's
 # annotationsToSkip); kubernetes.io/change-cause *is* copied, which is what
 # `kubectl rollout history` shows.
 SKIP_COPY = frozenset(
-    {LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, ROLLBACK_TO}
+    {
+        LAST_APPLIED_ANNOTATION,
+        REVISION,
+        REVISION_HISTORY,
+        DESIRED_REPLICAS,
+        MAX_REPLICAS,
+        ROLLBACK_TO,
+    }
 )
 MAX_REV_HISTORY_LENGTH = 2000
 
@@ -135,12 +136,12 @@ class InvalidDeployment(ValueError):
 # -- small upstream helpers ----------------------------------------------------------------
 
 
-def replicas(obj: Obj) -> int:
+def replicas(obj: ObjView) -> int:
     r = spec(obj).get("replicas")
     return 1 if r is None else int(r)
 
 
-def _int_status(obj: Obj, key: str) -> int:
+def _int_status(obj: ObjView, key: str) -> int:
     return int(status(obj).get(key) or 0)
 
 
@@ -166,11 +167,11 @@ def scaled_value(value: Any, total: int, round_up: bool) -> int:
     return pct * total // 100
 
 
-def is_rolling(d: Obj) -> bool:
+def is_rolling(d: ObjView) -> bool:
     return bool((spec(d).get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate")
 
 
-def resolve_fenceposts(d: Obj) -> tuple[int, int]:
+def resolve_fenceposts(d: ObjView) -> tuple[int, int]:
     """(maxSurge, maxUnavailable) for the desired count: surge rounds up, unavailable down,
     and both zero would deadlock so unavailable becomes 1."""
     rolling = (spec(d).get("strategy") or {}).get("rollingUpdate") or {}
@@ -182,25 +183,25 @@ def resolve_fenceposts(d: Obj) -> tuple[int, int]:
     return surge, unavailable
 
 
-def max_unavailable(d: Obj) -> int:
+def max_unavailable(d: ObjView) -> int:
     if not is_rolling(d) or replicas(d) == 0:
         return 0
     _, unavailable = resolve_fenceposts(d)
     return min(unavailable, replicas(d))
 
 
-def max_surge(d: Obj) -> int:
+def max_surge(d: ObjView) -> int:
     if not is_rolling(d):
         return 0
     return resolve_fenceposts(d)[0]
 
 
-def has_progress_deadline(d: Obj) -> bool:
+def has_progress_deadline(d: ObjView) -> bool:
     deadline = spec(d).get("progressDeadlineSeconds")
     return deadline is not None and int(deadline) != MAX_INT32
 
 
-def revision_of(rs: Obj) -> int:
+def revision_of(rs: ObjView) -> int:
     try:
         return int(annotations_of(rs).get(REVISION, "0") or 0)
     except ValueError:
@@ -230,7 +231,7 @@ def equal_ignore_hash(t1: Any, t2: Any) -> bool:
     return _strip_hash(t1) == _strip_hash(t2)
 
 
-def _created_key(rs: Obj) -> tuple[float, str]:
+def _created_key(rs: ObjView) -> tuple[float, str]:
     t = creation_time(rs)
     return (t if t is not None else float("inf"), name(rs))
 
@@ -239,7 +240,7 @@ def by_creation(rss: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rss, key=_created_key)
 
 
-def find_new_replica_set(d: Obj, rss: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def find_new_replica_set(d: ObjView, rss: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The oldest ReplicaSet whose template equals the Deployment's (several can, after a
     hash collision; the oldest wins, as upstream)."""
     template = spec(d).get("template")
@@ -249,11 +250,11 @@ def find_new_replica_set(d: Obj, rss: Sequence[dict[str, Any]]) -> dict[str, Any
     return None
 
 
-def _sum(rss: Sequence[Obj | None], fn: Any) -> int:
+def _sum(rss: Sequence[ObjView | None], fn: Any) -> int:
     return sum(int(fn(rs)) for rs in rss if rs is not None)
 
 
-def spec_replicas_sum(rss: Sequence[Obj | None]) -> int:
+def spec_replicas_sum(rss: Sequence[ObjView | None]) -> int:
     return _sum(rss, replicas)
 
 
@@ -299,7 +300,7 @@ def remove_condition(st: dict[str, Any], ctype: str) -> None:
     st["conditions"] = [c for c in st.get("conditions") or () if c.get("type") != ctype]
 
 
-def deployment_complete(d: Obj, st: Mapping[str, Any]) -> bool:
+def deployment_complete(d: ObjView, st: Mapping[str, Any]) -> bool:
     want = replicas(d)
     return (
         int(st.get("updatedReplicas") or 0) == want
@@ -323,7 +324,7 @@ def deployment_progressing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bo
     )
 
 
-def _timed_out(d: Obj, st: Mapping[str, Any], now: float) -> bool:
+def _timed_out(d: ObjView, st: Mapping[str, Any], now: float) -> bool:
     if not has_progress_deadline(d):
         return False
     cond = get_condition(st, PROGRESSING)
@@ -343,9 +344,9 @@ def _timed_out(d: Obj, st: Mapping[str, Any], now: float) -> bool:
 class _Sync:
     def __init__(
         self,
-        d: Obj,
-        rss: Sequence[Obj],
-        pods_by_rs: Mapping[str, Sequence[Obj]],
+        d: ObjView,
+        rss: Sequence[ObjView],
+        pods_by_rs: Mapping[str, Sequence[ObjView]],
         now: float,
         now_text: str,
     ) -> None:
@@ -497,7 +498,7 @@ class _Sync:
             )
         return rs
 
-    def new_rs_new_replicas(self, all_rss: list[dict[str, Any]], new: Obj) -> int:
+    def new_rs_new_replicas(self, all_rss: list[dict[str, Any]], new: ObjView) -> int:
         """``NewRSNewReplicas``: how far the new ReplicaSet may grow now."""
         if not is_rolling(self.d):
             return replicas(self.d)
@@ -572,7 +573,7 @@ class _Sync:
                 sizes[name(rs)] = max(0, sizes[name(rs)] + to_add - added)
             self.scale(rs, sizes[name(rs)], op)
 
-    def proportion(self, rs: Obj, to_add: int, added: int) -> int:
+    def proportion(self, rs: ObjView, to_add: int, added: int) -> int:
         """``GetProportion``: this ReplicaSet's share of a scaling, by its max-replicas."""
         if replicas(rs) == 0 or to_add == 0 or to_add == added:
             return 0
@@ -606,7 +607,7 @@ class _Sync:
             return new if new is not None else newest_first[0]
         return active[0] if len(active) == 1 else None
 
-    def is_saturated(self, rs: Obj | None) -> bool:
+    def is_saturated(self, rs: ObjView | None) -> bool:
         if rs is None:
             return False
         try:
@@ -704,7 +705,7 @@ class _Sync:
 
     # -- recreate --------------------------------------------------------------------------
 
-    def old_pods_running(self, new: Obj | None, old: list[dict[str, Any]]) -> bool:
+    def old_pods_running(self, new: ObjView | None, old: list[dict[str, Any]]) -> bool:
         if _sum(old, lambda rs: _int_status(rs, "replicas")) > 0:
             return True
         for rs_uid, pods in self.pods_by_rs.items():
@@ -757,7 +758,9 @@ class _Sync:
                 continue
             self.plan.actions.append(DeleteReplicaSet(name(rs), uid(rs)))
 
-    def calculate_status(self, all_rss: Sequence[Obj | None], new: Obj | None) -> dict[str, Any]:
+    def calculate_status(
+        self, all_rss: Sequence[ObjView | None], new: ObjView | None
+    ) -> dict[str, Any]:
         available = _sum(all_rss, lambda rs: _int_status(rs, "availableReplicas"))
         total = spec_replicas_sum(all_rss)
         st: dict[str, Any] = {
@@ -804,10 +807,10 @@ class _Sync:
         self.plan.actions.append(UpdateDeploymentStatus(copy.deepcopy(new_status)))
         return True
 
-    def sync_status(self, all_rss: Sequence[Obj | None], new: Obj | None) -> None:
+    def sync_status(self, all_rss: Sequence[ObjView | None], new: ObjView | None) -> None:
         self.write_status(self.calculate_status(all_rss, new))
 
-    def sync_rollout_status(self, all_rss: Sequence[Obj | None], new: Obj | None) -> None:
+    def sync_rollout_status(self, all_rss: Sequence[ObjView | None], new: ObjView | None) -> None:
         d = self.d
         st = self.calculate_status(all_rss, new)
         if not has_progress_deadline(d):
@@ -919,9 +922,9 @@ class _Sync:
 
 
 def plan_deployment(
-    d: Obj,
-    replica_sets: Sequence[Obj],
-    pods_by_rs: Mapping[str, Sequence[Obj]],
+    d: ObjView,
+    replica_sets: Sequence[ObjView],
+    pods_by_rs: Mapping[str, Sequence[ObjView]],
     now: float,
     now_text: str,
 ) -> DeploymentPlan:
@@ -954,7 +957,7 @@ def plan_deployment(
     return s.plan
 
 
-def revision_history(replica_sets: Sequence[Obj]) -> list[tuple[int, str, str]]:
+def revision_history(replica_sets: Sequence[ObjView]) -> list[tuple[int, str, str]]:
     """(revision, ReplicaSet name, change-cause) sorted by revision: what
     ``kubectl rollout history`` prints."""
     rows = [

@@ -11,39 +11,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.objects import Obj
+from svcnet.api.registry import ENDPOINTS, PODS, SERVICES
 from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import (
     FuncHandler,
     SharedInformerFactory,
+    enqueue_handler,
     meta_namespace_key,
     split_key,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers import podutil
 from svcnet.controllers.endpoints.plan import plan_endpoints
-from svcnet.controllers.endpointslice.controller import (
-    PODS,
-    SERVICES,
-    pod_view,
-)
+from svcnet.controllers.endpointslice.controller import pod_view
 from svcnet.controllers.endpointslice.membership import Membership
 from svcnet.controllers.endpointslice.plan import should_pod_be_in_endpoints, trigger_time
-from svcnet.controllers.informers import enqueue_own_key, unwrap
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "endpoints-controller"
-Obj = dict[str, Any]
-
-_ENDPOINTS = REGISTRY.by_kind("v1", "Endpoints")
-assert _ENDPOINTS is not None
-ENDPOINTS: ResourceType = _ENDPOINTS
 
 
 class EndpointsController:
@@ -70,7 +62,7 @@ class EndpointsController:
             informers=[self.services, self.pods, self.endpoints],
             clock=clock,
         )
-        self.services.add_event_handler(enqueue_own_key(self.controller.enqueue))
+        self.services.add_event_handler(enqueue_handler(self.controller.enqueue))
         self.pods.add_event_handler(
             FuncHandler(
                 on_add=self._pod_added,
@@ -93,14 +85,14 @@ class EndpointsController:
         if pod_view(old) == pod_view(new):
             return
         keys = set(self.membership.services_for_pod(new))
-        if podutil.meta(old).get("labels") != podutil.meta(new).get("labels"):
+        if objects.meta(old).get("labels") != objects.meta(new).get("labels"):
             keys |= set(self.membership.services_for_pod(old))
         for key in sorted(keys):
             self.controller.enqueue(key)
 
     def _endpoints_changed(self, ep: Obj) -> None:
         key = meta_namespace_key(ep)
-        if self._written.get(key) == str(podutil.meta(ep).get("resourceVersion", "")):
+        if self._written.get(key) == str(objects.meta(ep).get("resourceVersion", "")):
             return  # the echo of our own write
         if key in self.services.store:
             self.controller.enqueue(key)
@@ -122,7 +114,7 @@ class EndpointsController:
             return DONE
         mine = self._written.get(key)
         if mine is not None and current is not None:
-            have, want = str(podutil.meta(current).get("resourceVersion", "")), mine
+            have, want = str(objects.meta(current).get("resourceVersion", "")), mine
             if have.isdigit() and want.isdigit() and int(have) < int(want):
                 return Result(requeue=True)  # the cache has not seen our last write yet
         pods = self.membership.pods_for_service(svc)
@@ -146,7 +138,7 @@ class EndpointsController:
                     reason, text = "FailedToUpdateEndpoint", "Failed to update endpoint"
                 self.recorder.event(obj, WARNING, reason, f"{text} {key}: {e}")
             raise TemporaryError(f"endpoints {key}: {e}") from e
-        self._written[key] = str(podutil.meta(written).get("resourceVersion", ""))
+        self._written[key] = str(objects.meta(written).get("resourceVersion", ""))
         return DONE
 
     async def run(self) -> None:

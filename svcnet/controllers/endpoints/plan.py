@@ -12,14 +12,14 @@ Terminating pods are left out unless the Service publishes not-ready addresses; 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from svcnet.controllers import podutil
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.api.wellknown import HEADLESS_LABEL, OVER_CAPACITY_ANNOTATION, TRIGGER_TIME_ANNOTATION
 from svcnet.controllers.endpointslice.plan import (
-    HEADLESS_LABEL,
     IPV4,
-    TRIGGER_TIME_ANNOTATION,
     address_types,
     find_port,
     is_pod_ready,
@@ -28,23 +28,20 @@ from svcnet.controllers.endpointslice.plan import (
     should_set_hostname,
 )
 
-Obj = Mapping[str, Any]
-
 MAX_CAPACITY = 1000
-OVER_CAPACITY_ANNOTATION = "endpoints.kubernetes.io/over-capacity"
 TRUNCATED = "truncated"
 
 PortTuple = tuple[str, int, str, str | None]  # name, port, protocol, appProtocol
 AddrKey = tuple[str, str]  # ip, pod uid
 
 
-def _address(pod: Obj, service: Obj, ip: str) -> dict[str, Any]:
-    meta = podutil.meta(pod)
+def _address(pod: ObjView, service: ObjView, ip: str) -> dict[str, Any]:
+    meta = objects.meta(pod)
     addr: dict[str, Any] = {"ip": ip}
     if should_set_hostname(pod, service):
-        addr["hostname"] = podutil.spec(pod)["hostname"]
-    if podutil.spec(pod).get("nodeName"):
-        addr["nodeName"] = podutil.spec(pod)["nodeName"]
+        addr["hostname"] = objects.spec(pod)["hostname"]
+    if objects.spec(pod).get("nodeName"):
+        addr["nodeName"] = objects.spec(pod)["nodeName"]
     addr["targetRef"] = {
         "kind": "Pod",
         "namespace": meta.get("namespace", ""),
@@ -63,9 +60,9 @@ def _port_dict(p: PortTuple) -> dict[str, Any]:
     return d
 
 
-def endpoint_subsets(service: Obj, pods: Sequence[Obj]) -> list[dict[str, Any]]:
+def endpoint_subsets(service: ObjView, pods: Sequence[ObjView]) -> list[dict[str, Any]]:
     """The repacked subsets for the pods the Service selects."""
-    spec = podutil.spec(service)
+    spec = objects.spec(service)
     tolerate_unready = bool(spec.get("publishNotReadyAddresses"))
     family = (
         address_types(service)[0]
@@ -81,7 +78,7 @@ def endpoint_subsets(service: Obj, pods: Sequence[Obj]) -> list[dict[str, Any]]:
         ips = pod_addresses(pod, family)
         if not ips:
             continue
-        key = (ips[0], str(podutil.meta(pod).get("uid", "")))
+        key = (ips[0], str(objects.meta(pod).get("uid", "")))
         ready = tolerate_unready or is_pod_ready(pod)
         service_ports = spec.get("ports") or ()
         offered: set[PortTuple] = set()
@@ -148,20 +145,20 @@ def truncate(subsets: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]
     return [s for s in out if s.get("addresses") or s.get("notReadyAddresses")], True
 
 
-def endpoints_labels(service: Obj) -> dict[str, str]:
+def endpoints_labels(service: ObjView) -> dict[str, str]:
     labels = {
-        k: v for k, v in (podutil.meta(service).get("labels") or {}).items() if k != HEADLESS_LABEL
+        k: v for k, v in (objects.meta(service).get("labels") or {}).items() if k != HEADLESS_LABEL
     }
-    if podutil.spec(service).get("clusterIP") == "None":
+    if objects.spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
 
 
 def desired_endpoints_object(
-    service: Obj, pods: Sequence[Obj], trigger_time: str | None
+    service: ObjView, pods: Sequence[ObjView], trigger_time: str | None
 ) -> dict[str, Any]:
     subsets, truncated = truncate(endpoint_subsets(service, pods))
-    m = podutil.meta(service)
+    m = objects.meta(service)
     annotations: dict[str, str] = {}
     if trigger_time:
         annotations[TRIGGER_TIME_ANNOTATION] = trigger_time
@@ -178,7 +175,7 @@ def desired_endpoints_object(
 
 
 def plan_endpoints(
-    service: Obj, pods: Sequence[Obj], current: Obj | None, trigger_time: str | None
+    service: ObjView, pods: Sequence[ObjView], current: ObjView | None, trigger_time: str | None
 ) -> dict[str, Any] | None:
     """The Endpoints object to write (create when ``current`` is None, else an update carrying
     its resourceVersion), or None when ``current`` already shows it. As upstream, a change of
@@ -186,7 +183,7 @@ def plan_endpoints(
     want = desired_endpoints_object(service, pods, trigger_time)
     if current is None:
         return want
-    cur_meta = podutil.meta(current)
+    cur_meta = objects.meta(current)
     cur_ann = dict(cur_meta.get("annotations") or {})
     same = (
         list(current.get("subsets") or []) == want["subsets"]

@@ -20,41 +20,35 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import ApiError, Conflict, NotFound
+from svcnet.api.objects import Obj
+from svcnet.api.registry import ENDPOINTSLICES, NODES, PODS, SERVICES
+from svcnet.api.wellknown import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, ZONE_LABEL
 from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import (
     SERVICE_NAME_INDEX,
     FuncHandler,
     SharedInformerFactory,
+    enqueue_handler,
     index_by_namespaced_label,
     meta_namespace_key,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers import podutil
 from svcnet.controllers.endpointslice.membership import Membership
 from svcnet.controllers.endpointslice.plan import (
-    MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
-    ZONE_LABEL,
     SlicePlan,
     desired_endpoints,
     is_managed,
     plan_slices,
 )
-from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "endpointslice-controller"
-Obj = dict[str, Any]
-
-
-PODS = resource_type("v1", "Pod")
-SERVICES = resource_type("v1", "Service")
-NODES = resource_type("v1", "Node")
-SLICES = resource_type("discovery.k8s.io/v1", "EndpointSlice")
 
 
 def _rv_int(rv: Any) -> int | None:
@@ -66,7 +60,7 @@ def _rv_int(rv: Any) -> int | None:
 
 def pod_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
     """What about a pod a slice or an Endpoints object shows (``podEndpointsChanged``)."""
-    meta, spec, status = podutil.meta(pod), pod.get("spec") or {}, pod.get("status") or {}
+    meta, spec, status = objects.meta(pod), pod.get("spec") or {}, pod.get("status") or {}
     ready = next(
         (c.get("status") for c in status.get("conditions") or () if c.get("type") == "Ready"), None
     )
@@ -99,7 +93,7 @@ class WriteTracker:
 
     def wrote(self, service_key: str, obj: Mapping[str, Any]) -> None:
         self._written.setdefault(service_key, {})[meta_namespace_key(obj)] = _rv_int(
-            podutil.meta(obj).get("resourceVersion")
+            objects.meta(obj).get("resourceVersion")
         )
 
     def deleted(self, service_key: str, slice_key: str) -> None:
@@ -107,7 +101,7 @@ class WriteTracker:
 
     def is_echo(self, service_key: str, obj: Mapping[str, Any]) -> bool:
         mine = self._written.get(service_key, {}).get(meta_namespace_key(obj))
-        return mine is not None and mine == _rv_int(podutil.meta(obj).get("resourceVersion"))
+        return mine is not None and mine == _rv_int(objects.meta(obj).get("resourceVersion"))
 
     def stale(self, service_key: str, lookup: Callable[[str], Mapping[str, Any] | None]) -> bool:
         """True while the cache misses one of our writes for this Service."""
@@ -123,7 +117,7 @@ class WriteTracker:
                 continue
             if cached is None:
                 return True
-            have = _rv_int(podutil.meta(cached).get("resourceVersion"))
+            have = _rv_int(objects.meta(cached).get("resourceVersion"))
             if have is not None and have < mine:
                 return True
         return False
@@ -149,7 +143,8 @@ class EndpointSliceController:
         self.services = factory.informer_for(SERVICES)
         self.pods = factory.informer_for(PODS)
         self.slices = factory.informer_for(
-            SLICES, indexers={SERVICE_NAME_INDEX: index_by_namespaced_label(SERVICE_NAME_LABEL)}
+            ENDPOINTSLICES,
+            indexers={SERVICE_NAME_INDEX: index_by_namespaced_label(SERVICE_NAME_LABEL)},
         )
         self.nodes = factory.informer_for(NODES)
         self.membership = Membership(self.services, self.pods)
@@ -163,7 +158,7 @@ class EndpointSliceController:
             recorder=recorder,
             clock=clock,
         )
-        self.services.add_event_handler(enqueue_own_key(self.controller.enqueue))
+        self.services.add_event_handler(enqueue_handler(self.controller.enqueue))
         self.pods.add_event_handler(
             FuncHandler(
                 on_add=self._pod_changed_one,
@@ -189,7 +184,7 @@ class EndpointSliceController:
         if pod_view(old) == pod_view(new):
             return
         keys = set(self.membership.services_for_pod(new))
-        if podutil.meta(old).get("labels") != podutil.meta(new).get("labels"):
+        if objects.meta(old).get("labels") != objects.meta(new).get("labels"):
             keys |= set(self.membership.services_for_pod(old))
         for key in sorted(keys):
             self.controller.enqueue(key)
@@ -197,10 +192,10 @@ class EndpointSliceController:
     def _slice_changed(self, s: Obj, deleted: bool = False) -> None:
         if not is_managed(s):
             return
-        svc = (podutil.meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        svc = (objects.meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
         if not svc:
             return
-        key = f"{podutil.meta(s).get('namespace', '')}/{svc}"
+        key = f"{objects.meta(s).get('namespace', '')}/{svc}"
         if not deleted and self.tracker.is_echo(key, s):
             return
         self.controller.enqueue(key)
@@ -232,14 +227,14 @@ class EndpointSliceController:
         zones = {}
         for node_name in {str((p.get("spec") or {}).get("nodeName") or "") for p in pods}:
             node = self.nodes.store.get(node_name) if node_name else None
-            zone = (podutil.meta(node).get("labels") or {}).get(ZONE_LABEL) if node else None
+            zone = (objects.meta(node).get("labels") or {}).get(ZONE_LABEL) if node else None
             if zone:
                 zones[node_name] = str(zone)
         desired = desired_endpoints(svc, pods, zones)
         self._warn_unresolved(key, svc, desired.unresolved_ports)
         plan = plan_slices(svc, desired, existing, max_endpoints=self.max_endpoints)
         try:
-            await self.apply(key, plan, str(podutil.meta(svc).get("namespace", "")))
+            await self.apply(key, plan, str(objects.meta(svc).get("namespace", "")))
         except ApiError as e:
             # Upstream's event, so that `kubectl describe service` shows why endpoints lag.
             if self.recorder is not None:
@@ -277,18 +272,18 @@ class EndpointSliceController:
             try:
                 updated = await self.client.update(s)
             except NotFound as e:
-                raise TemporaryError(f"slice {podutil.meta(s).get('name')} vanished: {e}") from e
+                raise TemporaryError(f"slice {objects.meta(s).get('name')} vanished: {e}") from e
             except Conflict as e:
-                raise TemporaryError(f"slice {podutil.meta(s).get('name')}: {e}") from e
+                raise TemporaryError(f"slice {objects.meta(s).get('name')}: {e}") from e
             updated.setdefault("metadata", {}).setdefault("namespace", namespace)
             self.tracker.wrote(key, updated)
         for s in plan.delete:
             await self._delete(key, s)
 
     async def _delete(self, key: str, s: Mapping[str, Any]) -> None:
-        m = podutil.meta(s)
+        m = objects.meta(s)
         with contextlib.suppress(NotFound):
-            await self.client.delete(SLICES, str(m.get("name")), str(m.get("namespace")))
+            await self.client.delete(ENDPOINTSLICES, str(m.get("name")), str(m.get("namespace")))
         self.tracker.deleted(key, meta_namespace_key(s))
 
     async def run(self) -> None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from svcnet.api import objects
+from svcnet.api.objects import Obj
 from svcnet.api.selectors import LabelSelector, selector_from_set
 from svcnet.client.informer import Informer, index_by_namespaced_label, meta_namespace_key
-from svcnet.controllers import podutil
-
-Obj = dict[str, Any]
 
 SELECTOR_PAIR_INDEX = "svcnet.io/service-selector-pair"
 POD_LABEL_INDEX_PREFIX = "svcnet.io/pod-label:"
@@ -32,7 +31,7 @@ def _selector_map(svc: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def index_by_selector_pairs(svc: Obj) -> list[str]:
-    ns = podutil.meta(svc).get("namespace", "")
+    ns = objects.meta(svc).get("namespace", "")
     return [f"{ns}/{k}={v}" for k, v in _selector_map(svc).items()]
 
 
@@ -46,7 +45,7 @@ class Membership:
     def selector(self, svc: Mapping[str, Any]) -> LabelSelector | None:
         """None for a Service without a selector."""
         key = meta_namespace_key(svc)
-        rv = str(podutil.meta(svc).get("resourceVersion", ""))
+        rv = str(objects.meta(svc).get("resourceVersion", ""))
         hit = self._cache.get(key)
         if hit is not None and hit[0] == rv:
             return hit[1]
@@ -59,8 +58,8 @@ class Membership:
         self._cache.pop(key, None)
 
     def services_for_pod(self, pod: Mapping[str, Any]) -> list[str]:
-        ns = podutil.meta(pod).get("namespace", "")
-        labels = podutil.meta(pod).get("labels") or {}
+        ns = objects.meta(pod).get("namespace", "")
+        labels = objects.meta(pod).get("labels") or {}
         keys: set[str] = set()
         for k, v in labels.items():
             for svc in self.services.store.by_index(SELECTOR_PAIR_INDEX, f"{ns}/{k}={v}"):
@@ -77,9 +76,9 @@ class Membership:
         key = sorted(raw)[0]
         index = POD_LABEL_INDEX_PREFIX + key
         self.pods.add_indexers({index: index_by_namespaced_label(key)})
-        ns = podutil.meta(svc).get("namespace", "")
+        ns = objects.meta(svc).get("namespace", "")
         return [
             p
             for p in self.pods.store.by_index(index, f"{ns}/{raw[key]}")
-            if sel.matches(podutil.meta(p).get("labels") or {})
+            if sel.matches(objects.meta(p).get("labels") or {})
         ]

@@ -26,26 +26,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.api.wellknown import (
+    HEADLESS_LABEL,
+    MANAGED_BY_LABEL,
+    SERVICE_NAME_LABEL,
+    TRIGGER_TIME_ANNOTATION,
+)
 from svcnet.controllers import podutil
-
-Obj = Mapping[str, Any]
 
 MAX_ENDPOINTS_PER_SLICE = 100
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-HEADLESS_LABEL = "service.kubernetes.io/headless"
-TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
-ZONE_LABEL = "topology.kubernetes.io/zone"
 IPV4, IPV6 = "IPv4", "IPv6"
 API_VERSION = "discovery.k8s.io/v1"
 
 
-def is_pod_ready(pod: Obj) -> bool:
+def is_pod_ready(pod: ObjView) -> bool:
     """``podutil.IsPodReady``: the pod's Ready condition is True."""
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
-        for c in podutil.status(pod).get("conditions") or ()
+        for c in objects.status(pod).get("conditions") or ()
     )
 
 
@@ -59,20 +60,20 @@ def ip_family(ip: str) -> str | None:
 # -- which pods, which ports ---------------------------------------------------------------
 
 
-def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
+def should_pod_be_in_endpoints(pod: ObjView, include_terminating: bool) -> bool:
     """``endpointutil.ShouldPodBeInEndpoints``: pods that finished or have no IP are never
     endpoints; terminating pods only when asked (the slice controller always asks, so it can
     publish them as terminating; the Endpoints controller only for publishNotReadyAddresses)."""
-    status = podutil.status(pod)
+    status = objects.status(pod)
     if status.get("phase") in ("Succeeded", "Failed"):
         return False
     if not status.get("podIP") and not status.get("podIPs"):
         return False
-    return include_terminating or not podutil.meta(pod).get("deletionTimestamp")
+    return include_terminating or not objects.meta(pod).get("deletionTimestamp")
 
 
-def _container_ports(pod: Obj) -> Iterable[Mapping[str, Any]]:
-    spec = podutil.spec(pod)
+def _container_ports(pod: ObjView) -> Iterable[Mapping[str, Any]]:
+    spec = objects.spec(pod)
     for c in spec.get("containers") or ():
         yield from c.get("ports") or ()
     # Sidecars (init containers that keep running) serve too, as upstream's FindPort knows.
@@ -81,7 +82,7 @@ def _container_ports(pod: Obj) -> Iterable[Mapping[str, Any]]:
             yield from c.get("ports") or ()
 
 
-def find_port(pod: Obj, service_port: Obj) -> int | None:
+def find_port(pod: ObjView, service_port: ObjView) -> int | None:
     """``podutil.FindPort``: a numeric targetPort as is; a named one from the pod's container
     ports of the same name and protocol; None when the pod defines no such port."""
     target = service_port.get("targetPort", service_port.get("port"))
@@ -122,12 +123,12 @@ class EndpointPort:
 PortKey = tuple[EndpointPort, ...]
 
 
-def endpoint_ports(service: Obj, pod: Obj) -> tuple[PortKey, tuple[str, ...]]:
+def endpoint_ports(service: ObjView, pod: ObjView) -> tuple[PortKey, tuple[str, ...]]:
     """The pod's ports for the Service (sorted: the key its slice is grouped by) and the
     names of the Service ports it could not resolve (upstream skips those silently)."""
     ports: list[EndpointPort] = []
     unresolved: list[str] = []
-    for sp in podutil.spec(service).get("ports") or ():
+    for sp in objects.spec(service).get("ports") or ():
         number = find_port(pod, sp)
         if number is None:
             unresolved.append(str(sp.get("name") or sp.get("targetPort") or ""))
@@ -143,17 +144,17 @@ def endpoint_ports(service: Obj, pod: Obj) -> tuple[PortKey, tuple[str, ...]]:
     return tuple(sorted(ports)), tuple(unresolved)
 
 
-def slice_port_key(slice_: Obj) -> PortKey:
+def slice_port_key(slice_: ObjView) -> PortKey:
     return tuple(sorted(EndpointPort.from_dict(p) for p in slice_.get("ports") or ()))
 
 
 # -- endpoints -----------------------------------------------------------------------------
 
 
-def address_types(service: Obj) -> list[str]:
+def address_types(service: ObjView) -> list[str]:
     """``getAddressTypesForService``: the Service's ipFamilies; else its ClusterIP's family;
     else (a headless Service from before dual-stack) both."""
-    spec = podutil.spec(service)
+    spec = objects.spec(service)
     families = [f for f in spec.get("ipFamilies") or () if f in (IPV4, IPV6)]
     if families:
         return families
@@ -165,8 +166,8 @@ def address_types(service: Obj) -> list[str]:
     return [IPV4, IPV6]
 
 
-def pod_addresses(pod: Obj, family: str) -> list[str]:
-    status = podutil.status(pod)
+def pod_addresses(pod: ObjView, family: str) -> list[str]:
+    status = objects.status(pod)
     ips = [str(p.get("ip")) for p in status.get("podIPs") or () if p.get("ip")]
     if not ips and status.get("podIP"):
         ips = [str(status["podIP"])]
@@ -177,10 +178,10 @@ def pod_addresses(pod: Obj, family: str) -> list[str]:
     return []
 
 
-def should_set_hostname(pod: Obj, service: Obj) -> bool:
+def should_set_hostname(pod: ObjView, service: ObjView) -> bool:
     """``ShouldSetHostname``: a pod with spec.hostname whose spec.subdomain names the Service
     (how a StatefulSet's pods get ``web-0.web.default.svc``)."""
-    pm, sm, ps = podutil.meta(pod), podutil.meta(service), podutil.spec(pod)
+    pm, sm, ps = objects.meta(pod), objects.meta(service), objects.spec(pod)
     return (
         bool(ps.get("hostname"))
         and ps.get("subdomain") == sm.get("name")
@@ -188,16 +189,18 @@ def should_set_hostname(pod: Obj, service: Obj) -> bool:
     )
 
 
-def pod_to_endpoint(pod: Obj, service: Obj, family: str, zone: str | None) -> dict[str, Any]:
+def pod_to_endpoint(
+    pod: ObjView, service: ObjView, family: str, zone: str | None
+) -> dict[str, Any]:
     """``podToEndpoint``: serving = the pod is Ready; terminating = it is being deleted;
     ready = serving and not terminating — or always, when the Service publishes not-ready
     addresses."""
     serving = is_pod_ready(pod)
-    terminating = bool(podutil.meta(pod).get("deletionTimestamp"))
-    ready = bool(podutil.spec(service).get("publishNotReadyAddresses")) or (
+    terminating = bool(objects.meta(pod).get("deletionTimestamp"))
+    ready = bool(objects.spec(service).get("publishNotReadyAddresses")) or (
         serving and not terminating
     )
-    meta = podutil.meta(pod)
+    meta = objects.meta(pod)
     ep: dict[str, Any] = {
         "addresses": pod_addresses(pod, family),
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
@@ -208,13 +211,13 @@ def pod_to_endpoint(pod: Obj, service: Obj, family: str, zone: str | None) -> di
             "uid": meta.get("uid", ""),
         },
     }
-    node = podutil.spec(pod).get("nodeName")
+    node = objects.spec(pod).get("nodeName")
     if node:
         ep["nodeName"] = node
     if zone:
         ep["zone"] = zone
     if should_set_hostname(pod, service):
-        ep["hostname"] = podutil.spec(pod)["hostname"]
+        ep["hostname"] = objects.spec(pod)["hostname"]
     return ep
 
 
@@ -243,31 +246,31 @@ class Desired:
     trigger_time: str | None = None
 
 
-def trigger_time(service: Obj, pods: Sequence[Obj]) -> str | None:
+def trigger_time(service: ObjView, pods: Sequence[ObjView]) -> str | None:
     """``endpoints.kubernetes.io/last-change-trigger-time``: the latest change among the
     Service and its pods (creation, deletion, a condition's transition). Upstream tracks the
     changes it observed between syncs; the latest timestamp on the objects is the same value
     once every change has been seen, and needs no state."""
-    latest = podutil.parse_time(podutil.meta(service).get("creationTimestamp")) or 0.0
+    latest = podutil.parse_time(objects.meta(service).get("creationTimestamp")) or 0.0
     for pod in pods:
         latest = max(latest, _pod_change_time(pod))
     return _rfc3339(latest) if latest else None
 
 
-def _pod_change_time(pod: Obj) -> float:
+def _pod_change_time(pod: ObjView) -> float:
     times = [
-        podutil.parse_time(podutil.meta(pod).get("creationTimestamp")),
-        podutil.parse_time(podutil.meta(pod).get("deletionTimestamp")),
+        podutil.parse_time(objects.meta(pod).get("creationTimestamp")),
+        podutil.parse_time(objects.meta(pod).get("deletionTimestamp")),
     ]
     times += [
         podutil.parse_time(c.get("lastTransitionTime"))
-        for c in podutil.status(pod).get("conditions") or ()
+        for c in objects.status(pod).get("conditions") or ()
     ]
     return max((t for t in times if t is not None), default=0.0)
 
 
 def desired_endpoints(
-    service: Obj, pods: Sequence[Obj], zones: Mapping[str, str] | None = None
+    service: ObjView, pods: Sequence[ObjView], zones: Mapping[str, str] | None = None
 ) -> Desired:
     """The endpoints each selected pod contributes (``pods`` are already selected)."""
     zones = zones or {}
@@ -281,7 +284,7 @@ def desired_endpoints(
         ports, unresolved = endpoint_ports(service, pod)
         unresolved_by_pod.append(set(unresolved))
         included.append(pod)
-        zone = zones.get(str(podutil.spec(pod).get("nodeName") or ""))
+        zone = zones.get(str(objects.spec(pod).get("nodeName") or ""))
         for family in families:
             ep = pod_to_endpoint(pod, service, family, zone)
             if not ep["addresses"]:
@@ -300,23 +303,23 @@ def _rfc3339(t: float) -> str:
 # -- slices --------------------------------------------------------------------------------
 
 
-def slice_labels(service: Obj) -> dict[str, str]:
+def slice_labels(service: ObjView) -> dict[str, str]:
     """``setEndpointSliceLabels``: the Service's own labels (but never the reserved ones),
     the service-name and managed-by labels, and headless when there is no ClusterIP."""
     labels = {
         k: v
-        for k, v in (podutil.meta(service).get("labels") or {}).items()
+        for k, v in (objects.meta(service).get("labels") or {}).items()
         if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)
     }
-    labels[SERVICE_NAME_LABEL] = str(podutil.meta(service).get("name", ""))
+    labels[SERVICE_NAME_LABEL] = str(objects.meta(service).get("name", ""))
     labels[MANAGED_BY_LABEL] = CONTROLLER_NAME
-    if podutil.spec(service).get("clusterIP") == "None":
+    if objects.spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
 
 
-def owner_reference(service: Obj) -> dict[str, Any]:
-    m = podutil.meta(service)
+def owner_reference(service: ObjView) -> dict[str, Any]:
+    m = objects.meta(service)
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -327,12 +330,12 @@ def owner_reference(service: Obj) -> dict[str, Any]:
     }
 
 
-def is_managed(slice_: Obj) -> bool:
-    return (podutil.meta(slice_).get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+def is_managed(slice_: ObjView) -> bool:
+    return (objects.meta(slice_).get("labels") or {}).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
 
 
-def new_slice(service: Obj, address_type: str, ports: PortKey) -> dict[str, Any]:
-    m = podutil.meta(service)
+def new_slice(service: ObjView, address_type: str, ports: PortKey) -> dict[str, Any]:
+    m = objects.meta(service)
     return {
         "apiVersion": API_VERSION,
         "kind": "EndpointSlice",
@@ -360,42 +363,38 @@ class SlicePlan:
         return not (self.create or self.update or self.delete)
 
 
-def _copy_slice(s: Obj) -> dict[str, Any]:
+def _copy_slice(s: ObjView) -> dict[str, Any]:
     out = dict(s)
-    out["metadata"] = dict(podutil.meta(s))
+    out["metadata"] = dict(objects.meta(s))
     out["endpoints"] = [dict(e) for e in s.get("endpoints") or ()]
     return out
-
-
-def _name(s: Obj) -> str:
-    return str(podutil.meta(s).get("name") or "")
 
 
 def _ep_sort_key(ep: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     return (str((ep.get("targetRef") or {}).get("name", "")), tuple(ep.get("addresses") or ()))
 
 
-def _owned_by(slice_: Obj, service: Obj) -> bool:
-    uid = podutil.meta(service).get("uid")
-    refs = podutil.meta(slice_).get("ownerReferences") or ()
+def _owned_by(slice_: ObjView, service: ObjView) -> bool:
+    uid = objects.meta(service).get("uid")
+    refs = objects.meta(slice_).get("ownerReferences") or ()
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
 
 
 def _reconcile_port_map(
-    service: Obj,
+    service: ObjView,
     address_type: str,
     ports: PortKey,
-    existing: list[Obj],
+    existing: list[ObjView],
     desired: dict[EndpointKey, dict[str, Any]],
     max_endpoints: int,
     plan: SlicePlan,
-) -> list[Obj]:
+) -> list[ObjView]:
     """``reconcileByPortMapping``: returns the existing slices left unchanged."""
     want = dict(desired)
     labels = slice_labels(service)
     to_update: list[dict[str, Any]] = []
-    unchanged: list[Obj] = []
-    for s in sorted(existing, key=_name):
+    unchanged: list[ObjView] = []
+    for s in sorted(existing, key=objects.name):
         changed = False
         kept: list[dict[str, Any]] = []
         for ep in s.get("endpoints") or ():
@@ -407,7 +406,7 @@ def _reconcile_port_map(
             if new != ep:
                 changed = True
             kept.append(new)
-        if (podutil.meta(s).get("labels") or {}) != labels or not _owned_by(s, service):
+        if (objects.meta(s).get("labels") or {}) != labels or not _owned_by(s, service):
             changed = True
         if not kept:
             plan.delete.append(dict(s))
@@ -450,19 +449,19 @@ def _reconcile_port_map(
     return unchanged
 
 
-def _is_placeholder(s: Obj, service: Obj) -> bool:
+def _is_placeholder(s: ObjView, service: ObjView) -> bool:
     return (
         not s.get("endpoints")
         and not s.get("ports")
-        and (podutil.meta(s).get("labels") or {}) == slice_labels(service)
+        and (objects.meta(s).get("labels") or {}) == slice_labels(service)
         and _owned_by(s, service)
     )
 
 
 def plan_slices(
-    service: Obj,
+    service: ObjView,
     desired: Desired,
-    existing: Sequence[Obj],
+    existing: Sequence[ObjView],
     *,
     max_endpoints: int = MAX_ENDPOINTS_PER_SLICE,
 ) -> SlicePlan:
@@ -470,14 +469,14 @@ def plan_slices(
     plan = SlicePlan()
     families = address_types(service)
     ours = [s for s in existing if is_managed(s)]
-    by_type: dict[str, list[Obj]] = {}
+    by_type: dict[str, list[ObjView]] = {}
     for s in ours:
         if s.get("addressType") in families:
             by_type.setdefault(str(s["addressType"]), []).append(s)
         else:
             plan.delete.append(dict(s))
     for family in families:
-        existing_by_ports: dict[PortKey, list[Obj]] = {}
+        existing_by_ports: dict[PortKey, list[ObjView]] = {}
         for s in by_type.get(family, []):
             existing_by_ports.setdefault(slice_port_key(s), []).append(s)
         wanted = {ports: eps for (fam, ports), eps in desired.endpoints.items() if fam == family}
@@ -525,8 +524,8 @@ def _reuse_deleted(plan: SlicePlan) -> None:
         upd = dict(new)
         upd["metadata"] = {
             **new["metadata"],
-            "name": _name(reuse),
-            "resourceVersion": podutil.meta(reuse).get("resourceVersion"),
+            "name": objects.name(reuse),
+            "resourceVersion": objects.meta(reuse).get("resourceVersion"),
         }
         upd["metadata"].pop("generateName", None)
         plan.update.append(upd)

@@ -13,24 +13,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import Conflict, NotFound
+from svcnet.api.objects import Obj
+from svcnet.api.registry import CONFIGMAPS, ENDPOINTSLICES, NODES, SERVICES
+from svcnet.api.wellknown import LB_ANNOUNCE_ANNOTATION, LB_POOL_ANNOTATION, SERVICE_NAME_LABEL
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     SERVICE_NAME_INDEX,
     FuncHandler,
     SharedInformerFactory,
+    enqueue_handler,
     index_by_namespaced_label,
     meta_namespace_key,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers import podutil
-from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
 from svcnet.controllers.lbipam.plan import (
-    ANNOUNCE_ANNOTATION,
     DEFAULT_POOLS,
-    POOL_ANNOTATION,
     POOLS_CONFIGMAP,
     POOLS_NAMESPACE,
     Allocated,
@@ -54,14 +55,6 @@ from svcnet.util.clock import REAL_CLOCK, Clock
 log = logging.getLogger(__name__)
 
 COMPONENT = "svcnet-lb-controller"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-Obj = dict[str, Any]
-
-
-SERVICES = resource_type("v1", "Service")
-NODES = resource_type("v1", "Node")
-SLICES = resource_type("discovery.k8s.io/v1", "EndpointSlice")
-CONFIGMAPS = resource_type("v1", "ConfigMap")
 
 
 class LoadBalancerIpam:
@@ -85,7 +78,8 @@ class LoadBalancerIpam:
         self.services = factory.informer_for(SERVICES)
         self.nodes = factory.informer_for(NODES)
         self.slices = factory.informer_for(
-            SLICES, indexers={SERVICE_NAME_INDEX: index_by_namespaced_label(SERVICE_NAME_LABEL)}
+            ENDPOINTSLICES,
+            indexers={SERVICE_NAME_INDEX: index_by_namespaced_label(SERVICE_NAME_LABEL)},
         )
         # The pools may also come from a ConfigMap, which then replaces the constructor's.
         self.config = factory.informer_for(
@@ -101,7 +95,7 @@ class LoadBalancerIpam:
             recorder=recorder,
             clock=clock,
         )
-        self.services.add_event_handler(enqueue_own_key(self.controller.enqueue))
+        self.services.add_event_handler(enqueue_handler(self.controller.enqueue))
         self.nodes.add_event_handler(
             FuncHandler(
                 on_add=lambda _n: self._reelect_all(),
@@ -164,10 +158,10 @@ class LoadBalancerIpam:
             self.controller.enqueue(key)
 
     def _slice_changed(self, s: Obj) -> None:
-        svc = (podutil.meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
+        svc = (objects.meta(s).get("labels") or {}).get(SERVICE_NAME_LABEL)
         if not svc:
             return
-        key = f"{podutil.meta(s).get('namespace', '')}/{svc}"
+        key = f"{objects.meta(s).get('namespace', '')}/{svc}"
         cached = self.services.store.get(key)
         # Only Local-policy addresses follow their endpoints.
         if (
@@ -211,13 +205,13 @@ class LoadBalancerIpam:
             return DONE
         self.pending.discard(key)
         self._failed.pop(key, None)
-        ns = str(podutil.meta(svc).get("namespace", ""))
+        ns = str(objects.meta(svc).get("namespace", ""))
         slices = self.slices.store.by_index(SERVICE_NAME_INDEX, key)
         announcer = announcer_for(
             svc,
             result.ip,
             self.nodes.store.list(),
-            [s for s in slices if podutil.meta(s).get("namespace") == ns],
+            [s for s in slices if objects.meta(s).get("namespace") == ns],
         )
         await self._write(svc, result.ip, result.pool, announcer)
         return DONE
@@ -237,10 +231,10 @@ class LoadBalancerIpam:
     async def _write(
         self, svc: Obj, ip: str | None, pool: str | None, announcer: str | None
     ) -> None:
-        meta = podutil.meta(svc)
+        meta = objects.meta(svc)
         name, ns = str(meta.get("name")), str(meta.get("namespace"))
         ann = meta.get("annotations") or {}
-        want_ann = {POOL_ANNOTATION: pool, ANNOUNCE_ANNOTATION: announcer}
+        want_ann = {LB_POOL_ANNOTATION: pool, LB_ANNOUNCE_ANNOTATION: announcer}
         patch = {k: v for k, v in want_ann.items() if ann.get(k) != v}
         try:
             if patch:
@@ -249,7 +243,7 @@ class LoadBalancerIpam:
                 )
                 if (
                     announcer
-                    and ann.get(ANNOUNCE_ANNOTATION) != announcer
+                    and ann.get(LB_ANNOUNCE_ANNOTATION) != announcer
                     and self.recorder is not None
                 ):
                     self.recorder.event(
@@ -280,7 +274,7 @@ class LoadBalancerIpam:
         services = sorted(
             (s for s in self.services.store.list() if wants_address(s)),
             key=lambda s: (
-                str(podutil.meta(s).get("creationTimestamp", "")),
+                str(objects.meta(s).get("creationTimestamp", "")),
                 meta_namespace_key(s),
             ),
         )

@@ -20,16 +20,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.controllers import podutil
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.api.ranges import DEFAULT_LB_CIDR
+from svcnet.api.wellknown import (
+    EXCLUDE_FROM_LB_LABEL,
+    LB_CLASS,
+    LB_IPS_ANNOTATION,
+)
 
-Obj = Mapping[str, Any]
-
-DEFAULT_POOLS: dict[str, list[str]] = {"default": ["172.18.255.0/24"]}
-LB_CLASS = "svcnet.io/lb"
-IPS_ANNOTATION = "metallb.universe.tf/loadBalancerIPs"
-POOL_ANNOTATION = "metallb.universe.tf/ip-allocated-from-pool"
-ANNOUNCE_ANNOTATION = "svcnet.io/announcing-node"
-EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+DEFAULT_POOLS: dict[str, list[str]] = {"default": [DEFAULT_LB_CIDR]}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -198,9 +198,9 @@ class Allocator:
 # -- Services ------------------------------------------------------------------------------
 
 
-def wants_address(service: Obj) -> bool:
+def wants_address(service: ObjView) -> bool:
     """A LoadBalancer Service of no class, or of ours."""
-    spec = podutil.spec(service)
+    spec = objects.spec(service)
     return spec.get("type") == "LoadBalancer" and spec.get("loadBalancerClass") in (
         None,
         "",
@@ -208,16 +208,16 @@ def wants_address(service: Obj) -> bool:
     )
 
 
-def requested_ips(service: Obj) -> list[str]:
-    ann = (podutil.meta(service).get("annotations") or {}).get(IPS_ANNOTATION)
+def requested_ips(service: ObjView) -> list[str]:
+    ann = (objects.meta(service).get("annotations") or {}).get(LB_IPS_ANNOTATION)
     if ann:
         return [s.strip() for s in str(ann).split(",") if s.strip()]
-    ip = podutil.spec(service).get("loadBalancerIP")
+    ip = objects.spec(service).get("loadBalancerIP")
     return [str(ip)] if ip else []
 
 
-def ip_version(service: Obj) -> int:
-    families = podutil.spec(service).get("ipFamilies") or ["IPv4"]
+def ip_version(service: ObjView) -> int:
+    families = objects.spec(service).get("ipFamilies") or ["IPv4"]
     return 6 if families[0] == "IPv6" else 4
 
 
@@ -225,7 +225,7 @@ def ingress_for(ip: str | None) -> list[dict[str, Any]]:
     return [{"ip": ip, "ipMode": "VIP"}] if ip else []
 
 
-def current_ingress(service: Obj) -> list[Any]:
+def current_ingress(service: ObjView) -> list[Any]:
     return list(((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [])
 
 
@@ -236,8 +236,8 @@ def allocation_failed_message(service_key: str, reason: str) -> str:
 # -- who announces -------------------------------------------------------------------------
 
 
-def node_is_eligible(node: Obj) -> bool:
-    if EXCLUDE_LABEL in (podutil.meta(node).get("labels") or {}):
+def node_is_eligible(node: ObjView) -> bool:
+    if EXCLUDE_FROM_LB_LABEL in (objects.meta(node).get("labels") or {}):
         return False
     for c in (node.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready":
@@ -251,7 +251,7 @@ def elect_announcer(ip: str, candidates: Sequence[str]) -> str | None:
     return min(candidates, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).digest())
 
 
-def local_endpoint_nodes(slices: Sequence[Obj]) -> set[str]:
+def local_endpoint_nodes(slices: Sequence[ObjView]) -> set[str]:
     """Nodes that host a ready endpoint (where a Local-policy address may be announced)."""
     out = set()
     for s in slices:
@@ -261,9 +261,11 @@ def local_endpoint_nodes(slices: Sequence[Obj]) -> set[str]:
     return out
 
 
-def announcer_for(service: Obj, ip: str, nodes: Sequence[Obj], slices: Sequence[Obj]) -> str | None:
-    names = [str(podutil.meta(n).get("name")) for n in nodes if node_is_eligible(n)]
-    if podutil.spec(service).get("externalTrafficPolicy") == "Local":
+def announcer_for(
+    service: ObjView, ip: str, nodes: Sequence[ObjView], slices: Sequence[ObjView]
+) -> str | None:
+    names = [str(objects.meta(n).get("name")) for n in nodes if node_is_eligible(n)]
+    if objects.spec(service).get("externalTrafficPolicy") == "Local":
         hosting = local_endpoint_nodes(slices)
         names = [n for n in names if n in hosting]
     return elect_announcer(ip, names)

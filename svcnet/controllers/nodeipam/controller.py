@@ -12,13 +12,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import ApiError, NotFound
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.ranges import DEFAULT_CLUSTER_CIDR
+from svcnet.api.registry import NODES
 from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import SharedInformerFactory, enqueue_handler
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.nodeipam.plan import (
-    DEFAULT_CLUSTER_CIDR,
     DEFAULT_NODE_MASK,
     CidrExhausted,
     CidrSet,
@@ -31,14 +32,6 @@ from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock
 
 log = logging.getLogger(__name__)
-
-_NODES = REGISTRY.by_kind("v1", "Node")
-assert _NODES is not None
-NODES: ResourceType = _NODES
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 class NodeIpam:
@@ -72,7 +65,7 @@ class NodeIpam:
         self.nodes.add_event_handler(enqueue_handler(self.controller.enqueue))
 
     def _occupy(self, node: Mapping[str, Any]) -> None:
-        name = _name(node)
+        name = objects.name(node)
         for cidr in node_pod_cidrs(node):
             try:
                 self.cidrs.occupy(cidr)

@@ -13,7 +13,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
+from svcnet.api.ranges import DEFAULT_CLUSTER_CIDR
+
 DEFAULT_NODE_MASK = 24
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import Conflict, NotFound
+from svcnet.api.objects import Obj
+from svcnet.api.registry import LEASES, NODES, PODS
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NODE_NAME_INDEX,
@@ -26,10 +28,9 @@ from svcnet.client.informer import (
     FuncHandler,
     SharedInformerFactory,
     index_by_node_name,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers import podutil
-from svcnet.controllers.informers import resource_type, unwrap
 from svcnet.controllers.nodelifecycle.plan import (
     DEFAULT_NODE_MONITOR_GRACE_PERIOD,
     DEFAULT_ORPHAN_QUARANTINE,
@@ -53,16 +54,9 @@ from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-
-
-PODS = resource_type("v1", "Pod")
-NODES = resource_type("v1", "Node")
-LEASES = resource_type("coordination.k8s.io/v1", "Lease")
-
 
 def name_of(obj: Obj | DeletedFinalStateUnknown) -> str:
-    return str(podutil.meta(unwrap(obj)).get("name", ""))
+    return objects.name(unwrap(obj))
 
 
 class NodeLifecycle:
@@ -158,7 +152,7 @@ class NodeLifecycle:
         updated = with_unknown_conditions(node, now)
         if updated is None:
             return node
-        name = str(podutil.meta(node).get("name"))
+        name = str(objects.meta(node).get("name"))
         log.warning("node %s: no heartbeat for %.1fs: Ready=Unknown", name, self.grace)
         written = await self.client.update_status(updated)
         if self.recorder is not None:
@@ -175,7 +169,7 @@ class NodeLifecycle:
         updated["spec"] = {**(node.get("spec") or {}), "taints": taints or None}
         log.info(
             "node %s: taints now %s",
-            podutil.meta(node).get("name"),
+            objects.meta(node).get("name"),
             [f"{t['key']}:{t['effect']}" for t in taints],
         )
         return await self.client.update(updated)
@@ -192,7 +186,7 @@ class NodeLifecycle:
 
     async def _evict(self, node: Obj, now: str) -> float | None:
         """Evict what is due; the seconds until the next eviction, if any."""
-        name = str(podutil.meta(node).get("name"))
+        name = str(objects.meta(node).get("name"))
         wall = self.clock.time()
         soonest: float | None = None
         for pod in self.pods.store.by_index(NODE_NAME_INDEX, name):
@@ -227,7 +221,7 @@ class NodeLifecycle:
     async def _delete_pod(
         self, pod: Obj, now: str, reason: Mapping[str, str] | None = None
     ) -> None:
-        m = podutil.meta(pod)
+        m = objects.meta(pod)
         ns, pod_name = str(m.get("namespace")), str(m.get("name"))
         if self.recorder is not None and not m.get("deletionTimestamp") and reason is None:
             self.recorder.event(

@@ -24,16 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.api.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE
 from svcnet.controllers import podutil
-from svcnet.controllers.scheduler.plan import (
-    TAINT_NOT_READY,
-    TAINT_UNREACHABLE,
-    TAINT_UNSCHEDULABLE,
-    tolerated,
-    tolerates,
-)
-
-Obj = Mapping[str, Any]
+from svcnet.controllers.scheduler.plan import tolerated, tolerates
 
 DEFAULT_NODE_MONITOR_GRACE_PERIOD = 3.0
 DEFAULT_POD_EVICTION_TIMEOUT = 20.0
@@ -48,15 +43,15 @@ REASON_NEVER = "NodeStatusNeverUpdated"
 MESSAGE_NEVER = "Kubelet never posted node status."
 
 
-def _conditions(obj: Obj) -> list[Mapping[str, Any]]:
+def _conditions(obj: ObjView) -> list[Mapping[str, Any]]:
     return list((obj.get("status") or {}).get("conditions") or ())
 
 
-def ready_condition(node: Obj) -> Mapping[str, Any] | None:
+def ready_condition(node: ObjView) -> Mapping[str, Any] | None:
     return next((c for c in _conditions(node) if c.get("type") == "Ready"), None)
 
 
-def ready_status(node: Obj) -> str:
+def ready_status(node: ObjView) -> str:
     c = ready_condition(node)
     return str(c.get("status") or "Unknown") if c is not None else "Unknown"
 
@@ -73,12 +68,12 @@ class Health:
     renew_time: str = ""
 
 
-def observe(previous: Health | None, node: Obj, lease: Obj | None, now: float) -> Health:
+def observe(previous: Health | None, node: ObjView, lease: ObjView | None, now: float) -> Health:
     """``tryUpdateNodeHealth``'s bookkeeping: a new heartbeat or lease renewal moves the
     probe time to now; the first sight of a node gives it a full grace period."""
     ready = ready_condition(node)
     heartbeat = str((ready or {}).get("lastHeartbeatTime") or "")
-    renew = str(podutil.spec(lease).get("renewTime") or "") if lease is not None else ""
+    renew = str(objects.spec(lease).get("renewTime") or "") if lease is not None else ""
     if previous is None:
         return Health(now, heartbeat, renew)
     if heartbeat != previous.heartbeat or renew != previous.renew_time:
@@ -91,7 +86,7 @@ def stale_in(health: Health, now: float, grace: float) -> float:
     return health.probe_time + grace - now
 
 
-def with_unknown_conditions(node: Obj, now: str) -> dict[str, Any] | None:
+def with_unknown_conditions(node: ObjView, now: str) -> dict[str, Any] | None:
     """The node with its conditions set to Unknown, or None when they already are."""
     conds = [dict(c) for c in _conditions(node)]
     changed = False
@@ -129,9 +124,9 @@ def with_unknown_conditions(node: Obj, now: str) -> dict[str, Any] | None:
 _MANAGED_KEYS = (TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE)
 
 
-def desired_taints(node: Obj, now: str) -> list[dict[str, Any]]:
+def desired_taints(node: ObjView, now: str) -> list[dict[str, Any]]:
     """The node's taints with the condition taints set as its conditions say."""
-    current = [dict(t) for t in podutil.spec(node).get("taints") or ()]
+    current = [dict(t) for t in objects.spec(node).get("taints") or ()]
     want: list[tuple[str, str]] = []
     # A node that has not posted a Ready condition yet is not ready (the kubelet registers
     # with the not-ready taint); it becomes unreachable only once the grace period says so.
@@ -140,7 +135,7 @@ def desired_taints(node: Obj, now: str) -> list[dict[str, Any]]:
         want += [(TAINT_NOT_READY, "NoSchedule"), (TAINT_NOT_READY, "NoExecute")]
     elif status == "Unknown":
         want += [(TAINT_UNREACHABLE, "NoSchedule"), (TAINT_UNREACHABLE, "NoExecute")]
-    if podutil.spec(node).get("unschedulable"):
+    if objects.spec(node).get("unschedulable"):
         want.append((TAINT_UNSCHEDULABLE, "NoSchedule"))
     out = [
         t
@@ -157,17 +152,17 @@ def desired_taints(node: Obj, now: str) -> list[dict[str, Any]]:
     return out
 
 
-def taints_changed(node: Obj, taints: Sequence[Mapping[str, Any]]) -> bool:
+def taints_changed(node: ObjView, taints: Sequence[Mapping[str, Any]]) -> bool:
     def norm(ts: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
         return {(str(t.get("key")), str(t.get("effect")), str(t.get("value") or "")) for t in ts}
 
-    return norm(list(podutil.spec(node).get("taints") or ())) != norm(taints)
+    return norm(list(objects.spec(node).get("taints") or ())) != norm(taints)
 
 
 # -- pods ----------------------------------------------------------------------------------
 
 
-def with_pod_not_ready(pod: Obj, now: str) -> dict[str, Any] | None:
+def with_pod_not_ready(pod: ObjView, now: str) -> dict[str, Any] | None:
     """``MarkPodsNotReady``: the pod with Ready=False, or None when it is not Ready."""
     conds = [dict(c) for c in _conditions(pod)]
     cond = next((c for c in conds if c.get("type") == "Ready"), None)
@@ -180,13 +175,13 @@ def with_pod_not_ready(pod: Obj, now: str) -> dict[str, Any] | None:
 
 
 def eviction_time(
-    pod: Obj, node: Obj, now_wall: float, pod_eviction_timeout: float
+    pod: ObjView, node: ObjView, now_wall: float, pod_eviction_timeout: float
 ) -> float | None:
     """When (wall seconds) the pod must go because of the node's NoExecute taints; None: never."""
-    taints = [t for t in podutil.spec(node).get("taints") or () if t.get("effect") == "NoExecute"]
+    taints = [t for t in objects.spec(node).get("taints") or () if t.get("effect") == "NoExecute"]
     if not taints:
         return None
-    tolerations = list(podutil.spec(pod).get("tolerations") or ())
+    tolerations = list(objects.spec(pod).get("tolerations") or ())
     deadline: float | None = None
     for taint in taints:
         added = podutil.parse_time(taint.get("timeAdded")) or now_wall
@@ -218,7 +213,7 @@ ORPHAN_CONDITION = {
 
 
 def with_disruption_condition(
-    pod: Obj, now: str, condition: Mapping[str, str] | None = None
+    pod: ObjView, now: str, condition: Mapping[str, str] | None = None
 ) -> dict[str, Any] | None:
     """The pod marked ``DisruptionTarget`` (why it is about to be deleted), or None when it
     already is."""

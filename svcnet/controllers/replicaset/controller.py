@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from svcnet.api.errors import ApiError, Conflict, NotFound
-from svcnet.api.registry import ResourceType
+from svcnet.api.objects import ObjView, labels, meta, name, uid
+from svcnet.api.registry import PODS, REPLICASETS, ResourceType
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -25,21 +26,17 @@ from svcnet.client.informer import (
     FuncHandler,
     Informer,
     SharedInformerFactory,
+    deleted_key,
     index_by_namespace,
     meta_namespace_key,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.informers import deleted_key, resource_type, unwrap
 from svcnet.controllers.ownership import owners_selecting, resolve_controller_ref
 from svcnet.controllers.podutil import (
-    Obj,
     controller_ref,
     is_terminating,
-    labels,
-    meta,
-    name,
     owner_reference,
-    uid,
     with_controller_ref,
     without_owner,
 )
@@ -57,10 +54,6 @@ from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 log = logging.getLogger(__name__)
 
 COMPONENT = "replicaset-controller"
-
-
-PODS = resource_type("v1", "Pod")
-REPLICASETS = resource_type("apps/v1", "ReplicaSet")
 
 
 class ManageError(Exception):
@@ -81,7 +74,7 @@ class ClaimWriter:
         self.owner_rt = owner_rt
         self.dependent_rt = dependent_rt
 
-    async def can_adopt(self, owner: Obj) -> bool:
+    async def can_adopt(self, owner: ObjView) -> bool:
         """``RecheckDeletionTimestamp``: a live read, because the cache may still show an
         owner that was deleted and recreated (new uid) or is being deleted."""
         try:
@@ -90,14 +83,14 @@ class ClaimWriter:
             return False
         return uid(fresh) == uid(owner) and not is_terminating(fresh)
 
-    async def adopt(self, owner: Obj, pod: Obj) -> bool:
+    async def adopt(self, owner: ObjView, pod: ObjView) -> bool:
         ref = owner_reference(owner, self.owner_rt.group_version, self.owner_rt.kind)
         return await self._patch_refs(pod, with_controller_ref(pod, ref))
 
-    async def release(self, owner: Obj, pod: Obj) -> bool:
+    async def release(self, owner: ObjView, pod: ObjView) -> bool:
         return await self._patch_refs(pod, without_owner(pod, uid(owner)))
 
-    async def _patch_refs(self, pod: Obj, refs: list[dict[str, Any]]) -> bool:
+    async def _patch_refs(self, pod: ObjView, refs: list[dict[str, Any]]) -> bool:
         body = {
             "metadata": {
                 "ownerReferences": refs or None,
@@ -115,7 +108,7 @@ class ClaimWriter:
         return True
 
     async def apply_claims(
-        self, owner: Obj, adopt: tuple[Obj, ...], release: tuple[Obj, ...]
+        self, owner: ObjView, adopt: tuple[ObjView, ...], release: tuple[ObjView, ...]
     ) -> bool:
         """Adopt and release; False when the owner may not adopt (it is being deleted or was
         replaced). A conflict is retried by the caller's backoff."""
@@ -179,19 +172,19 @@ class ReplicaSetController:
 
     # -- handlers: enqueue and count expectations only -------------------------------------
 
-    def _rs_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+    def _rs_deleted(self, obj: ObjView | DeletedFinalStateUnknown) -> None:
         key = deleted_key(obj)
         self.expectations.forget(key)
         self.controller.enqueue(key)
 
-    def _resolve(self, pod: Obj, ref: Mapping[str, Any] | None) -> str | None:
+    def _resolve(self, pod: ObjView, ref: Mapping[str, Any] | None) -> str | None:
         return resolve_controller_ref(self.rs_informer.store, "ReplicaSet", pod, ref)
 
-    def _matching(self, pod: Obj) -> list[str]:
+    def _matching(self, pod: ObjView) -> list[str]:
         """Every ReplicaSet whose selector matches an orphan (one will adopt it)."""
         return owners_selecting(self.rs_informer.store, pod)
 
-    def _pod_added(self, pod: Obj) -> None:
+    def _pod_added(self, pod: ObjView) -> None:
         if is_terminating(pod):
             # A pod that shows up already being deleted: count it as gone (upstream).
             self._pod_deleted(pod)
@@ -205,7 +198,7 @@ class ReplicaSetController:
             for k in self._matching(pod):
                 self.controller.enqueue(k)
 
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
+    def _pod_updated(self, old: ObjView, new: ObjView) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return  # a resync: nothing changed
         labels_changed = labels(old) != labels(new)
@@ -227,7 +220,7 @@ class ReplicaSetController:
             for k in self._matching(new):
                 self.controller.enqueue(k)
 
-    def _pod_deleted(self, obj: Obj | DeletedFinalStateUnknown) -> None:
+    def _pod_deleted(self, obj: ObjView | DeletedFinalStateUnknown) -> None:
         pod = unwrap(obj)
         key = self._resolve(pod, controller_ref(pod))
         if key is None:
@@ -237,7 +230,7 @@ class ReplicaSetController:
 
     # -- reconcile --------------------------------------------------------------------------
 
-    def _related(self, rs: Obj, ns: str, pods: Sequence[Obj]) -> list[Obj]:
+    def _related(self, rs: ObjView, ns: str, pods: Sequence[ObjView]) -> list[ObjView]:
         """Pods of every ReplicaSet that shares ``rs``'s controller (its Deployment's other
         ReplicaSets): they count when deciding which node is doubled up."""
         ref = controller_ref(rs)
@@ -301,11 +294,11 @@ class ReplicaSetController:
         wait = requeue_for_availability(rs, plan.active, self.clock.time())
         return Result(requeue_after=wait) if wait is not None else DONE
 
-    async def _create_one(self, rs: Obj) -> str:
+    async def _create_one(self, rs: ObjView) -> str:
         created = await self.client.create(new_pod(rs), namespace=meta(rs).get("namespace"))
         return name(created)
 
-    async def _create(self, rs: Obj, key: str, count: int) -> None:
+    async def _create(self, rs: ObjView, key: str, count: int) -> None:
         self.expectations.expect_creations(key, count, self.clock.time())
         remaining, batch = count, 1
         while remaining > 0:
@@ -331,7 +324,7 @@ class ReplicaSetController:
                 raise ManageError("FailedCreate", str(errors[0]))
             batch *= 2
 
-    async def _delete_one(self, rs: Obj, key: str, pod: Obj) -> None:
+    async def _delete_one(self, rs: ObjView, key: str, pod: ObjView) -> None:
         try:
             await self.client.delete(
                 PODS,
@@ -347,7 +340,7 @@ class ReplicaSetController:
             raise
         self.recorder.event(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {name(pod)}")
 
-    async def _delete(self, rs: Obj, key: str, pods: tuple[Obj, ...]) -> None:
+    async def _delete(self, rs: ObjView, key: str, pods: tuple[ObjView, ...]) -> None:
         self.expectations.expect_deletions(
             key, [meta_namespace_key(p) for p in pods], self.clock.time()
         )
@@ -362,7 +355,7 @@ class ReplicaSetController:
             self.recorder.event(rs, WARNING, "FailedDelete", f"Error deleting: {errors[0]}")
             raise ManageError("FailedDelete", str(errors[0]))
 
-    async def _write_status(self, rs: Obj, new_status: dict[str, Any]) -> None:
+    async def _write_status(self, rs: ObjView, new_status: dict[str, Any]) -> None:
         body = {**rs, "status": new_status}
         try:
             await self.client.update_status(body)

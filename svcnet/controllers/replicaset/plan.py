@@ -16,35 +16,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcnet.api.names import is_dns1123_subdomain
+from svcnet.api.objects import ObjView, labels, meta, name, spec, status
 from svcnet.api.selectors import LabelSelector, label_selector_from_dict
 from svcnet.controllers.podutil import (
     Claims,
-    Obj,
     available_in,
     claim,
     is_pod_active,
     is_pod_available,
     is_pod_ready,
     is_terminating,
-    labels,
-    meta,
-    name,
     owner_reference,
     rank_for_deletion,
-    spec,
-    status,
 )
 
 BURST_REPLICAS = 500
 REPLICA_FAILURE = "ReplicaFailure"
 
 
-def replicas_of(obj: Obj) -> int:
+def replicas_of(obj: ObjView) -> int:
     r = spec(obj).get("replicas")
     return 1 if r is None else int(r)
 
 
-def selector_of(obj: Obj) -> LabelSelector:
+def selector_of(obj: ObjView) -> LabelSelector:
     return label_selector_from_dict(spec(obj).get("selector"))
 
 
@@ -52,21 +47,21 @@ def selector_of(obj: Obj) -> LabelSelector:
 class ReplicaPlan:
     claims: Claims
     create: int
-    delete: tuple[Obj, ...]
+    delete: tuple[ObjView, ...]
 
     @property
-    def active(self) -> list[Obj]:
+    def active(self) -> list[ObjView]:
         """The pods the status counts: owned and adopted active pods."""
         return self.claims.claimed
 
 
 def plan_replica_set(
-    rs: Obj,
-    pods: Sequence[Obj],
+    rs: ObjView,
+    pods: Sequence[ObjView],
     now: float,
     *,
     expectations_satisfied: bool = True,
-    related: Sequence[Obj] | None = None,
+    related: Sequence[ObjView] | None = None,
     burst: int = BURST_REPLICAS,
 ) -> ReplicaPlan:
     """What one sync of ``rs`` does, given every pod of its namespace.
@@ -96,7 +91,7 @@ def pod_name_prefix(owner_name: str) -> str:
     return prefix if not is_dns1123_subdomain(prefix + "xxxxx") else owner_name
 
 
-def new_pod(rs: Obj, api_version: str = "apps/v1", kind: str = "ReplicaSet") -> dict[str, Any]:
+def new_pod(rs: ObjView, api_version: str = "apps/v1", kind: str = "ReplicaSet") -> dict[str, Any]:
     """``GetPodFromTemplate``: labels, annotations and finalizers from the template, a
     generateName, and the controller reference."""
     template = spec(rs).get("template") or {}
@@ -119,14 +114,14 @@ def new_pod(rs: Obj, api_version: str = "apps/v1", kind: str = "ReplicaSet") -> 
     }
 
 
-def _fully_labeled(pod: Obj, template_labels: Mapping[str, str]) -> bool:
+def _fully_labeled(pod: ObjView, template_labels: Mapping[str, str]) -> bool:
     pod_labels = labels(pod)
     return all(pod_labels.get(k) == v for k, v in template_labels.items())
 
 
 def replica_set_status(
-    rs: Obj,
-    pods: Sequence[Obj],
+    rs: ObjView,
+    pods: Sequence[ObjView],
     now: float,
     now_text: str,
     *,
@@ -171,7 +166,7 @@ def replica_set_status(
     return new
 
 
-def status_changed(rs: Obj, new_status: Mapping[str, Any]) -> bool:
+def status_changed(rs: ObjView, new_status: Mapping[str, Any]) -> bool:
     """Upstream skips the write when replicas, counts, generation and conditions all match."""
     old = status(rs)
     keys = (
@@ -186,7 +181,7 @@ def status_changed(rs: Obj, new_status: Mapping[str, Any]) -> bool:
     return list(old.get("conditions") or []) != list(new_status.get("conditions") or [])
 
 
-def requeue_for_availability(rs: Obj, pods: Sequence[Obj], now: float) -> float | None:
+def requeue_for_availability(rs: ObjView, pods: Sequence[ObjView], now: float) -> float | None:
     """Seconds until the next pod becomes available, when some Ready pod is still inside
     ``minReadySeconds`` (upstream requeues after minReadySeconds as a guard; the exact wait
     is better)."""

@@ -16,7 +16,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import Conflict, NotFound
+from svcnet.api.objects import Obj
+from svcnet.api.registry import NODES, PODS
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NODE_NAME_INDEX,
@@ -25,10 +28,9 @@ from svcnet.client.informer import (
     SharedInformerFactory,
     index_by_node_name,
     meta_namespace_key,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers import podutil
-from svcnet.controllers.informers import resource_type, unwrap
 from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
 from svcnet.controllers.scheduler.plan import (
     DEFAULT_SCHEDULER,
@@ -44,20 +46,15 @@ from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 UNSCHEDULABLE_FLUSH_SECONDS = 300.0
-
-
-PODS = resource_type("v1", "Pod")
-NODES = resource_type("v1", "Node")
 
 
 def node_view(node: Mapping[str, Any]) -> tuple[Any, ...]:
     """What about a node can change a scheduling decision (heartbeats cannot)."""
     spec = node.get("spec") or {}
     return (
-        tuple(sorted((podutil.meta(node).get("labels") or {}).items())),
+        tuple(sorted((objects.meta(node).get("labels") or {}).items())),
         repr(spec.get("taints")),
         bool(spec.get("unschedulable")),
         ready_status(node),
@@ -68,8 +65,8 @@ def pod_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
     """What about a pending pod can change where it fits (its status cannot)."""
     return (
         repr(pod.get("spec")),
-        repr(podutil.meta(pod).get("labels")),
-        bool(podutil.meta(pod).get("deletionTimestamp")),
+        repr(objects.meta(pod).get("labels")),
+        bool(objects.meta(pod).get("deletionTimestamp")),
     )
 
 
@@ -167,8 +164,8 @@ class Scheduler:
             if pod is not None and not (pod.get("spec") or {}).get("nodeName"):
                 extra.setdefault(node_name, []).append(pod)
         states = []
-        for node in sorted(self.nodes.store.list(), key=lambda n: str(podutil.meta(n).get("name"))):
-            name = str(podutil.meta(node).get("name", ""))
+        for node in sorted(self.nodes.store.list(), key=lambda n: str(objects.meta(n).get("name"))):
+            name = str(objects.meta(node).get("name", ""))
             pods = self.pods.store.by_index(NODE_NAME_INDEX, name) + extra.get(name, [])
             states.append(NodeState(node, pods))
         return states
@@ -178,7 +175,7 @@ class Scheduler:
         if pod is None or not needs_scheduling(pod, self.scheduler_name):
             self.unschedulable.discard(key)
             return DONE
-        uid = str(podutil.meta(pod).get("uid", ""))
+        uid = str(objects.meta(pod).get("uid", ""))
         if self.assumed.get(key, ("", ""))[0] == uid:
             return DONE  # bound already; the cache will catch up
         decision = schedule(pod, self.node_states())
@@ -214,10 +211,10 @@ class Scheduler:
     async def _bind(self, key: str, pod: Obj, node: str) -> None:
         """One binding; never raises (it runs in the scheduler's TaskGroup)."""
         ns, name = (
-            str(podutil.meta(pod).get("namespace", "")),
-            str(podutil.meta(pod).get("name", "")),
+            str(objects.meta(pod).get("namespace", "")),
+            str(objects.meta(pod).get("name", "")),
         )
-        uid = str(podutil.meta(pod).get("uid", ""))
+        uid = str(objects.meta(pod).get("uid", ""))
         async with self._binding_slots:
             try:
                 await self.client.bind(name, ns, node, uid)

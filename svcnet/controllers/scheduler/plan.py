@@ -25,14 +25,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.controllers import podutil
-
-Obj = Mapping[str, Any]
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.api.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE
 
 DEFAULT_SCHEDULER = "default-scheduler"
-TAINT_NOT_READY = "node.kubernetes.io/not-ready"
-TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 # Upstream's reason strings (plugins' ErrReason… constants).
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -41,13 +38,13 @@ REASON_PORTS = "node(s) didn't have free ports for the requested pod ports"
 NO_NODES = "no nodes available to schedule pods"
 
 
-def needs_scheduling(pod: Obj, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
-    spec = podutil.spec(pod)
+def needs_scheduling(pod: ObjView, scheduler_name: str = DEFAULT_SCHEDULER) -> bool:
+    spec = objects.spec(pod)
     phase = (pod.get("status") or {}).get("phase")
     return (
         not spec.get("nodeName")
         and (spec.get("schedulerName") or DEFAULT_SCHEDULER) == scheduler_name
-        and not podutil.meta(pod).get("deletionTimestamp")
+        and not objects.meta(pod).get("deletionTimestamp")
         and phase not in ("Succeeded", "Failed")
     )
 
@@ -73,15 +70,15 @@ def tolerated(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]
     return any(tolerates(t, taint) for t in tolerations)
 
 
-def ready_status(node: Obj) -> str:
+def ready_status(node: ObjView) -> str:
     for c in (node.get("status") or {}).get("conditions") or ():
         if c.get("type") == "Ready":
             return str(c.get("status") or "Unknown")
     return "Unknown"
 
 
-def effective_taints(node: Obj) -> list[Mapping[str, Any]]:
-    taints = list(podutil.spec(node).get("taints") or ())
+def effective_taints(node: ObjView) -> list[Mapping[str, Any]]:
+    taints = list(objects.spec(node).get("taints") or ())
     status = ready_status(node)
     if status != "True":
         key = TAINT_UNREACHABLE if status == "Unknown" else TAINT_NOT_READY
@@ -117,26 +114,26 @@ def _match_expression(expr: Mapping[str, Any], value: str | None) -> bool:
     return False
 
 
-def _match_term(term: Mapping[str, Any], node: Obj) -> bool:
-    labels = podutil.meta(node).get("labels") or {}
+def _match_term(term: Mapping[str, Any], node: ObjView) -> bool:
+    labels = objects.meta(node).get("labels") or {}
     exprs = term.get("matchExpressions") or ()
     fields = term.get("matchFields") or ()
     if not exprs and not fields:
         return False  # an empty term matches nothing
     return all(_match_expression(e, labels.get(e.get("key"))) for e in exprs) and all(
         _match_expression(
-            f, str(podutil.meta(node).get("name")) if f.get("key") == "metadata.name" else None
+            f, str(objects.meta(node).get("name")) if f.get("key") == "metadata.name" else None
         )
         for f in fields
     )
 
 
-def matches_node_affinity(pod: Obj, node: Obj) -> bool:
-    labels = podutil.meta(node).get("labels") or {}
-    selector = podutil.spec(pod).get("nodeSelector") or {}
+def matches_node_affinity(pod: ObjView, node: ObjView) -> bool:
+    labels = objects.meta(node).get("labels") or {}
+    selector = objects.spec(pod).get("nodeSelector") or {}
     if any(labels.get(k) != v for k, v in selector.items()):
         return False
-    required = ((podutil.spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
+    required = ((objects.spec(pod).get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     )
     if not required:
@@ -147,9 +144,9 @@ def matches_node_affinity(pod: Obj, node: Obj) -> bool:
 # -- host ports ----------------------------------------------------------------------------
 
 
-def host_ports(pod: Obj) -> set[tuple[str, str, int]]:
+def host_ports(pod: ObjView) -> set[tuple[str, str, int]]:
     out = set()
-    for c in podutil.spec(pod).get("containers") or ():
+    for c in objects.spec(pod).get("containers") or ():
         for p in c.get("ports") or ():
             if p.get("hostPort"):
                 out.add(
@@ -174,19 +171,19 @@ def _ports_conflict(want: set[tuple[str, str, int]], used: set[tuple[str, str, i
 class NodeState:
     """A node and the pods already on it (bound or assumed)."""
 
-    node: Obj
-    pods: Sequence[Obj] = ()
+    node: ObjView
+    pods: Sequence[ObjView] = ()
 
     @property
     def name(self) -> str:
-        return str(podutil.meta(self.node).get("name", ""))
+        return str(objects.meta(self.node).get("name", ""))
 
 
-def filter_node(pod: Obj, state: NodeState) -> str | None:
+def filter_node(pod: ObjView, state: NodeState) -> str | None:
     """The reason the pod cannot go to this node, or None when it fits."""
     node = state.node
-    tolerations = list(podutil.spec(pod).get("tolerations") or ())
-    if podutil.spec(node).get("unschedulable") and not tolerated(
+    tolerations = list(objects.spec(pod).get("tolerations") or ())
+    if objects.spec(node).get("unschedulable") and not tolerated(
         tolerations, {"key": TAINT_UNSCHEDULABLE, "effect": "NoSchedule"}
     ):
         return REASON_UNSCHEDULABLE
@@ -205,15 +202,15 @@ def filter_node(pod: Obj, state: NodeState) -> str | None:
     return None
 
 
-def _owner_key(pod: Obj) -> tuple[str, ...]:
-    for ref in podutil.meta(pod).get("ownerReferences") or ():
+def _owner_key(pod: ObjView) -> tuple[str, ...]:
+    for ref in objects.meta(pod).get("ownerReferences") or ():
         if ref.get("controller"):
             return ("owner", str(ref.get("uid", "")))
-    labels = podutil.meta(pod).get("labels") or {}
+    labels = objects.meta(pod).get("labels") or {}
     return ("labels", *sorted(f"{k}={v}" for k, v in labels.items()))
 
 
-def _counts(pod: Obj, state: NodeState) -> tuple[int, int]:
+def _counts(pod: ObjView, state: NodeState) -> tuple[int, int]:
     mine = _owner_key(pod)
     active = [
         p for p in state.pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
@@ -241,7 +238,7 @@ def fit_error_message(num_nodes: int, reasons: Counter[str]) -> str:
     )
 
 
-def schedule(pod: Obj, nodes: Sequence[NodeState]) -> Bind | Unschedulable:
+def schedule(pod: ObjView, nodes: Sequence[NodeState]) -> Bind | Unschedulable:
     if not nodes:
         return Unschedulable(NO_NODES)
     reasons: Counter[str] = Counter()
@@ -258,8 +255,8 @@ def schedule(pod: Obj, nodes: Sequence[NodeState]) -> Bind | Unschedulable:
     return Bind(min(feasible)[1])
 
 
-def scheduled_message(pod: Obj, node: str) -> str:
-    m = podutil.meta(pod)
+def scheduled_message(pod: ObjView, node: str) -> str:
+    m = objects.meta(pod)
     return f"Successfully assigned {m.get('namespace', '')}/{m.get('name', '')} to {node}"
 
 
@@ -274,7 +271,7 @@ def unschedulable_condition(message: str, now: str) -> dict[str, Any]:
     }
 
 
-def with_unschedulable_condition(pod: Obj, message: str, now: str) -> dict[str, Any] | None:
+def with_unschedulable_condition(pod: ObjView, message: str, now: str) -> dict[str, Any] | None:
     """The pod with PodScheduled=False/Unschedulable, or None when it already says so."""
     status = dict(pod.get("status") or {})
     conds = [dict(c) for c in status.get("conditions") or ()]

@@ -15,19 +15,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
+from svcnet.api.objects import ObjView, meta, name, uid
+from svcnet.api.registry import PODS, STATEFULSETS
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
     FuncHandler,
     Informer,
     SharedInformerFactory,
+    enqueue_handler,
     index_by_namespace,
+    unwrap,
 )
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.informers import enqueue_own_key, resource_type, unwrap
 from svcnet.controllers.ownership import owners_selecting, resolve_controller_ref
-from svcnet.controllers.podutil import Obj, claim, controller_ref, meta, name, uid
-from svcnet.controllers.replicaset.controller import PODS, ClaimWriter
+from svcnet.controllers.podutil import claim, controller_ref
+from svcnet.controllers.replicaset.controller import ClaimWriter
 from svcnet.controllers.replicaset.plan import selector_of
 from svcnet.controllers.runtime import DONE, Controller, PermanentError, Result, TemporaryError
 from svcnet.controllers.statefulset.plan import (
@@ -44,7 +47,6 @@ from svcnet.util.clock import REAL_CLOCK, Clock
 log = logging.getLogger(__name__)
 
 COMPONENT = "statefulset-controller"
-STATEFULSETS = resource_type("apps/v1", "StatefulSet")
 
 
 class StatefulSetController:
@@ -72,7 +74,7 @@ class StatefulSetController:
             recorder=recorder,
             clock=clock,
         )
-        self.sts_informer.add_event_handler(enqueue_own_key(self.controller.enqueue))
+        self.sts_informer.add_event_handler(enqueue_handler(self.controller.enqueue))
         self.pod_informer.add_event_handler(
             FuncHandler(
                 on_add=self._pod_changed,
@@ -84,13 +86,13 @@ class StatefulSetController:
     async def run(self) -> None:
         await self.controller.run()
 
-    def _resolve(self, pod: Obj, ref: Mapping[str, Any] | None) -> str | None:
+    def _resolve(self, pod: ObjView, ref: Mapping[str, Any] | None) -> str | None:
         return resolve_controller_ref(self.sts_informer.store, "StatefulSet", pod, ref)
 
-    def _orphan_owners(self, pod: Obj) -> list[str]:
+    def _orphan_owners(self, pod: ObjView) -> list[str]:
         return owners_selecting(self.sts_informer.store, pod, also=is_member_of)
 
-    def _pod_changed(self, pod: Obj) -> None:
+    def _pod_changed(self, pod: ObjView) -> None:
         ref = controller_ref(pod)
         key = self._resolve(pod, ref)
         if key is not None:
@@ -99,7 +101,7 @@ class StatefulSetController:
             for k in self._orphan_owners(pod):
                 self.controller.enqueue(k)
 
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
+    def _pod_updated(self, old: ObjView, new: ObjView) -> None:
         if meta(old).get("resourceVersion") == meta(new).get("resourceVersion"):
             return
         if controller_ref(old) != controller_ref(new):
@@ -137,7 +139,7 @@ class StatefulSetController:
             return Result(requeue_after=plan.requeue_after)
         return DONE
 
-    def _pod_event(self, sts: Obj, verb: str, pod_name: str, error: Exception | None) -> None:
+    def _pod_event(self, sts: ObjView, verb: str, pod_name: str, error: Exception | None) -> None:
         # recordPodEvent: "create Pod web-0 in StatefulSet web successful".
         if error is None:
             self.recorder.event(
@@ -154,7 +156,7 @@ class StatefulSetController:
                 f"{verb} Pod {pod_name} in StatefulSet {name(sts)} failed error: {error}",
             )
 
-    async def _apply(self, sts: Obj, action: Any) -> None:
+    async def _apply(self, sts: ObjView, action: Any) -> None:
         ns = str(meta(sts).get("namespace") or "")
         if isinstance(action, Event):
             self.recorder.event(sts, action.type, action.reason, action.message)
@@ -190,7 +192,7 @@ class StatefulSetController:
                 raise TemporaryError(f"updating pod {action.name}: {e}") from e
             self._pod_event(sts, "update", action.name, None)
 
-    async def _write_status(self, sts: Obj, new_status: dict[str, Any]) -> None:
+    async def _write_status(self, sts: ObjView, new_status: dict[str, Any]) -> None:
         try:
             await self.client.update_status({**sts, "status": new_status})
         except Conflict:

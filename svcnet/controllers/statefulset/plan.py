@@ -24,20 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcnet.api.objects import ObjView, labels, meta, name, spec, uid
 from svcnet.controllers.podutil import (
-    Obj,
     available_in,
     is_pod_available,
     is_pod_ready,
     is_terminating,
-    labels,
-    meta,
-    name,
     owner_reference,
     phase,
-    spec,
     template_hash,
-    uid,
 )
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -46,7 +41,7 @@ REVISION_LABEL = "controller-revision-hash"
 
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
 # Stands for a replica that does not exist yet where upstream has a not-yet-created pod.
-_MISSING: Obj = {}
+_MISSING: ObjView = {}
 
 
 @dataclass(frozen=True)
@@ -92,45 +87,45 @@ def parent_and_ordinal(pod_name: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def is_member_of(sts: Obj, pod: Obj) -> bool:
+def is_member_of(sts: ObjView, pod: ObjView) -> bool:
     return parent_and_ordinal(name(pod))[0] == name(sts)
 
 
-def replicas(sts: Obj) -> int:
+def replicas(sts: ObjView) -> int:
     r = spec(sts).get("replicas")
     return 1 if r is None else int(r)
 
 
-def start_ordinal(sts: Obj) -> int:
+def start_ordinal(sts: ObjView) -> int:
     return int((spec(sts).get("ordinals") or {}).get("start") or 0)
 
 
-def revision_name(sts: Obj) -> str:
+def revision_name(sts: ObjView) -> str:
     return f"{name(sts)}-{template_hash(spec(sts).get('template') or {})}"
 
 
-def _running_and_ready(pod: Obj) -> bool:
+def _running_and_ready(pod: ObjView) -> bool:
     return phase(pod) == "Running" and is_pod_ready(pod)
 
 
-def _running_and_available(pod: Obj, min_ready: int, now: float) -> bool:
+def _running_and_available(pod: ObjView, min_ready: int, now: float) -> bool:
     return phase(pod) == "Running" and is_pod_available(pod, min_ready, now)
 
 
-def _healthy(pod: Obj) -> bool:
+def _healthy(pod: ObjView) -> bool:
     return _running_and_ready(pod) and not is_terminating(pod)
 
 
-def _revision(pod: Obj) -> str:
+def _revision(pod: ObjView) -> str:
     return labels(pod).get(REVISION_LABEL, "")
 
 
-def identity_labels(sts: Obj, ordinal: int) -> dict[str, str]:
+def identity_labels(sts: ObjView, ordinal: int) -> dict[str, str]:
     pod_name = f"{name(sts)}-{ordinal}"
     return {POD_NAME_LABEL: pod_name, POD_INDEX_LABEL: str(ordinal)}
 
 
-def new_stateful_pod(sts: Obj, ordinal: int, revision: str) -> dict[str, Any]:
+def new_stateful_pod(sts: ObjView, ordinal: int, revision: str) -> dict[str, Any]:
     """``newVersionedStatefulSetPod``: the template, the identity and the revision label."""
     template = spec(sts).get("template") or {}
     tmeta = template.get("metadata") or {}
@@ -159,7 +154,7 @@ def new_stateful_pod(sts: Obj, ordinal: int, revision: str) -> dict[str, Any]:
 
 
 class _Sync:
-    def __init__(self, sts: Obj, pods: Sequence[Obj], now: float) -> None:
+    def __init__(self, sts: ObjView, pods: Sequence[ObjView], now: float) -> None:
         self.sts = sts
         self.now = now
         self.plan = StatefulSetPlan()
@@ -171,8 +166,8 @@ class _Sync:
         start, count = start_ordinal(sts), replicas(sts)
         self.start = start
         # None: a pod that does not exist yet (upstream's not-yet-created pod object).
-        self.replicas: list[Obj | None] = [None] * count
-        self.condemned: list[Obj] = []
+        self.replicas: list[ObjView | None] = [None] * count
+        self.condemned: list[ObjView] = []
         for pod in pods:
             _, ordinal = parent_and_ordinal(name(pod))
             if start <= ordinal < start + count:
@@ -183,7 +178,7 @@ class _Sync:
         # Upstream's firstUnhealthyPod: the lowest unhealthy replica (a missing one counts),
         # else the lowest unhealthy condemned pod. Only that one may be deleted while
         # unhealthy in monotonic mode.
-        self.first_unhealthy: Obj | None = None
+        self.first_unhealthy: ObjView | None = None
         for p in [*self.replicas, *reversed(self.condemned)]:
             if p is None or not _healthy(p):
                 self.first_unhealthy = p if p is not None else _MISSING
@@ -224,7 +219,7 @@ class _Sync:
             self.act(LabelPod(name(pod), want))
         return False
 
-    def process_condemned(self, pod: Obj) -> bool:
+    def process_condemned(self, pod: ObjView) -> bool:
         if is_terminating(pod):
             return self.monotonic
         if (
@@ -308,7 +303,7 @@ class _Sync:
         return st
 
 
-def plan_stateful_set(sts: Obj, pods: Sequence[Obj], now: float) -> StatefulSetPlan:
+def plan_stateful_set(sts: ObjView, pods: Sequence[ObjView], now: float) -> StatefulSetPlan:
     """One sync of ``sts``; ``pods`` are the pods it controls (claimed, members by name)."""
     s = _Sync(sts, [p for p in pods if is_member_of(sts, p)], now)
     s.run()
@@ -320,6 +315,6 @@ def plan_stateful_set(sts: Obj, pods: Sequence[Obj], now: float) -> StatefulSetP
     return s.plan
 
 
-def status_changed(sts: Obj, new: dict[str, Any]) -> bool:
+def status_changed(sts: ObjView, new: dict[str, Any]) -> bool:
     old = sts.get("status") or {}
     return any(old.get(k, 0 if isinstance(v, int) else None) != v for k, v in new.items())

@@ -14,7 +14,7 @@ import pytest
 
 from svcnet.agent.pod_worker import NodeContext, PodWorker
 from svcnet.agent.sandbox import SandboxManager
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import PODS
 from svcnet.client.events import EventRecorder
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.kubeconfig import ClientConfig
@@ -25,7 +25,7 @@ from svcnet.dataplane.fake_netns import FakeNetns
 from svcnet.dataplane.fake_process import FakeProcessRunner
 from svcnet.util.clock import REAL_CLOCK
 
-PODS = REGISTRY.by_plural("", "v1", "pods")
+PODS = PODS
 assert PODS is not None
 
 

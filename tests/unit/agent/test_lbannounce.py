@@ -22,21 +22,21 @@ from svcnet.agent.lbannounce import (
     owned_addresses,
     plan_addresses,
 )
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import SERVICES
+from svcnet.api.wellknown import LB_ANNOUNCE_ANNOTATION
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import ClientConfig
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.lbipam.plan import ANNOUNCE_ANNOTATION
 
-SERVICES = REGISTRY.by_plural("", "v1", "services")
+SERVICES = SERVICES
 LB1, LB2, LB3 = "172.18.255.1", "172.18.255.2", "172.18.255.3"
 
 
 def lb_service(
     name: str, ips: list[str], node: str | None, stype: str = "LoadBalancer"
 ) -> dict[str, Any]:
-    ann = {ANNOUNCE_ANNOTATION: node} if node else {}
+    ann = {LB_ANNOUNCE_ANNOTATION: node} if node else {}
     return {
         "apiVersion": "v1",
         "kind": "Service",

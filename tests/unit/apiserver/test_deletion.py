@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS
 from svcnet.apiserver import deletion
 from svcnet.apiserver.deletion import DeleteOptions, Outcome, Propagation
 
 NOW = datetime.datetime(2026, 1, 10, 12, 0, 0, tzinfo=datetime.UTC)
-CM = REGISTRY.by_plural("", "v1", "configmaps")
-POD = REGISTRY.by_plural("", "v1", "pods")
-NS = REGISTRY.by_plural("", "v1", "namespaces")
-DEPLOY = REGISTRY.by_plural("apps", "v1", "deployments")
+CM = CONFIGMAPS
+POD = PODS
+NS = NAMESPACES
+DEPLOY = DEPLOYMENTS
 assert CM and POD and NS and DEPLOY
 
 

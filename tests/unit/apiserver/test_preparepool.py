@@ -15,13 +15,13 @@ import orjson
 import pytest
 
 from svcnet.api.errors import ApiError, BadRequest, Invalid, UnsupportedMediaType
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.registry import CONFIGMAPS, DEPLOYMENTS, SERVICES, ResourceType
 from svcnet.apiserver.prepare import prepare_create
 from svcnet.apiserver.preparepool import PreparePool
 from svcnet.apiserver.request import WriteOptions
 
-SERVICES = REGISTRY.by_plural("", "v1", "services")
-DEPLOYMENTS = REGISTRY.by_plural("apps", "v1", "deployments")
+SERVICES = SERVICES
+DEPLOYMENTS = DEPLOYMENTS
 OPTS = WriteOptions(field_manager="kubectl-create")
 WARN = WriteOptions(field_manager="kubectl-create", field_validation="Warn")
 STRICT = WriteOptions(field_manager="kubectl-create", field_validation="Strict")
@@ -151,7 +151,7 @@ async def test_many_concurrent_creates_come_back_to_their_own_request(pool: Prep
 
 
 async def test_a_body_larger_than_a_pipe_buffer_goes_through_whole(pool: PreparePool) -> None:
-    configmaps = REGISTRY.by_plural("", "v1", "configmaps")
+    configmaps = CONFIGMAPS
     assert configmaps is not None
     # About 0.9 MB (a ConfigMap holds at most 1 MiB); a pipe holds 64 KiB.
     data = {f"k{i}": "x" * 1000 for i in range(900)}

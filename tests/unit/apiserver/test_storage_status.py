@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from svcnet.api.errors import AlreadyExists, ApiError, Conflict, Gone, NotFound
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import DEPLOYMENTS, SERVICES
 from svcnet.apiserver import storage
 from svcnet.apiserver.status import translate_store_error
 from svcnet.store.interface import (
@@ -17,8 +17,8 @@ from svcnet.store.interface import (
     RevisionMismatchError,
 )
 
-SVC = REGISTRY.by_plural("", "v1", "services")
-DEPLOY = REGISTRY.by_plural("apps", "v1", "deployments")
+SVC = SERVICES
+DEPLOY = DEPLOYMENTS
 assert SVC and DEPLOY
 
 

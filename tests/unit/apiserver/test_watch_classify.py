@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import CONFIGMAPS
 from svcnet.apiserver.selection import selection_for
 from svcnet.apiserver.watch import classify
 from svcnet.store.interface import EventType, KeyValue, WatchEvent
 
-CM = REGISTRY.by_plural("", "v1", "configmaps")
+CM = CONFIGMAPS
 assert CM is not None
 
 

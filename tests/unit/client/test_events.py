@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import EVENTS
 from svcnet.client.events import (
     AGGREGATE_PREFIX,
     NORMAL,
@@ -21,9 +21,6 @@ from svcnet.client.fake import FakeApiServer
 from svcnet.client.kubeconfig import ClientConfig
 from svcnet.client.rest import ApiClient
 from svcnet.util.clock import FakeClock
-
-EVENTS = REGISTRY.by_kind("v1", "Event")
-assert EVENTS is not None
 
 POD = {
     "apiVersion": "v1",

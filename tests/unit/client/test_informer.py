@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import PODS, SERVICES
 from svcnet.client.fake import FakeApiServer
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -28,8 +28,6 @@ from svcnet.client.informer import (
 )
 from svcnet.client.rest import ApiClient
 
-PODS = REGISTRY.by_kind("v1", "Pod")
-SERVICES = REGISTRY.by_kind("v1", "Service")
 assert PODS is not None and SERVICES is not None
 
 

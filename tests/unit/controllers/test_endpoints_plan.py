@@ -9,11 +9,8 @@ from typing import Any
 
 import pytest
 
-from svcnet.controllers.endpoints.plan import (
-    OVER_CAPACITY_ANNOTATION,
-    endpoint_subsets,
-    plan_endpoints,
-)
+from svcnet.api.wellknown import OVER_CAPACITY_ANNOTATION
+from svcnet.controllers.endpoints.plan import endpoint_subsets, plan_endpoints
 
 
 def svc(

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import PODS, SERVICES
 from svcnet.client.informer import Informer
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.endpointslice.controller import WriteTracker
 from svcnet.controllers.endpointslice.membership import Membership
-
-SERVICES = REGISTRY.by_kind("v1", "Service")
-PODS = REGISTRY.by_kind("v1", "Pod")
 
 
 def informer(kind: str) -> Informer:

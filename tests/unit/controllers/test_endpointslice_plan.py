@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
+from svcnet.api.wellknown import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, TRIGGER_TIME_ANNOTATION
 from svcnet.controllers.endpointslice.plan import (
     CONTROLLER_NAME,
-    MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
-    TRIGGER_TIME_ANNOTATION,
     desired_endpoints,
     find_port,
     plan_slices,

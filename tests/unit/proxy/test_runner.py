@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import SERVICES
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import ClientConfig
@@ -20,7 +20,7 @@ from svcnet.testing.packet_tracer import Packet, trace
 
 from .builders import LOCAL_ADDRESSES, POD_A, endpoint, endpoint_slice, service
 
-SERVICES = REGISTRY.by_plural("", "v1", "services")
+SERVICES = SERVICES
 
 
 @pytest.fixture

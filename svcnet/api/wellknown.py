@@ -1,0 +1,46 @@
+"""The label, annotation and taint keys more than one component reads or writes.
+
+Upstream keeps them in ``k8s.io/api`` (``well_known_labels.go``, ``well_known_taints.go``,
+``annotation_key_constants.go``) and ``discovery/v1/well_known_labels.go``; svcnet's own keys
+(LoadBalancer IPAM) sit beside them. A key only one module uses stays in that module.
+"""
+
+from __future__ import annotations
+
+# -- nodes --------------------------------------------------------------------------------
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+NODE_ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
+CONTROL_PLANE_ROLE = NODE_ROLE_LABEL_PREFIX + "control-plane"
+"""The control-plane nodes' role label, and the key of their NoSchedule taint."""
+EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+
+# -- namespaces ---------------------------------------------------------------------------
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""Set on every Namespace to its name, so namespace selectors (NetworkPolicy) can pick one."""
+
+# -- Services, EndpointSlices, Endpoints ------------------------------------------------------
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+"""The Service an EndpointSlice belongs to."""
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
+OVER_CAPACITY_ANNOTATION = "endpoints.kubernetes.io/over-capacity"
+
+# -- LoadBalancer IPAM (MetalLB's keys, so its manifests work unchanged) ---------------------
+LB_CLASS = "svcnet.io/lb"
+"""The ``spec.loadBalancerClass`` svcnet's LB controller serves (and a Service without one)."""
+LB_IPS_ANNOTATION = "metallb.universe.tf/loadBalancerIPs"
+LB_POOL_ANNOTATION = "metallb.universe.tf/ip-allocated-from-pool"
+LB_ANNOUNCE_ANNOTATION = "svcnet.io/announcing-node"
+"""The node whose agent answers ARP for a LoadBalancer address (written by the controller)."""
+
+# -- any object ---------------------------------------------------------------------------
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
