@@ -64,6 +64,10 @@ def uid(obj: ObjView) -> str:
     return str(meta(obj).get("uid") or "")
 
 
+def resource_version(obj: ObjView) -> str:
+    return str(meta(obj).get("resourceVersion") or "")
+
+
 def meta_for_write(obj: Obj) -> Obj:
     """``metadata`` of an object being written, created empty when absent."""
     m = obj.get("metadata")

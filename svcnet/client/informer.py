@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
+from svcnet.api import objects
 from svcnet.api.errors import ApiError, Gone
 from svcnet.api.objects import Obj
 from svcnet.api.registry import ResourceType
@@ -238,10 +239,6 @@ def enqueue_handler(enqueue: Callable[[str], None]) -> FuncHandler:
     )
 
 
-def _rv(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
-
-
 class Backoff:
     """Exponential backoff with jitter, reset after a period of health (client-go's
     ``wait.Backoff`` as the reflector uses it: 800 ms doubling to 30 s)."""
@@ -379,7 +376,7 @@ class Informer:
             old = self.store.upsert(obj)
             if old is None:
                 self._dispatch_add(obj)
-            elif _rv(old) != _rv(obj):
+            elif objects.resource_version(old) != objects.resource_version(obj):
                 # Unchanged objects get no event: a relist is not a resync (see resync_period).
                 self._dispatch_update(old, obj)
         self._set_resource_version(resource_version)

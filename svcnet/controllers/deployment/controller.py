@@ -20,6 +20,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from svcnet.api import objects
 from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from svcnet.api.objects import ObjView, labels, meta, name, spec, status, uid
 from svcnet.api.registry import DEPLOYMENTS, PODS, REPLICASETS
@@ -61,10 +62,6 @@ from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 log = logging.getLogger(__name__)
 
 COMPONENT = "deployment-controller"
-
-
-def _rv(obj: Mapping[str, Any]) -> str:
-    return str(meta(obj).get("resourceVersion") or "")
 
 
 class DeploymentController:
@@ -123,7 +120,7 @@ class DeploymentController:
                 self.controller.enqueue(k)
 
     def _rs_updated(self, old: ObjView, new: ObjView) -> None:
-        if _rv(old) == _rv(new):
+        if objects.resource_version(old) == objects.resource_version(new):
             return
         old_ref, new_ref = controller_ref(old), controller_ref(new)
         if old_ref != new_ref:
@@ -197,7 +194,7 @@ class DeploymentController:
 
     async def _apply(self, d: ObjView, actions: list[Any]) -> None:
         ns = str(meta(d).get("namespace") or "")
-        d_rv = _rv(d)
+        d_rv = objects.resource_version(d)
         generation = int(meta(d).get("generation") or 0)
         observed_bump = 0
         rs_rv: dict[str, str] = {}
@@ -206,7 +203,7 @@ class DeploymentController:
                 self.recorder.event(d, action.type, action.reason, action.message)
             elif isinstance(action, CreateReplicaSet):
                 created = await self._create_rs(d, action.rs)
-                rs_rv[name(created)] = _rv(created)
+                rs_rv[name(created)] = objects.resource_version(created)
             elif isinstance(action, UpdateReplicaSet):
                 body = dict(action.rs)
                 body["metadata"] = {**action.rs["metadata"]}
@@ -217,7 +214,7 @@ class DeploymentController:
                     updated = await self.client.update(body)
                 except (Conflict, NotFound) as e:
                     raise TemporaryError(f"updating replica set {name(body)}: {e}") from e
-                rs_rv[name(updated)] = _rv(updated)
+                rs_rv[name(updated)] = objects.resource_version(updated)
             elif isinstance(action, DeleteReplicaSet):
                 try:
                     await self.client.delete(
@@ -235,7 +232,7 @@ class DeploymentController:
                     "merge",
                     ns,
                 )
-                d_rv = _rv(patched)
+                d_rv = objects.resource_version(patched)
                 # Our own annotation write bumped the generation (see the module docstring):
                 # the status we write next has observed it.
                 new_gen = int(meta(patched).get("generation") or 0)
@@ -250,7 +247,7 @@ class DeploymentController:
                     written = await self.client.update_status(body)
                 except (Conflict, NotFound) as e:
                     raise TemporaryError(f"updating deployment status: {e}") from e
-                d_rv = _rv(written)
+                d_rv = objects.resource_version(written)
 
     async def _create_rs(self, d: ObjView, rs: dict[str, Any]) -> dict[str, Any]:
         ns = str(meta(d).get("namespace") or "")
