@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from svcnet.dataplane.nft import NftExecutor
+from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.proxy.model import Endpoint, Protocol, ServiceKey, ServicePort
 from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig, build_full, build_partial, commit
 

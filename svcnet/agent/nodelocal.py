@@ -22,7 +22,7 @@ from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.rest import ApiClient
 from svcnet.dataplane.conntrack import ConntrackExecutor
 from svcnet.dataplane.netns import IpRoute2
-from svcnet.dataplane.nft import NftExecutor
+from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.proxy.rules import ProxyConfig
 from svcnet.proxy.runner import ProxyRunner, node_addresses
 

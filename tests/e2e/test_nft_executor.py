@@ -15,7 +15,8 @@ from types import ModuleType
 
 import pytest
 
-from svcnet.dataplane.nft import NftError, NftExecutor, TransactionBuilder
+from svcnet.dataplane.nft import NftError, TransactionBuilder
+from svcnet.dataplane.nft_exec import NftExecutor
 
 pytestmark = [
     pytest.mark.e2e,

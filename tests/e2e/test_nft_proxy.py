@@ -36,7 +36,7 @@ from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
 from svcnet.dataplane.conntrack import ConntrackExecutor
-from svcnet.dataplane.nft import NftExecutor
+from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.proxy.changetracker import ChangeTracker
 from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig
 from svcnet.proxy.runner import ProxyRunner
