@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from svcnet.api import schema as sch
@@ -80,17 +78,6 @@ _STRIPPED_META = frozenset(p[1][2:] for p in _STRIPPED if len(p) == 2 and p[0] =
 # configuration omits them (ServicePort, ContainerPort, EndpointPort: protocol TCP).
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
 _MISSING = object()
-
-
-_NOW: list[Any] = [-1, ""]  # (second, its RFC 3339 text): one strftime per second, not per write
-
-
-def _now() -> str:
-    second = int(time.time())
-    if second != _NOW[0]:
-        _NOW[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _NOW[0] = second
-    return str(_NOW[1])
 
 
 # --- the typed walk ---------------------------------------------------------------------------
@@ -692,7 +679,7 @@ def server_side_apply(
     gvk: sch.HasGVK,
     *,
     subresource: str = "",
-    now: str | None = None,
+    now: str,
 ) -> dict[str, Any]:
     """The object after ``manager`` applies ``applied`` onto ``live`` (None: a create).
 
@@ -701,7 +688,6 @@ def server_side_apply(
     The result carries the updated ``metadata.managedFields``; server-owned metadata of ``live``
     is kept.
     """
-    now = now or _now()
     api_version = sch.api_version_of(gvk)
     root = sch.root_schema(gvk)
     if (applied.get("metadata") or {}).get("managedFields") is not None:
@@ -844,7 +830,7 @@ def track_update(
     gvk: sch.HasGVK,
     *,
     subresource: str = "",
-    now: str | None = None,
+    now: str,
 ) -> None:
     """Record in ``new``'s managedFields that ``manager`` wrote ``new`` over ``old``.
 
@@ -868,9 +854,8 @@ def _track_update(
     gvk: sch.HasGVK,
     *,
     subresource: str = "",
-    now: str | None = None,
+    now: str,
 ) -> None:
-    now = now or _now()
     api_version = sch.api_version_of(gvk)
     old_managed = (old or {}).get("metadata", {}).get("managedFields")
     new_managed = (new.get("metadata") or {}).get("managedFields")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from svcnet.api.errors import (
@@ -66,22 +64,6 @@ def new_uid() -> str:
         .hex()
     )
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-# (second, its RFC 3339 text): one strftime per second, not per write.
-_NOW: tuple[int, str] = (-1, "")
-
-
-def now_rfc3339(now: datetime | None = None) -> str:
-    """A metav1.Time: RFC 3339 in UTC with second precision, e.g. ``2024-05-01T12:00:00Z``."""
-    global _NOW
-    if now is None:
-        second = int(time.time())
-        if second != _NOW[0]:
-            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            _NOW = (second, text)
-        return _NOW[1]
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def generate_name(prefix: str, rng: random.Random | None = None) -> str:

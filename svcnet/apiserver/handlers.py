@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from svcnet.api import fieldvalidation
-from svcnet.api import meta as apimeta
 from svcnet.api.apply import server_side_apply, track_update
 from svcnet.api.errors import (
     AlreadyExists,
@@ -52,6 +51,7 @@ from svcnet.apiserver.selection import Selection, selection_for
 from svcnet.apiserver.status import gone_for_revision, success_status
 from svcnet.apiserver.storage import ObjectStore, decode, object_bytes
 from svcnet.store.interface import KeyValue, RevisionMismatchError
+from svcnet.util.clock import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +430,9 @@ class ResourceHandlers:
         warnings, _ = field_check(applied, rt, opts, b"", "")
         existing = await self.objects.get(rt, info.namespace, info.name)
         if existing is None and not info.subresource:
-            obj = server_side_apply(None, applied, opts.field_manager, opts.force, rt)
+            obj = server_side_apply(
+                None, applied, opts.field_manager, opts.force, rt, now=now_rfc3339()
+            )
             obj = fieldvalidation.prune_unknown(obj, rt)
             set_namespace(obj, rt, info.namespace)
             try:
@@ -442,7 +444,13 @@ class ResourceHandlers:
 
         def mutate(current: dict[str, Any]) -> dict[str, Any]:
             merged = server_side_apply(
-                current, applied, opts.field_manager, opts.force, rt, subresource=info.subresource
+                current,
+                applied,
+                opts.field_manager,
+                opts.force,
+                rt,
+                subresource=info.subresource,
+                now=now_rfc3339(),
             )
             return fieldvalidation.prune_unknown(merged, rt)
 
@@ -512,6 +520,7 @@ class ResourceHandlers:
                     "Update",
                     rt,
                     subresource=subresource if subresource == "status" else "",
+                    now=now_rfc3339(),
                 )
             txn: AllocationTxn | None = None
             if _is(rt, "", "Service") and subresource == "":
@@ -745,7 +754,7 @@ class ResourceHandlers:
                 {
                     "type": "PodScheduled",
                     "status": "True",
-                    "lastTransitionTime": apimeta.now_rfc3339(),
+                    "lastTransitionTime": now_rfc3339(),
                     "lastProbeTime": None,
                 }
             )

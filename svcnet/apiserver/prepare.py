@@ -18,6 +18,7 @@ from svcnet.api.errors import BadRequest, Invalid
 from svcnet.api.registry import ResourceType
 from svcnet.api.strategy import strategy_for
 from svcnet.apiserver import request as req
+from svcnet.util.clock import now_rfc3339
 
 
 def prepare_create(
@@ -43,18 +44,19 @@ def prepare_new(rt: ResourceType, obj: dict[str, Any], field_manager: str, manag
     the server adds for its own reasons (a Pod's service account, priority and default
     tolerations, a Namespace's finalizer, the ClusterIP)."""
     strategy = strategy_for(rt)
+    now = now_rfc3339()
     meta = obj.setdefault("metadata", {})
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = apimeta.generate_name(meta["generateName"])
     strategy.default(obj)
     if managed:
-        track_update(None, obj, field_manager, "Update", rt)
+        track_update(None, obj, field_manager, "Update", rt, now=now)
     strategy.prepare_for_create(obj)
     meta = obj["metadata"]
     for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
         meta.pop(k, None)
     meta["uid"] = apimeta.new_uid()
-    meta["creationTimestamp"] = apimeta.now_rfc3339()
+    meta["creationTimestamp"] = now
     errors = strategy.validate(obj)
     if errors:
         raise Invalid(rt.kind, meta.get("name", ""), errors, rt.group)

@@ -45,6 +45,25 @@ def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# (second, its RFC 3339 text): a create stamps one, and one strftime per second is cheaper.
+_STAMP: tuple[int, str] = (-1, "")
+
+
+def rfc3339_at(seconds: float) -> str:
+    """The ``metav1.Time`` of an epoch time, e.g. ``2024-05-01T12:00:00Z``."""
+    global _STAMP
+    second = int(seconds)
+    if second != _STAMP[0]:
+        _STAMP = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _STAMP[1]
+
+
+def now_rfc3339(clock: Clock | None = None) -> str:
+    """The current time as a ``metav1.Time``: what the API server stamps on the objects it
+    writes (the pure layer takes it as a parameter)."""
+    return rfc3339_at((clock or REAL_CLOCK).time())
+
+
 class RealClock:
     def monotonic(self) -> float:
         return time.monotonic()

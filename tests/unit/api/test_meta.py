@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from svcnet.api import meta
+from svcnet.util.clock import FakeClock, now_rfc3339, rfc3339, rfc3339_at
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
@@ -40,12 +41,25 @@ def test_new_uid_is_a_random_uuid() -> None:
         ),
     ],
 )
-def test_now_rfc3339_is_utc_with_second_precision(moment: datetime, text: str) -> None:
-    assert meta.now_rfc3339(moment) == text
+def test_timestamps_are_utc_with_second_precision(moment: datetime, text: str) -> None:
+    assert rfc3339(moment) == text
+    assert rfc3339_at(moment.timestamp()) == text
+    assert now_rfc3339(FakeClock(start=moment.timestamp())) == text
+
+
+def test_the_timestamp_of_each_second_is_its_own() -> None:
+    # The text is kept per second: the next second must not read the previous one's.
+    t = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    assert [rfc3339_at(t + d) for d in (0.2, 0.9, 1.0, 61.5)] == [
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:01Z",
+        "2024-05-01T12:01:01Z",
+    ]
 
 
 def test_now_rfc3339_defaults_to_the_current_time() -> None:
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta.now_rfc3339())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", now_rfc3339())
 
 
 @pytest.mark.parametrize(("prefix", "kept"), [("web-", "web-"), ("x" * 70, "x" * 58), ("", "")])

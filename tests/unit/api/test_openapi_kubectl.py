@@ -38,6 +38,7 @@ from svcnet.api.schema import GroupVersionKind
 from svcnet.apiserver import openapi
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+NOW = "2026-01-01T00:00:00Z"  # the managedFields time of every write the fake server records
 pytestmark = pytest.mark.skipif(not os.path.exists(KUBECTL), reason="kubectl is not installed")
 
 
@@ -131,7 +132,12 @@ def _patch(rec: Recorder, path: str, request: web.Request) -> web.Response:
         if ctype == APPLY_PATCH:
             gvk = GroupVersionKind.of(body["apiVersion"], body["kind"])
             new = server_side_apply(
-                live, body, request.query["fieldManager"], request.query.get("force") == "true", gvk
+                live,
+                body,
+                request.query["fieldManager"],
+                request.query.get("force") == "true",
+                gvk,
+                now=NOW,
             )
         elif live is None:
             raise NotFound(f"{path} not found")
@@ -148,7 +154,12 @@ def _patch(rec: Recorder, path: str, request: web.Request) -> web.Response:
                 new, gvk, parse_directive(request.query.get("fieldValidation")), patch=text
             )
             track_update(
-                live, new, request.query.get("fieldManager", "kubectl-patch"), "Update", gvk
+                live,
+                new,
+                request.query.get("fieldManager", "kubectl-patch"),
+                "Update",
+                gvk,
+                now=NOW,
             )
     except ApiError as e:
         return web.json_response(e.to_status(), status=e.code)
@@ -177,7 +188,7 @@ def make_app(rec: Recorder) -> web.Application:
         if request.method == "POST" and rec.apply_patches:
             obj = json.loads(rec.bodies[-1][3])
             gvk = GroupVersionKind.of(obj["apiVersion"], obj["kind"])
-            track_update(None, obj, request.query.get("fieldManager", ""), "Update", gvk)
+            track_update(None, obj, request.query.get("fieldManager", ""), "Update", gvk, now=NOW)
             rec.objects[f"{path}/{obj['metadata']['name']}"] = obj
             return web.json_response(obj, status=201)
         if path in rec.objects:
@@ -518,7 +529,12 @@ async def test_kubectl_patch_of_each_type(
     kubectl.rec.apply_patches = True
     live = _deployment(2)
     track_update(
-        None, live, "kubectl-create", "Update", GroupVersionKind("apps", "v1", "Deployment")
+        None,
+        live,
+        "kubectl-create",
+        "Update",
+        GroupVersionKind("apps", "v1", "Deployment"),
+        now=NOW,
     )
     kubectl.rec.objects[DEPLOY_PATH] = live
     code, out, err = await kubectl.run("patch", "deployment/web", "--type", patch_type, "-p", patch)
@@ -551,7 +567,12 @@ async def test_kubectl_server_side_apply_after_create_conflicts_only_on_changed_
     kubectl.rec.apply_patches = True
     live = _deployment(2)
     track_update(
-        None, live, "kubectl-create", "Update", GroupVersionKind("apps", "v1", "Deployment")
+        None,
+        live,
+        "kubectl-create",
+        "Update",
+        GroupVersionKind("apps", "v1", "Deployment"),
+        now=NOW,
     )
     kubectl.rec.objects[DEPLOY_PATH] = live
     same = json.dumps(_deployment(2)).encode()
