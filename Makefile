@@ -39,6 +39,7 @@ $(STAMP): pyproject.toml
 
 check: venv
 	$(VENV)/bin/ruff check svcnet tests bench tools
+	$(VENV)/bin/ruff format --check svcnet tests bench tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

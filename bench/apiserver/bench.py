@@ -443,7 +443,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         Path(tmp),
                     )
                     own1, workers1 = server.cpu_seconds()
-                    create_cpu, create_cpu_workers = (own1 - own0) / made, (workers1 - workers0) / made
+                    create_cpu, create_cpu_workers = (
+                        (own1 - own0) / made,
+                        (workers1 - workers0) / made,
+                    )
                     # Top up to --services for the list phase (not timed).
                     if made < args.services:
                         await creates(s, server.url, 0, args.services - made, args.clients)
@@ -454,7 +457,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     create_rate = args.services / elapsed
                     own1, workers1 = server.cpu_seconds()
                     made = args.services + args.clients
-                    create_cpu, create_cpu_workers = (own1 - own0) / made, (workers1 - workers0) / made
+                    create_cpu, create_cpu_workers = (
+                        (own1 - own0) / made,
+                        (workers1 - workers0) / made,
+                    )
 
                 list_times = []
                 items = 0

@@ -244,9 +244,7 @@ class UnsupportedMediaType(ApiError):
 class Invalid(ApiError):
     code, reason = 422, "Invalid"
 
-    def __init__(
-        self, kind: str, name: str, errors: list[FieldError], group: str = ""
-    ) -> None:
+    def __init__(self, kind: str, name: str, errors: list[FieldError], group: str = "") -> None:
         self.errors = list(errors)
         qualified_kind = f"{kind}.{group}" if group else kind
         if len(errors) == 1:
@@ -283,13 +281,13 @@ _BY_REASON: dict[str, type[ApiError]] = {
         AlreadyExists, Conflict, Gone, RequestEntityTooLarge, UnsupportedMediaType, Invalid,
         TooManyRequests, InternalError, ServiceUnavailable, Timeout,
     )
-}
+}  # fmt: skip
 _BY_CODE: dict[int, type[ApiError]] = {
     400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
     406: NotAcceptable, 409: Conflict, 410: Gone, 413: RequestEntityTooLarge,
     415: UnsupportedMediaType, 422: Invalid, 429: TooManyRequests, 500: InternalError,
     503: ServiceUnavailable, 504: Timeout,
-}
+}  # fmt: skip
 
 
 @dataclass

@@ -61,10 +61,20 @@ def _read_pid(path: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
-       kubeconfig: str | None, *, prefix: str | None = None, port: int = 6443,
-       underlay_cidr: str = DEFAULT_UNDERLAY_CIDR, pod_cidr: str = DEFAULT_CLUSTER_CIDR,
-       service_cidr: str = DEFAULT_SERVICE_CIDR, lb_cidr: str = DEFAULT_LB_CIDR) -> None:
+def up(
+    name: str,
+    nodes: int,
+    data_dir: str,
+    upstream_dns: str | None,
+    kubeconfig: str | None,
+    *,
+    prefix: str | None = None,
+    port: int = 6443,
+    underlay_cidr: str = DEFAULT_UNDERLAY_CIDR,
+    pod_cidr: str = DEFAULT_CLUSTER_CIDR,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
+    lb_cidr: str = DEFAULT_LB_CIDR,
+) -> None:
     from svcnet.cluster.preflight import PreflightError, check
 
     started = time.monotonic()
@@ -84,14 +94,23 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
         click.echo(f"svcnet cluster {name!r} is already running (supervisor pid {pid}).")
         status(name, data_dir)
         return
-    cfg = ClusterConfig(name=name, nodes=nodes, data_dir=str(root), port=port,
-                        prefix=prefix or name, underlay_cidr=underlay_cidr, pod_cidr=pod_cidr,
-                        service_cidr=service_cidr, lb_cidr=lb_cidr)
+    cfg = ClusterConfig(
+        name=name,
+        nodes=nodes,
+        data_dir=str(root),
+        port=port,
+        prefix=prefix or name,
+        underlay_cidr=underlay_cidr,
+        pod_cidr=pod_cidr,
+        service_cidr=service_cidr,
+        lb_cidr=lb_cidr,
+    )
     try:
         cfg.underlay  # noqa: B018 - validates the prefix
     except UnderlayError as e:
-        click.echo(f"svcnet up: {e}; pass --prefix with a short name for links and "
-                   "namespaces", err=True)
+        click.echo(
+            f"svcnet up: {e}; pass --prefix with a short name for links and namespaces", err=True
+        )
         raise SystemExit(1) from None
     try:
         parse_upstreams(upstream_dns, cfg.gateway)
@@ -115,7 +134,10 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
     with open(root / "logs" / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "svcnet.cluster.supervisor", "--state-dir", str(state)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     (state / "supervisor.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + READY_TIMEOUT
@@ -130,27 +152,37 @@ def up(name: str, nodes: int, data_dir: str, upstream_dns: str | None,
     try:
         deploy_addons_blocking(cfg, upstream_dns)
     except Exception as e:  # the cluster is up: say how to retry rather than tear it down
-        click.echo(f"svcnet up: the DNS add-on was not deployed ({e}); retry with "
-                   f"`python -m svcnet.cluster.addons --data-dir {root}`", err=True)
+        click.echo(
+            f"svcnet up: the DNS add-on was not deployed ({e}); retry with "
+            f"`python -m svcnet.cluster.addons --data-dir {root}`",
+            err=True,
+        )
     apiserver_kubeconfig = cfg.apiserver_kubeconfig
     kcfg = yaml.safe_load(apiserver_kubeconfig.read_text())
     cluster = kcfg["clusters"][0]["cluster"]
     target = user_kubeconfig(kubeconfig)
     merge_kubeconfig(
-        target, name, cluster["server"],
+        target,
+        name,
+        cluster["server"],
         base64.b64decode(cluster["certificate-authority-data"]),
-        kcfg["users"][0]["user"]["token"], context_name=name,
+        kcfg["users"][0]["user"]["token"],
+        context_name=name,
     )
     (state / "kubeconfig-target").write_text(str(target))
     elapsed = time.monotonic() - started
-    click.echo(f"svcnet cluster {name!r} is up in {elapsed:.1f}s with {nodes} Ready node(s); "
-               f"kubectl context {name!r} is in {target}.")
-    click.echo("Try:\n  kubectl get nodes -o wide\n"
-               "  kubectl run web --image=registry.k8s.io/e2e-test-images/agnhost:2.52 "
-               "-- netexec\n"
-               "  kubectl get pods -o wide\n  kubectl logs web\n"
-               "  kubectl exec web -- hostname\n"
-               "  svcnet status\n  svcnet node stop node-1\n  svcnet down")
+    click.echo(
+        f"svcnet cluster {name!r} is up in {elapsed:.1f}s with {nodes} Ready node(s); "
+        f"kubectl context {name!r} is in {target}."
+    )
+    click.echo(
+        "Try:\n  kubectl get nodes -o wide\n"
+        "  kubectl run web --image=registry.k8s.io/e2e-test-images/agnhost:2.52 "
+        "-- netexec\n"
+        "  kubectl get pods -o wide\n  kubectl logs web\n"
+        "  kubectl exec web -- hostname\n"
+        "  svcnet status\n  svcnet node stop node-1\n  svcnet down"
+    )
 
 
 def _teardown(cfg: Any) -> list[str]:
@@ -217,8 +249,10 @@ def status(name: str, data_dir: str) -> None:
     for node in cfg.node_nets():
         comp = statuses.get(agent_component_name(node.name))
         agent = "Stopped" if node_is_stopped(cfg, node.name) else (comp.state if comp else "-")
-        click.echo(f"{node.name:<10}{node.ip:<16}{node.netns:<22}{agent:<10}"
-                   f"{ready.get(node.name, 'Unknown')}")
+        click.echo(
+            f"{node.name:<10}{node.ip:<16}{node.netns:<22}{agent:<10}"
+            f"{ready.get(node.name, 'Unknown')}"
+        )
     from svcnet.cluster.addons import dns_status_line
 
     click.echo("\n" + dns_status_line(cfg))
@@ -244,8 +278,13 @@ def node_stop(name: str, data_dir: str, node: str, start: bool) -> None:
 
 
 def run_apiserver_foreground(
-    data_dir: str, bind_addresses: list[str], port: int, store_url: str | None,
-    service_cidr: str, node_port_range: str, advertise_address: str | None,
+    data_dir: str,
+    bind_addresses: list[str],
+    port: int,
+    store_url: str | None,
+    service_cidr: str,
+    node_port_range: str,
+    advertise_address: str | None,
     prepare_workers: int | None = None,
 ) -> None:
     from svcnet.apiserver.preparepool import default_workers

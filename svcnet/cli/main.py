@@ -30,18 +30,35 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--data-dir", default=None, help="Where the store, certificates and kubeconfig live.")
-@click.option("--bind-address", "bind_addresses", multiple=True, default=("127.0.0.1",),
-              show_default=True, help="Address to listen on (repeatable).")
+@click.option(
+    "--bind-address",
+    "bind_addresses",
+    multiple=True,
+    default=("127.0.0.1",),
+    show_default=True,
+    help="Address to listen on (repeatable).",
+)
 @click.option("--port", default=6443, show_default=True)
-@click.option("--store", "store_url", default=None,
-              help="'sqlite:///PATH' (default: DATA_DIR/store.db) or 'memory:'.")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="'sqlite:///PATH' (default: DATA_DIR/store.db) or 'memory:'.",
+)
 @click.option("--service-cluster-ip-range", default=DEFAULT_SERVICE_CIDR, show_default=True)
 @click.option("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE, show_default=True)
-@click.option("--advertise-address", default=None,
-              help="The address the `kubernetes` Service's endpoints point at.")
-@click.option("--prepare-workers", type=click.IntRange(min=0), default=None,
-              help="Processes that prepare creates (decode, validation, defaulting) beside the "
-                   "server's own; default: 1 with two or more CPUs, else 0.")
+@click.option(
+    "--advertise-address",
+    default=None,
+    help="The address the `kubernetes` Service's endpoints point at.",
+)
+@click.option(
+    "--prepare-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that prepare creates (decode, validation, defaulting) beside the "
+    "server's own; default: 1 with two or more CPUs, else 0.",
+)
 def apiserver(
     data_dir: str | None,
     bind_addresses: tuple[str, ...],
@@ -71,21 +88,44 @@ def apiserver(
 @click.option("--data-dir", default=None)
 @click.option("--upstream-dns", default=None, help="Resolver for names outside the cluster.")
 @click.option("--kubeconfig", default=None, help="Kubeconfig to merge the context into.")
-@click.option("--prefix", default=None, hidden=True,
-              help="Name prefix of every link, namespace and nft table (default: the name).")
+@click.option(
+    "--prefix",
+    default=None,
+    hidden=True,
+    help="Name prefix of every link, namespace and nft table (default: the name).",
+)
 @click.option("--port", default=6443, show_default=True, help="The API server's port.")
 @click.option("--underlay-cidr", default=DEFAULT_UNDERLAY_CIDR, show_default=True, hidden=True)
 @click.option("--pod-cidr", default=DEFAULT_CLUSTER_CIDR, show_default=True, hidden=True)
 @click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True, hidden=True)
 @click.option("--lb-cidr", default=DEFAULT_LB_CIDR, show_default=True, hidden=True)
-def up(name: str, nodes: int, data_dir: str | None, upstream_dns: str | None,
-       kubeconfig: str | None, prefix: str | None, port: int, underlay_cidr: str,
-       pod_cidr: str, service_cidr: str, lb_cidr: str) -> None:
+def up(
+    name: str,
+    nodes: int,
+    data_dir: str | None,
+    upstream_dns: str | None,
+    kubeconfig: str | None,
+    prefix: str | None,
+    port: int,
+    underlay_cidr: str,
+    pod_cidr: str,
+    service_cidr: str,
+    lb_cidr: str,
+) -> None:
     """Start svcnet and return once every node is Ready."""
-    control.up(name=name, nodes=nodes, data_dir=data_dir or control.default_data_dir(name),
-               upstream_dns=upstream_dns, kubeconfig=kubeconfig, prefix=prefix, port=port,
-               underlay_cidr=underlay_cidr, pod_cidr=pod_cidr, service_cidr=service_cidr,
-               lb_cidr=lb_cidr)
+    control.up(
+        name=name,
+        nodes=nodes,
+        data_dir=data_dir or control.default_data_dir(name),
+        upstream_dns=upstream_dns,
+        kubeconfig=kubeconfig,
+        prefix=prefix,
+        port=port,
+        underlay_cidr=underlay_cidr,
+        pod_cidr=pod_cidr,
+        service_cidr=service_cidr,
+        lb_cidr=lb_cidr,
+    )
 
 
 @cli.group()
@@ -118,13 +158,22 @@ def node_start(node_name: str, name: str, data_dir: str | None) -> None:
 @click.option("-c", "--container", default="")
 @click.option("--name", default="svcnet", show_default=True)
 @click.option("--data-dir", default=None)
-def exec_(pod: str, command: tuple[str, ...], namespace: str, container: str, name: str,
-          data_dir: str | None) -> None:
+def exec_(
+    pod: str,
+    command: tuple[str, ...],
+    namespace: str,
+    container: str,
+    name: str,
+    data_dir: str | None,
+) -> None:
     """Run COMMAND in POD's container (through its node's agent) and exit with its code."""
     from svcnet.cluster.podexec import exec_in_pod
 
-    raise SystemExit(exec_in_pod(data_dir or control.default_data_dir(name), namespace, pod,
-                                 container, list(command)))
+    raise SystemExit(
+        exec_in_pod(
+            data_dir or control.default_data_dir(name), namespace, pod, container, list(command)
+        )
+    )
 
 
 @cli.command()
@@ -133,8 +182,9 @@ def exec_(pod: str, command: tuple[str, ...], namespace: str, container: str, na
 @click.option("--kubeconfig", default=None)
 def down(name: str, data_dir: str | None, kubeconfig: str | None) -> None:
     """Stop svcnet and remove everything it made."""
-    control.down(name=name, data_dir=data_dir or control.default_data_dir(name),
-                 kubeconfig=kubeconfig)
+    control.down(
+        name=name, data_dir=data_dir or control.default_data_dir(name), kubeconfig=kubeconfig
+    )
 
 
 @cli.command()

@@ -31,8 +31,11 @@ class Runnable(Protocol):
     def run(self) -> Coroutine[Any, Any, None]: ...
 
 
-async def run(kubeconfig: Path, cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
-              lb_pools: dict[str, list[str]] | None = None) -> None:
+async def run(
+    kubeconfig: Path,
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+    lb_pools: dict[str, list[str]] | None = None,
+) -> None:
     """Run every controller until cancelled."""
     config = load_kubeconfig(kubeconfig)
     host = socket.gethostname()
@@ -42,22 +45,33 @@ async def run(kubeconfig: Path, cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
         def recorder(component: str) -> EventRecorder:
             return EventRecorder(client, component, host)
 
-        recorders = {name: recorder(name) for name in (
-            "default-scheduler", "node-ipam-controller", "node-controller",
-            "endpointslice-controller", "endpoint-controller", "svcnet-lb-controller")}
+        recorders = {
+            name: recorder(name)
+            for name in (
+                "default-scheduler",
+                "node-ipam-controller",
+                "node-controller",
+                "endpointslice-controller",
+                "endpoint-controller",
+                "svcnet-lb-controller",
+            )
+        }
         # Controllers register their informers with the factory when built: build them all
         # before starting it.
         components: dict[str, Runnable] = {
             "garbage-collector": GarbageCollector(client, factory),
             "scheduler": Scheduler(client, factory, recorders["default-scheduler"]),
-            "node-ipam": NodeIpam(client, factory, cluster_cidr,
-                                  recorder=recorders["node-ipam-controller"]),
+            "node-ipam": NodeIpam(
+                client, factory, cluster_cidr, recorder=recorders["node-ipam-controller"]
+            ),
             "node-lifecycle": NodeLifecycle(client, factory, recorders["node-controller"]),
             "endpointslice": EndpointSliceController(
-                client, factory, recorders["endpointslice-controller"]),
+                client, factory, recorders["endpointslice-controller"]
+            ),
             "endpoints": EndpointsController(client, factory, recorders["endpoint-controller"]),
-            "lb-ipam": LoadBalancerIpam(client, factory, lb_pools,
-                                        recorders["svcnet-lb-controller"]),
+            "lb-ipam": LoadBalancerIpam(
+                client, factory, lb_pools, recorders["svcnet-lb-controller"]
+            ),
         }
         async with asyncio.TaskGroup() as tg:
             run_workload_controllers(client, factory, tg, host=host)
@@ -66,5 +80,7 @@ async def run(kubeconfig: Path, cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
                 tg.create_task(rec.run(), name=f"events-{name}")
             for name, component in components.items():
                 tg.create_task(component.run(), name=name)
-            log.info("controllers started: %s, replicaset, deployment, statefulset",
-                     ", ".join(components))
+            log.info(
+                "controllers started: %s, replicaset, deployment, statefulset",
+                ", ".join(components),
+            )

@@ -70,7 +70,8 @@ async def serve(
                 runner = tg.create_task(
                     cluster_controllers.run(
                         server.kubeconfig_path, cluster_cidr, {"default": [lb_cidr]}
-                    ), name="controllers"
+                    ),
+                    name="controllers",
                 )
                 await stop.wait()
                 runner.cancel()
@@ -110,8 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     import uvloop
 
     uvloop.install()
-    asyncio.run(serve(config, controllers=not args.no_controllers,
-                      cluster_cidr=args.cluster_cidr, lb_cidr=args.lb_cidr))
+    asyncio.run(
+        serve(
+            config,
+            controllers=not args.no_controllers,
+            cluster_cidr=args.cluster_cidr,
+            lb_cidr=args.lb_cidr,
+        )
+    )
 
 
 if __name__ == "__main__":
