@@ -113,16 +113,8 @@ class NftExecutor:
 
     async def list_chains(self, family: str, table: str) -> set[str] | None:
         """The table's chain names, or None when the table does not exist (or has no chain)."""
-        proc = await asyncio.create_subprocess_exec(
-            # "list chains" reads no set elements: cheap even with 10^5 of them.
-            *self._argv("-j", "list", "chains", family),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise classify_error(err.decode(errors="replace"))
-        items = json.loads(out).get("nftables", [])
+        # "list chains" reads no set elements: cheap even with 10^5 of them.
+        items = (await self._run_json("-j", "list", "chains", family)).get("nftables", [])
         names = {
             i["chain"]["name"] for i in items if "chain" in i and i["chain"].get("table") == table
         }
@@ -131,15 +123,17 @@ class NftExecutor:
 
     async def list_elements(self, family: str, table: str, name: str) -> list[Element]:
         """The elements of a map (e.g. one the packet path writes: session affinity)."""
+        return parse_json_elements(await self._run_json("-j", "list", "map", family, table, name))
+
+    async def _run_json(self, *args: str) -> dict[str, Any]:
         proc = await asyncio.create_subprocess_exec(
-            *self._argv("-j", "list", "map", family, table, name),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            *self._argv(*args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise classify_error(err.decode(errors="replace"))
-        return parse_json_elements(json.loads(out))
+        doc: dict[str, Any] = json.loads(out)
+        return doc
 
     def table_exists(self, family: str, table: str) -> bool:
         try:
