@@ -663,16 +663,16 @@ def row_cells(group: str, kind: str, obj: ObjView, now: datetime.datetime) -> Ro
 def table(
     group: str,
     kind: str,
-    objects: Sequence[ObjView],
+    items: Sequence[ObjView],
     now: datetime.datetime,
     include_object: str = "Metadata",
     resource_version: str = "",
     continue_token: str = "",
     with_columns: bool = True,
 ) -> dict[str, Any]:
-    """A ``meta.k8s.io/v1`` Table of ``objects``; ``include_object``: Object|Metadata|None."""
+    """A ``meta.k8s.io/v1`` Table of ``items``; ``include_object``: Object|Metadata|None."""
     rows = []
-    for obj in objects:
+    for obj in items:
         row: dict[str, Any] = {"cells": row_cells(group, kind, obj, now)}
         if include_object == "Object":
             row["object"] = obj
