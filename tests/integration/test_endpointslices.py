@@ -7,19 +7,20 @@ Fixture addresses: pods 10.244.1.0/24 on node-1; ClusterIPs come from the server
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from apiserver_harness import Kubectl, RunningServer
 
+from svcnet.api.errors import NotFound
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.endpoints.controller import EndpointsController
 from svcnet.controllers.endpointslice.controller import EndpointSliceController
+from svcnet.testing.polling import eventually
 
 NS = "default"
 SLICES = "endpointslices.discovery.k8s.io"
@@ -117,16 +118,6 @@ class Cluster:
         }
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
-    """Seconds until ``check`` held; fails after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if await check():
-            return time.monotonic() - start
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 @pytest.fixture
 async def cluster(fresh_apiserver: RunningServer) -> AsyncIterator[Cluster]:
     async with ApiClient(load_kubeconfig(fresh_apiserver.kubeconfig)) as api:
@@ -176,9 +167,7 @@ async def test_three_ready_pods_give_one_slice_with_three_ready_endpoints(cluste
     assert "10.244.1.10,10.244.1.11,10.244.1.12" in out
 
 
-async def test_pod_turning_not_ready_and_back_flips_its_condition_within_milliseconds(
-    cluster: Cluster,
-) -> None:
+async def test_pod_turning_not_ready_and_back_flips_its_condition(cluster: Cluster) -> None:
     pods = [await cluster.pod(f"web-{i}", f"10.244.1.{10 + i}") for i in range(2)]
     await cluster.service(selector={"app": "web"})
 
@@ -189,15 +178,14 @@ async def test_pod_turning_not_ready_and_back_flips_its_condition_within_millise
     await eventually(lambda: ready_of("web-0", True))
     await cluster.set_ready(pods[0], False)
     await eventually(lambda: ready_of("web-0", False))
-    latencies = []
-    for _ in range(10):
+    # Flipping back and forth: each flip shows, and the other pod's endpoint stays as it is.
+    # How fast is bench/controllers/latency.py's question (readiness → slice).
+    for _ in range(3):
         await cluster.set_ready(pods[0], True)
-        latencies.append(await eventually(lambda: ready_of("web-0", True)))
+        await eventually(lambda: ready_of("web-0", True))
         await cluster.set_ready(pods[0], False)
-        latencies.append(await eventually(lambda: ready_of("web-0", False)))
-    # Generous bound for a shared 2-core machine; the figure itself is printed.
-    print(f"pod readiness → slice: max {max(latencies) * 1000:.0f} ms over {len(latencies)}")
-    assert max(latencies) < 1.0
+        await eventually(lambda: ready_of("web-0", False))
+        assert (await cluster.endpoints())["web-1"]["conditions"]["ready"] is True
     [s] = await cluster.slices()
     assert len(s["endpoints"]) == 2  # updated in place: still one slice
 
@@ -321,8 +309,15 @@ async def test_a_sync_with_nothing_new_writes_nothing(cluster: Cluster) -> None:
     async def three() -> bool:
         return len(await cluster.endpoints()) == 3
 
+    async def endpoints_three() -> bool:
+        try:
+            ep = await cluster.api.get("endpoints", "web", NS)
+        except NotFound:
+            return False
+        return sum(len(s.get("addresses") or ()) for s in ep.get("subsets") or ()) == 3
+
     await eventually(three)
-    await asyncio.sleep(0.2)
+    await eventually(endpoints_three)
     [before] = await cluster.slices()
     ep_before = await cluster.api.get("endpoints", "web", NS)
     # Wake both controllers with changes that do not concern them.

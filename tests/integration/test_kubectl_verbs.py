@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,6 +153,9 @@ def test_delete_orphan_and_foreground_leave_owner_with_finalizer(
 
 
 def test_watch_prints_events_as_they_happen(kubectl: Kubectl) -> None:
+    # kubectl lists, then watches from the list's resourceVersion: once the list has printed
+    # "before", every later change is an event of the watch, however long it takes to connect.
+    kubectl("create", "configmap", "before")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
     env["KUBECONFIG"] = str(kubectl.kubeconfig)
     proc = subprocess.Popen(
@@ -161,20 +164,28 @@ def test_watch_prints_events_as_they_happen(kubectl: Kubectl) -> None:
         text=True,
         env=env,
     )
+    seen: list[list[str]] = []
+
+    def read_until(name: str, count: int) -> None:
+        assert proc.stdout is not None
+        # readline blocks: the timeout of the whole wait is the kubectl process's, below.
+        while len([s for s in seen if s[1:2] == [name]]) < count:
+            line = proc.stdout.readline()
+            assert line, f"kubectl ended; saw {seen}"
+            seen.append(line.split())
+
+    timer = threading.Timer(30, proc.kill)
+    timer.start()
     try:
-        time.sleep(1.0)
+        read_until("before", 1)
         kubectl("create", "configmap", "watched", "--from-literal=a=1")
         kubectl("label", "configmap", "watched", "x=1")
         kubectl("delete", "configmap", "watched")
-        seen: list[list[str]] = []
-        deadline = time.monotonic() + 15
-        assert proc.stdout is not None
-        while time.monotonic() < deadline and len([s for s in seen if s[1] == "watched"]) < 3:
-            line = proc.stdout.readline()
-            if line:
-                seen.append(line.split())
+        read_until("watched", 3)
     finally:
+        timer.cancel()
         proc.terminate()
         proc.wait(10)
-    events = [s[0] for s in seen if len(s) > 1 and s[1] == "watched"]
+    assert [s[0] for s in seen if s[1] == "before"] == ["ADDED"], seen
+    events = [s[0] for s in seen if s[1] == "watched"]
     assert events == ["ADDED", "MODIFIED", "DELETED"], seen

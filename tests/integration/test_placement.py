@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,21 +25,13 @@ from svcnet.client.rest import ApiClient
 from svcnet.controllers.nodeipam.controller import NodeIpam
 from svcnet.controllers.nodelifecycle.controller import NodeLifecycle
 from svcnet.controllers.scheduler.controller import Scheduler
+from svcnet.testing.polling import eventually
 
 NS = "default"
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if await check():
-            return time.monotonic() - start
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 class Cluster:
@@ -264,8 +256,11 @@ async def test_nodes_get_pod_cidrs_and_a_restart_keeps_them(cluster: Cluster) ->
     restarted = NodeIpam(cluster.api, factory2, "10.244.0.0/16")
     cluster.tasks += factory2.start()
     cluster.tasks.append(asyncio.create_task(restarted.run()))
-    await asyncio.sleep(0.3)
-    assert restarted.cidrs.allocated == 2
+
+    async def rebuilt() -> bool:
+        return restarted.cidrs.allocated == 2
+
+    await eventually(rebuilt)
     assert restarted.cidrs.allocate_next() == "10.244.2.0/24"
 
 
@@ -342,9 +337,9 @@ async def test_node_whose_lease_stops_goes_unknown_and_its_pods_are_evicted(
         ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
         return ready["status"] == "Unknown"
 
-    detected = await eventually(unknown)
+    await eventually(unknown)
+    detected = time.monotonic() - stopped
     print(f"node-2 Unknown {detected:.2f}s after its heartbeat stopped (grace 1.0s)")
-    assert detected < 2.5
     node2 = await cluster.api.get("nodes", "node-2")
     ready = next(c for c in node2["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["reason"], ready["message"]) == (
@@ -401,43 +396,21 @@ async def test_hundred_pods_created_at_once_are_all_bound_and_spread(cluster: Cl
     await cluster.node("node-3")
     cluster.start(Scheduler(cluster.api, cluster.factory, cluster.recorder))
     await cluster.factory.wait_for_cache_sync(10)
-    created: dict[str, float] = {}
-    bound: dict[str, float] = {}
 
-    async def watch() -> None:
-        async for ev in cluster.api.watch("pods", NS, allow_bookmarks=False):
-            name = ev.object["metadata"]["name"]
-            if ev.object["spec"].get("nodeName") and name not in bound:
-                bound[name] = time.monotonic()
+    # All at once, as a ReplicaSet scaled to 100 creates them (in parallel batches). How fast
+    # they are bound is bench/controllers/latency.py's question.
+    await asyncio.gather(*(cluster.pod(f"web-{i}") for i in range(100)))
 
-    watcher = asyncio.create_task(watch())
-    cluster.tasks.append(watcher)
-    await asyncio.sleep(0.1)
+    async def all_bound() -> list[dict[str, Any]] | None:
+        pods: list[dict[str, Any]] = (await cluster.api.list("pods", NS))["items"]
+        return pods if all(p["spec"].get("nodeName") for p in pods) else None
 
-    # All at once, as a ReplicaSet scaled to 100 creates them (in parallel batches).
-    async def create(i: int) -> None:
-        await cluster.pod(f"web-{i}")
-        created[f"web-{i}"] = time.monotonic()  # from the moment the API has the pod
-
-    t0 = time.monotonic()
-
-    await asyncio.gather(*(create(i) for i in range(100)))
-
-    async def all_bound() -> bool:
-        return len(bound) == 100
-
-    await eventually(all_bound, timeout=30)
-    print(f"all bound {max(bound.values()) - t0:.2f}s after the first create")
-    lat = sorted(bound[n] - created[n] for n in created)
-    print(f"create → bound over 100 pods: p50 {lat[49] * 1000:.0f} ms, p99 {lat[98] * 1000:.0f} ms")
-    pods = (await cluster.api.list("pods", NS))["items"]
+    pods = await eventually(all_bound, timeout=60)
+    assert len(pods) == 100
     counts = sorted(
         sum(1 for p in pods if p["spec"]["nodeName"] == n) for n in ("node-1", "node-2", "node-3")
     )
     assert counts == [33, 33, 34]
-    # The in-process API server shares this process's CPU with the test: 100 concurrent
-    # creates alone take over a second here, so the bound is loose; the figure is printed.
-    assert lat[98] < 3.0
 
 
 async def test_pods_of_a_deleted_node_are_collected_after_the_quarantine(cluster: Cluster) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -21,8 +21,7 @@ from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.podutil import template_hash
 from svcnet.controllers.workloads import WorkloadControllers, run_workload_controllers
-
-T = TypeVar("T")
+from svcnet.testing.polling import eventually
 
 
 def rt(api_version: str, kind: str) -> ResourceType:
@@ -73,19 +72,6 @@ async def cluster(
             for t in controllers.tasks:
                 t.cancel()
             await asyncio.gather(*controllers.tasks, return_exceptions=True)
-
-
-async def eventually(
-    fn: Callable[[], Awaitable[T | None]], timeout: float = 10.0, what: str = "condition"
-) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 async def pods_of(api: ApiClient, ns: str, selector: str = "app=web") -> list[dict[str, Any]]:
@@ -586,6 +572,17 @@ async def _available(api: ApiClient, ns: str, n: int) -> bool:
     )
 
 
+async def _roll_out(api: ApiClient, ns: str, n: int, what: str) -> None:
+    """Play the node agents during a rollout: every pod the Deployment creates turns Ready,
+    until the Deployment reports ``n`` available."""
+
+    async def available_after_marking() -> bool:
+        await mark_all_ready(api, ns)
+        return await _available(api, ns, n)
+
+    await eventually(available_after_marking, interval=0.05, what=what)
+
+
 async def test_recreate_scales_old_to_zero_before_creating_new(
     cluster: Any, namespace: str
 ) -> None:
@@ -708,10 +705,7 @@ async def test_kubectl_rollout_status_history_undo_restart(
         namespace,
     )
     await eventually(lambda: _exactly(replica_sets(api, namespace), 2), what="second rs")
-    for _ in range(3):
-        await mark_all_ready(api, namespace)
-        await asyncio.sleep(0.3)
-    await eventually(lambda: _available(api, namespace, 2), what="second rollout")
+    await _roll_out(api, namespace, 2, what="second rollout")
 
     history = await asyncio.to_thread(kubectl, "rollout", "history", "deployment/web")
     lines = [line.split() for line in history.splitlines()[2:] if line.strip()]
@@ -737,10 +731,7 @@ async def test_kubectl_rollout_status_history_undo_restart(
         return image == "nginx:1.25" and revs.get("nginx:1.25") == "3"
 
     await eventually(undone, what="undo to revision 1 as revision 3")
-    for _ in range(3):
-        await mark_all_ready(api, namespace)
-        await asyncio.sleep(0.3)
-    await eventually(lambda: _available(api, namespace, 2), what="undo rolled out")
+    await _roll_out(api, namespace, 2, what="undo rolled out")
     rss = await replica_sets(api, namespace)
     assert rss[-1]["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
 
