@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from svcnet.dataplane.conntrack import FakeConntrack, FlowFilter
 from svcnet.dataplane.nft import NftError, Transaction
 from svcnet.dataplane.nft_fake import FakeNft
@@ -11,6 +13,7 @@ from svcnet.proxy.changetracker import ChangeTracker
 from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig
 from svcnet.proxy.syncer import Syncer
 from svcnet.testing.packet_tracer import Packet, record_updates, trace
+from svcnet.util.clock import FakeClock
 
 from .builders import LOCAL_ADDRESSES, POD_A, endpoint, endpoint_slice, service
 
@@ -128,20 +131,28 @@ async def test_udp_endpoint_removal_flushes_conntrack_after_the_rules() -> None:
     assert ct.deleted == [FlowFilter("udp", "10.96.0.5", 53, "10.244.1.5")]
 
 
-async def test_run_coalesces_a_burst_into_few_syncs() -> None:
-    t, nft, _, s = make()
-    s.min_interval = 0.05
+async def test_run_coalesces_a_burst_into_syncs_min_interval_apart() -> None:
+    """20 changes 5 ms apart on virtual time: the first syncs at once, the rest wait for
+    min_interval (50 ms) after the previous sync and take everything that came meanwhile."""
+    clock = FakeClock()
+    t, nft, ct = ChangeTracker(), FlakyNft(), FakeConntrack()
+    synced_at: list[float] = []
+    s = Syncer(
+        CFG, t, nft, ct, clock=clock, min_interval=0.05, check_interval=3600.0,
+        on_sync=lambda _: synced_at.append(clock.monotonic()),
+    )  # fmt: skip
     task = asyncio.create_task(s.run())
     try:
         t.upsert_service(service())
         for i in range(20):
             t.upsert_slice(endpoint_slice(endpoints=[endpoint(f"10.244.1.{i + 2}")]))
             s.request()
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0.2)
+            await clock.step(0.005)
+        await clock.step(0.2)
     finally:
         task.cancel()
-    assert 1 <= len(nft.applied) <= 5
+    assert synced_at == pytest.approx([0.0, 0.05, 0.10])
+    assert all(r.ok for r in s.syncs)
     assert dnat_targets(nft) == {("10.244.1.21", 8080)}
 
 
