@@ -38,9 +38,21 @@ SEEDS = [
 ]
 
 
+def deserves_no_reply(data: bytes) -> bool:
+    """What CoreDNS (miekg/dns's server) drops unanswered: a packet shorter than a header,
+    which could only be used to amplify, and a response (QR set). Everything else gets an
+    answer, FORMERR or NOTIMP included."""
+    return len(data) < 12 or bool(data[2] & 0x80)
+
+
 def check(responder: Responder, data: bytes) -> None:
     reply = responder.respond(data)
-    if reply is None or isinstance(reply, Forward):
+    if reply is None:
+        assert deserves_no_reply(data), f"no reply to {data!r}"
+        return
+    assert not deserves_no_reply(data), f"a reply to what deserves none: {data!r}"
+    if isinstance(reply, Forward):
+        assert responder.forwarding
         return
     assert isinstance(reply, bytes)
     assert reply[:2] == data[:2]  # the ID is echoed
@@ -91,6 +103,54 @@ def test_any_type_and_class(qtype: int, qclass: int, seed: bytes) -> None:
     check(RESPONDER, data)
 
 
+def mutate(rng: random.Random) -> bytes:
+    packet = bytearray(rng.choice(SEEDS))
+    for _ in range(rng.randint(1, 4)):
+        if packet:
+            packet[rng.randrange(len(packet))] = rng.randrange(256)
+    if rng.random() < 0.2:
+        del packet[rng.randrange(len(packet) + 1) :]
+    return bytes(packet)
+
+
+class Replies(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.queue.put_nowait(data)
+
+
+async def test_live_server_answers_each_mutated_packet_that_deserves_an_answer() -> None:
+    """One packet at a time over UDP: a reply with the packet's ID comes back for each that
+    deserves one; for the others, the next datagram is the reply to a probe sent after it."""
+    rng = random.Random(7)
+    server = DnsServer(build_table(), ServerConfig(host="127.0.0.1", port=0))
+    await server.start()
+    transport, replies = await asyncio.get_running_loop().create_datagram_endpoint(
+        Replies, remote_addr=("127.0.0.1", server.port)
+    )
+    probe = dns.message.make_query("web.default.svc.cluster.local.", "A")
+    probe.id = 0xBEEF
+    answered = 0
+    try:
+        for _ in range(300):
+            packet = mutate(rng)
+            transport.sendto(packet)
+            if deserves_no_reply(packet):
+                transport.sendto(probe.to_wire())
+                packet = probe.to_wire()
+            reply = await asyncio.wait_for(replies.queue.get(), timeout=3)
+            assert reply[:2] == packet[:2], f"the reply to {packet!r} is {reply!r}"
+            assert reply[2] & 0x80
+            dns.message.from_wire(reply)
+            answered += 1
+    finally:
+        transport.close()
+        await server.stop()
+    assert answered == 300
+
+
 async def test_live_server_survives_a_burst_of_garbage() -> None:
     """A bounded burst (2 s) of mutated packets over UDP and TCP, then a normal query works."""
     rng = random.Random(5)
@@ -106,13 +166,8 @@ async def test_live_server_survives_a_burst_of_garbage() -> None:
         deadline = time.monotonic() + 2.0
         sent = 0
         while time.monotonic() < deadline and sent < 50000:
-            packet = bytearray(rng.choice(SEEDS))
-            for _ in range(rng.randint(1, 4)):
-                if packet:
-                    packet[rng.randrange(len(packet))] = rng.randrange(256)
-            if rng.random() < 0.2:
-                del packet[rng.randrange(len(packet) + 1) :]
-            transport.sendto(bytes(packet))
+            packet = mutate(rng)
+            transport.sendto(packet)
             if sent % 10 == 0 and not writer.is_closing():
                 writer.write(struct.pack(">H", len(packet)) + bytes(packet))
             sent += 1
