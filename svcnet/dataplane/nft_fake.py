@@ -39,6 +39,7 @@ from svcnet.dataplane.nft import (
     SetSpec,
     TableOp,
     Transaction,
+    TransactionBuilder,
     Verb,
     Verdict,
 )
@@ -134,6 +135,24 @@ class FakeNft:
         rules = sum(len(c.rules) for c in t.chains.values())
         elements = sum(len(s.elements) for s in t.sets.values())
         return rules, elements, len(t.chains)
+
+    def rebuild(self, family: str, name: str) -> Transaction:
+        """One transaction that builds this table from nothing: every chain, then every set
+        and its elements, then the rules. Loaded into a real nft, it shows the state as the
+        kernel holds it, to compare with what the real nft made of the same transactions."""
+        t = self.table(family, name)
+        b = TransactionBuilder(family, name)
+        b.add_table()
+        for cname, c in sorted(t.chains.items()):
+            b.add_chain(cname, c.base)
+        for sname, st in sorted(t.sets.items()):
+            b.add_set(sname, st.spec)
+            if st.elements:
+                b.add_elements(sname, [st.elements[k] for k in sorted(st.elements)])
+        for cname, c in sorted(t.chains.items()):
+            for r in c.rules:
+                b.add_rule(cname, r)
+        return b.build()
 
     def dump(self) -> str:
         """The whole state, every object and element sorted: stable for golden diffs."""

@@ -204,3 +204,16 @@ def test_rendered_script_uses_nft_command_syntax() -> None:
     assert "add map ip t vm { type ipv4_addr : verdict ; }" in script
     assert "add rule ip t a ip daddr vmap @vm" in script
     assert script[-1] == "flush map ip t m"
+
+
+@pytest.mark.parametrize(("name", "build"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_rebuild_makes_the_same_table_from_nothing(
+    name: str, build: Callable[[TransactionBuilder], None]
+) -> None:
+    f = fresh()
+    f.apply_sync(tx(build).build())
+    if not f.table_exists("ip", "t"):
+        return
+    copy = FakeNft()
+    copy.apply_sync(f.rebuild("ip", "t"))
+    assert copy.dump() == f.dump()
