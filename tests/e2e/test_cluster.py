@@ -19,6 +19,8 @@ import pytest
 from cluster_fixture import Cluster, running_cluster
 from cluster_fixture import svcnet_cluster as svcnet_cluster
 
+from svcnet.testing.polling import eventually_sync
+
 pytestmark = pytest.mark.e2e
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.52"
@@ -110,8 +112,13 @@ spec:
         )
     )
     pod = c.wait_for("pod/envpod", ready)
-    time.sleep(0.3)
-    out = c.kubectl("logs", "envpod").stdout
+
+    def printed_all() -> str | None:
+        # resolv.conf is printed last, its "options" line last of all.
+        out = c.kubectl("logs", "envpod").stdout
+        return out if "\noptions " in out else None
+
+    out = eventually_sync(printed_all, 30, what="the pod's whole printout")
     lines = out.splitlines()
     assert lines[0] == "envpod"
     env = dict(

@@ -31,6 +31,11 @@ from typing import Any
 import pytest
 from cluster_fixture import KUBECTL, Cluster, running_cluster
 
+from svcnet.dataplane.nft import parse_json_elements
+from svcnet.proxy.model import Protocol
+from svcnet.proxy.rules import ENDPOINTS, FAMILY, TABLE, endpoint_map
+from svcnet.testing.polling import eventually_sync
+
 pytestmark = pytest.mark.e2e
 
 PY = sys.executable
@@ -251,11 +256,31 @@ def wait_dns_replicas(c: Cluster, count: int = 2, timeout: float = 60) -> list[s
     raise AssertionError(f"kube-dns has {ready_dns_endpoints(c)} ready, wanted {count}")
 
 
+def programmed_udp_endpoints(c: Cluster, node: int, service_ip: str, port: int) -> set[str]:
+    """The endpoint addresses node ``node``'s proxy has programmed for a UDP Service port."""
+    argv = ["ip", "netns", "exec", f"{c.name}-node-{node}", "nft", "-j", "list", "map", FAMILY,
+            TABLE, endpoint_map(ENDPOINTS, Protocol.UDP)]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return set()
+    return {
+        e.data[0]
+        for e in parse_json_elements(json.loads(out.stdout))
+        if e.key[:2] == (service_ip, str(port)) and isinstance(e.data, tuple)
+    }
+
+
 def settled_dns(c: Cluster) -> None:
-    """Both replicas ready, and time for every node's proxy to have programmed them (its retry
-    after a failed sync is 1 s): each disruption test counts only the losses it causes."""
-    wait_dns_replicas(c)
-    time.sleep(1.5)
+    """Both replicas ready, and every node's proxy sends to exactly those two: each disruption
+    test counts only the losses it causes."""
+    ready = set(wait_dns_replicas(c))
+    dns_ip = c.get("service", "kube-dns", "-n", "kube-system")["spec"]["clusterIP"]
+    for node in range(1, c.nodes + 1):
+        eventually_sync(
+            lambda n=node: programmed_udp_endpoints(c, n, dns_ip, 53) == ready,
+            30,
+            what=f"node-{node}'s proxy sends kube-dns to {sorted(ready)}",
+        )
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:

@@ -27,6 +27,7 @@ from svcnet.dataplane.process import (
     RunningProcess,
     command_for_exec,
 )
+from svcnet.testing.polling import eventually
 
 pytestmark = pytest.mark.e2e
 RESOLV = "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
@@ -162,9 +163,15 @@ async def test_stop_sends_sigterm_then_sigkill_after_grace(cluster: Cluster) -> 
     box = await cluster.pod(cluster.underlay.nodes[1], "stubborn")
     polite = await cluster.run(box, ("sleep", "30"), "polite.log")
     stubborn = await cluster.run(
-        box, ("/bin/sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"), "stubborn.log"
-    )
-    await asyncio.sleep(0.2)
+        box, ("/bin/sh", "-c", "trap '' TERM; echo armed; sleep 30 & wait; sleep 30"),
+        "stubborn.log",
+    )  # fmt: skip
+    log = cluster.workdir / "logs" / "stubborn.log"
+
+    async def armed() -> bool:  # SIGTERM is ignored from here on
+        return log.exists() and "armed" in log.read_text()
+
+    await eventually(armed)
     assert await polite.stop(2.0) == 143
     assert await stubborn.stop(0.3) == 137
 

@@ -4,11 +4,13 @@ agent registered on the pod's node."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import socket
+import ssl
 import threading
-import time
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -54,20 +56,30 @@ def _cmdline(pid: int) -> bytes:
 
 def test_shutdown_ends_open_watches(tmp_path: Path) -> None:
     running, thread = start_in_thread(ApiServerConfig(data_dir=tmp_path / "s", port=0))
-    http = Http(running)
-    result: list[object] = []
+    url = urllib.parse.urlsplit(running.url)
+    ctx = ssl.create_default_context(cafile=running.ca_file)
+    opened = threading.Event()
+    result: list[tuple[int, bytes]] = []
 
     def watch() -> None:
-        result.append(http.request("GET", "/api/v1/namespaces?watch=1&resourceVersion=1"))
+        conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=ctx, timeout=30)
+        conn.request(
+            "GET",
+            "/api/v1/namespaces?watch=1&resourceVersion=1",
+            headers={"Authorization": f"Bearer {running.token}"},
+        )
+        resp = conn.getresponse()
+        first = resp.readline()  # the first event: the watch is open and served
+        opened.set()
+        result.append((resp.status, first + resp.read()))
 
     t = threading.Thread(target=watch)
     t.start()
-    time.sleep(0.5)
-    started = time.monotonic()
+    assert opened.wait(30), "the watch never delivered its first event"
     stop_in_thread(running, thread)
     t.join(10)
-    assert not t.is_alive() and time.monotonic() - started < 10
-    code, _, body = result[0]  # type: ignore[misc]
+    assert not t.is_alive()
+    code, body = result[0]
     assert code == 200 and b'"ADDED"' in body
 
 
