@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 6443
 CONTEXT = "svcnet"
+# How long a shutdown waits for the watches it ended to write their last chunk (each wakes
+# within a flush interval) before it closes the connections.
+WATCH_END_TIMEOUT = 2.0
 
 
 @dataclass
@@ -149,6 +152,7 @@ class ApiServer:
         if self._router is not None:
             self._router.ready = False
         self._watches.close_all()
+        await self._watches.wait_ended(WATCH_END_TIMEOUT)
         if self._finalizer_task is not None:
             self._finalizer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -19,7 +19,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -90,7 +90,29 @@ class WatchRegistry:
 
     def __init__(self) -> None:
         self._open: set[Watch] = set()
+        self._responding = 0  # watch responses not yet ended, the closed ones included
+        self._none_responding = asyncio.Event()
+        self._none_responding.set()
         self.closing = False
+
+    @contextlib.contextmanager
+    def responding(self) -> Iterator[None]:
+        """Around a watch request's whole handling, until the end of its body is written."""
+        self._responding += 1
+        self._none_responding.clear()
+        try:
+            yield
+        finally:
+            self._responding -= 1
+            if not self._responding:
+                self._none_responding.set()
+
+    async def wait_ended(self, timeout: float) -> None:
+        """Wait until every watch response has written its end, so that a shutdown closing
+        the connections next does not cut a stream short (a client would read a broken
+        chunked body instead of the end of the watch)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_responding.wait(), timeout)
 
     def add(self, w: Watch) -> None:
         self._open.add(w)
@@ -178,6 +200,20 @@ def classify(event: WatchEvent, selection: Selection) -> tuple[str, dict[str, An
 
 
 async def serve_watch(
+    request: Request,
+    rt: ResourceType,
+    namespace: str | None,
+    opts: ListOptions,
+    selection: Selection,
+    objects: ObjectStore,
+    registry: WatchRegistry,
+    clock: Callable[[], datetime.datetime],
+) -> Stream:
+    with registry.responding():
+        return await _serve_watch(request, rt, namespace, opts, selection, objects, registry, clock)
+
+
+async def _serve_watch(
     request: Request,
     rt: ResourceType,
     namespace: str | None,
