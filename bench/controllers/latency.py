@@ -45,12 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from svcnet.api.errors import Conflict, NotFound
+from svcnet.api.wellknown import LB_ANNOUNCE_ANNOTATION
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
 from svcnet.controllers.endpointslice.controller import EndpointSliceController
 from svcnet.controllers.lbipam.controller import LoadBalancerIpam
-from svcnet.controllers.lbipam.plan import ANNOUNCE_ANNOTATION
 from svcnet.controllers.nodelifecycle.controller import NodeLifecycle
 from svcnet.controllers.nodelifecycle.plan import DEFAULT_NODE_MONITOR_GRACE_PERIOD
 from svcnet.controllers.scheduler.controller import Scheduler
@@ -225,14 +225,14 @@ def ready_in_slice(name: str, want: bool) -> Callable[[Obj], bool]:
 
 def announced_by(node: str | None) -> Callable[[Obj], bool]:
     def match(svc: Obj) -> bool:
-        return (svc["metadata"].get("annotations") or {}).get(ANNOUNCE_ANNOTATION) == node
+        return (svc["metadata"].get("annotations") or {}).get(LB_ANNOUNCE_ANNOTATION) == node
 
     return match
 
 
 def announced_by_other_than(node: str) -> Callable[[Obj], bool]:
     def match(svc: Obj) -> bool:
-        got = (svc["metadata"].get("annotations") or {}).get(ANNOUNCE_ANNOTATION)
+        got = (svc["metadata"].get("annotations") or {}).get(LB_ANNOUNCE_ANNOTATION)
         return got not in (None, node)
 
     return match
@@ -315,7 +315,7 @@ async def announced_service(b: Bench, *controllers: Any) -> Timeline:
 
 async def announcer(b: Bench) -> str:
     svc = await b.api.get("services", "web", NS)
-    node: str = svc["metadata"]["annotations"][ANNOUNCE_ANNOTATION]
+    node: str = svc["metadata"]["annotations"][LB_ANNOUNCE_ANNOTATION]
     return node
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from cluster_fixture import KUBECTL, Cluster, running_cluster
 
-from svcnet.dataplane.nft import parse_json_elements
+from svcnet.dataplane.nft_exec import parse_json_elements
 from svcnet.proxy.model import Protocol
 from svcnet.proxy.rules import ENDPOINTS, FAMILY, TABLE, endpoint_map
 from svcnet.testing.polling import eventually_sync
