@@ -279,7 +279,7 @@ def errors(results: list[str]) -> list[str]:
     return [r.split(":")[1] for r in results if r.startswith("error:")]
 
 
-# --- internalTrafficPolicy and terminating endpoints (so far only the packet tracer's) ---------
+# --- internalTrafficPolicy and terminating endpoints -------------------------------------------
 
 
 async def test_internal_policy_local_reaches_only_the_local_endpoint(
