@@ -1,9 +1,9 @@
-"""The node-local network components an agent runs for its node: the Service proxy and the
-LoadBalancer announcer, each a :data:`svcnet.agent.agent.NodeComponent` (called with the
+"""The node-local network components an agent runs for its node: the Service proxy,
+NetworkPolicy and the LoadBalancer announcer, each a :data:`svcnet.agent.agent.NodeComponent` (called with the
 agent's client, its informer factory and the node name; runs until cancelled).
 
-The agent already runs inside the node's network namespace, so both act on "this" namespace
-(``netns=None``): the proxy's nft table and conntrack, the announcer's ``eth0``.
+The agent already runs inside the node's network namespace, so all act on "this" namespace
+(``netns=None``): the proxy's and NetworkPolicy's nft tables, conntrack, the announcer's ``eth0``.
 
 Which traffic counts as "from a pod" (not masqueraded for ClusterIPs, and for
 ``externalTrafficPolicy: Local`` sent to any endpoint) is decided by this node's podCIDR,
@@ -23,6 +23,8 @@ from svcnet.client.rest import ApiClient
 from svcnet.dataplane.conntrack import ConntrackExecutor
 from svcnet.dataplane.netns import IpRoute2
 from svcnet.dataplane.nft_exec import NftExecutor
+from svcnet.netpol.rules import NetpolConfig
+from svcnet.netpol.runner import NetpolRunner
 from svcnet.proxy.rules import ProxyConfig
 from svcnet.proxy.runner import ProxyRunner, node_addresses
 
@@ -51,6 +53,14 @@ async def run_proxy(client: ApiClient, factory: SharedInformerFactory, node_name
     await runner.run()
 
 
+async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_name: str) -> None:
+    """NetworkPolicy for this node's pods: nft table ``ip svcnet-netpol`` in its namespace."""
+    del client  # reads pods, namespaces and policies from the shared informers only
+    runner = NetpolRunner(factory, NetpolConfig(node_name=node_name), NftExecutor())
+    log.info("NetworkPolicy for %s starting", node_name)
+    await runner.run()
+
+
 async def run_lb_announcer(
     client: ApiClient, factory: SharedInformerFactory, node_name: str
 ) -> None:
@@ -63,7 +73,7 @@ async def run_lb_announcer(
         tg.create_task(announcer.run(), name="lb-announcer")
 
 
-NODE_LOCAL_COMPONENTS = (run_proxy, run_lb_announcer)
+NODE_LOCAL_COMPONENTS = (run_proxy, run_netpol, run_lb_announcer)
 
 
 async def run_node_local(

@@ -6,7 +6,8 @@ it was. It keeps nft's rules that matter to a rule builder: objects must exist b
 flushed, deleted, filled or referenced (rules jumping to a chain, looking up a set; verdict-map
 elements jumping to a chain); a chain or set still referenced cannot be deleted (a chain's
 own rules go with it); an element key must have the set's arity and a map element must carry
-data; adding an element whose key exists with other data is refused; deleting a missing
+data; adding an element whose key exists with other data is refused, and so is one that
+overlaps another in a set with ``flags interval``; deleting a missing
 element is refused; a map whose ``typeof`` data names a transport protocol (``ip daddr . tcp
 dport``) is type-checked against the protocol of the first rule of a transaction that uses it
 (nft 1.0.6 evaluates the map's expressions once, in that rule's context: a first user matching
@@ -18,6 +19,7 @@ cases against the real nft. ``dump()`` prints the state sorted, for golden compa
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -302,4 +304,37 @@ def _element_op(table: FakeTable, op: ElementOp) -> None:
         old = s.elements.get(e.key)
         if old is not None and old.data != e.data:
             raise NftExistsError(f"element {e.render()}: File exists")
+        if old is None and "interval" in s.spec.flags:
+            clash = next((k for k in s.elements if _overlaps(k, e.key)), None)
+            if clash is not None:
+                raise NftExistsError(
+                    f"element {e.render()} overlaps {' . '.join(clash)}: "
+                    "conflicting intervals specified"
+                )
         s.elements[e.key] = e
+
+
+def _span(value: str) -> tuple[int, int] | None:
+    """An interval element field as a closed integer range; None for a symbol (``tcp``)."""
+    first, sep, last = value.partition("-")
+    if sep and first.isdigit() and last.isdigit():
+        return int(first), int(last)
+    if value.isdigit():
+        return int(value), int(value)
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether two elements of an interval set overlap in every field (nft refuses that)."""
+    for x, y in zip(a, b, strict=True):
+        sx, sy = _span(x), _span(y)
+        if sx is None or sy is None:
+            if x != y:
+                return False
+        elif sx[0] > sy[1] or sy[0] > sx[1]:
+            return False
+    return True

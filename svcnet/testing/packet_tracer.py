@@ -2,7 +2,7 @@
 
 Tests of rule builders assert behaviour ("10.96.0.10:53/udp reaches each of the two pods with
 probability 1/2, masqueraded") rather than rule text. The tracer follows the netfilter hooks of
-one node for the first packet of a new connection:
+one node for one packet (the first of a new connection unless ``Packet.ct_state`` says otherwise):
 
 - a packet arriving on an interface: prerouting base chains by priority, then the routing
   decision (input if its destination, after DNAT, is a local address, otherwise forward and
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -65,6 +65,9 @@ class Packet:
     dport: int
     origin: Origin = Origin.NETWORK
     iif: str = "eth0"
+    # Conntrack's view of the packet: "new" for the first packet of a connection, "established"
+    # for a later one or a reply (NAT chains only ever see "new" packets).
+    ct_state: str = "new"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class _State:
     iif: str
     orig_dst: str
     orig_dport: int
+    ct_state: str = "new"
     mark: int = 0
     dnat: bool = False
     masquerade: bool = False
@@ -115,14 +119,26 @@ _ONE = Fraction(1)
 def trace(
     nft: FakeNft,
     family: str,
-    table: str,
+    table: str | Sequence[str],
     packet: Packet,
     local_addresses: Collection[str],
 ) -> list[Outcome]:
-    """Every outcome of the first packet of a new connection, with its probability."""
-    t = nft.table(family, table)
+    """Every outcome of the first packet of a new connection, with its probability.
+
+    ``table`` may name several tables (the proxy's and NetworkPolicy's): the base chains of
+    all of them run on each hook in the order of their priorities, as in the kernel.
+    """
+    names = (table,) if isinstance(table, str) else tuple(table)
+    t = [nft.table(family, name) for name in names]
     st = _State(
-        packet.src, packet.dst, packet.proto, packet.dport, packet.iif, packet.dst, packet.dport
+        packet.src,
+        packet.dst,
+        packet.proto,
+        packet.dport,
+        packet.iif,
+        packet.dst,
+        packet.dport,
+        packet.ct_state,
     )
     local = frozenset(local_addresses)
     branches: list[tuple[Fraction, _State, Result]] = []
@@ -167,13 +183,17 @@ def record_updates(nft: FakeNft, family: str, table: str, outcome: Outcome) -> N
 
 
 def _run_hook(
-    t: FakeTable, hook: Hook, st: _State, local: frozenset[str]
+    tables: Sequence[FakeTable], hook: Hook, st: _State, local: frozenset[str]
 ) -> list[tuple[Fraction, _State, Result | None]]:
     chains = sorted(
-        (c.base.priority, name) for name, c in t.chains.items() if c.base and c.base.hook is hook
+        (c.base.priority, i, name)
+        for i, t in enumerate(tables)
+        for name, c in t.chains.items()
+        if c.base and c.base.hook is hook
     )
     todo: list[tuple[Fraction, _State, Result | None]] = [(_ONE, st, None)]
-    for _, name in chains:
+    for _, i, name in chains:
+        t = tables[i]
         nxt: list[tuple[Fraction, _State, Result | None]] = []
         for p, s, r in todo:
             if r is not None:
@@ -269,6 +289,9 @@ def _set_has(s: FakeSet, key: tuple[str, ...]) -> bool:
 
 
 def _field_matches(value: str, element_field: str) -> bool:
+    first, sep, last = element_field.partition("-")
+    if sep and first.isdigit() and last.isdigit():  # a port range: "80-90"
+        return value.isdigit() and int(first) <= int(value) <= int(last)
     if "/" not in element_field:
         return value == element_field
     try:
@@ -313,7 +336,7 @@ def _field(f: Field, st: _State, local: frozenset[str]) -> str:
         case Field.FIB_SADDR_TYPE:
             return "local" if st.src in local else "unicast"
         case Field.CT_STATE:
-            return "new"
+            return st.ct_state
         case Field.CT_STATUS:
             return "dnat" if st.dnat else ""
         case Field.IIFNAME:
@@ -325,7 +348,9 @@ def _field(f: Field, st: _State, local: frozenset[str]) -> str:
 
 def _cmp(c: Cmp, st: _State, local: frozenset[str]) -> bool:
     value = _field(c.field, st, local)
-    if "/" in c.value:
+    if c.field is Field.CT_STATE:  # a list of states: any of them matches
+        hit = value in c.value.split(",")
+    elif "/" in c.value:
         try:
             hit = ipaddress.ip_address(value) in ipaddress.ip_network(c.value)
         except ValueError:

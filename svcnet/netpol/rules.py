@@ -1,0 +1,279 @@
+"""The desired nftables state of NetworkPolicy on one node, and the transactions that reach it.
+
+Layout (one table ``ip svcnet-netpol``, this node's pods only). Two base chains on the forward
+hook, after the Service proxy's DNAT (nat prerouting, priority -100), so traffic to a
+ClusterIP, NodePort or LoadBalancer address is judged against the pod it was sent to:
+
+- ``forward-egress`` (priority 0): replies of allowed connections pass (``ct state
+  established,related``); a new connection from an egress-isolated local pod goes, through the
+  verdict map ``egress-pods`` (pod address -> ``goto ns-eg-<namespace>``), to its namespace's
+  chain, which jumps to the chain of every egress policy of that namespace and drops what none
+  accepted. ``accept`` ends this base chain only: the packet goes on to
+- ``forward-ingress`` (priority 1): the same for the destination, through ``ingress-pods`` and
+  ``ns-in-<namespace>``.
+
+A policy chain (``pol-in-<id>`` / ``pol-eg-<id>``) first returns for pods it does not select
+(set ``...-targets``), then has one accepting rule per rule of the policy (two when it has both
+numeric and named ports): the peer address in the rule's interval set ``...-<i>-peers``
+(selected pods' addresses and ipBlocks), the protocol and port in ``...-<i>-ports`` (ranges)
+or, for named ports, ``ip daddr . l4proto . dport`` in ``...-<i>-named`` (resolved per
+destination pod). Pods live only in set elements, so the rule count grows with policies and
+rules, never with pods.
+
+Traffic the node itself sends to its pods (probes) leaves through the output hook and traffic
+from a pod to its node arrives through input: neither is filtered, as upstream requires the
+node to always reach its pods. A pod's traffic to itself never leaves its namespace.
+
+The desired state is a value (:class:`Desired`); a partial sync is the difference between the
+state last applied and the new one, so a pod-label change is a few element changes; a full sync
+deletes and rebuilds the table in one atomic transaction (there is never an open moment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from svcnet.dataplane.nft import (
+    ACCEPT,
+    DROP,
+    RETURN,
+    BaseChain,
+    ChainType,
+    Cmp,
+    Element,
+    Field,
+    Hook,
+    Rule,
+    SetLookup,
+    SetSpec,
+    Stmt,
+    Transaction,
+    TransactionBuilder,
+    VmapLookup,
+    goto,
+    jump,
+    rule,
+)
+from svcnet.netpol.compile import Compiled, CompiledPolicy, CompiledRule
+from svcnet.netpol.model import Direction, PolicyKey
+
+FAMILY = "ip"
+TABLE = "svcnet-netpol"
+
+FORWARD_EGRESS = "forward-egress"
+FORWARD_INGRESS = "forward-ingress"
+# The proxy DNATs in nat prerouting/output at -100 and rejects traffic to Services without
+# endpoints in filter forward at -110; both come before these.
+BASE_CHAINS: Mapping[str, BaseChain] = {
+    FORWARD_EGRESS: BaseChain(ChainType.FILTER, Hook.FORWARD, 0),
+    FORWARD_INGRESS: BaseChain(ChainType.FILTER, Hook.FORWARD, 1),
+}
+POD_MAPS: Mapping[Direction, str] = {
+    Direction.EGRESS: "egress-pods",
+    Direction.INGRESS: "ingress-pods",
+}
+_SHORT = {Direction.INGRESS: "in", Direction.EGRESS: "eg"}
+# The pod's own address, and the peer's, per direction.
+_POD_FIELD = {Direction.INGRESS: Field.IP_DADDR, Direction.EGRESS: Field.IP_SADDR}
+_PEER_FIELD = {Direction.INGRESS: Field.IP_SADDR, Direction.EGRESS: Field.IP_DADDR}
+
+_POD_MAP_SPEC = SetSpec("ipv4_addr", "verdict")
+_ADDRESSES = SetSpec("ipv4_addr")
+_PEERS = SetSpec("ipv4_addr", flags=("interval",))
+_PORTS = SetSpec("inet_proto . inet_service", flags=("interval",))
+_NAMED = SetSpec("ipv4_addr . inet_proto . inet_service")
+_ESTABLISHED = Cmp(Field.CT_STATE, "established,related")
+# nft names are at most 255 bytes; a policy's namespace and name can be longer together.
+_MAX_ID = 200
+
+
+@dataclass(frozen=True, slots=True)
+class NetpolConfig:
+    node_name: str
+    family: str = FAMILY
+    table: str = TABLE
+
+
+def namespace_chain(direction: Direction, namespace: str) -> str:
+    return f"ns-{_SHORT[direction]}-{namespace}"
+
+
+def policy_id(key: PolicyKey) -> str:
+    """``namespace.name`` (a namespace has no dot), or a digest of it when too long."""
+    text = f"{key.namespace}.{key.name}"
+    if len(text) <= _MAX_ID:
+        return text
+    return f"{key.namespace}.{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def policy_chain(direction: Direction, key: PolicyKey) -> str:
+    return f"pol-{_SHORT[direction]}-{policy_id(key)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """The table's content: chains (hook, rules) and sets (spec, elements), by name."""
+
+    chains: Mapping[str, tuple[BaseChain | None, tuple[Rule, ...]]] = field(default_factory=dict)
+    sets: Mapping[str, tuple[SetSpec, frozenset[Element]]] = field(default_factory=dict)
+
+    def rule_count(self) -> int:
+        return sum(len(rules) for _, rules in self.chains.values())
+
+    def element_count(self) -> int:
+        return sum(len(els) for _, els in self.sets.values())
+
+
+def _policy_objects(
+    pol: CompiledPolicy,
+    chains: dict[str, tuple[BaseChain | None, tuple[Rule, ...]]],
+    sets: dict[str, tuple[SetSpec, frozenset[Element]]],
+) -> None:
+    d = pol.direction
+    name = policy_chain(d, pol.key)
+    targets = f"{name}-targets"
+    sets[targets] = (_ADDRESSES, frozenset(Element((ip,)) for ip in pol.targets))
+    rules: list[Rule] = [rule(SetLookup((_POD_FIELD[d],), targets, negate=True), RETURN)]
+    for r in pol.rules:
+        rules.extend(_rule_rules(pol, r, name, sets))
+    chains[name] = (None, tuple(rules))
+
+
+def _rule_rules(
+    pol: CompiledPolicy,
+    r: CompiledRule,
+    chain: str,
+    sets: dict[str, tuple[SetSpec, frozenset[Element]]],
+) -> list[Rule]:
+    d = pol.direction
+    comment = f"{pol.key} {d.value}[{r.index}]"[:120]
+    prefix: list[Stmt] = []
+    if r.peers is not None:
+        peers = f"{chain}-{r.index}-peers"
+        sets[peers] = (_PEERS, frozenset(Element((e,)) for e in r.peers))
+        prefix.append(SetLookup((_PEER_FIELD[d],), peers))
+    if r.ports is None:
+        return [rule(*prefix, ACCEPT, comment=comment)]
+    out: list[Rule] = []
+    if r.ports:
+        ports = f"{chain}-{r.index}-ports"
+        sets[ports] = (_PORTS, frozenset(Element(p.element()) for p in r.ports))
+        out.append(
+            rule(
+                *prefix, SetLookup((Field.L4PROTO, Field.TH_DPORT), ports), ACCEPT, comment=comment
+            )
+        )
+    if r.named:
+        named = f"{chain}-{r.index}-named"
+        sets[named] = (_NAMED, frozenset(Element(t.element()) for t in r.named))
+        key = (Field.IP_DADDR, Field.L4PROTO, Field.TH_DPORT)
+        out.append(rule(*prefix, SetLookup(key, named), ACCEPT, comment=comment))
+    return out
+
+
+def desired_state(compiled: Compiled) -> Desired:
+    """The table that enforces ``compiled``. Policies selecting no local pod get nothing."""
+    chains: dict[str, tuple[BaseChain | None, tuple[Rule, ...]]] = {}
+    sets: dict[str, tuple[SetSpec, frozenset[Element]]] = {}
+    for d in Direction:
+        base = FORWARD_EGRESS if d is Direction.EGRESS else FORWARD_INGRESS
+        chains[base] = (
+            BASE_CHAINS[base],
+            (
+                rule(_ESTABLISHED, ACCEPT),
+                rule(VmapLookup((_POD_FIELD[d],), POD_MAPS[d])),
+            ),
+        )
+        isolated = compiled.isolated[d]
+        sets[POD_MAPS[d]] = (
+            _POD_MAP_SPEC,
+            frozenset(Element((ip,), goto(namespace_chain(d, ns))) for ip, ns in isolated.items()),
+        )
+        for ns in sorted(set(isolated.values())):
+            jumps: list[Rule] = []
+            for key in compiled.by_namespace.get((d, ns), ()):
+                pol = compiled.policies[(d, key)]
+                if not pol.targets:
+                    continue
+                _policy_objects(pol, chains, sets)
+                jumps.append(rule(jump(policy_chain(d, key))))
+            chains[namespace_chain(d, ns)] = (None, (*jumps, rule(DROP)))
+    return Desired(chains, sets)
+
+
+# --- transactions ------------------------------------------------------------------------------
+
+
+def build_full(cfg: NetpolConfig, desired: Desired) -> Transaction:
+    """Delete and rebuild the table in one transaction: atomic, so never an open moment."""
+    b = TransactionBuilder(cfg.family, cfg.table)
+    b.add_table()  # nft 1.0.6 has no "destroy": adding first makes the delete always valid
+    b.delete_table()
+    b.add_table()
+    for name, (base, _) in sorted(desired.chains.items()):
+        b.add_chain(name, base)
+    for name, (spec, _) in sorted(desired.sets.items()):
+        b.add_set(name, spec)
+    for name, (_, rules) in sorted(desired.chains.items()):
+        for r in rules:
+            b.add_rule(name, r)
+    for name, (_, elements) in sorted(desired.sets.items()):
+        b.add_elements(name, sorted(elements))
+    return b.build()
+
+
+def build_partial(cfg: NetpolConfig, old: Desired, new: Desired) -> Transaction:
+    """What turns the table from ``old`` (as last applied) into ``new``; empty when equal.
+
+    Order matters to nft: chains exist before rules jump to them and before verdict-map
+    elements name them; an element goes before the chain it names is deleted; a chain's rules
+    go (flushed) before the sets they look up are deleted.
+    """
+    b = TransactionBuilder(cfg.family, cfg.table)
+    added_chains = sorted(set(new.chains) - set(old.chains))
+    gone_chains = sorted(set(old.chains) - set(new.chains))
+    changed_chains = sorted(
+        n for n in set(new.chains) & set(old.chains) if new.chains[n] != old.chains[n]
+    )
+    added_sets = sorted(set(new.sets) - set(old.sets))
+    gone_sets = sorted(set(old.sets) - set(new.sets))
+    for name in added_chains:
+        b.add_chain(name, new.chains[name][0])
+    for name in added_sets:
+        b.add_set(name, new.sets[name][0])
+    additions: list[tuple[str, Iterable[Element]]] = []
+    for name in sorted(set(new.sets) & set(old.sets)):
+        before, after = old.sets[name][1], new.sets[name][1]
+        if before != after:
+            b.delete_elements(name, sorted(before - after))
+            additions.append((name, sorted(after - before)))
+    for name in changed_chains:
+        b.flush_chain(name)
+    for name in [*changed_chains, *added_chains]:
+        for r in new.chains[name][1]:
+            b.add_rule(name, r)
+    for name in added_sets:
+        b.add_elements(name, sorted(new.sets[name][1]))
+    for name, elements in additions:
+        b.add_elements(name, elements)
+    for name in gone_chains:
+        b.flush_chain(name)
+    for name in gone_chains:
+        b.delete_chain(name)
+    for name in gone_sets:
+        b.delete_set(name)
+    return b.build()
+
+
+def expected_chains(desired: Desired) -> set[str]:
+    return set(desired.chains)
+
+
+def build_cleanup(cfg: NetpolConfig) -> Transaction:
+    """Remove the table, whether or not it exists."""
+    b = TransactionBuilder(cfg.family, cfg.table)
+    b.add_table()
+    b.delete_table()
+    return b.build()

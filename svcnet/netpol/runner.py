@@ -1,0 +1,84 @@
+"""NetworkPolicy for one node: informers -> change tracker -> sync loop -> nftables.
+
+Run by the node agent with the node's name. It watches every pod of the cluster (a peer can
+be anywhere), every namespace and every NetworkPolicy; handlers only record changes and wake
+the sync loop. Nothing is synced before the three caches have synced: a half-listed cache
+would compile a policy's peers from part of the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from svcnet.api.registry import REGISTRY
+from svcnet.client.informer import DeletedFinalStateUnknown, FuncHandler, SharedInformerFactory
+from svcnet.netpol.changetracker import ChangeTracker
+from svcnet.netpol.rules import NetpolConfig
+from svcnet.netpol.syncer import NftApplier, Syncer
+
+log = logging.getLogger(__name__)
+
+Obj = Mapping[str, Any]
+
+
+class NetpolRunner:
+    def __init__(
+        self,
+        factory: SharedInformerFactory,
+        cfg: NetpolConfig,
+        nft: NftApplier,
+        **syncer_options: Any,
+    ) -> None:
+        self.factory = factory
+        self.tracker = ChangeTracker()
+        self.syncer = Syncer(cfg, self.tracker, nft, **syncer_options)
+        t = self.tracker
+        self._informers = []
+        for group, plural, upsert, delete in (
+            ("", "pods", t.upsert_pod, t.delete_pod),
+            ("", "namespaces", t.upsert_namespace, t.delete_namespace),
+            ("networking.k8s.io", "networkpolicies", t.upsert_policy, t.delete_policy),
+        ):
+            informer = factory.informer_for(REGISTRY.by_plural(group, "v1", plural))  # type: ignore[arg-type]
+            informer.add_event_handler(
+                FuncHandler(
+                    on_add=self._recorded(upsert),
+                    on_update=self._updated(upsert),
+                    on_delete=self._deleted(delete),
+                )
+            )
+            self._informers.append(informer)
+
+    def _recorded(self, fn: Callable[[Obj], None]) -> Callable[[Obj], None]:
+        def handler(obj: Obj) -> None:
+            fn(obj)
+            if self.tracker.pending():
+                self.syncer.request()
+
+        return handler
+
+    def _updated(self, fn: Callable[[Obj], None]) -> Callable[[Obj, Obj], None]:
+        record = self._recorded(fn)
+        return lambda _old, new: record(new)
+
+    def _deleted(
+        self, fn: Callable[[Obj], None]
+    ) -> Callable[[Obj | DeletedFinalStateUnknown], None]:
+        record = self._recorded(fn)
+
+        def handler(obj: Obj | DeletedFinalStateUnknown) -> None:
+            record(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
+
+        return handler
+
+    async def run(self) -> None:
+        """Run until cancelled: informers, then the first full sync, then the sync loop."""
+        async with asyncio.TaskGroup() as tg:
+            self.factory.start(tg)
+            for informer in self._informers:
+                await informer.wait_for_sync()
+            self.syncer.request_full()
+            tg.create_task(self.syncer.run(), name="netpol-sync")

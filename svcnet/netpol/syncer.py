@@ -1,0 +1,163 @@
+"""NetworkPolicy's sync loop: drain the change tracker, compile, apply one transaction.
+
+As the proxy's: :meth:`Syncer.request` (called after every recorded change) wakes the loop;
+two syncs are at least ``min_interval`` apart, so a burst of changes becomes one transaction.
+A sync is partial (the difference between the table last applied and the new one: a pod-label
+change is a few set elements) unless the previous one failed, the table is missing or not
+what we wrote (checked cheaply every ``check_interval``), or ``full_sync_period`` has passed:
+then the table is rebuilt, atomically. The compiled model of the last successful sync is kept
+(``compiled``): it is what the kernel enforces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from svcnet.dataplane.nft import NftError, Transaction
+from svcnet.netpol.changetracker import ChangeTracker
+from svcnet.netpol.compile import Compiled
+from svcnet.netpol.rules import (
+    Desired,
+    NetpolConfig,
+    build_cleanup,
+    build_full,
+    build_partial,
+    desired_state,
+    expected_chains,
+)
+from svcnet.util.clock import REAL_CLOCK, Clock
+
+log = logging.getLogger(__name__)
+
+
+class NftApplier(Protocol):
+    async def apply(self, tx: Transaction) -> None: ...
+
+    async def list_chains(self, family: str, table: str) -> set[str] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    full: bool
+    ok: bool
+    operations: int
+    seconds: float
+    changes: int = 0
+    error: str = ""
+
+
+class Syncer:
+    def __init__(
+        self,
+        cfg: NetpolConfig,
+        tracker: ChangeTracker,
+        nft: NftApplier,
+        *,
+        clock: Clock = REAL_CLOCK,
+        min_interval: float = 0.02,
+        check_interval: float = 10.0,
+        full_sync_period: float = 3600.0,
+        retry_interval: float = 1.0,
+        on_sync: Callable[[SyncResult], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.tracker = tracker
+        self.nft = nft
+        self.clock = clock
+        self.min_interval = min_interval
+        self.check_interval = check_interval
+        self.full_sync_period = full_sync_period
+        self.retry_interval = retry_interval
+        self.on_sync = on_sync
+        self.state: Desired | None = None  # None: the next sync is a full one
+        self.compiled: Compiled | None = None
+        self._wake = asyncio.Event()
+        self._last_sync = float("-inf")
+        self._last_full = float("-inf")
+        self._last_check = float("-inf")
+        self.syncs: list[SyncResult] = []
+
+    def request(self) -> None:
+        """Ask for a sync soon (at most once per ``min_interval``)."""
+        self._wake.set()
+
+    def request_full(self) -> None:
+        self.state = None
+        self._wake.set()
+
+    async def sync(self) -> SyncResult:
+        """One sync, now. Never raises for an nft failure: the next one is then full."""
+        start = self.clock.monotonic()
+        if self.state is not None and start - self._last_check >= self.check_interval:
+            self._last_check = start
+            chains = await self.nft.list_chains(self.cfg.family, self.cfg.table)
+            if chains is None or not expected_chains(self.state) <= chains:
+                log.warning("netpol table %s missing or changed: full sync", self.cfg.table)
+                self.state = None
+        if self.state is not None and start - self._last_full >= self.full_sync_period:
+            self.state = None
+        changes = len(self.tracker.drain())
+        full = self.state is None
+        if not full and not changes:
+            return SyncResult(False, True, 0, 0.0)
+        compiled = self.tracker.compile(self.cfg.node_name)
+        desired = desired_state(compiled)
+        try:
+            tx: Transaction | None = None
+            if not full:
+                assert self.state is not None
+                tx = build_partial(self.cfg, self.state, desired)
+                try:
+                    if len(tx):
+                        await self.nft.apply(tx)
+                except NftError as e:
+                    # A partial transaction rests on our belief about the kernel's table: when
+                    # nft refuses it, rebuilding the table now repairs it.
+                    log.warning("partial netpol sync failed (%s): full sync now", e)
+                    full = True
+            if full:
+                tx = build_full(self.cfg, desired)
+                await self.nft.apply(tx)
+                self._last_full = self._last_check = start
+        except NftError as e:
+            log.error("netpol sync failed (%s): the next sync is a full one", e)
+            self.state = None
+            result = SyncResult(full, False, 0, self.clock.monotonic() - start, changes, str(e))
+            self._record(result)
+            return result
+        assert tx is not None
+        self.state, self.compiled = desired, compiled
+        result = SyncResult(full, True, len(tx), self.clock.monotonic() - start, changes)
+        self._record(result)
+        return result
+
+    async def cleanup(self) -> None:
+        """Delete the table (it owns it: nothing else lives there)."""
+        await self.nft.apply(build_cleanup(self.cfg))
+        self.state = None
+
+    def _record(self, result: SyncResult) -> None:
+        self._last_sync = self.clock.monotonic()
+        self.syncs.append(result)
+        del self.syncs[:-100]
+        if self.on_sync is not None:
+            self.on_sync(result)
+
+    async def run(self) -> None:
+        """Sync whenever asked (bounded by ``min_interval``) and every ``check_interval``."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.check_interval)
+            wait = self._last_sync + self.min_interval - self.clock.monotonic()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            self._wake.clear()
+            result = await self.sync()
+            if not result.ok:
+                await self.clock.sleep(self.retry_interval)
+                self._wake.set()
