@@ -32,6 +32,7 @@ from svcnet.dataplane.nft import (
     ElementOp,
     Field,
     NftBusyError,
+    NftError,
     NftExistsError,
     NftNotFoundError,
     NftSyntaxError,
@@ -171,6 +172,22 @@ class FakeNft:
                 for r in c.rules:
                     lines.append(f"    {r.render()}")
         return "\n".join(lines) + "\n"
+
+
+class FlakyNft(FakeNft):
+    """Fails the next ``fail`` transactions, as nft does on a kernel error; records the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 0
+        self.applied: list[Transaction] = []
+
+    async def apply(self, tx: Transaction) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise NftError("Could not process rule: Cannot allocate memory")
+        self.apply_sync(tx)
+        self.applied.append(tx)
 
 
 _TYPEOF_PROTOCOL = re.compile(r"\b(tcp|udp|sctp) dport\b")

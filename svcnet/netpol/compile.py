@@ -24,6 +24,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from svcnet.api.selectors import LabelSelector
 from svcnet.netpol.model import (
     Direction,
     NamespaceInfo,
@@ -158,17 +159,34 @@ class _Index:
         self.ns_labels = {n.name: dict(n.labels) for n in namespaces}
         self.labels = {p.key: p.label_map for p in self.pods}
 
+        # Policies repeat selectors (every default deny is "{}"): each is matched once.
+        self._ns_memo: dict[LabelSelector, tuple[str, ...]] = {}
+        self._pods_memo: dict[tuple[LabelSelector | None, str], tuple[PodInfo, ...]] = {}
+
+    def namespaces(self, sel: LabelSelector) -> tuple[str, ...]:
+        out = self._ns_memo.get(sel)
+        if out is None:
+            out = tuple(n for n, labels in self.ns_labels.items() if sel.matches(labels))
+            self._ns_memo[sel] = out
+        return out
+
+    def pods_in(self, sel: LabelSelector | None, ns: str) -> tuple[PodInfo, ...]:
+        """Pods of ``ns`` matching ``sel`` (None: all of them)."""
+        out = self._pods_memo.get((sel, ns))
+        if out is None:
+            pods = self.by_ns.get(ns, ())
+            out = tuple(p for p in pods if sel is None or sel.matches(self.labels[p.key]))
+            self._pods_memo[(sel, ns)] = out
+        return out
+
     def peer_pods(self, peer: Peer, policy_ns: str) -> list[PodInfo]:
         if peer.namespace_selector is None:
-            namespaces = [policy_ns]
+            namespaces: tuple[str, ...] = (policy_ns,)
         else:
-            sel = peer.namespace_selector
-            namespaces = [n for n, labels in self.ns_labels.items() if sel.matches(labels)]
+            namespaces = self.namespaces(peer.namespace_selector)
         out: list[PodInfo] = []
         for ns in namespaces:
-            for p in self.by_ns.get(ns, ()):
-                if peer.pod_selector is None or peer.pod_selector.matches(self.labels[p.key]):
-                    out.append(p)
+            out.extend(self.pods_in(peer.pod_selector, ns))
         return out
 
 
@@ -205,8 +223,7 @@ def _peer_elements(
     blocks = tuple(ipaddress.collapse_addresses(nets))
     out = {str(n.network_address) if n.prefixlen == 32 else str(n) for n in blocks}
     for p in pods:
-        addr = ipaddress.IPv4Address(p.ip)
-        if not any(addr in n for n in blocks):
+        if not blocks or not any(ipaddress.IPv4Address(p.ip) in n for n in blocks):
             out.add(p.ip)
     return tuple(sorted(out)), blocks
 
@@ -270,11 +287,7 @@ def compile_policies(
     by_ns: dict[tuple[Direction, str], list[PolicyKey]] = {}
     for pol in sorted(policies, key=lambda p: p.key):
         ns = pol.key.namespace
-        local = [
-            p
-            for p in idx.by_ns.get(ns, ())
-            if p.node == node and pol.pod_selector.matches(idx.labels[p.key])
-        ]
+        local = [p for p in idx.pods_in(pol.pod_selector, ns) if p.node == node]
         for direction in Direction:
             rules = pol.rules(direction)
             if rules is None:

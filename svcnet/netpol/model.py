@@ -44,7 +44,7 @@ class Direction(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class PolicyKey:
+class NamespacedName:
     namespace: str
     name: str
 
@@ -52,13 +52,8 @@ class PolicyKey:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class PodKey:
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
+PolicyKey = NamespacedName
+PodKey = NamespacedName
 
 
 @dataclass(frozen=True, slots=True)

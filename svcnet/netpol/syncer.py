@@ -1,6 +1,6 @@
 """NetworkPolicy's sync loop: drain the change tracker, compile, apply one transaction.
 
-As the proxy's: :meth:`Syncer.request` (called after every recorded change) wakes the loop;
+As the proxy's (:class:`~svcnet.util.syncloop.SyncLoop`): :meth:`Syncer.request` (called after every recorded change) wakes the loop;
 two syncs are at least ``min_interval`` apart, so a burst of changes becomes one transaction.
 A sync is partial (the difference between the table last applied and the new one: a pod-label
 change is a few set elements) unless the previous one failed, the table is missing or not
@@ -11,8 +11,6 @@ then the table is rebuilt, atomically. The compiled model of the last successful
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +29,8 @@ from svcnet.netpol.rules import (
     expected_chains,
 )
 from svcnet.util.clock import REAL_CLOCK, Clock
+from svcnet.util.gctune import paused_gc
+from svcnet.util.syncloop import SyncLoop
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class SyncResult:
     error: str = ""
 
 
-class Syncer:
+class Syncer(SyncLoop[SyncResult]):
     def __init__(
         self,
         cfg: NetpolConfig,
@@ -65,26 +65,21 @@ class Syncer:
         retry_interval: float = 1.0,
         on_sync: Callable[[SyncResult], None] | None = None,
     ) -> None:
+        super().__init__(
+            clock=clock,
+            min_interval=min_interval,
+            check_interval=check_interval,
+            retry_interval=retry_interval,
+            on_sync=on_sync,
+        )
         self.cfg = cfg
         self.tracker = tracker
         self.nft = nft
-        self.clock = clock
-        self.min_interval = min_interval
-        self.check_interval = check_interval
         self.full_sync_period = full_sync_period
-        self.retry_interval = retry_interval
-        self.on_sync = on_sync
         self.state: Desired | None = None  # None: the next sync is a full one
         self.compiled: Compiled | None = None
-        self._wake = asyncio.Event()
-        self._last_sync = float("-inf")
         self._last_full = float("-inf")
         self._last_check = float("-inf")
-        self.syncs: list[SyncResult] = []
-
-    def request(self) -> None:
-        """Ask for a sync soon (at most once per ``min_interval``)."""
-        self._wake.set()
 
     def request_full(self) -> None:
         self.state = None
@@ -105,8 +100,9 @@ class Syncer:
         full = self.state is None
         if not full and not changes:
             return SyncResult(False, True, 0, 0.0)
-        compiled = self.tracker.compile(self.cfg.node_name)
-        desired = desired_state(compiled)
+        with paused_gc():
+            compiled = self.tracker.compile(self.cfg.node_name)
+            desired = desired_state(compiled)
         try:
             tx: Transaction | None = None
             if not full:
@@ -140,24 +136,3 @@ class Syncer:
         """Delete the table (it owns it: nothing else lives there)."""
         await self.nft.apply(build_cleanup(self.cfg))
         self.state = None
-
-    def _record(self, result: SyncResult) -> None:
-        self._last_sync = self.clock.monotonic()
-        self.syncs.append(result)
-        del self.syncs[:-100]
-        if self.on_sync is not None:
-            self.on_sync(result)
-
-    async def run(self) -> None:
-        """Sync whenever asked (bounded by ``min_interval``) and every ``check_interval``."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.check_interval)
-            wait = self._last_sync + self.min_interval - self.clock.monotonic()
-            if wait > 0:
-                await self.clock.sleep(wait)
-            self._wake.clear()
-            result = await self.sync()
-            if not result.ok:
-                await self.clock.sleep(self.retry_interval)
-                self._wake.set()

@@ -1,8 +1,8 @@
 """The proxy's sync loop: drain the change tracker, build one transaction, apply it once.
 
-Like kube-proxy's BoundedFrequencyRunner: :meth:`Syncer.request` (called after every recorded
-change) wakes the loop; two syncs are at least ``min_interval`` apart, so a burst of changes
-becomes one transaction. A sync is partial (only the changed Services) unless the previous one
+Like kube-proxy's BoundedFrequencyRunner (:class:`~svcnet.util.syncloop.SyncLoop`):
+:meth:`Syncer.request` (called after every recorded change) wakes the loop; two syncs are at
+least ``min_interval`` apart, so a burst of changes becomes one transaction. A sync is partial (only the changed Services) unless the previous one
 failed, the table is missing or not what we wrote (checked cheaply every ``check_interval``),
 or ``full_sync_period`` has passed: then everything is rewritten. After the rules, conntrack
 entries made stale for UDP/SCTP are deleted (kube-proxy's order: rules first, so that new
@@ -11,7 +11,6 @@ packets are already DNATed to live endpoints).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from svcnet.proxy.rules import (
 )
 from svcnet.proxy.stale import AffinityEntry, removed_affinity_endpoints, stale_flows
 from svcnet.util.clock import REAL_CLOCK, Clock
+from svcnet.util.syncloop import SyncLoop
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class SyncResult:
     error: str = ""
 
 
-class Syncer:
+class Syncer(SyncLoop[SyncResult]):
     def __init__(
         self,
         cfg: ProxyConfig,
@@ -70,29 +70,24 @@ class Syncer:
         retry_interval: float = 1.0,
         on_sync: Callable[[SyncResult], None] | None = None,
     ) -> None:
+        super().__init__(
+            clock=clock,
+            min_interval=min_interval,
+            check_interval=check_interval,
+            retry_interval=retry_interval,
+            on_sync=on_sync,
+        )
         self.cfg = cfg
         self.tracker = tracker
         self.nft = nft
         self.conntrack = conntrack
-        self.clock = clock
-        self.min_interval = min_interval
-        self.check_interval = check_interval
         self.full_sync_period = full_sync_period
-        self.retry_interval = retry_interval
-        self.on_sync = on_sync
         self.state: ProxyState | None = None  # None: the next sync is a full one
-        self._wake = asyncio.Event()
-        self._last_sync = float("-inf")
         self._last_full = float("-inf")
         self._last_check = float("-inf")
         # Changes drained by a sync that failed: their conntrack and affinity clean-up still
         # has to run once a later sync has programmed the rules.
         self._unflushed: dict[ServiceKey, Change] = {}
-        self.syncs: list[SyncResult] = []
-
-    def request(self) -> None:
-        """Ask for a sync soon (at most once per ``min_interval``)."""
-        self._wake.set()
 
     def request_full(self) -> None:
         self.state = None
@@ -197,27 +192,6 @@ class Syncer:
                 one.delete_elements(AFFINITY, [e])
                 with contextlib.suppress(NftError):
                     await self.nft.apply(one.build())
-
-    def _record(self, result: SyncResult) -> None:
-        self._last_sync = self.clock.monotonic()
-        self.syncs.append(result)
-        del self.syncs[:-100]
-        if self.on_sync is not None:
-            self.on_sync(result)
-
-    async def run(self) -> None:
-        """Sync whenever asked (bounded by ``min_interval``) and every ``check_interval``."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.check_interval)
-            wait = self._last_sync + self.min_interval - self.clock.monotonic()
-            if wait > 0:
-                await self.clock.sleep(wait)
-            self._wake.clear()
-            result = await self.sync()
-            if not result.ok:
-                await self.clock.sleep(self.retry_interval)
-                self._wake.set()
 
 
 def _merge_changes(

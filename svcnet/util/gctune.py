@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
 def tune_gc() -> None:
@@ -19,3 +21,20 @@ def tune_gc() -> None:
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(max(young, 10_000), middle, old)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a pure builder allocates 10^5 small tuples.
+
+    None of them can form a cycle, but each allocation burst triggers collections whose scans
+    grow with the heap being built: at 10,000 Services the proxy's build took twice as long
+    with it, and NetworkPolicy's desired state at 1,000 policies x 1,000 pods ten times.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -6,8 +6,8 @@ Fixture ranges: see ``builders``.
 
 from __future__ import annotations
 
-from svcnet.dataplane.nft import ElementOp, NftError, Transaction
-from svcnet.dataplane.nft_fake import FakeNft
+from svcnet.dataplane.nft import ElementOp
+from svcnet.dataplane.nft_fake import FakeNft, FlakyNft
 from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.rules import FAMILY, TABLE, NetpolConfig
 from svcnet.netpol.syncer import Syncer
@@ -23,22 +23,6 @@ ALLOW_FROM_B = policy(
     podSelector={"matchLabels": {"pod": "a"}},
     ingress=[{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}],
 )
-
-
-class FlakyNft(FakeNft):
-    """Fails the next ``fail`` transactions, as nft would on a kernel error."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail = 0
-        self.applied: list[Transaction] = []
-
-    async def apply(self, tx: Transaction) -> None:
-        if self.fail:
-            self.fail -= 1
-            raise NftError("Could not process rule: Cannot allocate memory")
-        self.apply_sync(tx)
-        self.applied.append(tx)
 
 
 def make(**options: float) -> tuple[ChangeTracker, FlakyNft, Syncer, FakeClock]:

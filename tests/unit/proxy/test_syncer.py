@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from svcnet.dataplane.conntrack import FakeConntrack, FlowFilter
-from svcnet.dataplane.nft import NftError, Transaction
-from svcnet.dataplane.nft_fake import FakeNft
+from svcnet.dataplane.nft_fake import FakeNft, FlakyNft
 from svcnet.proxy.changetracker import ChangeTracker
 from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig
 from svcnet.proxy.syncer import Syncer
@@ -18,22 +17,6 @@ from svcnet.util.clock import FakeClock
 from .builders import LOCAL_ADDRESSES, POD_A, endpoint, endpoint_slice, service
 
 CFG = ProxyConfig(node_name="node-1")
-
-
-class FlakyNft(FakeNft):
-    """Fails the next ``fail`` transactions, as nft would on a kernel error."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail = 0
-        self.applied: list[Transaction] = []
-
-    async def apply(self, tx: Transaction) -> None:
-        if self.fail:
-            self.fail -= 1
-            raise NftError("Could not process rule: Cannot allocate memory")
-        self.apply_sync(tx)
-        self.applied.append(tx)
 
 
 def make(check_interval: float = 3600.0) -> tuple[ChangeTracker, FlakyNft, FakeConntrack, Syncer]:
