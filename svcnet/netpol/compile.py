@@ -218,7 +218,7 @@ def _peer_elements(
     """Disjoint interval elements: the blocks' networks, and pod addresses outside them."""
     nets: list[ipaddress.IPv4Network] = []
     for peer in peers:
-        if peer.ip_block is not None and ":" not in peer.ip_block.cidr:
+        if peer.ip_block is not None:
             nets.extend(peer.ip_block.networks())
     blocks = tuple(ipaddress.collapse_addresses(nets))
     out = {str(n.network_address) if n.prefixlen == 32 else str(n) for n in blocks}

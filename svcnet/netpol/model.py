@@ -96,7 +96,10 @@ class IPBlock:
     excepts: tuple[str, ...]
 
     def networks(self) -> tuple[ipaddress.IPv4Network, ...]:
-        """The block as disjoint networks: ``cidr`` minus every ``except``."""
+        """The block as disjoint networks: ``cidr`` minus every ``except``; none for IPv6,
+        which this IPv4 table never sees."""
+        if ":" in self.cidr:
+            return ()
         nets = [ipaddress.IPv4Network(self.cidr, strict=False)]
         for text in self.excepts:
             ex = ipaddress.IPv4Network(text, strict=False)
@@ -199,6 +202,7 @@ def _peer(obj: Obj) -> Peer:
     ip_block = None
     if block is not None:
         ip_block = IPBlock(str(block.get("cidr") or ""), tuple(block.get("except") or ()))
+        ip_block.networks()  # refused here, at the door, rather than in every compile
     return Peer(
         _selector(obj.get("podSelector")), _selector(obj.get("namespaceSelector")), ip_block
     )
@@ -235,11 +239,24 @@ def policy_types(spec: Obj) -> tuple[str, ...]:
 
 
 def policy_info(obj: Obj) -> PolicyInfo:
+    """The policy as the compiler reads it.
+
+    The API server refuses what cannot be read (a bad selector, a bad CIDR); one that got past
+    it anyway closes its whole namespace for its policy types instead of opening anything.
+    """
     spec = obj.get("spec") or {}
     types = policy_types(spec)
-    return PolicyInfo(
-        policy_key(obj),
-        label_selector_from_dict(spec.get("podSelector") or {}),
-        _rules(spec.get("ingress"), "from") if "Ingress" in types else None,
-        _rules(spec.get("egress"), "to") if "Egress" in types else None,
-    )
+    try:
+        return PolicyInfo(
+            policy_key(obj),
+            label_selector_from_dict(spec.get("podSelector") or {}),
+            _rules(spec.get("ingress"), "from") if "Ingress" in types else None,
+            _rules(spec.get("egress"), "to") if "Egress" in types else None,
+        )
+    except (ValueError, TypeError, AttributeError):
+        return PolicyInfo(
+            policy_key(obj),
+            LabelSelector.everything(),
+            () if "Ingress" in types else None,
+            () if "Egress" in types else None,
+        )
