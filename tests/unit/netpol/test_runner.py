@@ -1,0 +1,83 @@
+"""NetworkPolicy's glue: informers over the fake API server feed the fake nftables table.
+
+Fixture ranges: see ``builders``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from svcnet.api.registry import REGISTRY
+from svcnet.client.fake import TOKEN, FakeApiServer
+from svcnet.client.informer import SharedInformerFactory
+from svcnet.client.kubeconfig import ClientConfig
+from svcnet.client.rest import ApiClient
+from svcnet.dataplane.nft_fake import FakeNft
+from svcnet.netpol.rules import FAMILY, TABLE, NetpolConfig
+from svcnet.netpol.runner import NetpolRunner
+from svcnet.testing.packet_tracer import Packet, Result, trace
+
+from .builders import NODE_GW, NODE_IPS, layout, namespace, pod, pod_ip, policy
+
+POLICIES = REGISTRY.by_plural("networking.k8s.io", "v1", "networkpolicies")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeApiServer]:
+    server = FakeApiServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+def verdict(nft: FakeNft, src: str) -> Result | None:
+    if not nft.table_exists(FAMILY, TABLE):
+        return None
+    packet = Packet(src, pod_ip("x", "a"), "tcp", 80, iif="cni0")
+    [out] = trace(nft, FAMILY, TABLE, packet, (NODE_IPS["node-1"], NODE_GW["node-1"]))
+    return out.result
+
+
+async def test_policies_pods_and_namespaces_from_the_api_reach_the_table(
+    fake: FakeApiServer,
+) -> None:
+    for obj in layout():
+        fake.put(obj)
+    fake.put(
+        policy(
+            "from-blue",
+            podSelector={"matchLabels": {"pod": "a"}},
+            ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}],
+        )
+    )
+    nft = FakeNft()
+    async with ApiClient(ClientConfig(server=fake.url, token=TOKEN)) as client:
+        runner = NetpolRunner(
+            SharedInformerFactory(client), NetpolConfig("node-1"), nft, min_interval=0.0
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: verdict(nft, pod_ip("z", "b")) is Result.DROP)
+            fake.put(namespace("z", {"ns": "z", "team": "blue"}))
+            await eventually(lambda: verdict(nft, pod_ip("z", "b")) is Result.ACCEPT)
+            assert not runner.syncer.syncs[-1].full
+            assert verdict(nft, pod_ip("y", "b")) is Result.DROP
+            fake.put(pod("y", "b", labels={"pod": "b"}))  # unchanged: no sync
+            fake.remove(POLICIES, "from-blue", "x")  # type: ignore[arg-type]
+            await eventually(lambda: verdict(nft, pod_ip("y", "b")) is Result.ACCEPT)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
