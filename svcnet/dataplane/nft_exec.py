@@ -51,7 +51,9 @@ def classify_error(stderr: str, script: str = "") -> NftError:
     msg = stderr.strip()
     if "No such file or directory" in msg:
         return NftNotFoundError(msg, script)
-    if "File exists" in msg:
+    # An interval set refuses an overlapping element: in nft itself for one field, in the
+    # kernel (EEXIST) for concatenations.
+    if "File exists" in msg or "overlaps with an existing" in msg:
         return NftExistsError(msg, script)
     if "Device or resource busy" in msg:
         return NftBusyError(msg, script)

@@ -34,6 +34,8 @@ from svcnet.dataplane.nft_fake import FakeNft
 
 VMAP = SetSpec("ipv4_addr", "verdict")
 MAP = SetSpec("ipv4_addr", "ipv4_addr")
+PREFIXES = SetSpec("ipv4_addr", flags=("interval",))
+PORT_RANGES = SetSpec("inet_proto . inet_service", flags=("interval",))
 # An endpoint map as the proxy writes them: typeof data naming its transport protocol.
 TCP_EP_MAP = SetSpec(
     "ip daddr . th dport . numgen random mod 1", "ip daddr . tcp dport", typeof=True, size=1024
@@ -57,6 +59,10 @@ def base() -> TransactionBuilder:
     b.add_set("ep", TCP_EP_MAP)
     b.add_chain("c")
     b.add_rule("c", dnat_via_ep("tcp"))
+    b.add_set("iv", PREFIXES)
+    b.add_elements("iv", [Element(("10.0.0.0/8",))])
+    b.add_set("pr", PORT_RANGES)
+    b.add_elements("pr", [Element(("tcp", "80-90"))])
     return b
 
 
@@ -73,6 +79,16 @@ def tx(build: Callable[[TransactionBuilder], None]) -> TransactionBuilder:
 
 
 REFUSED: list[tuple[str, Callable[[TransactionBuilder], None], type[NftError]]] = [
+    (
+        "a prefix overlapping another in an interval set",
+        lambda b: b.add_elements("iv", [Element(("10.1.0.0/16",))]),
+        NftExistsError,
+    ),
+    (
+        "a port range overlapping another in a concatenated interval set",
+        lambda b: b.add_elements("pr", [Element(("tcp", "85-95"))]),
+        NftExistsError,
+    ),
     ("rule in a missing chain", lambda b: b.add_rule("zz", rule(ACCEPT)), NftNotFoundError),
     ("jump to a missing chain", lambda b: b.add_rule("a", rule(jump("zz"))), NftNotFoundError),
     (
@@ -149,6 +165,16 @@ def test_refused_transaction_leaves_state_unchanged(
 
 
 ACCEPTED: list[tuple[str, Callable[[TransactionBuilder], None]]] = [
+    (
+        "disjoint intervals, and the same interval again",
+        lambda b: b.add_elements(
+            "iv", [Element(("11.0.0.1",)), Element(("10.0.0.0/8",)), Element(("12.0.0.0/24",))]
+        ),
+    ),
+    (
+        "the same ports under another protocol",
+        lambda b: b.add_elements("pr", [Element(("udp", "85-95"))]),
+    ),
     (
         "re-adding the same element",
         lambda b: b.add_elements("m", [Element(("1.1.1.1",), ("2.2.2.2",))] * 2),
