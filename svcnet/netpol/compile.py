@@ -20,6 +20,7 @@ same value the data plane runs.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -72,6 +73,11 @@ class CompiledRule:
     peers: tuple[str, ...] | None
     ports: tuple[PortRange, ...] | None  # numeric ports; None: every port
     named: tuple[NamedTarget, ...]  # named ports, resolved per destination pod
+    # Digests of what defines ``peers``, ``ports`` and ``named`` (not of their content): rules
+    # with the same definition share one nft set, whose name stays while pods come and go.
+    peers_id: str = ""
+    ports_id: str = ""
+    named_id: str = ""
 
     def allows(self, peer_ip: str, dst_ip: str, protocol: Protocol, port: int) -> bool:
         if self.peers is not None and not _in_elements(peer_ip, self.peers):
@@ -89,6 +95,7 @@ class CompiledPolicy:
     direction: Direction
     targets: frozenset[str]  # addresses of this node's pods the policy selects
     rules: tuple[CompiledRule, ...]
+    selector_id: str = ""  # digest of (namespace, podSelector): see CompiledRule.peers_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +235,29 @@ def _peer_elements(
     return tuple(sorted(out)), blocks
 
 
+def digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def _selector_text(sel: LabelSelector | None) -> str:
+    if sel is None:
+        return "-"
+    return "nothing" if sel.selects_nothing else f"{{{sel}}}"
+
+
+def _peer_text(peer: Peer) -> str:
+    block = peer.ip_block
+    cidrs = f"{block.cidr} except {','.join(block.excepts)}" if block else "-"
+    return f"{_selector_text(peer.pod_selector)} {_selector_text(peer.namespace_selector)} {cidrs}"
+
+
 def _compile_rule(
     index: int,
     rule: PolicyRule,
     direction: Direction,
     policy_ns: str,
     targets: list[PodInfo],
+    selector_id: str,
     idx: _Index,
 ) -> CompiledRule:
     peers: tuple[str, ...] | None = None
@@ -247,8 +271,9 @@ def _compile_rule(
                     seen[p.ip] = p
         peer_pods = list(seen.values())
         peers, blocks = _peer_elements(rule.peers, peer_pods)
+    peers_id = digest(policy_ns, *(_peer_text(p) for p in rule.peers)) if rule.peers else ""
     if not rule.ports:
-        return CompiledRule(index, peers, None, ())
+        return CompiledRule(index, peers, None, (), peers_id)
     named_specs = [p for p in rule.ports if p.name is not None]
     named: set[NamedTarget] = set()
     if named_specs:
@@ -269,8 +294,20 @@ def _compile_rule(
                 port = pod.resolve(spec.name, spec.protocol)
                 if port is not None:
                     named.add(NamedTarget(pod.ip, spec.protocol, port))
+    ranges = _port_ranges(rule)
+    ports_id = digest(*(" ".join(r.element()) for r in ranges))
+    destinations_id = selector_id if direction is Direction.INGRESS else peers_id
+    named_id = digest(
+        direction.value, destinations_id, *(f"{p.name}/{p.protocol.value}" for p in named_specs)
+    )
     return CompiledRule(
-        index, peers, _port_ranges(rule), tuple(sorted(named, key=NamedTarget.element))
+        index,
+        peers,
+        ranges,
+        tuple(sorted(named, key=NamedTarget.element)),
+        peers_id,
+        ports_id,
+        named_id,
     )
 
 
@@ -288,6 +325,7 @@ def compile_policies(
     for pol in sorted(policies, key=lambda p: p.key):
         ns = pol.key.namespace
         local = [p for p in idx.pods_in(pol.pod_selector, ns) if p.node == node]
+        selector_id = digest(ns, _selector_text(pol.pod_selector))
         for direction in Direction:
             rules = pol.rules(direction)
             if rules is None:
@@ -299,7 +337,11 @@ def compile_policies(
                 pol.key,
                 direction,
                 frozenset(p.ip for p in local),
-                tuple(_compile_rule(i, r, direction, ns, local, idx) for i, r in enumerate(rules)),
+                tuple(
+                    _compile_rule(i, r, direction, ns, local, selector_id, idx)
+                    for i, r in enumerate(rules)
+                ),
+                selector_id,
             )
     return Compiled(
         node,

@@ -13,12 +13,14 @@ ClusterIP, NodePort or LoadBalancer address is judged against the pod it was sen
   ``ns-in-<namespace>``.
 
 A policy chain (``pol-in-<id>`` / ``pol-eg-<id>``) first returns for pods it does not select
-(set ``...-targets``), then has one accepting rule per rule of the policy (two when it has both
-numeric and named ports): the peer address in the rule's interval set ``...-<i>-peers``
-(selected pods' addresses and ipBlocks), the protocol and port in ``...-<i>-ports`` (ranges)
-or, for named ports, ``ip daddr . l4proto . dport`` in ``...-<i>-named`` (resolved per
-destination pod). Pods live only in set elements, so the rule count grows with policies and
-rules, never with pods.
+(set ``targets-<digest>``), then has one accepting rule per rule of the policy (two when it has
+both numeric and named ports): the peer address in the interval set ``peers-<digest>``
+(selected pods' addresses and ipBlocks), the protocol and port in ``ports-<digest>`` (ranges)
+or, for named ports, ``ip daddr . l4proto . dport`` in ``named-<digest>`` (resolved per
+destination pod). Each set is named by a digest of what defines it (namespace and selectors,
+ports), so policies repeating a selector share its set: nft 1.0.6 reads every set of the table
+before each transaction, and its cost grows with the number of sets. Pods live only in set
+elements, so the rule count grows with policies and rules, never with pods.
 
 Traffic the node itself sends to its pods (probes) leaves through the output hook and traffic
 from a pod to its node arrives through input: neither is filtered, as upstream requires the
@@ -133,32 +135,31 @@ def _policy_objects(
 ) -> None:
     d = pol.direction
     name = policy_chain(d, pol.key)
-    targets = f"{name}-targets"
+    targets = f"targets-{pol.selector_id}"
     sets[targets] = (_ADDRESSES, frozenset(Element((ip,)) for ip in pol.targets))
     rules: list[Rule] = [rule(SetLookup((_POD_FIELD[d],), targets, negate=True), RETURN)]
     for r in pol.rules:
-        rules.extend(_rule_rules(pol, r, name, sets))
+        rules.extend(_rule_rules(pol, r, sets))
     chains[name] = (None, tuple(rules))
 
 
 def _rule_rules(
     pol: CompiledPolicy,
     r: CompiledRule,
-    chain: str,
     sets: dict[str, tuple[SetSpec, frozenset[Element]]],
 ) -> list[Rule]:
     d = pol.direction
     comment = f"{pol.key} {d.value}[{r.index}]"[:120]
     prefix: list[Stmt] = []
     if r.peers is not None:
-        peers = f"{chain}-{r.index}-peers"
+        peers = f"peers-{r.peers_id}"
         sets[peers] = (_PEERS, frozenset(Element((e,)) for e in r.peers))
         prefix.append(SetLookup((_PEER_FIELD[d],), peers))
     if r.ports is None:
         return [rule(*prefix, ACCEPT, comment=comment)]
     out: list[Rule] = []
     if r.ports:
-        ports = f"{chain}-{r.index}-ports"
+        ports = f"ports-{r.ports_id}"
         sets[ports] = (_PORTS, frozenset(Element(p.element()) for p in r.ports))
         out.append(
             rule(
@@ -166,7 +167,7 @@ def _rule_rules(
             )
         )
     if r.named:
-        named = f"{chain}-{r.index}-named"
+        named = f"named-{r.named_id}"
         sets[named] = (_NAMED, frozenset(Element(t.element()) for t in r.named))
         key = (Field.IP_DADDR, Field.L4PROTO, Field.TH_DPORT)
         out.append(rule(*prefix, SetLookup(key, named), ACCEPT, comment=comment))

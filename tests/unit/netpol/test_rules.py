@@ -437,3 +437,21 @@ def test_rule_count_grows_with_policies_not_pods() -> None:
     small, big = counts(10), counts(200)
     assert small[0] == big[0]
     assert big[1] > small[1]
+
+
+def test_policies_repeating_a_selector_share_its_sets() -> None:
+    from svcnet.netpol.rules import desired_state
+
+    def sets(*policies: dict[str, Any]) -> set[str]:
+        cluster = FakeCluster([*layout(), *policies])
+        return set(desired_state(cluster.nodes["node-1"].compiled).sets)
+
+    one = sets(from_peers({"podSelector": {"matchLabels": {"pod": "b"}}}, ports=[{"port": 80}]))
+    twin = {
+        **from_peers({"podSelector": {"matchLabels": {"pod": "b"}}}, ports=[{"port": 80}]),
+        "metadata": {"name": "twin", "namespace": "x"},
+    }
+    assert sets(from_peers({"podSelector": {"matchLabels": {"pod": "b"}}}, ports=[{"port": 80}]),
+                twin) == one  # fmt: skip
+    other_ns = {**twin, "metadata": {"name": "twin", "namespace": "y"}}
+    assert len(sets(twin, other_ns) - one) == 2  # y's own targets and peers sets
