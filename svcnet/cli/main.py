@@ -20,6 +20,7 @@ from svcnet.api.ranges import (
 )
 from svcnet.cli import control
 from svcnet.cli.dns import dns
+from svcnet.cli.policy import policy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -196,6 +197,7 @@ def status(name: str, data_dir: str | None) -> None:
 
 
 cli.add_command(dns)
+cli.add_command(policy)
 
 
 def main() -> None:
