@@ -25,6 +25,10 @@ from typing import Any
 import pytest
 from cluster_fixture import Cluster, running_cluster
 
+from svcnet.netpol.changetracker import ChangeTracker
+from svcnet.netpol.compile import judge
+from svcnet.netpol.model import Direction, Protocol
+
 PY = sys.executable  # pods run commands on the node's filesystem: the venv's python is there
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 NAMESPACES = ("x", "y", "z")
@@ -184,6 +188,38 @@ def expect_matrix(
     missing = sorted(want - got)
     extra = sorted(got - want)
     assert not missing and not extra, f"{proto}/{port}: blocked {missing}, open {extra}"
+    # The compiled model the nodes run gives the verdict of every probed cell.
+    computed = computed_matrix(m.c, proto, port)
+    assert computed == got, f"model and probes disagree: {sorted(computed ^ got)}"
+
+
+def computed_matrix(c: Cluster, proto: str, port: int) -> set[tuple[str, str]]:
+    """The matrix as :func:`svcnet.netpol.compile.judge` gives it from the API's objects."""
+    tracker = ChangeTracker()
+    for obj in c.get("pods", "-A")["items"]:
+        tracker.upsert_pod(obj)
+    for obj in c.get("namespaces")["items"]:
+        tracker.upsert_namespace(obj)
+    for obj in c.get("networkpolicies", "-A")["items"]:
+        tracker.upsert_policy(obj)
+    compiled = {node: tracker.compile(node) for node in set(NODE_OF.values())}
+    ips = {f"{o['metadata']['namespace']}/{o['metadata']['name']}": o for o in
+           c.get("pods", "-A")["items"]}  # fmt: skip
+    out = set()
+    for s in PODS:
+        for d in PODS:
+            src, dst = ips[s], ips[d]
+            s_ip, d_ip = src["status"]["podIP"], dst["status"]["podIP"]
+            protocol = Protocol(proto)
+            eg = judge(
+                compiled[src["spec"]["nodeName"]], Direction.EGRESS, s_ip, d_ip, protocol, port
+            )
+            ing = judge(
+                compiled[dst["spec"]["nodeName"]], Direction.INGRESS, d_ip, s_ip, protocol, port
+            )
+            if s == d or (eg.allowed and ing.allowed):
+                out.add((s, d))
+    return out
 
 
 def ns_of(p: str) -> str:
