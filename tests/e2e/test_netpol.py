@@ -169,7 +169,7 @@ def policies(cluster: Cluster) -> Iterator[Callable[[str], None]]:
     yield apply
     for ns in NAMESPACES:
         cluster.kubectl("delete", "networkpolicy", "--all", "-n", ns, "--wait=false")
-    cluster.kubectl("label", "pod", "c", "-n", "x", "pod=c", "--overwrite")
+    cluster.kubectl("label", "pod", "c", "-n", "x", "pod=c", "--overwrite", check=False)
     cluster.kubectl("label", "namespace", "z", "team-", check=False)
 
 
@@ -523,6 +523,18 @@ def test_seed_policies_give_the_reachability_the_seed_describes(
         )
         # Through the Service: the same verdict, judged on the pod behind the ClusterIP.
         assert reach({"backend": svc_ip}, 80) == only_frontend
+        # svcnet policy explain names what decides it.
+        why = cluster.svcnet(
+            "policy", "explain", *cluster.cluster_args(),
+            "--from", "production/worker", "--to", "production/backend-api:8080", check=False,
+        )  # fmt: skip
+        assert why.returncode == 1, why.stdout + why.stderr
+        assert "isolated by production/backend-allow-from-frontend-only" in why.stdout
+        ok = cluster.svcnet(
+            "policy", "explain", *cluster.cluster_args(),
+            "--from", "production/frontend", "--to", "production/backend-api:8080/TCP",
+        )  # fmt: skip
+        assert "allowed by production/backend-allow-from-frontend-only ingress[0]" in ok.stdout
         # The backend is not isolated for egress, the frontend not for ingress.
         frontend = ips["production/frontend"]
         assert ("production/worker", "frontend") in reach({"frontend": frontend}, 8080)
