@@ -8,11 +8,13 @@ before the next sync (a label flapping) cancels out and costs no nft transaction
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.netpol.compile import Compiled, compile_policies
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+from svcnet.netpol.compiler import Compiled, compile_policies
 from svcnet.netpol.model import (
     NamespaceInfo,
     PodInfo,
@@ -26,7 +28,6 @@ from svcnet.netpol.model import (
     policy_key,
 )
 
-Obj = Mapping[str, Any]
 # ("pod", PodKey) / ("namespace", name) / ("policy", PolicyKey)
 ObjectKey = tuple[str, PodKey | PolicyKey | str]
 Projection = PodInfo | NamespaceInfo | PolicyInfo | None
@@ -47,28 +48,28 @@ class ChangeTracker:
 
     # --- recording (called by informer handlers) ----------------------------------------------
 
-    def upsert_pod(self, obj: Obj) -> None:
+    def upsert_pod(self, obj: ObjView) -> None:
         key = pod_key(obj)
         info = pod_info(obj)
         self._record(("pod", key), self._pods, key, info)
 
-    def delete_pod(self, obj: Obj) -> None:
+    def delete_pod(self, obj: ObjView) -> None:
         key = pod_key(obj)
         self._record(("pod", key), self._pods, key, None)
 
-    def upsert_namespace(self, obj: Obj) -> None:
+    def upsert_namespace(self, obj: ObjView) -> None:
         info = namespace_info(obj)
         self._record(("namespace", info.name), self._namespaces, info.name, info)
 
-    def delete_namespace(self, obj: Obj) -> None:
-        name = (obj.get("metadata") or {}).get("name") or ""
+    def delete_namespace(self, obj: ObjView) -> None:
+        name = objects.name(obj)
         self._record(("namespace", name), self._namespaces, name, None)
 
-    def upsert_policy(self, obj: Obj) -> None:
+    def upsert_policy(self, obj: ObjView) -> None:
         key = policy_key(obj)
         self._record(("policy", key), self._policies, key, policy_info(obj))
 
-    def delete_policy(self, obj: Obj) -> None:
+    def delete_policy(self, obj: ObjView) -> None:
         key = policy_key(obj)
         self._record(("policy", key), self._policies, key, None)
 

@@ -1,7 +1,7 @@
 """Why a connection between two pods is allowed or dropped, from the model the nodes enforce.
 
 The sender's node judges its egress, the receiver's node its ingress (each compiles only its
-own pods, :func:`svcnet.netpol.compile.compile_policies`); a connection passes when both allow
+own pods, :func:`svcnet.netpol.compiler.compile_policies`); a connection passes when both allow
 it. The answer names the policy and rule that allowed each direction, or the policies that
 isolate the pod and that none of them allows it. A pod always reaches itself.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from svcnet.netpol.compile import Judgement, compile_policies, judge
+from svcnet.netpol.compiler import Judgement, compile_policies, judge
 from svcnet.netpol.model import (
     Direction,
     NamespaceInfo,

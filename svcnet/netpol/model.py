@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from svcnet.api.defaults.core import NAMESPACE_NAME_LABEL
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
 from svcnet.api.selectors import LabelSelector, label_selector_from_dict
+from svcnet.api.wellknown import NAMESPACE_NAME_LABEL
 
-Obj = Mapping[str, Any]
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -149,20 +148,22 @@ class PolicyInfo:
         return self.ingress if direction is Direction.INGRESS else self.egress
 
 
-def _labels(obj: Obj) -> Labels:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+def _labels(obj: ObjView) -> Labels:
+    return tuple(sorted((str(k), str(v)) for k, v in objects.labels(obj).items()))
 
 
-def pod_key(obj: Obj) -> PodKey:
-    meta = obj.get("metadata") or {}
-    return PodKey(meta.get("namespace") or "default", meta.get("name") or "")
+def _key(obj: ObjView) -> NamespacedName:
+    return NamespacedName(objects.namespace(obj) or "default", objects.name(obj))
 
 
-def pod_info(obj: Obj) -> PodInfo | None:
+pod_key = _key
+policy_key = _key
+
+
+def pod_info(obj: ObjView) -> PodInfo | None:
     """The pod as policies see it; None when it has no IPv4 address that traffic can use."""
-    status = obj.get("status") or {}
-    spec = obj.get("spec") or {}
+    status = objects.status(obj)
+    spec = objects.spec(obj)
     ip = str(status.get("podIP") or "")
     # A finished pod's address may already belong to a new pod (upstream ignores them too).
     if not ip or ":" in ip or status.get("phase") in ("Succeeded", "Failed"):
@@ -179,8 +180,8 @@ def pod_info(obj: Obj) -> PodInfo | None:
     return PodInfo(pod_key(obj), ip, str(spec.get("nodeName") or ""), _labels(obj), tuple(ports))
 
 
-def namespace_info(obj: Obj) -> NamespaceInfo:
-    name = (obj.get("metadata") or {}).get("name") or ""
+def namespace_info(obj: ObjView) -> NamespaceInfo:
+    name = objects.name(obj)
     # The API server sets this label on every namespace; a namespace that predates that
     # admission step is still selectable by name.
     labels = dict(_labels(obj))
@@ -188,16 +189,11 @@ def namespace_info(obj: Obj) -> NamespaceInfo:
     return NamespaceInfo(name, tuple(sorted(labels.items())))
 
 
-def policy_key(obj: Obj) -> PolicyKey:
-    meta = obj.get("metadata") or {}
-    return PolicyKey(meta.get("namespace") or "default", meta.get("name") or "")
-
-
 def _selector(value: object) -> LabelSelector | None:
     return None if value is None else label_selector_from_dict(value)  # type: ignore[arg-type]
 
 
-def _peer(obj: Obj) -> Peer:
+def _peer(obj: ObjView) -> Peer:
     block = obj.get("ipBlock")
     ip_block = None
     if block is not None:
@@ -208,7 +204,7 @@ def _peer(obj: Obj) -> Peer:
     )
 
 
-def _port(obj: Obj) -> PortSpec:
+def _port(obj: ObjView) -> PortSpec:
     proto = Protocol.parse(obj.get("protocol"))
     value = obj.get("port")
     if value is None:
@@ -230,7 +226,7 @@ def _rules(items: object, peers_field: str) -> tuple[PolicyRule, ...]:
     return tuple(out)
 
 
-def policy_types(spec: Obj) -> tuple[str, ...]:
+def policy_types(spec: ObjView) -> tuple[str, ...]:
     """``spec.policyTypes``, defaulted as upstream: Ingress, plus Egress when egress rules exist."""
     types = spec.get("policyTypes")
     if types:
@@ -238,13 +234,13 @@ def policy_types(spec: Obj) -> tuple[str, ...]:
     return ("Ingress", "Egress") if spec.get("egress") else ("Ingress",)
 
 
-def policy_info(obj: Obj) -> PolicyInfo:
+def policy_info(obj: ObjView) -> PolicyInfo:
     """The policy as the compiler reads it.
 
     The API server refuses what cannot be read (a bad selector, a bad CIDR); one that got past
     it anyway closes its whole namespace for its policy types instead of opening anything.
     """
-    spec = obj.get("spec") or {}
+    spec = objects.spec(obj)
     types = policy_types(spec)
     try:
         return PolicyInfo(

@@ -58,7 +58,7 @@ from svcnet.dataplane.nft import (
     jump,
     rule,
 )
-from svcnet.netpol.compile import Compiled, CompiledPolicy, CompiledRule
+from svcnet.netpol.compiler import Compiled, CompiledPolicy, CompiledRule
 from svcnet.netpol.model import Direction, PolicyKey
 
 FAMILY = "ip"

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.objects import ObjView
+from svcnet.api.registry import NAMESPACES, NETWORKPOLICIES, PODS
 from svcnet.client.informer import DeletedFinalStateUnknown, FuncHandler, SharedInformerFactory
 from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.rules import NetpolConfig
 from svcnet.netpol.syncer import NftApplier, Syncer
 
 log = logging.getLogger(__name__)
-
-Obj = Mapping[str, Any]
 
 
 class NetpolRunner:
@@ -37,12 +36,12 @@ class NetpolRunner:
         self.syncer = Syncer(cfg, self.tracker, nft, **syncer_options)
         t = self.tracker
         self._informers = []
-        for group, plural, upsert, delete in (
-            ("", "pods", t.upsert_pod, t.delete_pod),
-            ("", "namespaces", t.upsert_namespace, t.delete_namespace),
-            ("networking.k8s.io", "networkpolicies", t.upsert_policy, t.delete_policy),
+        for rt, upsert, delete in (
+            (PODS, t.upsert_pod, t.delete_pod),
+            (NAMESPACES, t.upsert_namespace, t.delete_namespace),
+            (NETWORKPOLICIES, t.upsert_policy, t.delete_policy),
         ):
-            informer = factory.informer_for(REGISTRY.by_plural(group, "v1", plural))  # type: ignore[arg-type]
+            informer = factory.informer_for(rt)
             informer.add_event_handler(
                 FuncHandler(
                     on_add=self._recorded(upsert),
@@ -52,24 +51,24 @@ class NetpolRunner:
             )
             self._informers.append(informer)
 
-    def _recorded(self, fn: Callable[[Obj], None]) -> Callable[[Obj], None]:
-        def handler(obj: Obj) -> None:
+    def _recorded(self, fn: Callable[[ObjView], None]) -> Callable[[ObjView], None]:
+        def handler(obj: ObjView) -> None:
             fn(obj)
             if self.tracker.pending():
                 self.syncer.request()
 
         return handler
 
-    def _updated(self, fn: Callable[[Obj], None]) -> Callable[[Obj, Obj], None]:
+    def _updated(self, fn: Callable[[ObjView], None]) -> Callable[[ObjView, ObjView], None]:
         record = self._recorded(fn)
         return lambda _old, new: record(new)
 
     def _deleted(
-        self, fn: Callable[[Obj], None]
-    ) -> Callable[[Obj | DeletedFinalStateUnknown], None]:
+        self, fn: Callable[[ObjView], None]
+    ) -> Callable[[ObjView | DeletedFinalStateUnknown], None]:
         record = self._recorded(fn)
 
-        def handler(obj: Obj | DeletedFinalStateUnknown) -> None:
+        def handler(obj: ObjView | DeletedFinalStateUnknown) -> None:
             record(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
 
         return handler

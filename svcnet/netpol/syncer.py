@@ -18,7 +18,7 @@ from typing import Protocol
 
 from svcnet.dataplane.nft import NftError, Transaction
 from svcnet.netpol.changetracker import ChangeTracker
-from svcnet.netpol.compile import Compiled
+from svcnet.netpol.compiler import Compiled
 from svcnet.netpol.rules import (
     Desired,
     NetpolConfig,

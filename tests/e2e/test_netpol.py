@@ -26,7 +26,7 @@ import pytest
 from cluster_fixture import Cluster, running_cluster
 
 from svcnet.netpol.changetracker import ChangeTracker
-from svcnet.netpol.compile import judge
+from svcnet.netpol.compiler import judge
 from svcnet.netpol.model import Direction, Protocol
 
 PY = sys.executable  # pods run commands on the node's filesystem: the venv's python is there
@@ -194,7 +194,7 @@ def expect_matrix(
 
 
 def computed_matrix(c: Cluster, proto: str, port: int) -> set[tuple[str, str]]:
-    """The matrix as :func:`svcnet.netpol.compile.judge` gives it from the API's objects."""
+    """The matrix as :func:`svcnet.netpol.compiler.judge` gives it from the API's objects."""
     tracker = ChangeTracker()
     for obj in c.get("pods", "-A")["items"]:
         tracker.upsert_pod(obj)

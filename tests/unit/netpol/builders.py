@@ -17,7 +17,7 @@ from typing import Any
 
 from svcnet.dataplane.nft_fake import FakeNft
 from svcnet.netpol.changetracker import ChangeTracker
-from svcnet.netpol.compile import Compiled
+from svcnet.netpol.compiler import Compiled
 from svcnet.netpol.rules import FAMILY, TABLE, NetpolConfig, build_full, desired_state
 from svcnet.testing.packet_tracer import Origin, Packet, Result, trace
 

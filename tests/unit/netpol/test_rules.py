@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.netpol.compile import judge
+from svcnet.netpol.compiler import judge
 from svcnet.netpol.model import Direction, PolicyKey, Protocol
 from svcnet.testing.packet_tracer import Result
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from svcnet.api.registry import REGISTRY
+from svcnet.api.registry import NETWORKPOLICIES
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import ClientConfig
@@ -21,8 +21,6 @@ from svcnet.netpol.runner import NetpolRunner
 from svcnet.testing.packet_tracer import Packet, Result, trace
 
 from .builders import NODE_GW, NODE_IPS, layout, namespace, pod, pod_ip, policy
-
-POLICIES = REGISTRY.by_plural("networking.k8s.io", "v1", "networkpolicies")
 
 
 @pytest.fixture
@@ -75,7 +73,7 @@ async def test_policies_pods_and_namespaces_from_the_api_reach_the_table(
             assert not runner.syncer.syncs[-1].full
             assert verdict(nft, pod_ip("y", "b")) is Result.DROP
             fake.put(pod("y", "b", labels={"pod": "b"}))  # unchanged: no sync
-            fake.remove(POLICIES, "from-blue", "x")  # type: ignore[arg-type]
+            fake.remove(NETWORKPOLICIES, "from-blue", "x")
             await eventually(lambda: verdict(nft, pod_ip("y", "b")) is Result.ACCEPT)
         finally:
             task.cancel()
