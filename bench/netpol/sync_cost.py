@@ -18,7 +18,7 @@ import subprocess
 import time
 from typing import Any
 
-from svcnet.dataplane.nft import NftExecutor
+from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.rules import (
     FAMILY,
