@@ -142,6 +142,10 @@ class PodWorker:
         if objects.meta(pod).get("deletionTimestamp"):
             self._terminate.set()
 
+    def netns_path(self) -> str | None:
+        """The pod's network namespace (port-forward connects inside it), once made."""
+        return self.sandbox.netns_path if self.sandbox is not None else None
+
     def kill(self) -> None:
         """The object is gone (deleted with grace 0 elsewhere, or the node stops)."""
         self._gone = True

@@ -31,11 +31,38 @@ import socket
 import struct
 import termios
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
+from svcnet.agent.portforward import (
+    CHANNEL_PROTOCOLS as PF_CHANNEL_PROTOCOLS,
+)
+from svcnet.agent.portforward import (
+    TUNNEL_PROTOCOLS,
+    netns_dialer,
+    parse_ports,
+    serve_channels,
+    serve_spdy,
+)
+from svcnet.agent.streamio import (
+    CHANNEL_PROTOCOLS,
+    CLOSE,
+    ERROR,
+    RESIZE,
+    SPDY_TUNNEL_PREFIX,
+    STDERR,
+    STDIN,
+    STDOUT,
+    SpdyIO,
+    StreamIO,
+    WebSocketIO,
+    exit_status,
+    pump_tunnel,
+    tunnel_connection,
+)
 from svcnet.dataplane.process import command_for_exec
 
 if TYPE_CHECKING:
@@ -44,14 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = (
-    "v5.channel.k8s.io",
-    "v4.channel.k8s.io",
-    "v3.channel.k8s.io",
-    "v2.channel.k8s.io",
-    "channel.k8s.io",
-)
-STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 FOLLOW_POLL = 0.1
 
 
@@ -60,12 +79,14 @@ class AgentServer:
         self.agent = agent
         self.token = token
         self._runner: web.AppRunner | None = None
+        self._tunnels: set[asyncio.Task[None]] = set()
 
     async def _setup(self) -> web.AppRunner:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_route("*", "/portforward/{namespace}/{pod}", self._portforward)
         app.router.add_post("/run/{namespace}/{pod}/{container}", self._run)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -204,13 +225,76 @@ class AgentServer:
         command = q.getall("command", [])
         argv, env = self._exec_argv(worker, container, command)
         want_stdin, tty = (q.get(k, "").lower() in ("1", "true") for k in ("stdin", "tty"))
+        ws, io = await self._remotecommand(request, want_stdin, tty)
+        await ExecSession(io, argv, env, want_stdin, tty).run()
+        return ws
+
+    async def _remotecommand(
+        self, request: web.Request, stdin: bool, tty: bool
+    ) -> tuple[web.WebSocketResponse, StreamIO]:
+        """Upgrade to a WebSocket with the client's first protocol we speak: channels, or
+        SPDY tunnelled (then wait for the streams the options ask for)."""
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text="Upgrade request required")
-        ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0, autoping=True)
+        q = request.query
+        tunnels = tuple(SPDY_TUNNEL_PREFIX + p for p in CHANNEL_PROTOCOLS)
+        ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS + tunnels, max_msg_size=0)
         await ws.prepare(request)
         protocol = ws.ws_protocol or "channel.k8s.io"
-        session = ExecSession(ws, protocol, argv, env, want_stdin, tty)
-        await session.run()
+        if not protocol.startswith(SPDY_TUNNEL_PREFIX):
+            return ws, WebSocketIO(ws, protocol)
+        protocol = protocol.removeprefix(SPDY_TUNNEL_PREFIX)
+        conn = tunnel_connection(ws)
+        feeder = asyncio.create_task(pump_tunnel(ws, conn))
+        self._tunnels.add(feeder)
+        feeder.add_done_callback(self._tunnels.discard)
+        expected = {ERROR}
+        for name, channel in (("stdin", STDIN), ("stdout", STDOUT), ("stderr", STDERR)):
+            if q.get(name, "").lower() in ("1", "true") and not (tty and channel == STDERR):
+                expected.add(channel)
+        if tty and protocol != "channel.k8s.io" and protocol != "v2.channel.k8s.io":
+            expected.add(RESIZE)
+        return ws, await SpdyIO.open(conn, protocol, expected)
+
+    # -- port-forward ----------------------------------------------------------------------
+    async def _portforward(self, request: web.Request) -> web.StreamResponse:
+        ns = request.match_info["namespace"]
+        name = request.match_info["pod"]
+        worker = self.agent.worker_for(ns, name)
+        if worker is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found on node {self.agent.ident.name}')
+        netns = worker.netns_path()
+        if netns is None:
+            raise web.HTTPBadRequest(text=f'pod "{name}" has no network namespace yet')
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="Upgrade request required")
+        offered = [
+            p.strip()
+            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
+        tunnel = any(p in TUNNEL_PROTOCOLS for p in offered)
+        ports: list[int] = []
+        if not tunnel:
+            try:
+                ports = parse_ports(request.query.getall("ports", []))
+            except ValueError as e:
+                raise web.HTTPBadRequest(text=str(e)) from e
+        ws = web.WebSocketResponse(
+            protocols=TUNNEL_PROTOCOLS + PF_CHANNEL_PROTOCOLS, max_msg_size=0
+        )
+        await ws.prepare(request)
+        dial = netns_dialer(netns)
+        if ws.ws_protocol in TUNNEL_PROTOCOLS:
+            conn = tunnel_connection(ws)
+            feeder = asyncio.create_task(pump_tunnel(ws, conn))
+            try:
+                await serve_spdy(conn, dial, name, worker.uid)
+            finally:
+                feeder.cancel()
+                await ws.close()
+        else:
+            await serve_channels(ws, ports, dial, name, worker.uid)
         return ws
 
 
@@ -233,43 +317,23 @@ def _stamp(data: bytes, timestamps: bool) -> bytes:
     return b"".join(now + b" " + line for line in data.splitlines(keepends=True))
 
 
-def exit_status(code: int) -> dict[str, Any]:
-    """The channel-3 Status kubectl reads (remotecommand's ``errorDecoderV4``)."""
-    if code == 0:
-        return {"metadata": {}, "status": "Success"}
-    return {
-        "metadata": {},
-        "status": "Failure",
-        "message": f"command terminated with non-zero exit code: exit status {code}",
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
-    }
-
-
 class ExecSession:
-    """One exec: a process wired to the WebSocket channels (a pty when tty was asked)."""
+    """One exec: a process wired to the session's streams (a pty when tty was asked)."""
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        protocol: str,
+        io: StreamIO,
         argv: list[str],
         env: dict[str, str],
         want_stdin: bool,
         tty: bool,
     ) -> None:
-        self.ws = ws
-        self.protocol = protocol
+        self.io = io
         self.argv = argv
         self.env = env
         self.want_stdin = want_stdin
         self.tty = tty
         self._master: int | None = None
-
-    async def _send(self, channel: int, data: bytes) -> None:
-        if not self.ws.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_bytes(bytes([channel]) + data)
 
     async def run(self) -> None:
         slave: int | None = None
@@ -292,7 +356,7 @@ class ExecSession:
             )
         pumps: list[asyncio.Task[None]] = []
         if self._master is not None:
-            pumps.append(asyncio.create_task(self._pump_fd(self._master, STDOUT)))
+            pumps.append(asyncio.create_task(pump_fd(self._master, STDOUT, self.io.send)))
         else:
             assert proc.stdout is not None and proc.stderr is not None
             pumps.append(asyncio.create_task(self._pump_stream(proc.stdout, STDOUT)))
@@ -305,48 +369,17 @@ class ExecSession:
         if self._master is not None:
             with contextlib.suppress(OSError):
                 os.close(self._master)
-        if self.protocol in ("v4.channel.k8s.io", "v5.channel.k8s.io"):
-            await self._send(ERROR, json.dumps(exit_status(code)).encode())
-        elif code != 0:
-            await self._send(ERROR, f"command terminated with non-zero exit code: {code}".encode())
-        await self.ws.close()
+        await self.io.finish(exit_status(code))
 
     async def _pump_stream(self, stream: asyncio.StreamReader, channel: int) -> None:
         while True:
             data = await stream.read(32768)
             if not data:
                 return
-            await self._send(channel, data)
-
-    async def _pump_fd(self, fd: int, channel: int) -> None:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                data = os.read(fd, 32768)
-            except OSError:
-                data = b""
-            queue.put_nowait(data)
-            if not data:
-                loop.remove_reader(fd)
-
-        loop.add_reader(fd, readable)
-        try:
-            while True:
-                data = await queue.get()
-                if not data:
-                    return
-                await self._send(channel, data)
-        finally:
-            with contextlib.suppress(Exception):
-                loop.remove_reader(fd)
+            await self.io.send(channel, data)
 
     async def _read_client(self, proc: asyncio.subprocess.Process) -> None:
-        async for msg in self.ws:
-            if msg.type is not WSMsgType.BINARY or not msg.data:
-                continue
-            channel, data = msg.data[0], msg.data[1:]
+        async for channel, data in self.io.incoming():
             if channel == STDIN:
                 if self._master is not None:
                     os.write(self._master, data)
@@ -355,15 +388,7 @@ class ExecSession:
                     with contextlib.suppress(ConnectionError):
                         await proc.stdin.drain()
             elif channel == RESIZE and self._master is not None:
-                with contextlib.suppress(ValueError, OSError):
-                    size = json.loads(data)
-                    fcntl.ioctl(
-                        self._master,
-                        termios.TIOCSWINSZ,
-                        struct.pack(
-                            "HHHH", int(size.get("Height", 24)), int(size.get("Width", 80)), 0, 0
-                        ),
-                    )
+                set_size(self._master, data)
             elif channel == CLOSE and data[:1] == bytes([STDIN]):
                 if self._master is not None:
                     with contextlib.suppress(OSError):
@@ -372,3 +397,40 @@ class ExecSession:
                     proc.stdin.close()
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
+
+
+def set_size(fd: int, data: bytes) -> None:
+    """A resize message ({"Width": w, "Height": h}) applied to a terminal."""
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        size = json.loads(data)
+        fcntl.ioctl(
+            fd,
+            termios.TIOCSWINSZ,
+            struct.pack("HHHH", int(size.get("Height", 24)), int(size.get("Width", 80)), 0, 0),
+        )
+
+
+async def pump_fd(fd: int, channel: int, send: Callable[[int, bytes], Awaitable[None]]) -> None:
+    """Everything read from ``fd`` (a pty master) to ``send`` until it ends."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 32768)
+        except OSError:
+            data = b""
+        queue.put_nowait(data)
+        if not data:
+            loop.remove_reader(fd)
+
+    loop.add_reader(fd, readable)
+    try:
+        while True:
+            data = await queue.get()
+            if not data:
+                return
+            await send(channel, data)
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_reader(fd)

@@ -12,9 +12,12 @@ followed logs) with write flow control, idle keep-alive connections closed after
 :data:`IDLE_TIMEOUT`. HTTP/2 is not offered (kubectl falls back to HTTP/1.1, as it does
 against aiohttp).
 
-Connection upgrades (kubectl exec's WebSocket) are handed over whole to aiohttp: the
-transport moves to an aiohttp ``RequestHandler``, which is given the bytes of the request
-read so far and serves the connection from then on.
+Connection upgrades are handed over whole. A WebSocket upgrade (kubectl exec, attach,
+port-forward) goes to aiohttp: the transport moves to an aiohttp ``RequestHandler``, which is
+given the bytes of the request read so far and serves the connection from then on. Any other
+upgrade (SPDY/3.1, what older clients ask for) goes to the server's ``raw_upgrade`` handler
+with the parsed request and the connection as an asyncio stream pair: it answers the
+upgrade itself and owns the bytes that follow.
 """
 
 from __future__ import annotations
@@ -123,14 +126,22 @@ class Stream:
 
 Answer = Response | Stream
 Handler = Callable[[Request], Awaitable[Answer]]
+RawUpgradeHandler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class Http1Server:
     """The protocol factory for ``loop.create_server`` and the set of live connections."""
 
-    def __init__(self, handle: Handler, upgrade_protocol: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        handle: Handler,
+        upgrade_protocol: Callable[[], asyncio.Protocol],
+        raw_upgrade: RawUpgradeHandler | None = None,
+    ) -> None:
         self.handle = handle
         self.upgrade_protocol = upgrade_protocol
+        self.raw_upgrade = raw_upgrade
+        self.raw_tasks: set[asyncio.Task[None]] = set()
         self.connections: set[Http1Connection] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -154,6 +165,8 @@ class Http1Server:
             self._sweeper = None
         for conn in list(self.connections):
             conn.close()
+        for task in list(self.raw_tasks):
+            task.cancel()
 
 
 class Http1Connection(asyncio.Protocol):
@@ -396,16 +409,7 @@ class Http1Connection(asyncio.Protocol):
     def _write_answer(self, answer: Response, keep_alive: bool, with_body: bool = True) -> None:
         if self._closed:
             return
-        body = answer.body
-        parts = [_head(answer.status, answer.content_type), b"Content-Length: %d\r\n" % len(body)]
-        for name, value in answer.headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
-        if not keep_alive:
-            parts.append(b"Connection: close\r\n")
-        parts.append(b"\r\n")
-        if with_body:
-            parts.append(body)
-        self._transport.write(b"".join(parts))
+        self._transport.write(render_answer(answer, keep_alive, with_body))
 
     def start_stream(self, request: Request, status: int, content_type: str) -> Stream:
         if self._closed:
@@ -446,9 +450,14 @@ class Http1Connection(asyncio.Protocol):
             asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def _hand_over(self) -> None:
-        """Give this connection to aiohttp (an upgrade request: WebSocket exec)."""
+        """Give this connection to aiohttp (a WebSocket upgrade) or to the raw upgrade
+        handler (SPDY)."""
         if not self._raw_exact or self._task is not None or self._pending:
             self._fail(400, "an upgrade request must not be pipelined behind other requests")
+            return
+        upgrade = next((v for n, v in self._headers if n.lower() == "upgrade"), "")
+        if upgrade.lower() != "websocket" and self._server.raw_upgrade is not None:
+            self._hand_over_raw(self._server.raw_upgrade)
             return
         protocol = self._server.upgrade_protocol()
         transport = self._transport
@@ -457,6 +466,48 @@ class Http1Connection(asyncio.Protocol):
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         protocol.data_received(b"".join(self._raw))
+
+    def _hand_over_raw(self, handler: RawUpgradeHandler) -> None:
+        request = self._request()
+        raw = b"".join(self._raw)
+        head_end = raw.find(b"\r\n\r\n")
+        early = raw[head_end + 4 :] if head_end >= 0 else b""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 16)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport = self._transport
+        self._server.connections.discard(self)
+        self._closed = True  # for this object: the connection lives on in the handler
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if early:
+            reader.feed_data(early)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+
+        async def serve() -> None:
+            try:
+                await handler(request, reader, writer)
+            except Exception:
+                log.exception("upgraded connection failed")
+            finally:
+                writer.close()
+
+        task = loop.create_task(serve())
+        self._server.raw_tasks.add(task)
+        task.add_done_callback(self._server.raw_tasks.discard)
+
+
+def render_answer(answer: Response, keep_alive: bool, with_body: bool = True) -> bytes:
+    body = answer.body
+    parts = [_head(answer.status, answer.content_type), b"Content-Length: %d\r\n" % len(body)]
+    for name, value in answer.headers:
+        parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    if with_body:
+        parts.append(body)
+    return b"".join(parts)
 
 
 _date_second = 0

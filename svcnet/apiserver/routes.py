@@ -3,6 +3,7 @@ dispatcher for every resource path, by the verb :mod:`request` resolved."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import platform
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from svcnet.apiserver import discovery, openapi
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
 from svcnet.apiserver.handlers import ResourceHandlers
-from svcnet.apiserver.http1 import Answer, Request
+from svcnet.apiserver.http1 import Answer, Request, render_answer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import selection_for
@@ -51,7 +52,7 @@ class Router:
     """Every request of one API server, by path: health, version, OpenAPI, discovery and the
     resources. :meth:`handle` is the HTTP layer's entry point (authentication, then the
     route, errors as ``Status``); :meth:`upgrade` serves the connection upgrades aiohttp
-    was handed (WebSocket exec)."""
+    was handed (WebSocket exec, attach, port-forward) and :meth:`raw_upgrade` the SPDY ones."""
 
     def __init__(
         self,
@@ -217,6 +218,25 @@ class Router:
         app = web.Application(handler_args={"max_field_size": 65536})
         app.router.add_route("*", "/{tail:.*}", self.upgrade)
         return app
+
+    async def raw_upgrade(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """A SPDY upgrade (exec, attach, port-forward of clients without WebSocket)."""
+        try:
+            denied = self.authenticate(request.path, request.headers.get("Authorization", ""))
+            if denied is not None:
+                writer.write(render_answer(denied, keep_alive=False))
+                return
+            info = req.parse_resource_path(request.path, request.method, request.query)
+            if info is None or info.subresource not in ("exec", "attach", "portforward"):
+                raise BadRequest(f"the server does not upgrade connections to {request.path}")
+            rt = self.handlers.resolve(info)
+            await self.pod_proxy.serve_spdy(request, info, rt, reader, writer)
+        except Exception as exc:
+            if not writer.is_closing():
+                answer = error_answer(request.method, request.path, exc)
+                writer.write(render_answer(answer, keep_alive=False))
 
     async def upgrade(self, request: web.Request) -> web.StreamResponse:
         try:

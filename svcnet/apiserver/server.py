@@ -129,7 +129,7 @@ class ApiServer:
         await self._upgrades.setup()
         upgrades = self._upgrades.server
         assert upgrades is not None
-        self._http = Http1Server(router.handle, upgrades)
+        self._http = Http1Server(router.handle, upgrades, router.raw_upgrade)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(creds.cert), str(creds.key))
         loop = asyncio.get_running_loop()

