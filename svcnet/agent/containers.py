@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from svcnet.agent.attach import ContainerIO
 from svcnet.agent.images import ResolvedCommand
 from svcnet.dataplane.process import (
     DEFAULT_PATH,
@@ -66,6 +67,7 @@ class ActionKind(Enum):
     NONE = "none"  # running, finished for good, or blocked (bad image)
 
 
+TERMINAL_DRAIN = 2.0  # seconds to copy what a terminal holds after its container exits
 REASON_CREATING = "ContainerCreating"
 REASON_CRASH_LOOP = "CrashLoopBackOff"
 REASON_COMPLETED = "Completed"
@@ -323,6 +325,13 @@ class ContainerRun:
     command: ResolvedCommand  # from images.resolve_command: argv, or why it cannot run
     env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
+
+    @property
+    def attachable(self) -> bool:
+        return self.stdin or self.tty
 
 
 @dataclass(frozen=True)
@@ -381,6 +390,7 @@ class PodContainers:
             for c in self.containers
         }
         self.processes: dict[str, RunningProcess] = {}
+        self.ios: dict[str, ContainerIO] = {}  # attachable containers' current instance
         self._stopping = asyncio.Event()
 
     # -- queries --------------------------------------------------------------------------
@@ -444,13 +454,18 @@ class PodContainers:
 
     async def _start(self, c: ContainerRun, lc: ContainerLifecycle) -> None:
         index = lc.restart_count + 1 if lc.ever_started else 0
+        path = log_path(self.log_dir, c.name, index)
+        io = ContainerIO(c.stdin, c.stdin_once, c.tty, path) if c.attachable else None
         spec = ProcessSpec(
             argv=c.command.argv,
             netns=self.netns,
             hostname=self.hostname,
-            log_path=log_path(self.log_dir, c.name, index),
+            log_path=path,
             env=c.env,
             working_dir=c.working_dir,
+            stdin_fd=io.child_stdin if io is not None else None,
+            output_fd=io.child_output if io is not None else None,
+            tty=c.tty,
         )
         if index == 0:
             self._event(
@@ -461,18 +476,30 @@ class PodContainers:
         try:
             proc = await self.runner.start(spec)
         except ProcessError as e:
+            if io is not None:
+                io.close()
             kind = "StartError" if isinstance(e, ExecutableNotFound) else "Failed"
             lc.start_failed(str(e))
             self._event("Failed", f"Error: {kind}: {e}", "Warning", c.name)
             self.on_change()
             return
         self.processes[c.name] = proc
+        if io is not None:
+            io.started()
+            previous = self.ios.get(c.name)
+            if previous is not None:
+                previous.close()
+            self.ios[c.name] = io
         lc.started()
         prune_logs(self.log_dir, c.name, lc.restart_count)
         self._event("Created", f"Created container {c.name}", container=c.name)
         self._event("Started", f"Started container {c.name}", container=c.name)
         self.on_change()
         code = await proc.wait()
+        if io is not None:
+            # The terminal's last output is still to be copied to the log.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(io.ended.wait(), TERMINAL_DRAIN)
         lc.exited(code)
         self.on_change()
 
@@ -494,6 +521,8 @@ class PodContainers:
         for name, _ in running:
             self._event("Killing", f"Stopping container {name}", container=name)
         await asyncio.gather(*(p.stop(grace_seconds) for _, p in running))
+        for io in self.ios.values():
+            io.close()
 
     def _event(self, reason: str, message: str, type_: str = "Normal", container: str = "") -> None:
         self.on_event(PodEvent(reason, message, type_, container))

@@ -311,7 +311,18 @@ class PodWorker:
                 expand_command(c.get("command") or (), env),
                 expand_command(c.get("args") or (), env),
             )
-            runs.append(ContainerRun(name, image, cmd, env, c.get("workingDir") or None))
+            runs.append(
+                ContainerRun(
+                    name,
+                    image,
+                    cmd,
+                    env,
+                    c.get("workingDir") or None,
+                    stdin=bool(c.get("stdin")),
+                    stdin_once=bool(c.get("stdinOnce")),
+                    tty=bool(c.get("tty")),
+                )
+            )
         return runs
 
     # -- events and status -------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from svcnet.agent.attach import follow_log
 from svcnet.agent.portforward import (
     CHANNEL_PROTOCOLS as PF_CHANNEL_PROTOCOLS,
 )
@@ -67,6 +68,7 @@ from svcnet.dataplane.process import command_for_exec
 
 if TYPE_CHECKING:
     from svcnet.agent.agent import Agent
+    from svcnet.agent.containers import PodContainers
     from svcnet.agent.pod_worker import PodWorker
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ class AgentServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_route("*", "/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_route("*", "/portforward/{namespace}/{pod}", self._portforward)
         app.router.add_post("/run/{namespace}/{pod}/{container}", self._run)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -256,6 +259,24 @@ class AgentServer:
             expected.add(RESIZE)
         return ws, await SpdyIO.open(conn, protocol, expected)
 
+    # -- attach ----------------------------------------------------------------------------
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        worker, container = self._worker(request)
+        pc = worker.containers
+        if pc is None or pc.pid(container) is None:
+            raise web.HTTPBadRequest(
+                text=f'container {container} is not running in pod "{worker.name}"'
+            )
+        path = pc.log_file(container)
+        assert path is not None
+        want_stdin, tty = (
+            request.query.get(k, "").lower() in ("1", "true") for k in ("stdin", "tty")
+        )
+        ws, io = await self._remotecommand(request, want_stdin, tty)
+        session = AttachSession(io, pc, container, path, want_stdin)
+        await session.run()
+        return ws
+
     # -- port-forward ----------------------------------------------------------------------
     async def _portforward(self, request: web.Request) -> web.StreamResponse:
         ns = request.match_info["namespace"]
@@ -397,6 +418,76 @@ class ExecSession:
                     proc.stdin.close()
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
+
+
+class AttachSession:
+    """One attach: the container's output to the client, the client's stdin to the container,
+    until the container instance ends (Success on the error stream) or the client leaves."""
+
+    def __init__(
+        self, io: StreamIO, pc: PodContainers, container: str, path: str, want_stdin: bool
+    ) -> None:
+        self.io = io
+        self.pc = pc
+        self.container = container
+        self.path = path
+        self.want_stdin = want_stdin
+        self.cio = pc.ios.get(container)
+
+    def _running(self) -> bool:
+        return (
+            self.pc.log_file(self.container) == self.path
+            and self.pc.pid(self.container) is not None
+        )
+
+    async def _output(self) -> None:
+        cio = self.cio
+        if cio is not None and cio.master is not None:
+            queue = cio.subscribe()
+            try:
+                while data := await queue.get():
+                    await self.io.send(STDOUT, data)
+            finally:
+                cio.unsubscribe(queue)
+            return
+        from_start = cio is not None and cio.stdin_once and not cio.attached_before
+
+        async def send(data: bytes) -> None:
+            await self.io.send(STDOUT, data)
+
+        await follow_log(self.path, from_start, self._running, send)
+
+    async def _input(self) -> None:
+        cio = self.cio
+        async for channel, data in self.io.incoming():
+            if cio is None:
+                continue
+            if channel == STDIN and self.want_stdin:
+                await cio.write_stdin(data)
+            elif channel == RESIZE and cio.master is not None:
+                set_size(cio.master, data)
+            elif (
+                channel == CLOSE
+                and data[:1] == bytes([STDIN])
+                and self.want_stdin
+                and cio.stdin_once
+            ):
+                cio.close_stdin()
+
+    async def run(self) -> None:
+        output = asyncio.create_task(self._output())
+        if self.cio is not None:
+            self.cio.attached_before = True
+        client = asyncio.create_task(self._input())
+        try:
+            await asyncio.wait({output, client}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (output, client):
+                t.cancel()
+            await asyncio.gather(output, client, return_exceptions=True)
+            if self.cio is not None and self.want_stdin and self.cio.stdin_once:
+                self.cio.close_stdin()
+        await self.io.finish(exit_status(0))
 
 
 def set_size(fd: int, data: bytes) -> None:

@@ -96,8 +96,9 @@ class ZygoteRunner:
         self._lock = asyncio.Lock()
 
     def serves(self, spec: ProcessSpec) -> bool:
-        """Only the built-in agnhost on this node's PATH, as the container would resolve it."""
-        if not spec.argv or spec.argv[0] != AGNHOST:
+        """Only the built-in agnhost on this node's PATH, as the container would resolve it,
+        and not attachable (a container with stdin or a terminal is an ordinary process)."""
+        if not spec.argv or spec.argv[0] != AGNHOST or spec.attached:
             return False
         path = spec.env.get("PATH", DEFAULT_PATH)
         first = next((d for d in path.split(":") if os.path.exists(os.path.join(d, AGNHOST))), "")

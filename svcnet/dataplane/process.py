@@ -30,6 +30,8 @@ from typing import Protocol
 # reads EOF exactly when the container's own command starts, so `started` (and an exec into
 # the container right after) never sees the half-made process.
 SET_HOSTNAME_AND_EXEC = 'printf %s "$0" > /proc/sys/kernel/hostname && exec "$@" </dev/null'
+# A container with stdin (``stdin: true``, attach) keeps the stdin it was given instead.
+SET_HOSTNAME_AND_EXEC_WITH_STDIN = 'printf %s "$0" > /proc/sys/kernel/hostname && exec "$@"'
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -49,6 +51,16 @@ class ProcessSpec:
     log_path: str
     env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    # Attachable containers (stdin/tty in the pod spec): the container's stdin (a pipe's
+    # read end or a terminal), and where stdout+stderr go instead of log_path (a terminal,
+    # whose other end the agent copies to the log). The runner does not close them.
+    stdin_fd: int | None = None
+    output_fd: int | None = None
+    tty: bool = False  # stdin is a terminal: it becomes the container's controlling terminal
+
+    @property
+    def attached(self) -> bool:
+        return self.stdin_fd is not None or self.output_fd is not None
 
 
 def exit_code_of(returncode: int) -> int:
@@ -65,7 +77,7 @@ def wrap_argv(spec: ProcessSpec) -> list[str]:
             "--",
             "/bin/sh",
             "-c",
-            SET_HOSTNAME_AND_EXEC,
+            SET_HOSTNAME_AND_EXEC_WITH_STDIN if spec.attached else SET_HOSTNAME_AND_EXEC,
             spec.hostname,
             *argv,
         ]
@@ -147,6 +159,8 @@ class NamespaceProcessRunner:
         if resolve_executable(spec.argv[0], env, spec.working_dir) is None:
             raise ExecutableNotFound(f'exec: "{spec.argv[0]}": executable file not found in $PATH')
         os.makedirs(os.path.dirname(spec.log_path) or ".", exist_ok=True)
+        if spec.attached:
+            return await self._start_attached(spec, env)
         # The shell and ip need a PATH that finds them even when the container's own PATH
         # does not; env's PATH is what the container sees after the final exec.
         log = open(spec.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
@@ -172,6 +186,33 @@ class NamespaceProcessRunner:
                 pass  # a stuck mount or exec: the process is still ours to wait on and stop
             finally:
                 os.close(ready_r)
+        return _Proc(proc)
+
+    @staticmethod
+    async def _start_attached(spec: ProcessSpec, env: dict[str, str]) -> RunningProcess:
+        """A container with its own stdin: no start hand-shake over stdin (the container
+        reads it); with a terminal, ``setsid -c`` makes it the controlling one (the child is
+        not a group leader yet, so setsid execs in place and the PID stays the container's)."""
+        argv = wrap_argv(spec)
+        if spec.tty:
+            argv = ["setsid", "-c", *argv]
+        log = None
+        if spec.output_fd is None:
+            log = open(spec.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        out = spec.output_fd if spec.output_fd is not None else log
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=spec.stdin_fd if spec.stdin_fd is not None else asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                cwd=spec.working_dir or "/",
+                start_new_session=not spec.tty,
+            )
+        finally:
+            if log is not None:
+                log.close()
         return _Proc(proc)
 
 

@@ -35,9 +35,7 @@ def web(svcnet_cluster: Cluster) -> Cluster:  # noqa: F811 - the fixture
     c = svcnet_cluster
     c.kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
     c.kubectl("expose", "deployment", "web", "--port=80")
-    c.wait_for(
-        "deployment/web", lambda d: (d.get("status") or {}).get("readyReplicas") == 2, 60.0
-    )
+    c.wait_for("deployment/web", lambda d: (d.get("status") or {}).get("readyReplicas") == 2, 60.0)
     return c
 
 
@@ -142,3 +140,66 @@ def _json(c: Cluster, *args: str) -> Any:
 
 def _unused(*_: Any) -> None:
     del os, time
+
+
+def _pod_gone(c: Cluster, name: str) -> bool:
+    res = c.kubectl("get", "pod", name, "-o", "name", check=False)
+    return res.returncode != 0 and "NotFound" in res.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_run_i_rm_prints_the_output_exits_0_and_removes_the_pod(
+    svcnet_cluster: Cluster,  # noqa: F811 - the fixture
+    transport: str,
+) -> None:
+    c = svcnet_cluster
+    name = f"run-{transport}"
+    res = subprocess.run(
+        [
+            KUBECTL,
+            "run",
+            name,
+            "-i",
+            "--rm",
+            "--restart=Never",
+            "--image=nginx",
+            "--command",
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got: $line; hostname",
+        ],
+        input="ping\n",
+        capture_output=True,
+        text=True,
+        env={**c.env(), **TRANSPORTS[transport]},
+        timeout=90,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "got: ping\n" in res.stdout
+    assert f"{name}\n" in res.stdout
+    assert f'pod "{name}" deleted' in res.stdout
+    deadline = time.monotonic() + 30
+    while not _pod_gone(c, name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _pod_gone(c, name)
+
+
+def test_run_i_rm_passes_the_exit_code_on(svcnet_cluster: Cluster) -> None:  # noqa: F811
+    res = svcnet_cluster.kubectl(
+        "run",
+        "fails",
+        "-i",
+        "--rm",
+        "--restart=Never",
+        "--image=nginx",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "echo bye; exit 3",
+        check=False,
+        timeout=90,
+    )
+    assert "bye" in res.stdout
+    assert res.returncode == 3, res.stderr
