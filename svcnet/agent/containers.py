@@ -391,6 +391,8 @@ class PodContainers:
         }
         self.processes: dict[str, RunningProcess] = {}
         self.ios: dict[str, ContainerIO] = {}  # attachable containers' current instance
+        self.ephemeral: list[ContainerRun] = []
+        self._group: asyncio.TaskGroup | None = None
         self._stopping = asyncio.Event()
 
     # -- queries --------------------------------------------------------------------------
@@ -424,10 +426,33 @@ class PodContainers:
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
+                self._group = tg
                 for c in self.containers:
                     tg.create_task(self._run_one(c))
         finally:
+            self._group = None
             self._stopping.set()
+
+    def add_ephemeral(self, c: ContainerRun) -> bool:
+        """Start an ephemeral container (``kubectl debug``) beside the running ones: never
+        restarted, not part of the pod's phase or readiness. False once the pod's containers
+        have all finished (kubelet does not start ephemeral containers in a finished pod)."""
+        if self._group is None or c.name in self.lifecycles or self._stopping.is_set():
+            return False
+        self.ephemeral.append(c)
+        self.lifecycles[c.name] = ContainerLifecycle(
+            c.name,
+            self.pod,
+            RestartPolicy.NEVER,
+            self.clock,
+            None,
+            None if c.command.ok else (c.command.reason, c.command.message),
+        )
+        self._group.create_task(self._run_one(c))
+        return True
+
+    def ephemeral_statuses(self) -> list[ContainerStatus]:
+        return [self.lifecycles[c.name].status() for c in self.ephemeral]
 
     async def _run_one(self, c: ContainerRun) -> None:
         lc = self.lifecycles[c.name]

@@ -44,6 +44,7 @@ from svcnet.agent.pod_status import (
     ContainerFacts,
     PodFacts,
     build_pod_status,
+    container_status_api,
     render_resolv_conf,
 )
 from svcnet.agent.probes import (
@@ -141,6 +142,55 @@ class PodWorker:
         self.pod = pod
         if objects.meta(pod).get("deletionTimestamp"):
             self._terminate.set()
+            return
+        self._start_new_ephemeral()
+
+    @property
+    def spec_ephemeral(self) -> list[Mapping[str, Any]]:
+        return list((self.pod.get("spec") or {}).get("ephemeralContainers") or [])
+
+    def container_names(self) -> set[str]:
+        """Every container an exec, attach or log may name (ephemeral ones included)."""
+        return {str(c.get("name")) for c in [*self.spec_containers, *self.spec_ephemeral]}
+
+    def _start_new_ephemeral(self) -> None:
+        pc = self.containers
+        if pc is None or self.sandbox is None:
+            return  # the ones already in the spec start with the pod (see _run)
+        for c in self.spec_ephemeral:
+            if str(c.get("name")) not in pc.lifecycles:
+                run = self._ephemeral_run(c)
+                if pc.add_ephemeral(run):
+                    self._mark_dirty()
+
+    def _ephemeral_run(self, c: Mapping[str, Any]) -> ContainerRun:
+        """An ephemeral container's run: its own command and env; it joins the pod's network,
+        UTS and mount namespaces like the others (``targetContainerName`` names the process
+        namespace to share, which pods do not have of their own here)."""
+        assert self.sandbox is not None
+        name, image = str(c.get("name", "")), str(c.get("image", ""))
+        info = PodRuntimeInfo(self.sandbox.pod_ip, self.sandbox.pod_ips, self.ctx.node_ip)
+        try:
+            env = container_env(self.pod, c, info, services=self.ctx.services())
+        except EnvError as e:
+            return ContainerRun(name, image, ResolvedCommand(reason=e.reason, message=str(e)))
+        env.setdefault("HOSTNAME", self.sandbox.hostname)
+        env["PATH"] = f"{self.ctx.bin_dir}:{env.get('PATH', DEFAULT_PATH)}"
+        cmd = resolve_command(
+            image,
+            expand_command(c.get("command") or (), env),
+            expand_command(c.get("args") or (), env),
+        )
+        return ContainerRun(
+            name,
+            image,
+            cmd,
+            env,
+            c.get("workingDir") or None,
+            stdin=bool(c.get("stdin")),
+            stdin_once=bool(c.get("stdinOnce")),
+            tty=bool(c.get("tty")),
+        )
 
     def netns_path(self) -> str | None:
         """The pod's network namespace (port-forward connects inside it), once made."""
@@ -207,6 +257,8 @@ class PodWorker:
             on_change=self._on_change,
         )
         run_task = asyncio.create_task(self.containers.run(), name=f"containers-{self.name}")
+        await asyncio.sleep(0)  # the task group exists: ephemeral containers can join it
+        self._start_new_ephemeral()
         stop_wait = asyncio.create_task(self._terminate.wait())
         await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         if not self._terminate.is_set():
@@ -394,7 +446,17 @@ class PodWorker:
             containers=tuple(facts),
         )
         previous = ((self._last_status or self.pod.get("status") or {}).get("conditions")) or []
-        return build_pod_status(pod_facts, previous, rfc3339(self.ctx.clock.now()))
+        status = build_pod_status(pod_facts, previous, rfc3339(self.ctx.clock.now()))
+        if self.containers is not None and self.containers.ephemeral:
+            status["ephemeralContainerStatuses"] = [
+                container_status_api(
+                    ContainerFacts(c.name, c.image, st, False, False, self.containers.pid(c.name))
+                )
+                for c, st in zip(
+                    self.containers.ephemeral, self.containers.ephemeral_statuses(), strict=True
+                )
+            ]
+        return status
 
     async def _status_loop(self) -> None:
         while True:

@@ -129,7 +129,7 @@ class AgentServer:
         worker = self.agent.worker_for(ns, name)
         if worker is None:
             raise web.HTTPNotFound(text=f'pod "{name}" not found on node {self.agent.ident.name}')
-        if container not in {str(c.get("name")) for c in worker.spec_containers}:
+        if container not in worker.container_names():
             raise web.HTTPBadRequest(text=f"container {container} is not valid for pod {name}")
         return worker, container
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from svcnet.api import objects
 from svcnet.api.defaults import DEFAULTERS
-from svcnet.api.defaults.core import externally_accessible
+from svcnet.api.defaults.core import default_pod_spec, externally_accessible
 from svcnet.api.errors import FieldError, Invalid
 from svcnet.api.jsonvalue import copy_json
 from svcnet.api.meta import name_validator_for, validate_object_meta, validate_object_meta_update
@@ -290,6 +290,24 @@ class PodStrategy(Strategy):
                 for t in tolerations
             ):
                 tolerations.append(dict(default))
+
+
+def ephemeral_containers_update(new: Obj, old: Obj) -> Obj:
+    """pods/ephemeralcontainers: the stored pod with only ``spec.ephemeralContainers`` (and
+    its container defaults) taken from ``new``; metadata as a status write keeps it."""
+    out = copy_json(old)
+    spec = out.setdefault("spec", {})
+    ephemeral = (new.get("spec") or {}).get("ephemeralContainers")
+    if ephemeral:
+        spec["ephemeralContainers"] = copy_json(ephemeral)
+        default_pod_spec(spec)
+    else:
+        spec.pop("ephemeralContainers", None)
+    new_meta, out_meta = objects.meta(new), objects.meta_for_write(out)
+    for key in ("resourceVersion", "managedFields"):
+        if key in new_meta:
+            out_meta[key] = new_meta[key]
+    return out
 
 
 class ServiceStrategy(Strategy):

@@ -32,7 +32,8 @@ from svcnet.api.errors import (
 )
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from svcnet.api.registry import NAMESPACES, NODES, Registry, ResourceType
-from svcnet.api.strategy import NamespaceStrategy, strategy_for
+from svcnet.api.strategy import NamespaceStrategy, ephemeral_containers_update, strategy_for
+from svcnet.api.validation.core import validate_ephemeral_containers_update
 from svcnet.apiserver import deletion, table
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
@@ -315,7 +316,7 @@ class ResourceHandlers:
         )
         if info.subresource == "scale":
             return await self._update_scale(info, rt, body, opts, None)
-        if info.subresource not in ("", "status", "finalize"):
+        if info.subresource not in ("", "status", "finalize", "ephemeralcontainers"):
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
@@ -378,7 +379,7 @@ class ResourceHandlers:
 
         if info.subresource == "scale":
             return await self._update_scale(info, rt, None, opts, apply_patch)
-        if info.subresource not in ("", "status"):
+        if info.subresource not in ("", "status", "ephemeralcontainers"):
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
@@ -501,6 +502,10 @@ class ResourceHandlers:
             elif subresource == "binding":
                 # pods/binding sets spec.nodeName and the PodScheduled condition only.
                 errors = []
+            elif subresource == "ephemeralcontainers":
+                # Only spec.ephemeralContainers changes (upstream's ephemeralContainersStrategy).
+                new = ephemeral_containers_update(new, old)
+                errors = validate_ephemeral_containers_update(new, old)
             elif subresource == "finalize":
                 # namespaces/finalize changes spec.finalizers only.
                 assert isinstance(strategy, NamespaceStrategy)

@@ -10,11 +10,15 @@ Ranges: the cluster fixture's (a random /24 of 172.29.0.0/16 underlay, pods in 1
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import re
 import select
+import struct
 import subprocess
+import termios
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -138,8 +142,98 @@ def _json(c: Cluster, *args: str) -> Any:
     return json.loads(c.kubectl(*args, "-o", "json").stdout)
 
 
-def _unused(*_: Any) -> None:
-    del os, time
+def in_terminal(
+    c: Cluster,
+    argv: list[str],
+    steps: list[tuple[str, str]],
+    env: dict[str, str] | None = None,
+    size: tuple[int, int] = (24, 80),
+    timeout: float = 90,
+) -> tuple[str, int]:
+    """Run kubectl on a real terminal of ``size`` (rows, cols): for each step, wait until
+    the output shows its text, then type its input. Returns (all output, exit code)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    proc = subprocess.Popen(
+        [KUBECTL, *argv],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**c.env(), **(env or {})},
+        start_new_session=True,
+    )
+    os.close(slave)
+    out = b""
+    pending = list(steps)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if pending and pending[0][0].encode() in out:
+                os.write(master, pending.pop(0)[1].encode())
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                out += data
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return out.decode(errors="replace"), code
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_it_has_a_terminal_of_the_clients_size(web: Cluster, transport: str) -> None:
+    pod = web_pods(web)[0]
+    out, code = in_terminal(
+        web,
+        ["exec", "-it", pod, "--", "sh", "-c", "tty; stty size"],
+        [],
+        env=TRANSPORTS[transport],
+        size=(33, 111),
+    )
+    assert code == 0, out
+    assert "/dev/pts/" in out
+    assert "33 111" in out
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_debug_it_runs_an_ephemeral_container_in_the_pods_network(
+    web: Cluster, transport: str
+) -> None:
+    pod = web.get("pods", "-l", "app=web")["items"][-1]
+    name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+    out, code = in_terminal(
+        web,
+        ["debug", "-it", name, "--image=nginx", "--target=nginx", "--", "sh"],
+        [("try pressing enter", "ip -o -4 addr show eth0; hostname; exit\r")],
+        env=TRANSPORTS[transport],
+    )
+    assert code == 0, out
+    assert f"inet {ip}/" in out, out
+    assert f"\n{name}" in out.replace("\r", ""), out
+    m = re.search(r"debug container name to (debugger-\w+)", out)
+    assert m is not None, out
+    debugger = m.group(1)
+
+    def finished(p: dict[str, Any]) -> bool:
+        for st in p["status"].get("ephemeralContainerStatuses", []):
+            if st["name"] == debugger:
+                return st["state"].get("terminated", {}).get("exitCode") == 0
+        return False
+
+    after = web.wait_for(f"pod/{name}", finished, 30.0)
+    (spec,) = [e for e in after["spec"]["ephemeralContainers"] if e["name"] == debugger]
+    assert spec["targetContainerName"] == "nginx"
+    assert after["status"]["phase"] == "Running"
 
 
 def _pod_gone(c: Cluster, name: str) -> bool:

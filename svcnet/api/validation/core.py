@@ -349,7 +349,100 @@ def validate_pod_spec(spec: Obj, path: str = "spec") -> list[FieldError]:
 
 
 def validate_pod(pod: Obj) -> list[FieldError]:
-    return validate_pod_spec(mapping(pod.get("spec")))
+    spec = mapping(pod.get("spec"))
+    errors = validate_pod_spec(spec)
+    if items(spec.get("ephemeralContainers")):
+        # Added later, through the ephemeralcontainers subresource only.
+        errors.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
+    return errors
+
+
+# What an ephemeral container may set (upstream's allowedEphemeralContainerFields); the rest
+# of Container (ports, probes, lifecycle, resources...) "cannot be set".
+_EPHEMERAL_ALLOWED = frozenset(
+    [
+        "name",
+        "image",
+        "command",
+        "args",
+        "workingDir",
+        "env",
+        "envFrom",
+        "volumeMounts",
+        "volumeDevices",
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+        "imagePullPolicy",
+        "securityContext",
+        "stdin",
+        "stdinOnce",
+        "tty",
+        "targetContainerName",
+    ]
+)
+
+
+def _validate_ephemeral_containers(spec: Obj) -> list[FieldError]:
+    errors: list[FieldError] = []
+    regular = {
+        str(c.get("name"))
+        for key in ("containers", "initContainers")
+        for c in items(spec.get(key))
+        if c.get("name")
+    }
+    seen = set(regular)
+    for i, c in enumerate(items(spec.get("ephemeralContainers"))):
+        p = f"spec.ephemeralContainers[{i}]"
+        name = c.get("name") or ""
+        if not name:
+            errors.append(required(f"{p}.name"))
+        else:
+            errors.extend(dns_label(f"{p}.name", name))
+            if name in seen:
+                errors.append(duplicate(f"{p}.name", name))
+            seen.add(name)
+        if not c.get("image"):
+            errors.append(required(f"{p}.image"))
+        for key in sorted(c):
+            # Zero values (resources: {} from defaulting) count as unset, as upstream's
+            # allow-list check compares each field with its zero value.
+            if key not in _EPHEMERAL_ALLOWED and c[key] not in (None, {}, [], "", False, 0):
+                errors.append(forbidden(f"{p}.{key}", "cannot be set for an Ephemeral Container"))
+        target = c.get("targetContainerName")
+        if target and target not in regular:
+            errors.append(not_found(f"{p}.targetContainerName", target))
+        policy = c.get("imagePullPolicy")
+        if policy is not None:
+            errors.extend(one_of(f"{p}.imagePullPolicy", policy, PULL_POLICIES))
+    return errors
+
+
+def validate_ephemeral_containers_update(new: Obj, old: Obj) -> list[FieldError]:
+    """``ValidatePodEphemeralContainersUpdate``: ephemeral containers are valid, and the ones
+    already there are neither removed nor changed."""
+    new_spec, old_spec = mapping(new.get("spec")), mapping(old.get("spec"))
+    errors = _validate_ephemeral_containers(new_spec)
+    new_by_name = {
+        str(c.get("name")): (i, c) for i, c in enumerate(items(new_spec.get("ephemeralContainers")))
+    }
+    for c in items(old_spec.get("ephemeralContainers")):
+        name = str(c.get("name"))
+        found = new_by_name.get(name)
+        if found is None:
+            errors.append(
+                forbidden(
+                    "spec.ephemeralContainers",
+                    f'existing ephemeral containers "{name}" may not be removed\n',
+                )
+            )
+        elif found[1] != c:
+            errors.append(
+                forbidden(
+                    f"spec.ephemeralContainers[{found[0]}]",
+                    f'existing ephemeral containers "{name}" may not be changed\n',
+                )
+            )
+    return errors
 
 
 def validate_pod_template(template: Any, path: str) -> list[FieldError]:
