@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
-from svcnet.agent.attach import ContainerIO
+from svcnet.agent.containerio import ContainerIO
 from svcnet.agent.images import ResolvedCommand
 from svcnet.dataplane.process import (
     DEFAULT_PATH,
@@ -67,7 +67,7 @@ class ActionKind(Enum):
     NONE = "none"  # running, finished for good, or blocked (bad image)
 
 
-TERMINAL_DRAIN = 2.0  # seconds to copy what a terminal holds after its container exits
+OUTPUT_DRAIN = 2.0  # seconds to copy what is left of the output after the container exits
 REASON_CREATING = "ContainerCreating"
 REASON_CRASH_LOOP = "CrashLoopBackOff"
 REASON_COMPLETED = "Completed"
@@ -367,8 +367,12 @@ class PodContainers:
         backoff: BackoffPolicy | None = None,
         on_event: Callable[[PodEvent], None] = _noop_event,
         on_change: Callable[[], None] = _noop,
+        own_output: bool = True,
     ) -> None:
         self.pod = pod
+        # The agent holds the containers' streams (logs in the CRI format, attach); without,
+        # a container writes its log file itself and cannot be attached to.
+        self.own_output = own_output
         self.netns = netns
         self.hostname = hostname
         self.containers = list(containers)
@@ -480,7 +484,7 @@ class PodContainers:
     async def _start(self, c: ContainerRun, lc: ContainerLifecycle) -> None:
         index = lc.restart_count + 1 if lc.ever_started else 0
         path = log_path(self.log_dir, c.name, index)
-        io = ContainerIO(c.stdin, c.stdin_once, c.tty, path) if c.attachable else None
+        io = ContainerIO(c.stdin, c.stdin_once, c.tty, path) if self.own_output else None
         spec = ProcessSpec(
             argv=c.command.argv,
             netns=self.netns,
@@ -488,9 +492,10 @@ class PodContainers:
             log_path=path,
             env=c.env,
             working_dir=c.working_dir,
-            stdin_fd=io.child_stdin if io is not None else None,
-            output_fd=io.child_output if io is not None else None,
-            tty=c.tty,
+            stdin_fd=io.child_fds[0] if io is not None else None,
+            stdout_fd=io.child_fds[1] if io is not None else None,
+            stderr_fd=io.child_fds[2] if io is not None else None,
+            tty=c.tty and io is not None,
         )
         if index == 0:
             self._event(
@@ -522,9 +527,10 @@ class PodContainers:
         self.on_change()
         code = await proc.wait()
         if io is not None:
-            # The terminal's last output is still to be copied to the log.
+            # The last output is still to be copied to the log (children of the container
+            # that keep its pipes open are not waited for long).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(io.ended.wait(), TERMINAL_DRAIN)
+                await asyncio.wait_for(io.ended.wait(), OUTPUT_DRAIN)
         lc.exited(code)
         self.on_change()
 

@@ -5,9 +5,9 @@ bearer token (the API server proxies pods/log and pods/exec here with it; see
 :mod:`svcnet.apiserver.podproxy`).
 
 * ``GET /containerLogs/{namespace}/{pod}/{container}`` — ``follow``, ``previous``,
-  ``tailLines``, ``limitBytes`` as kubelet; ``timestamps`` and ``sinceSeconds`` need per-line
-  times the log files do not keep: ``timestamps`` prefixes the time the line is read, and
-  ``sinceSeconds`` is honoured per file (a file last written before the cut-off is skipped).
+  ``tailLines``, ``limitBytes``, ``timestamps``, ``sinceSeconds``/``sinceTime`` as kubelet,
+  over log files in the CRI format (:mod:`svcnet.agent.crilog`): each line carries the time
+  the agent read it.
 * ``GET /exec/{namespace}/{pod}/{container}?command=…&stdin=1&stdout=1&stderr=1&tty=1`` — a
   WebSocket upgrade speaking the remotecommand channel protocol (``v5.channel.k8s.io``,
   ``v4.channel.k8s.io``, ``channel.k8s.io``): every binary frame starts with its channel byte
@@ -31,13 +31,13 @@ import socket
 import struct
 import termios
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from svcnet.agent.attach import follow_log
+from svcnet.agent import crilog
 from svcnet.agent.portforward import (
     CHANNEL_PROTOCOLS as PF_CHANNEL_PROTOCOLS,
 )
@@ -137,17 +137,15 @@ class AgentServer:
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         worker, container = self._worker(request)
         q = request.query
-        previous = q.get("previous", "false").lower() in ("1", "true")
-        follow = q.get("follow", "false").lower() in ("1", "true")
-        timestamps = q.get("timestamps", "false").lower() in ("1", "true")
-        tail = int(q["tailLines"]) if q.get("tailLines") else None
-        limit = int(q["limitBytes"]) if q.get("limitBytes") else None
-        since = float(q["sinceSeconds"]) if q.get("sinceSeconds") else None
+        try:
+            opts = LogOptions.parse(q)
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from e
         pc = worker.containers
-        path = pc.log_file(container, previous) if pc is not None else None
+        path = pc.log_file(container, opts.previous) if pc is not None else None
         name = worker.name
         if path is None or not os.path.exists(path):
-            if previous:
+            if opts.previous:
                 msg = f'previous terminated container "{container}" in pod "{name}" not found'
             else:
                 msg = f'container "{container}" in pod "{name}" is waiting to start: ' + (
@@ -157,34 +155,40 @@ class AgentServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        if since is not None and os.path.getmtime(path) < time.time() - since:
-            await resp.write_eof()
-            return resp
+        sent = 0
+
+        async def write(entries: list[crilog.Entry]) -> bool:
+            """Send entries; False once limitBytes is reached."""
+            nonlocal sent
+            data = b"".join(e.output(opts.timestamps) for e in entries)
+            if opts.limit is not None:
+                data = data[: max(0, opts.limit - sent)]
+            if data:
+                await resp.write(data)
+                sent += len(data)
+            return opts.limit is None or sent < opts.limit
+
         with open(path, "rb") as f:
             data = f.read()
-            if tail is not None:
-                lines = data.splitlines(keepends=True)
-                data = b"".join(lines[-tail:]) if tail > 0 else b""
-            sent = 0
-            chunk = _stamp(data, timestamps)
-            if limit is not None:
-                chunk = chunk[: max(0, limit - sent)]
-            await resp.write(chunk)
-            sent += len(chunk)
-            while follow and not previous and (limit is None or sent < limit):
-                more = f.read()
-                if more:
-                    chunk = _stamp(more, timestamps)
-                    if limit is not None:
-                        chunk = chunk[: max(0, limit - sent)]
-                    await resp.write(chunk)
-                    sent += len(chunk)
+            entries, used = crilog.parse(data)
+            more = await write(crilog.select(entries, opts.since_ns, opts.tail))
+            buf = data[used:]
+            while more and opts.follow and not opts.previous:
+                chunk = f.read()
+                if chunk:
+                    entries, used = crilog.parse(buf + chunk)
+                    buf = (buf + chunk)[used:]
+                    more = await write(crilog.select(entries, opts.since_ns, None))
                     continue
                 if pc is None or pc.log_file(container) != path or pc.pid(container) is None:
-                    # The container ended (or restarted): its log is complete.
-                    rest = f.read()
-                    if rest:
-                        await resp.write(_stamp(rest, timestamps))
+                    # The container ended (or restarted): its log is complete once the agent
+                    # has copied the last of its output.
+                    io = pc.ios.get(container) if pc is not None else None
+                    if io is not None and io.log_path == path:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(io.ended.wait(), 2.0)
+                    entries, _ = crilog.parse(buf + f.read())
+                    await write(crilog.select(entries, opts.since_ns, None))
                     break
                 if worker.finished.is_set():
                     break
@@ -331,11 +335,45 @@ def _waiting_reason(worker: PodWorker, container: str) -> str:
     return "ContainerCreating"
 
 
-def _stamp(data: bytes, timestamps: bool) -> bytes:
-    if not timestamps or not data:
-        return data
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z").encode()
-    return b"".join(now + b" " + line for line in data.splitlines(keepends=True))
+@dataclass(frozen=True)
+class LogOptions:
+    """kubelet's container log options, from the query the API server forwards."""
+
+    follow: bool = False
+    previous: bool = False
+    timestamps: bool = False
+    tail: int | None = None
+    limit: int | None = None
+    since_ns: int | None = None
+
+    @classmethod
+    def parse(cls, q: Mapping[str, str]) -> LogOptions:
+        def flag(name: str) -> bool:
+            return q.get(name, "false").lower() in ("1", "true")
+
+        def number(name: str) -> int | None:
+            raw = q.get(name)
+            if not raw:
+                return None
+            try:
+                return int(raw)
+            except ValueError as e:
+                raise ValueError(f"invalid {name}: {raw!r}") from e
+
+        since_ns = None
+        since_seconds = number("sinceSeconds")
+        if since_seconds is not None:
+            since_ns = time.time_ns() - since_seconds * 1_000_000_000
+        elif q.get("sinceTime"):
+            since_ns = crilog.parse_time(q["sinceTime"])
+        return cls(
+            follow=flag("follow"),
+            previous=flag("previous"),
+            timestamps=flag("timestamps"),
+            tail=number("tailLines"),
+            limit=number("limitBytes"),
+            since_ns=since_ns,
+        )
 
 
 class ExecSession:
@@ -420,6 +458,17 @@ class ExecSession:
             proc.stdin.close()
 
 
+_CHANNEL = {"stdout": STDOUT, "stderr": STDERR}
+
+
+def read_log(path: str) -> list[crilog.Entry]:
+    try:
+        with open(path, "rb") as f:
+            return crilog.parse(f.read())[0]
+    except FileNotFoundError:
+        return []
+
+
 class AttachSession:
     """One attach: the container's output to the client, the client's stdin to the container,
     until the container instance ends (Success on the error stream) or the client leaves."""
@@ -434,28 +483,24 @@ class AttachSession:
         self.want_stdin = want_stdin
         self.cio = pc.ios.get(container)
 
-    def _running(self) -> bool:
-        return (
-            self.pc.log_file(self.container) == self.path
-            and self.pc.pid(self.container) is not None
-        )
-
     async def _output(self) -> None:
         cio = self.cio
-        if cio is not None and cio.master is not None:
-            queue = cio.subscribe()
-            try:
-                while data := await queue.get():
-                    await self.io.send(STDOUT, data)
-            finally:
-                cio.unsubscribe(queue)
-            return
-        from_start = cio is not None and cio.stdin_once and not cio.attached_before
-
-        async def send(data: bytes) -> None:
-            await self.io.send(STDOUT, data)
-
-        await follow_log(self.path, from_start, self._running, send)
+        if cio is None:
+            return  # a container without agent-held streams: nothing to attach to
+        queue = cio.subscribe()
+        try:
+            if not cio.tty and cio.stdin_once and not cio.attached_before:
+                # kubectl run -i attaches once the container runs: what it wrote before
+                # belongs to this first session (read now, before any later output).
+                for entry in read_log(self.path):
+                    await self.io.send(_CHANNEL[entry.stream], entry.output(False))
+            while True:
+                stream, data = await queue.get()
+                if not data:
+                    return
+                await self.io.send(STDOUT if cio.tty else _CHANNEL[stream], data)
+        finally:
+            cio.unsubscribe(queue)
 
     async def _input(self) -> None:
         cio = self.cio

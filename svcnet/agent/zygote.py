@@ -13,8 +13,8 @@ exec chain did, step by step, so the container is the same kind of process:
   and every file of ``/etc/netns/<pod>/`` bind-mounted over ``/etc`` — what ``ip netns exec``
   does (iproute2 ``netns_exec``/``bind_etc``), so /etc/hosts and /etc/resolv.conf are the pod's;
 - ``unshare(CLONE_NEWUTS)`` and ``sethostname``: what ``unshare --uts`` and the shell did;
-- working directory, environment, stdin from /dev/null, stdout+stderr appended to the
-  container's log file; the server subcommands' ports bound (``agnhost.prebind``: a compiled
+- working directory, environment, stdin from /dev/null, stdout and stderr the two pipes the
+  agent sent with the request (it writes the log) or else appended to the container's log file; the server subcommands' ports bound (``agnhost.prebind``: a compiled
   agnhost listens within a moment of its exec, a Python thread scheduled late would not);
   then the subcommand, and its return code is the exit code.
 The child tells the agent "started" only after all of that, as the exec chain's pipe did, so
@@ -29,7 +29,8 @@ Stdlib only and no asyncio (kept small: it stays resident, and every child share
 The zygote is single-threaded, so fork() is safe; it exits when the agent closes its socket.
 
 Protocol over a SOCK_SEQPACKET socket pair (one JSON object per message):
-- agent → zygote: ``{"id", "argv", "env", "cwd", "netns", "hostname", "log"}``;
+- agent → zygote: ``{"id", "argv", "env", "cwd", "netns", "hostname", "log"}``, with the
+  container's stdout and stderr as SCM_RIGHTS descriptors when the agent holds them;
 - child → agent: ``{"id", "started": pid}`` or ``{"id", "error": text, "pid"}``;
 - zygote → agent: ``{"exited": pid, "status": wait status}``.
 """
@@ -134,7 +135,9 @@ def show_as(argv: list[str], env: dict[str, str]) -> None:
     _rewrite(e0, e1, block)
 
 
-def _child(sock: socket.socket, wake_fds: tuple[int, int], req: dict[str, Any]) -> None:
+def _child(
+    sock: socket.socket, wake_fds: tuple[int, int], req: dict[str, Any], output: list[int]
+) -> None:
     """In the forked child: become the container, tell the agent, run the subcommand."""
     code = 1
     try:
@@ -146,7 +149,12 @@ def _child(sock: socket.socket, wake_fds: tuple[int, int], req: dict[str, Any]) 
         os.setsid()
         argv = [str(a) for a in req["argv"]]
         env = {str(k): str(v) for k, v in req["env"].items()}
-        log_fd = os.open(req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if output:  # the agent's pipes: it writes the log itself
+            out_fd, err_fd = output
+        else:
+            out_fd = err_fd = os.open(
+                req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
         null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if req.get("netns"):
             enter_pod(str(req["netns"]), str(req.get("hostname") or ""))
@@ -158,10 +166,11 @@ def _child(sock: socket.socket, wake_fds: tuple[int, int], req: dict[str, Any]) 
         os.environ.update(env)
         show_as(["agnhost", *argv], env)
         os.dup2(null_fd, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
         os.close(null_fd)
-        os.close(log_fd)
+        for fd in {out_fd, err_fd}:
+            os.close(fd)
         sys.argv = ["agnhost", *argv]
         agnhost.prebind(argv)
     except BaseException as e:
@@ -217,7 +226,7 @@ def serve(sock: socket.socket) -> None:
             _send(sock, {"exited": pid, "status": status})
         if sock.fileno() in ready:
             try:
-                data = sock.recv(MAX_MESSAGE)
+                data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 2)
             except InterruptedError:
                 continue
             if not data:
@@ -227,9 +236,11 @@ def serve(sock: socket.socket) -> None:
                 pid = os.fork()
             except OSError as e:
                 _send(sock, {"id": req.get("id"), "error": f"fork: {e}", "pid": 0})
-                continue
+                pid = -1
             if pid == 0:
-                _child(sock, (wake_r, wake_w), req)
+                _child(sock, (wake_r, wake_w), req, fds if len(fds) == 2 else [])
+            for fd in fds:  # the child has them
+                os.close(fd)
 
 
 def main() -> None:

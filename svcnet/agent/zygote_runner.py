@@ -127,7 +127,8 @@ class ZygoteRunner:
             "log": spec.log_path,
         }
         try:
-            sock.send(json.dumps(msg).encode())
+            fds = [fd for fd in (spec.stdout_fd, spec.stderr_fd) if fd is not None]
+            socket.send_fds(sock, [json.dumps(msg).encode()], fds)
             pid = await asyncio.wait_for(started, START_TIMEOUT)
         except OSError as e:
             raise ProcessError(f"built-in image runner: {e}") from e

@@ -51,16 +51,18 @@ class ProcessSpec:
     log_path: str
     env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
-    # Attachable containers (stdin/tty in the pod spec): the container's stdin (a pipe's
-    # read end or a terminal), and where stdout+stderr go instead of log_path (a terminal,
-    # whose other end the agent copies to the log). The runner does not close them.
+    # The container's standard streams when the caller holds their other ends (the agent
+    # copies output to the log itself, and keeps stdin for attach): pipes or one terminal.
+    # None: stdin from /dev/null, output appended to log_path. The runner does not close them.
     stdin_fd: int | None = None
-    output_fd: int | None = None
-    tty: bool = False  # stdin is a terminal: it becomes the container's controlling terminal
+    stdout_fd: int | None = None
+    stderr_fd: int | None = None
+    tty: bool = False  # the streams are a terminal: it becomes the controlling terminal
 
     @property
     def attached(self) -> bool:
-        return self.stdin_fd is not None or self.output_fd is not None
+        """The container reads a stdin of its own (``stdin``/``tty`` in the pod spec)."""
+        return self.stdin_fd is not None or self.tty
 
 
 def exit_code_of(returncode: int) -> int:
@@ -169,8 +171,8 @@ class NamespaceProcessRunner:
             proc = await asyncio.create_subprocess_exec(
                 *wrap_argv(spec),
                 stdin=ready_w if spec.hostname else asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+                stdout=log if spec.stdout_fd is None else spec.stdout_fd,
+                stderr=log if spec.stderr_fd is None else spec.stderr_fd,
                 env=env,
                 cwd=spec.working_dir or "/",
                 start_new_session=True,
@@ -197,15 +199,14 @@ class NamespaceProcessRunner:
         if spec.tty:
             argv = ["setsid", "-c", *argv]
         log = None
-        if spec.output_fd is None:
+        if spec.stdout_fd is None or spec.stderr_fd is None:
             log = open(spec.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-        out = spec.output_fd if spec.output_fd is not None else log
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=spec.stdin_fd if spec.stdin_fd is not None else asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
+                stdout=log if spec.stdout_fd is None else spec.stdout_fd,
+                stderr=log if spec.stderr_fd is None else spec.stderr_fd,
                 env=env,
                 cwd=spec.working_dir or "/",
                 start_new_session=not spec.tty,

@@ -216,26 +216,30 @@ def running_cluster(base: Path, nodes: int = 2) -> Iterator[Cluster]:
     nets = [cluster.underlay_cidr, cluster.pod_cidr, cluster.service_cidr]
     before = snapshot(name, nets, cluster.data_dir)
     started = time.monotonic()
-    res = cluster.svcnet(
-        "up",
-        *cluster.cluster_args(),
-        "--nodes",
-        str(nodes),
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-        "--port",
-        str(cluster.port),
-        "--underlay-cidr",
-        cluster.underlay_cidr,
-        "--pod-cidr",
-        cluster.pod_cidr,
-        "--service-cidr",
-        cluster.service_cidr,
-        "--lb-cidr",
-        cluster.underlay_cidr.replace(".0/24", ".240/28"),
-        check=False,
-        timeout=120,
-    )
+    try:
+        # A timed-out up may have started half a cluster: the down below removes it.
+        res = cluster.svcnet(
+            "up",
+            *cluster.cluster_args(),
+            "--nodes",
+            str(nodes),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--port",
+            str(cluster.port),
+            "--underlay-cidr",
+            cluster.underlay_cidr,
+            "--pod-cidr",
+            cluster.pod_cidr,
+            "--service-cidr",
+            cluster.service_cidr,
+            "--lb-cidr",
+            cluster.underlay_cidr.replace(".0/24", ".240/28"),
+            check=False,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired as e:
+        res = subprocess.CompletedProcess(e.cmd, 1, "", f"svcnet up timed out: {e}")
     cluster = Cluster(**{**cluster.__dict__, "up_seconds": time.monotonic() - started})
     try:
         assert res.returncode == 0, f"svcnet up failed:\n{res.stdout}\n{res.stderr}"

@@ -297,3 +297,84 @@ def test_run_i_rm_passes_the_exit_code_on(svcnet_cluster: Cluster) -> None:  # n
     )
     assert "bye" in res.stdout
     assert res.returncode == 3, res.stderr
+
+
+def test_cp_copies_both_ways(web: Cluster, tmp_path: Any) -> None:
+    pod = web_pods(web)[0]
+    # Pods share the node's filesystem for now: a directory of the test's own under /tmp.
+    remote = f"/tmp/svcnet-cp-{os.urandom(4).hex()}"
+    try:
+        src = tmp_path / "in.txt"
+        src.write_bytes(os.urandom(3000).hex().encode() + b"\nend\n")
+        web.kubectl("exec", pod, "--", "mkdir", remote)
+        web.kubectl("cp", str(src), f"{pod}:{remote}/copied.txt")
+        inside = web.kubectl("exec", pod, "--", "cat", f"{remote}/copied.txt").stdout
+        assert inside == src.read_text()
+        web.kubectl("exec", pod, "--", "sh", "-c", f"echo made in the pod > {remote}/out.txt")
+        dst = tmp_path / "out.txt"
+        web.kubectl("cp", f"{pod}:{remote}/out.txt", str(dst))
+        assert dst.read_text() == "made in the pod\n"
+    finally:
+        web.kubectl("exec", pod, "--", "rm", "-rf", remote, check=False)
+
+
+COUNTER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: NAME}
+spec:
+  restartPolicy: POLICY
+  containers:
+  - name: c
+    image: nginx
+    command: [sh, -c, 'echo run-$$; for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2; exit CODE']
+"""
+
+
+def counter(c: Cluster, name: str, policy: str, code: int) -> None:
+    manifest = COUNTER.replace("NAME", name).replace("POLICY", policy).replace("CODE", str(code))
+    c.apply(manifest)
+
+
+def test_logs_follow_ends_with_the_container_and_keeps_stderr(web: Cluster) -> None:
+    counter(web, "follow", "Never", 0)
+    web.wait_for("pod/follow", lambda p: p["status"].get("phase") in ("Running", "Succeeded"))
+    out = web.kubectl("logs", "-f", "follow", timeout=60).stdout
+    assert re.fullmatch(r"run-\d+\nline 1\nline 2\nline 3\noops\n", out), out
+
+
+def test_logs_timestamps_and_since_time_select_lines(web: Cluster) -> None:
+    counter(web, "stamps", "Never", 0)
+    web.wait_for("pod/stamps", lambda p: p["status"].get("phase") == "Succeeded", 60.0)
+    stamped = web.kubectl("logs", "stamps", "--timestamps").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped][1:] == [
+        "line 1",
+        "line 2",
+        "line 3",
+        "oops",
+    ]
+    stamps = [line.split(" ", 1)[0] for line in stamped]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", s) for s in stamps)
+    assert stamps == sorted(stamps)
+    since = web.kubectl("logs", "stamps", f"--since-time={stamps[2]}").stdout
+    assert since == "line 2\nline 3\noops\n"
+    assert web.kubectl("logs", "stamps", "--tail=2").stdout == "line 3\noops\n"
+    assert web.kubectl("logs", "stamps", "--since=1h").stdout.endswith(
+        "line 1\nline 2\nline 3\noops\n"
+    )
+
+
+def test_logs_previous_shows_the_instance_before_the_restart(web: Cluster) -> None:
+    counter(web, "restarts", "Always", 1)
+    web.wait_for(
+        "pod/restarts",
+        lambda p: any(
+            s.get("restartCount", 0) >= 1 for s in p["status"].get("containerStatuses", [])
+        ),
+        60.0,
+    )
+    previous = web.kubectl("logs", "restarts", "--previous").stdout
+    current = web.kubectl("logs", "restarts").stdout
+    assert re.fullmatch(r"run-\d+\nline 1\nline 2\nline 3\noops\n", previous), previous
+    assert current.startswith("run-")
+    assert current.splitlines()[0] != previous.splitlines()[0]

@@ -4,8 +4,8 @@ check, over a real pod worker on fakes. Ranges: node pod CIDR 10.244.1.0/24."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -13,6 +13,7 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
+from svcnet.agent import crilog
 from svcnet.agent.agent import Agent
 from svcnet.agent.node_status import NodeIdentity
 from svcnet.agent.pod_worker import NodeContext, PodWorker
@@ -105,12 +106,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_log(worker: PodWorker, text: str, previous: bool = False) -> None:
+async def emit(
+    runner: FakeProcessRunner, worker: PodWorker, text: str, stream: str = "stdout"
+) -> None:
+    """The container prints ``text``; returns once the agent has logged all of it."""
     assert worker.containers is not None
-    path = worker.containers.log_file("c", previous=previous)
+    path = worker.containers.log_file("c")
     assert path is not None
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Path(path).write_text(text)
+    lines = text.count("\n")
+
+    def logged() -> int:
+        try:
+            return sum(1 for e in crilog.parse(Path(path).read_bytes())[0] if e.stream == stream)
+        except FileNotFoundError:
+            return 0
+
+    before = logged()
+    runner.started[-1].write(stream, text.encode())
+    await _wait(lambda: logged() >= before + lines)
 
 
 async def get(url: str, token: str = TOKEN) -> tuple[int, str]:
@@ -122,36 +135,63 @@ async def get(url: str, token: str = TOKEN) -> tuple[int, str]:
 
 
 async def test_logs_need_the_cluster_token(served: tuple[str, PodWorker, Any]) -> None:
-    base, worker, _ = served
-    write_log(worker, "a\n")
+    base, worker, runner = served
+    await emit(runner, worker, "a\n")
     assert (await get(f"{base}/containerLogs/default/web/c", token="nope"))[0] == 401
 
 
 @pytest.mark.parametrize(
     ("query", "want"),
     [
-        ("", "a\nb\nc\n"),
-        ("?tailLines=2", "b\nc\n"),
+        ("", "a\nb\nerr\nc\n"),
+        ("?tailLines=2", "err\nc\n"),
         ("?tailLines=0", ""),
         ("?limitBytes=3", "a\nb"),
+        ("?sinceSeconds=3600", "a\nb\nerr\nc\n"),
+        ("?sinceTime=2999-01-01T00:00:00Z", ""),
+        ("?sinceTime=2000-01-01T00:00:00Z", "a\nb\nerr\nc\n"),
     ],
 )
 async def test_logs_serve_the_current_instance(
-    served: tuple[str, PodWorker, Any], query: str, want: str
+    served: tuple[str, PodWorker, FakeProcessRunner], query: str, want: str
 ) -> None:
-    base, worker, _ = served
-    write_log(worker, "a\nb\nc\n")
+    base, worker, runner = served
+    await emit(runner, worker, "a\nb\n")
+    await emit(runner, worker, "err\n", "stderr")
+    await emit(runner, worker, "c\n")
     assert await get(f"{base}/containerLogs/default/web/c{query}") == (200, want)
+
+
+async def test_logs_timestamps_are_the_times_lines_were_written(
+    served: tuple[str, PodWorker, FakeProcessRunner],
+) -> None:
+    base, worker, runner = served
+    before = time.time_ns()
+    await emit(runner, worker, "one\n")
+    await asyncio.sleep(0.05)
+    middle = time.time_ns()
+    await emit(runner, worker, "two\nthree")  # no newline yet: not a line until it ends
+    status, text = await get(f"{base}/containerLogs/default/web/c?timestamps=true")
+    assert status == 200
+    (first, stamp1), (second, stamp2) = [
+        (line.split(" ", 1)[1], crilog.parse_time(line.split(" ", 1)[0]))
+        for line in text.splitlines()
+    ]
+    assert (first, second) == ("one", "two")
+    assert before <= stamp1 < middle <= stamp2 <= time.time_ns()
+    since = crilog.rfc3339nano(middle)
+    status, text = await get(f"{base}/containerLogs/default/web/c?sinceTime={since}")
+    assert text == "two\n"
 
 
 async def test_previous_logs_are_the_last_instance(
     served: tuple[str, PodWorker, FakeProcessRunner],
 ) -> None:
     base, worker, runner = served
-    write_log(worker, "first\n")
+    await emit(runner, worker, "first\n")
     runner.started[0].exit(1)
     await _wait(lambda: len(runner.started) == 2)
-    write_log(worker, "second\n")
+    await emit(runner, worker, "second\n")
     assert await get(f"{base}/containerLogs/default/web/c?previous=true") == (200, "first\n")
     assert await get(f"{base}/containerLogs/default/web/c") == (200, "second\n")
 
@@ -160,17 +200,14 @@ async def test_follow_ends_when_the_container_ends(
     served: tuple[str, PodWorker, FakeProcessRunner],
 ) -> None:
     base, worker, runner = served
-    write_log(worker, "one\n")
+    await emit(runner, worker, "one\n")
     follow = asyncio.create_task(get(f"{base}/containerLogs/default/web/c?follow=true"))
     await asyncio.sleep(0.3)
-    assert worker.containers is not None
-    path = worker.containers.log_file("c")
-    assert path is not None
-    with open(path, "a") as f:
-        f.write("two\n")
+    await emit(runner, worker, "two\nlast words without a newline")
     await asyncio.sleep(0.3)
     runner.started[0].exit(0)
-    assert await asyncio.wait_for(follow, 5) == (200, "one\ntwo\n")
+    got = await asyncio.wait_for(follow, 5)
+    assert got == (200, "one\ntwo\nlast words without a newline")
 
 
 async def test_unknown_pod_is_not_found(served: tuple[str, PodWorker, Any]) -> None:
