@@ -482,6 +482,16 @@ class AttachSession:
         self.path = path
         self.want_stdin = want_stdin
         self.cio = pc.ios.get(container)
+        # kubectl run -i attaches once the container runs: what it wrote before belongs to
+        # the first session of a stdinOnce container.
+        self.replay = (
+            self.cio is not None
+            and not self.cio.tty
+            and self.cio.stdin_once
+            and not self.cio.attached_before
+        )
+        if self.cio is not None:
+            self.cio.attached_before = True
 
     async def _output(self) -> None:
         cio = self.cio
@@ -489,9 +499,7 @@ class AttachSession:
             return  # a container without agent-held streams: nothing to attach to
         queue = cio.subscribe()
         try:
-            if not cio.tty and cio.stdin_once and not cio.attached_before:
-                # kubectl run -i attaches once the container runs: what it wrote before
-                # belongs to this first session (read now, before any later output).
+            if self.replay:  # read now, before any later output is queued
                 for entry in read_log(self.path):
                     await self.io.send(_CHANNEL[entry.stream], entry.output(False))
             while True:
@@ -521,8 +529,6 @@ class AttachSession:
 
     async def run(self) -> None:
         output = asyncio.create_task(self._output())
-        if self.cio is not None:
-            self.cio.attached_before = True
         client = asyncio.create_task(self._input())
         try:
             await asyncio.wait({output, client}, return_when=asyncio.FIRST_COMPLETED)

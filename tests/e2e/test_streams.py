@@ -327,7 +327,7 @@ spec:
   containers:
   - name: c
     image: nginx
-    command: [sh, -c, 'echo run-$$; for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2; exit CODE']
+    command: [sh, -c, 'read x < /proc/sys/kernel/random/uuid; echo run-$x; for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2; exit CODE']
 """
 
 
@@ -340,7 +340,7 @@ def test_logs_follow_ends_with_the_container_and_keeps_stderr(web: Cluster) -> N
     counter(web, "follow", "Never", 0)
     web.wait_for("pod/follow", lambda p: p["status"].get("phase") in ("Running", "Succeeded"))
     out = web.kubectl("logs", "-f", "follow", timeout=60).stdout
-    assert re.fullmatch(r"run-\d+\nline 1\nline 2\nline 3\noops\n", out), out
+    assert re.fullmatch(r"run-[0-9a-f-]+\nline 1\nline 2\nline 3\noops\n", out), out
 
 
 def test_logs_timestamps_and_since_time_select_lines(web: Cluster) -> None:
@@ -375,6 +375,6 @@ def test_logs_previous_shows_the_instance_before_the_restart(web: Cluster) -> No
     )
     previous = web.kubectl("logs", "restarts", "--previous").stdout
     current = web.kubectl("logs", "restarts").stdout
-    assert re.fullmatch(r"run-\d+\nline 1\nline 2\nline 3\noops\n", previous), previous
+    assert re.fullmatch(r"run-[0-9a-f-]+\nline 1\nline 2\nline 3\noops\n", previous), previous
     assert current.startswith("run-")
     assert current.splitlines()[0] != previous.splitlines()[0]
