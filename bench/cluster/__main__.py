@@ -1,9 +1,10 @@
-"""``python -m bench.cluster up-time|pod-start|memory`` (root: it starts real clusters).
+"""``python -m bench.cluster up-time|pod-start|memory|port-forward`` (root: it starts real clusters).
 
     sudo .venv/bin/python -m bench.cluster up-time [--runs 5] [--nodes 3]
     sudo .venv/bin/python -m bench.cluster pod-start [--pods 100] [--mode deployment|bare]
                                                      [--no-probe] [--rate 10]
     sudo .venv/bin/python -m bench.cluster memory [--idle 30] [--pods 10]
+    sudo .venv/bin/python -m bench.cluster port-forward [--size-mib 64] [--rounds 5]
 
 Each prints its figures as JSON on the last line.
 """
@@ -35,6 +36,9 @@ def main() -> None:
     m.add_argument("--idle", type=float, default=30.0)
     m.add_argument("--pods", type=int, default=10)
     m.add_argument("--nodes", type=int, default=3)
+    f = sub.add_parser("port-forward")
+    f.add_argument("--size-mib", type=int, default=64)
+    f.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     if a.cmd == "up-time":
         from bench.cluster import up_time
@@ -53,6 +57,10 @@ def main() -> None:
             Path(a.keep_logs) if a.keep_logs else None,
             Path(a.profile) if a.profile else None,
         )
+    elif a.cmd == "port-forward":
+        from bench.cluster import port_forward
+
+        out = port_forward.run(a.size_mib, a.rounds)
     else:
         from bench.cluster import memory
 

@@ -115,16 +115,20 @@ async def forward(
     read: Callable[[], Awaitable[bytes]],
     write: Callable[[bytes], Awaitable[None]],
     end: Callable[[], None],
+    half_close: bool = True,
 ) -> None:
     """One forwarded connection: client bytes from ``read`` to the pod, pod bytes to ``write``;
-    ``end`` when the pod has no more to send. Raises PortForwardError when it cannot connect."""
+    ``end`` when the pod has no more to send. With ``half_close`` (SPDY streams) the client may
+    still send after that; WebSocket channels cannot half-close, so the forward ends there.
+    Raises PortForwardError when it cannot connect."""
     reader, writer = await dial(port)
     up = asyncio.create_task(_copy_to_pod(read, writer))
     try:
         while data := await reader.read(READ_SIZE):
             await write(data)
         end()
-        await up
+        if half_close:
+            await up
     except (ConnectionError, OSError):
         pass
     finally:
@@ -264,7 +268,7 @@ async def serve_channels(
             await send(2 * i, data)
 
         try:
-            await forward(dial, port, inboxes[i].get, write, lambda: None)
+            await forward(dial, port, inboxes[i].get, write, lambda: None, half_close=False)
         except PortForwardError as e:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await send(2 * i + 1, forward_error(port, pod, uid, e))

@@ -378,3 +378,24 @@ def test_logs_previous_shows_the_instance_before_the_restart(web: Cluster) -> No
     assert re.fullmatch(r"run-[0-9a-f-]+\nline 1\nline 2\nline 3\noops\n", previous), previous
     assert current.startswith("run-")
     assert current.splitlines()[0] != previous.splitlines()[0]
+
+
+def test_python_client_port_forward_over_websocket_channels(web: Cluster) -> None:
+    """The Python client's port-forward: WebSocket channels (data 0, error 1, each opened
+    by the port as two little-endian bytes), not kubectl's SPDY tunnel."""
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    pod = web_pods(web)[0]
+    api = client.CoreV1Api(config.new_client_from_config(str(web.kubeconfig)))
+    pf = portforward(api.connect_get_namespaced_pod_portforward, pod, "default", ports="80")
+    sock = pf.socket(80)
+    sock.setblocking(True)
+    sock.settimeout(30)
+    sock.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    body = b""
+    while chunk := sock.recv(65536):
+        body += chunk
+    sock.close()
+    assert body.startswith(b"HTTP/1.") and pod.encode() in body, body[:300]
+    assert pf.error(80) is None
