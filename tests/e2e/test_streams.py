@@ -399,3 +399,16 @@ def test_python_client_port_forward_over_websocket_channels(web: Cluster) -> Non
     sock.close()
     assert body.startswith(b"HTTP/1.") and pod.encode() in body, body[:300]
     assert pf.error(80) is None
+
+
+def test_run_rm_i_resolves_a_service_as_the_tutorials_do(web: Cluster) -> None:
+    """`kubectl run tmp --rm -i --image=busybox -- nslookup web`, with what pods can run
+    today: an explicit command from the node's filesystem (no busybox image yet)."""
+    cluster_ip = web.get("svc", "web")["spec"]["clusterIP"]
+    res = web.kubectl(
+        "run", "lookup", "--rm", "-i", "--restart=Never", "--image=nginx", "--command",
+        "--", "getent", "hosts", "web",
+        timeout=90,
+    )  # fmt: skip
+    assert res.stdout.split()[:2] == [cluster_ip, "web.default.svc.cluster.local"], res.stdout
+    assert 'pod "lookup" deleted' in res.stdout
