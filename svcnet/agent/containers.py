@@ -329,10 +329,6 @@ class ContainerRun:
     stdin_once: bool = False
     tty: bool = False
 
-    @property
-    def attachable(self) -> bool:
-        return self.stdin or self.tty
-
 
 @dataclass(frozen=True)
 class PodEvent:
@@ -394,7 +390,7 @@ class PodContainers:
             for c in self.containers
         }
         self.processes: dict[str, RunningProcess] = {}
-        self.ios: dict[str, ContainerIO] = {}  # attachable containers' current instance
+        self.ios: dict[str, ContainerIO] = {}  # each container's current instance's streams
         self.ephemeral: list[ContainerRun] = []
         self._group: asyncio.TaskGroup | None = None
         self._stopping = asyncio.Event()

@@ -18,9 +18,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe
     data_dir = tmp_path_factory.mktemp("apiserver")
     # With a prepare worker, as `svcnet apiserver` runs: every create of the kubectl tests goes
     # through it (fresh_apiserver prepares in-process, so both paths are covered).
-    running, thread = start_in_thread(
-        ApiServerConfig(data_dir=data_dir, port=0, prepare_workers=1)
-    )
+    running, thread = start_in_thread(ApiServerConfig(data_dir=data_dir, port=0, prepare_workers=1))
     try:
         yield running
     finally:

@@ -126,16 +126,14 @@ async def test_pool_answers_as_the_server_itself(
 
 
 async def test_errors_keep_their_kubernetes_form(pool: PreparePool) -> None:
-    err = await _pooled(pool, SERVICES, _service("p", ports=[{"port": 0}]), "application/json", OPTS)
+    err = await _pooled(
+        pool, SERVICES, _service("p", ports=[{"port": 0}]), "application/json", OPTS
+    )
     assert isinstance(err, Invalid)
     assert err.code == 422
     assert err.to_status()["details"]["causes"][0]["field"] == "spec.ports[0].port"
-    assert isinstance(
-        await _pooled(pool, SERVICES, b"[1]", "application/json", OPTS), BadRequest
-    )
-    assert isinstance(
-        await _pooled(pool, SERVICES, b"x", "text/plain", OPTS), UnsupportedMediaType
-    )
+    assert isinstance(await _pooled(pool, SERVICES, b"[1]", "application/json", OPTS), BadRequest)
+    assert isinstance(await _pooled(pool, SERVICES, b"x", "text/plain", OPTS), UnsupportedMediaType)
 
 
 async def test_many_concurrent_creates_come_back_to_their_own_request(pool: PreparePool) -> None:
