@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from svcnet.agent import crilog
 from svcnet.agent.images import ensure_bin_dir, resolve_command
 from svcnet.agent.sandbox import PodIdentity, Sandbox, SandboxManager, SandboxSpec
 from svcnet.cluster.underlay import NodeNet, Underlay, UnderlayConfig, sweep
@@ -248,7 +249,10 @@ async def test_crash_looping_container_backs_off_and_keeps_the_previous_log(
     )
     assert "BackOff" in [e.reason for e in events]
     previous = pod.log_file("app", previous=True)
-    assert previous is not None and Path(previous).read_text() == "run on crasher\n"
+    assert previous is not None
+    # The agent keeps logs in the CRI format: one stamped stdout entry per line.
+    entries, _ = crilog.parse(Path(previous).read_bytes())
+    assert [(e.stream, e.content) for e in entries] == [("stdout", b"run on crasher")]
 
 
 async def test_host_port_reaches_the_pod_through_portmap(cluster: Cluster) -> None:

@@ -327,7 +327,7 @@ spec:
   containers:
   - name: c
     image: nginx
-    command: [sh, -c, 'read x < /proc/sys/kernel/random/uuid; echo run-$x; for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2; exit CODE']
+    command: [sh, -c, 'read x < /proc/sys/kernel/random/uuid; echo run-$x; for i in 1 2 3; do echo line $i; sleep 1.1; done; echo oops >&2; exit CODE']
 """
 
 
@@ -356,7 +356,10 @@ def test_logs_timestamps_and_since_time_select_lines(web: Cluster) -> None:
     stamps = [line.split(" ", 1)[0] for line in stamped]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", s) for s in stamps)
     assert stamps == sorted(stamps)
-    since = web.kubectl("logs", "stamps", f"--since-time={stamps[2]}").stdout
+    # kubectl sends --since-time in whole seconds (metav1.Time): line 2 came more than a
+    # second after line 1, so the second it started in is after line 1.
+    second = stamps[2].split(".")[0].rstrip("Z") + "Z"
+    since = web.kubectl("logs", "stamps", f"--since-time={second}").stdout
     assert since == "line 2\nline 3\noops\n"
     assert web.kubectl("logs", "stamps", "--tail=2").stdout == "line 3\noops\n"
     assert web.kubectl("logs", "stamps", "--since=1h").stdout.endswith(
