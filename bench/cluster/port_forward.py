@@ -9,7 +9,9 @@ load hits them alike:
   tunnelled in WebSocket binary messages: kubectl → API server → agent → the pod's loopback);
 - port-forward over SPDY: the same with ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false`` (the API
   server answers the SPDY upgrade and tunnels the bytes to the agent).
-Figures: MB/s per path and direction (median of the rounds) and the ratio to direct.
+Figures: MB/s per path and direction (median of the rounds), the ratio to direct, and the CPU
+seconds the API server (control plane process), the agents and kubectl spent per GiB moved
+(both directions; the load-independent figure on a shared machine).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from statistics import median
 from typing import Any
 
 from bench.cluster.harness import KUBECTL, BenchCluster, machine_load, running_cluster
+from bench.cluster.procs import _cpu, components
 
 PORT = 8000
 SERVER = """
@@ -100,8 +103,19 @@ def transfer(host: str, port: int, size: int) -> tuple[float, float]:
     return down, up
 
 
+def cpu_seconds(c: BenchCluster) -> dict[str, float]:
+    """utime+stime so far of the control plane and of the agents (their own processes)."""
+    out = {"apiserver": 0.0, "agents": 0.0}
+    for name, pid in components(c.data_dir / "state").items():
+        if name == "controlplane":
+            out["apiserver"] += _cpu(pid)[0]
+        elif name.startswith("agent"):
+            out["agents"] += _cpu(pid)[0]
+    return out
+
+
 @contextmanager
-def forwarded(c: BenchCluster, env: dict[str, str]) -> Iterator[int]:
+def forwarded(c: BenchCluster, env: dict[str, str]) -> Iterator[tuple[int, int]]:
     proc = subprocess.Popen(
         [KUBECTL, "port-forward", "pod/bulk", f":{PORT}"],
         stdout=subprocess.PIPE,
@@ -116,7 +130,7 @@ def forwarded(c: BenchCluster, env: dict[str, str]) -> Iterator[int]:
         m = re.search(r"127\.0\.0\.1:(\d+)", line)
         if m is None:
             raise RuntimeError(f"kubectl port-forward did not start: {line!r}")
-        yield int(m.group(1))
+        yield int(m.group(1)), proc.pid
     finally:
         proc.terminate()
         try:
@@ -135,6 +149,7 @@ def run(size_mib: int, rounds: int) -> dict[str, Any]:
         "port-forward spdy": {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"},
     }
     samples: dict[str, list[tuple[float, float]]] = {p: [] for p in paths}
+    cpu: dict[str, dict[str, float]] = {p: {} for p in paths}
     with running_cluster(nodes=2) as c:
         c.kubectl("apply", "-f", "-", input=pod(size))
         c.kubectl("wait", "--for=condition=Ready", "pod/bulk", "--timeout=60s")
@@ -144,8 +159,14 @@ def run(size_mib: int, rounds: int) -> dict[str, Any]:
                 if env is None:
                     samples[name].append(transfer(ip, PORT, size))
                     continue
-                with forwarded(c, env) as local:
+                with forwarded(c, env) as (local, kubectl):
+                    before = cpu_seconds(c)
+                    kubectl_before = _cpu(kubectl)[0]
                     samples[name].append(transfer("127.0.0.1", local, size))
+                    after = cpu_seconds(c)
+                    after["kubectl"] = _cpu(kubectl)[0] - kubectl_before
+                for k, v in after.items():
+                    cpu[name][k] = cpu[name].get(k, 0.0) + v - before.get(k, 0.0)
     out: dict[str, Any] = {"size_mib": size_mib, "rounds": rounds}
     direct_down = median(size / d for d, _ in samples["direct"]) / 1e6
     direct_up = median(size / u for _, u in samples["direct"]) / 1e6
@@ -158,6 +179,9 @@ def run(size_mib: int, rounds: int) -> dict[str, Any]:
             "down_vs_direct": round(down / direct_down, 3),
             "up_vs_direct": round(up / direct_up, 3),
         }
+        moved_gib = 2 * size * rounds / (1 << 30)
+        if cpu[name]:
+            out[name]["cpu_s_per_GiB"] = {k: round(v / moved_gib, 2) for k, v in cpu[name].items()}
     out["load_before"] = load_before
     out["load_after"] = machine_load()
     return out

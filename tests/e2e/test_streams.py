@@ -415,3 +415,40 @@ def test_run_rm_i_resolves_a_service_as_the_tutorials_do(web: Cluster) -> None:
     )  # fmt: skip
     assert res.stdout.split()[:2] == [cluster_ip, "web.default.svc.cluster.local"], res.stdout
     assert 'pod "lookup" deleted' in res.stdout
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_attach_streams_what_a_running_container_prints(web: Cluster, transport: str) -> None:
+    name = f"ticker-{transport}"
+    web.apply(
+        f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: nginx
+    command: [sh, -c, 'i=0; while true; do i=$((i+1)); echo tick $i; echo tock $i >&2; sleep 0.2; done']
+"""
+    )
+    web.wait_for(f"pod/{name}", lambda p: p["status"].get("phase") == "Running")
+    proc = subprocess.Popen(
+        [KUBECTL, "attach", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**web.env(), **TRANSPORTS[transport]},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+        web.kubectl("delete", "pod", name, "--wait=false")
+    ticks = [int(m.group(1)) for m in (re.fullmatch(r"tick (\d+)\n", x) for x in lines) if m]
+    assert len(ticks) == 3, (lines, err)
+    assert ticks == list(range(ticks[0], ticks[0] + 3))
+    assert "tock" in err  # stderr arrives on its own stream
