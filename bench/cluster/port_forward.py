@@ -4,7 +4,8 @@ One 2-node cluster, one pod running a bulk TCP server (Python on the node's file
 → it sends ``size`` bytes and closes; ``U`` → it reads until EOF and answers ``ok``). Each
 round moves ``size`` bytes down and then up over three paths, interleaved so the machine's
 load hits them alike:
-- direct: from the machine to the pod IP (the underlay bridge, as any node would);
+- direct: to the pod IP from node-1's network namespace (what any node or pod has; not from
+  the machine, whose routes to the fixed bench pod range another bench cluster may hold);
 - port-forward over WebSocket: ``kubectl port-forward`` as kubectl 1.31+ does it (SPDY
   tunnelled in WebSocket binary messages: kubectl → API server → agent → the pod's loopback);
 - port-forward over SPDY: the same with ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false`` (the API
@@ -30,6 +31,7 @@ from typing import Any
 
 from bench.cluster.harness import KUBECTL, BenchCluster, machine_load, running_cluster
 from bench.cluster.procs import _cpu, components
+from svcnet.agent.portforward import _socket_in
 
 PORT = 8000
 SERVER = """
@@ -77,9 +79,18 @@ def pod(size: int) -> str:
     )
 
 
-def transfer(host: str, port: int, size: int) -> tuple[float, float]:
+def connect(host: str, port: int, netns: str | None) -> socket.socket:
+    if netns is None:
+        return socket.create_connection((host, port), timeout=60)
+    s = _socket_in(f"/run/netns/{netns}", socket.AF_INET)
+    s.settimeout(60)
+    s.connect((host, port))
+    return s
+
+
+def transfer(host: str, port: int, size: int, netns: str | None = None) -> tuple[float, float]:
     """(seconds down, seconds up) for ``size`` bytes each way."""
-    with socket.create_connection((host, port), timeout=60) as s:
+    with connect(host, port, netns) as s:
         t0 = time.perf_counter()
         s.sendall(b"D")
         got = 0
@@ -89,7 +100,7 @@ def transfer(host: str, port: int, size: int) -> tuple[float, float]:
     if got != size:
         raise RuntimeError(f"received {got} of {size} bytes from {host}:{port}")
     payload = bytes(1 << 20)
-    with socket.create_connection((host, port), timeout=60) as s:
+    with connect(host, port, netns) as s:
         t0 = time.perf_counter()
         s.sendall(b"U")
         left = size
@@ -157,7 +168,7 @@ def run(size_mib: int, rounds: int) -> dict[str, Any]:
         for _ in range(rounds):
             for name, env in paths.items():
                 if env is None:
-                    samples[name].append(transfer(ip, PORT, size))
+                    samples[name].append(transfer(ip, PORT, size, f"{c.name}-node-1"))
                     continue
                 with forwarded(c, env) as (local, kubectl):
                     before = cpu_seconds(c)
