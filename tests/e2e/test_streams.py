@@ -452,3 +452,15 @@ spec:
     assert len(ticks) == 3, (lines, err)
     assert ticks == list(range(ticks[0], ticks[0] + 3))
     assert "tock" in err  # stderr arrives on its own stream
+
+
+def test_run_it_rm_gives_a_terminal(web: Cluster) -> None:
+    out, code = in_terminal(
+        web,
+        ["run", "term", "-it", "--rm", "--restart=Never", "--image=nginx", "--command", "--", "sh"],
+        [("try pressing enter", "tty; stty size; exit 0\r")],
+        size=(40, 120),
+    )
+    assert code == 0, out
+    assert "/dev/pts/" in out and "40 120" in out, out
+    assert 'pod "term" deleted' in out, out
