@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import pty
 import re
@@ -26,6 +25,8 @@ from typing import Any
 
 import pytest
 from cluster_fixture import KUBECTL, Cluster, svcnet_cluster  # noqa: F401 - the fixture
+
+from svcnet.testing.polling import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -136,10 +137,6 @@ def test_exec_with_stdin_and_exit_code(web: Cluster, transport: str) -> None:
     assert res.stdout == "HELLO\n"
     assert "err\n" in res.stderr
     assert res.returncode == 4, res.stderr
-
-
-def _json(c: Cluster, *args: str) -> Any:
-    return json.loads(c.kubectl(*args, "-o", "json").stdout)
 
 
 def in_terminal(
@@ -273,10 +270,7 @@ def test_run_i_rm_prints_the_output_exits_0_and_removes_the_pod(
     assert "got: ping\n" in res.stdout
     assert f"{name}\n" in res.stdout
     assert f'pod "{name}" deleted' in res.stdout
-    deadline = time.monotonic() + 30
-    while not _pod_gone(c, name) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _pod_gone(c, name)
+    eventually_sync(lambda: _pod_gone(c, name), 30.0, what=f"pod {name} gone")
 
 
 def test_run_i_rm_passes_the_exit_code_on(svcnet_cluster: Cluster) -> None:  # noqa: F811
