@@ -281,3 +281,38 @@ def test_upgrade_is_handed_to_aiohttp_and_answered_with_a_status(wire: Wire) -> 
     assert 'pods "nowhere" not found' in status["message"]
     # aiohttp serves upgrades only: a failed upgrade ends the connection.
     assert wire.closed_by_server()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "want"),
+    [
+        (
+            "/api/v1/namespaces/default/pods/nowhere/portforward",
+            "X-Stream-Protocol-Version: portforward.k8s.io\r\n",
+            (404, 'pods "nowhere" not found'),
+        ),
+        (
+            "/api/v1/namespaces/default/pods/nowhere/exec?command=true&stdout=true",
+            "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n",
+            (404, 'pods "nowhere" not found'),
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps/x",
+            "",
+            (400, "the server does not upgrade connections to"),
+        ),
+    ],
+)
+def test_a_spdy_upgrade_is_answered_with_a_status_and_the_connection_ends(
+    wire: Wire, path: str, headers: str, want: tuple[int, str]
+) -> None:
+    """An upgrade other than WebSocket (SPDY/3.1: kubectl's fallback, older clients) is the
+    API server's own: its refusal is a Status, then the connection closes."""
+    wire.send(
+        wire.request("POST", path, extra="Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n" + headers)
+    )
+    code, _, body = wire.response()
+    status = json.loads(body)
+    assert (code, status["status"]) == (want[0], "Failure")
+    assert want[1] in status["message"]
+    assert wire.closed_by_server()
