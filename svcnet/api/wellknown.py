@@ -44,3 +44,9 @@ LB_ANNOUNCE_ANNOTATION = "svcnet.io/announcing-node"
 
 # -- any object ---------------------------------------------------------------------------
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+# -- Ingress ------------------------------------------------------------------------------
+DEFAULT_INGRESS_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+"""``"true"`` on the IngressClass that Ingresses naming no class belong to."""
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+"""The class of an Ingress before ``spec.ingressClassName`` (deprecated, still honoured)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from svcnet.api.ranges import KUBERNETES_SERVICE_IP, UNDERLAY_GATEWAY
+from svcnet.util.files import write_private
 
 DEFAULT_IP_SANS: tuple[str, ...] = ("127.0.0.1", UNDERLAY_GATEWAY, KUBERNETES_SERVICE_IP)
 DEFAULT_DNS_SANS: tuple[str, ...] = (
@@ -43,14 +43,6 @@ class Credentials:
 
     def ca_pem(self) -> bytes:
         return self.ca_cert.read_bytes()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -153,18 +145,18 @@ def ensure_credentials(
         ca_cert = x509.load_pem_x509_certificate(ca_cert_p.read_bytes())
     else:
         ca_key, ca_cert = _make_ca()
-        _write_private(ca_key_p, _key_pem(ca_key))
+        write_private(ca_key_p, _key_pem(ca_key))
         ca_cert_p.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         cert_p.unlink(missing_ok=True)
 
     if not (cert_p.exists() and key_p.exists() and _cert_has_sans(cert_p, ip_sans, dns_sans)):
         key, cert = _make_serving(ca_key, ca_cert, ip_sans, dns_sans)
-        _write_private(key_p, _key_pem(key))
+        write_private(key_p, _key_pem(key))
         cert_p.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     if token_p.exists() and token_p.read_text().strip():
         token = token_p.read_text().strip()
     else:
         token = secrets.token_urlsafe(32)
-        _write_private(token_p, (token + "\n").encode())
+        write_private(token_p, (token + "\n").encode())
     return Credentials(ca_cert_p, ca_key_p, cert_p, key_p, token)
