@@ -1,0 +1,151 @@
+"""The controller loop against the fake API server and the fake HAProxy: informers → model →
+applier, endpoint changes without reload, Ingress status and Warning events.
+
+Fixture ranges: endpoints 10.244.1.0/24, the controller's LoadBalancer address 172.18.255.7.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from svcnet.api.registry import EVENTS
+from svcnet.client.events import EventRecorder
+from svcnet.client.fake import TOKEN, FakeApiServer
+from svcnet.client.informer import SharedInformerFactory
+from svcnet.client.kubeconfig import ClientConfig
+from svcnet.client.rest import ApiClient
+from svcnet.dataplane.haproxy import HaproxyApplier
+from svcnet.dataplane.haproxy_fake import FakeHaproxy
+from svcnet.ingress.controller import IngressController
+from tests.unit.ingress.builders import (
+    endpoint_slice,
+    ingress,
+    ingress_class,
+    path,
+    rule,
+    service,
+)
+from tests.unit.ingress.test_model import LAYOUT
+
+WEB = "default_web_80"
+LB_IP = "172.18.255.7"
+
+
+def typed(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    rt = {
+        "IngressClass": ("networking.k8s.io/v1", "IngressClass"),
+        "Ingress": ("networking.k8s.io/v1", "Ingress"),
+        "Service": ("v1", "Service"),
+        "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
+    }[kind]
+    return {"apiVersion": rt[0], "kind": rt[1], **obj}
+
+
+@dataclass
+class World:
+    api: FakeApiServer
+    haproxy: FakeHaproxy
+    controller: IngressController
+
+    def put(self, obj: dict[str, Any], kind: str) -> None:
+        self.api.put(typed(obj, kind))
+
+    async def until(self, what: str, check: Callable[[], bool]) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"never: {what}")
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    api = FakeApiServer()
+    await api.start()
+    client = ApiClient(ClientConfig(server=api.url, token=TOKEN))
+    client.open()
+    factory = SharedInformerFactory(client)
+    haproxy = FakeHaproxy()
+    recorder = EventRecorder(client, "svcnet-ingress-controller")
+    controller = IngressController(
+        factory,
+        HaproxyApplier(haproxy, tmp_path),
+        LAYOUT,
+        publish_service=("svcnet-ingress", "controller"),
+        status_client=client,
+        recorder=recorder,
+    )
+    lb = service("controller", namespace="svcnet-ingress")
+    lb["status"] = {"loadBalancer": {"ingress": [{"ip": LB_IP, "ipMode": "VIP"}]}}
+    api.put(typed(lb, "Service"))
+    api.put(typed(ingress_class(default=True), "IngressClass"))
+    api.put(typed(service("web"), "Service"))
+    tasks = [
+        *factory.start(),
+        asyncio.create_task(controller.run()),
+        asyncio.create_task(recorder.run()),
+    ]
+    try:
+        yield World(api, haproxy, controller)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.close()
+        await api.close()
+
+
+def ips(n: int) -> list[str]:
+    return [f"10.244.1.{i + 2}" for i in range(n)]
+
+
+def served(world: World) -> list[str]:
+    return [addr for addr, _, _ in world.haproxy.served(WEB)]
+
+
+async def test_an_ingress_is_served_and_scaling_needs_no_reload(world: World) -> None:
+    world.put(endpoint_slice("web", *ips(3)), "EndpointSlice")
+    world.put(
+        ingress("main", rule("app.example.com", path("/", "web")), class_name=None), "Ingress"
+    )
+    await world.until("three endpoints served", lambda: served(world) == ips(3))
+
+    world.put(endpoint_slice("web", *ips(10)), "EndpointSlice")
+    await world.until("ten endpoints served", lambda: served(world) == sorted(ips(10)))
+    world.put(endpoint_slice("web", *ips(3)), "EndpointSlice")
+    await world.until("back to three", lambda: served(world) == ips(3))
+    assert world.haproxy.reloads == 0
+
+    world.put(ingress("main", rule("app.example.com", path("/v2", "web")), class_name=None),
+              "Ingress")  # fmt: skip
+    await world.until("the route change reloaded", lambda: world.haproxy.reloads == 1)
+
+
+async def test_ingress_status_shows_the_controller_service_address(world: World) -> None:
+    world.put(ingress("main", rule("app.example.com", path("/", "web"))), "Ingress")
+
+    def status() -> Any:
+        obj = world.api.objects.get(("networking.k8s.io", "ingresses", "default", "main"))
+        return ((obj or {}).get("status") or {}).get("loadBalancer")
+
+    await world.until("status written", lambda: status() == {"ingress": [{"ip": LB_IP}]})
+
+
+async def test_a_missing_backend_service_is_a_warning_event(world: World) -> None:
+    world.put(ingress("m", rule("m.example.com", path("/", "gone"))), "Ingress")
+
+    def events() -> list[tuple[str, str]]:
+        return [
+            (o.get("reason", ""), o.get("involvedObject", {}).get("name", ""))
+            for k, o in world.api.objects.items()
+            if k[1] == EVENTS.plural
+        ]
+
+    await world.until("event posted", lambda: ("ServiceNotFound", "m") in events())
+    assert world.haproxy.running  # the rest is served
