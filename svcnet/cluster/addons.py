@@ -19,7 +19,20 @@ The DNS add-on is kubeadm's CoreDNS add-on with svcnet's server in the container
   once the record table has synced from the API). Readiness is probed every second instead
   of upstream's 10 s so that a fresh cluster answers names about a second after ``up``.
 
-Building the objects is pure (:func:`dns_addon_objects`); :func:`deploy_addons` applies them
+The ingress add-on is the controller of :mod:`svcnet.ingress` with its HAProxy in one pod, as
+ingress-nginx's and HAProxy's own controllers ship:
+- namespace ``svcnet-ingress``: ServiceAccount, Deployment ``svcnet-ingress-controller`` (one
+  replica: it writes Ingress status, and two writers would need leader election) running
+  ``python -m svcnet.ingress``, which starts HAProxy (master-worker) once its first
+  configuration is checked; readiness is HAProxy's own ``/healthz`` on 10254;
+- Service ``svcnet-ingress-controller`` of type LoadBalancer, ports 80 ``http`` and 443
+  ``https``: its address from the LoadBalancer pool is the cluster's one entry point, and the
+  controller copies it into every Ingress's ``status.loadBalancer`` (``--publish-service``);
+- IngressClass ``svcnet`` (controller ``svcnet.io/ingress-controller``) marked default, so an
+  Ingress naming no class — the seed's ``main-ingress`` — is served;
+- the controller reads the API through a kubeconfig of its own, written like the DNS one.
+
+Building the objects is pure (:func:`dns_addon_objects`, :func:`ingress_addon_objects`); :func:`deploy_addons` applies them
 with server-side apply, so running it again (``svcnet up`` on a cluster whose add-on exists,
 or with another ``--upstream-dns``) updates them in place.
 """
@@ -31,6 +44,7 @@ import base64
 import ipaddress
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -40,9 +54,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from svcnet.api.wellknown import CONTROL_PLANE_ROLE, OS_LABEL
+from svcnet.api.wellknown import CONTROL_PLANE_ROLE, DEFAULT_INGRESS_CLASS_ANNOTATION, OS_LABEL
 from svcnet.cluster.up import ClusterConfig, api_get
 from svcnet.dns.forward import Upstream
+from svcnet.ingress.model import CONTROLLER_NAME
 
 if TYPE_CHECKING:  # the CLI imports this module: keep aiohttp out until it deploys
     from svcnet.client.rest import ApiClient
@@ -53,6 +68,15 @@ DNS_DEPLOYMENT = "coredns"
 DNS_SERVICE_ACCOUNT = "kube-dns"
 DNS_LABELS = {"k8s-app": "kube-dns"}
 DNS_IMAGE = "svcnet/dns"  # informational: the command below is what runs
+INGRESS_NAMESPACE = "svcnet-ingress"
+INGRESS_NAME = "svcnet-ingress-controller"  # Deployment, Service and ServiceAccount
+INGRESS_CLASS = "svcnet"
+INGRESS_LABELS = {
+    "app.kubernetes.io/name": "svcnet-ingress",
+    "app.kubernetes.io/component": "controller",
+}
+INGRESS_IMAGE = "svcnet/ingress"  # informational, as DNS_IMAGE
+INGRESS_HEALTH_PORT = 10254
 DNS_ZONE = "cluster.local"
 DNS_REPLICAS = 2
 DNS_PORT = 53
@@ -142,43 +166,55 @@ def dns_kubeconfig_path(cfg: ClusterConfig) -> Path:
     return cfg.root / "addons" / "kube-dns.kubeconfig"
 
 
-def dns_kubeconfig_document(server: str, ca_data: str, token: str) -> dict[str, Any]:
-    """A kubeconfig for the DNS server: ``ca_data`` is already base64, as kubeconfigs hold it."""
+def dns_kubeconfig_document(
+    server: str,
+    ca_data: str,
+    token: str,
+    user: str = DNS_SERVICE_ACCOUNT,
+    namespace: str = DNS_NAMESPACE,
+) -> dict[str, Any]:
+    """A kubeconfig for an add-on (by default the DNS server): ``ca_data`` is already base64,
+    as kubeconfigs hold it."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
             {"name": "svcnet", "cluster": {"server": server, "certificate-authority-data": ca_data}}
         ],
-        "users": [{"name": DNS_SERVICE_ACCOUNT, "user": {"token": token}}],
+        "users": [{"name": user, "user": {"token": token}}],
         "contexts": [
-            {
-                "name": DNS_SERVICE_ACCOUNT,
-                "context": {
-                    "cluster": "svcnet",
-                    "user": DNS_SERVICE_ACCOUNT,
-                    "namespace": DNS_NAMESPACE,
-                },
-            }
+            {"name": user, "context": {"cluster": "svcnet", "user": user, "namespace": namespace}}
         ],
-        "current-context": DNS_SERVICE_ACCOUNT,
+        "current-context": user,
     }
 
 
-def write_dns_kubeconfig(cfg: ClusterConfig) -> Path:
-    """The DNS server's kubeconfig: the API server's CA and token, the gateway's URL."""
+def ingress_kubeconfig_path(cfg: ClusterConfig) -> Path:
+    return cfg.root / "addons" / "ingress.kubeconfig"
+
+
+def write_dns_kubeconfig(
+    cfg: ClusterConfig,
+    path: Path | None = None,
+    user: str = DNS_SERVICE_ACCOUNT,
+    namespace: str = DNS_NAMESPACE,
+) -> Path:
+    """An add-on's kubeconfig (the DNS server's unless told): the API server's CA and token,
+    the gateway's URL."""
     admin = yaml.safe_load(cfg.apiserver_kubeconfig.read_text())
     ca_data = str(admin["clusters"][0]["cluster"]["certificate-authority-data"])
     base64.b64decode(ca_data, validate=True)  # fail here, not in two pods, if it is not
     token = str(admin["users"][0]["user"]["token"])
-    path = dns_kubeconfig_path(cfg)
+    path = path or dns_kubeconfig_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     # 0600 from the start: the file carries the cluster's only token. JSON (which is YAML,
     # and kubectl reads it) so that the DNS pods load it without importing yaml.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(dns_kubeconfig_document(cfg.server_url, ca_data, token), f, indent=2)
+        json.dump(
+            dns_kubeconfig_document(cfg.server_url, ca_data, token, user, namespace), f, indent=2
+        )
     os.replace(tmp, path)
     return path
 
@@ -267,14 +303,123 @@ def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
     return [service_account, service, deployment]
 
 
+@dataclass(frozen=True)
+class IngressAddonSpec:
+    kubeconfig: str  # path on the node filesystem, read by the container
+    python: str = sys.executable
+    haproxy: str = "/usr/sbin/haproxy"
+
+    def command(self) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "svcnet.ingress",
+            "--kubeconfig",
+            self.kubeconfig,
+            "--publish-service",
+            f"{INGRESS_NAMESPACE}/{INGRESS_NAME}",
+            "--haproxy",
+            self.haproxy,
+            "--health-port",
+            str(INGRESS_HEALTH_PORT),
+        ]
+
+
+def ingress_addon_spec(cfg: ClusterConfig) -> IngressAddonSpec:
+    return IngressAddonSpec(
+        kubeconfig=str(ingress_kubeconfig_path(cfg)),
+        haproxy=shutil.which("haproxy") or "/usr/sbin/haproxy",
+    )
+
+
+def ingress_addon_objects(spec: IngressAddonSpec) -> list[dict[str, Any]]:
+    """The ingress add-on's API objects, in the order to apply them."""
+    meta = {"namespace": INGRESS_NAMESPACE, "labels": dict(INGRESS_LABELS)}
+    container = {
+        "name": "controller",
+        "image": INGRESS_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": spec.command(),
+        "ports": [
+            {"name": "http", "containerPort": 80, "protocol": "TCP"},
+            {"name": "https", "containerPort": 443, "protocol": "TCP"},
+            {"name": "healthz", "containerPort": INGRESS_HEALTH_PORT, "protocol": "TCP"},
+        ],
+        "livenessProbe": _probe(
+            "/healthz", INGRESS_HEALTH_PORT, initialDelaySeconds=60, failureThreshold=5
+        ),
+        "readinessProbe": _probe(
+            "/healthz", INGRESS_HEALTH_PORT, periodSeconds=1, timeoutSeconds=1
+        ),
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": INGRESS_NAMESPACE, "labels": dict(INGRESS_LABELS)},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": INGRESS_NAME, **meta},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {
+                "name": INGRESS_CLASS,
+                "labels": dict(INGRESS_LABELS),
+                "annotations": {DEFAULT_INGRESS_CLASS_ANNOTATION: "true"},
+            },
+            "spec": {"controller": CONTROLLER_NAME},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": INGRESS_NAME, **meta},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": dict(INGRESS_LABELS),
+                "ports": [
+                    {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"},
+                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"},
+                ],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": INGRESS_NAME, **meta},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": dict(INGRESS_LABELS)},
+                "template": {
+                    "metadata": {"labels": dict(INGRESS_LABELS)},
+                    "spec": {
+                        "serviceAccountName": INGRESS_NAME,
+                        "nodeSelector": {OS_LABEL: "linux"},
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [container],
+                    },
+                },
+            },
+        },
+    ]
+
+
 async def deploy_addons(
     client: ApiClient, cluster: ClusterConfig, upstream_dns: str | None = None
 ) -> list[str]:
     """Apply every add-on of ``cluster`` through ``client`` (an open
     :class:`svcnet.client.rest.ApiClient`); returns ``kind/name`` of what was applied."""
     write_dns_kubeconfig(cluster)
+    write_dns_kubeconfig(cluster, ingress_kubeconfig_path(cluster), INGRESS_NAME, INGRESS_NAMESPACE)
     applied = []
-    for obj in dns_addon_objects(dns_addon_spec(cluster, upstream_dns)):
+    every = [
+        *dns_addon_objects(dns_addon_spec(cluster, upstream_dns)),
+        *ingress_addon_objects(ingress_addon_spec(cluster)),
+    ]
+    for obj in every:
         await client.apply(obj, FIELD_MANAGER, force=True)
         applied.append(f"{obj['kind'].lower()}/{obj['metadata']['name']}")
     return applied
@@ -360,6 +505,7 @@ __all__ = [
     "DNS_SERVICE",
     "AddonError",
     "DnsAddonSpec",
+    "IngressAddonSpec",
     "deploy_addons",
     "deploy_addons_blocking",
     "dns_addon_objects",
@@ -367,6 +513,8 @@ __all__ = [
     "dns_endpoints",
     "dns_kubeconfig_document",
     "dns_status_line",
+    "ingress_addon_objects",
+    "ingress_addon_spec",
     "parse_upstreams",
     "ready_dns_endpoints",
     "wait_dns_ready",

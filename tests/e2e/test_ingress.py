@@ -1,0 +1,422 @@
+"""The ingress add-on end to end: requests from the machine to the controller's LoadBalancer
+address, with Host headers and SNI, reach the backends' pods as the Ingresses say.
+
+One 2-node cluster for the module (cluster_fixture: its own ranges, ``svcnet down`` and a leak
+check at the end); backends are Deployments of a small echo server (tests/e2e/ingress_echo.py)
+that names its Service. Certificates are made here with ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_fixture import Cluster, running_cluster
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from svcnet.cluster.addons import INGRESS_NAME, INGRESS_NAMESPACE
+from svcnet.dataplane.haproxy import ProcInfo, parse_show_proc
+from svcnet.ingress.certs import self_signed
+
+ECHO = str(Path(__file__).with_name("ingress_echo.py"))
+BACKENDS = ("backend-api", "frontend", "exact", "prefix", "impl", "longer", "fallback", "web")
+
+
+def backends_manifest(names: tuple[str, ...]) -> str:
+    docs: list[dict[str, Any]] = []
+    for name in names:
+        labels = {"app": name}
+        docs.append({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "replicas": 1, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [{
+                        "name": "echo", "image": "echo",
+                        "command": [sys.executable, ECHO, "8080"],
+                        "env": [{"name": "SERVICE", "value": name}],
+                        "ports": [{"containerPort": 8080}],
+                        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                        # Kubernetes' graceful shutdown: keep serving while the endpoint's
+                        # removal reaches the proxies (the server itself stops at SIGTERM).
+                        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}},
+                    }],
+                }},
+            },
+        })  # fmt: skip
+        docs.append({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
+        })  # fmt: skip
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+
+
+# The seed's Ingress, as written (no class: the default IngressClass serves it).
+MAIN_INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: main-ingress
+spec:
+  rules:
+    - host: api.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: backend-api
+                port:
+                  number: 80
+    - host: app.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: frontend
+                port:
+                  number: 80
+"""
+
+
+def ingress(name: str, spec: dict[str, Any]) -> str:
+    return json.dumps({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "default"}, "spec": spec,
+    })  # fmt: skip
+
+
+def route(path: str, service: str, path_type: str = "Prefix") -> dict[str, Any]:
+    return {
+        "path": path,
+        "pathType": path_type,
+        "backend": {"service": {"name": service, "port": {"number": 80}}},
+    }
+
+
+class Ingress:
+    def __init__(self, cluster: Cluster, address: str) -> None:
+        self.cluster = cluster
+        self.address = address
+
+    def get(
+        self, host: str, path: str = "/", *, tls: bool = False, sni: str | None = None
+    ) -> tuple[int, dict[str, Any] | None, http.client.HTTPResponse]:
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn: http.client.HTTPConnection = _SniConnection(
+                self.address, 443, sni or host, ctx, timeout=5
+            )
+        else:
+            conn = http.client.HTTPConnection(self.address, 80, timeout=5)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        return resp.status, data, resp
+
+    def reaches(self, host: str, path: str, **kw: Any) -> str:
+        """The Service a request lands on, or its status code when it lands on none."""
+        status, data, _ = self.get(host, path, **kw)
+        return str(data["service"]) if status == 200 and data else str(status)
+
+    def wait(self, host: str, path: str, want: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        got = ""
+        while time.monotonic() < deadline:
+            try:
+                got = self.reaches(host, path)
+            except OSError as e:
+                got = repr(e)
+            if got == want:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{host}{path}: wanted {want}, last got {got}")
+
+    def certificate_cn(self, sni: str) -> str:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection((self.address, 443), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=sni) as s,
+        ):
+            der = s.getpeercert(binary_form=True)
+        assert der is not None
+        cert = x509.load_der_x509_certificate(der)
+        return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+class _SniConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, sni: str, ctx: ssl.SSLContext, timeout: float):
+        super().__init__(host, port, context=ctx, timeout=timeout)
+        self._sni = sni
+        self._ctx = ctx
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._ctx.wrap_socket(raw, server_hostname=self._sni)
+
+
+def haproxy_master(cluster: Cluster) -> Path:
+    """The master CLI socket of the add-on's HAProxy (found by its process on this machine)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if b"-W" in argv and b"-S" in argv and str(cluster.data_dir) in environ:
+            return Path(argv[argv.index(b"-S") + 1].decode().split(",")[0])
+    raise AssertionError("no HAProxy master of this cluster")
+
+
+def show_proc(master: Path) -> ProcInfo:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(master))
+        s.sendall(b"show proc;quit\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return parse_show_proc(b"".join(chunks).decode())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("ingress-cluster"), nodes=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ing(cluster: Cluster) -> Ingress:
+    svc = cluster.wait_for(
+        f"service/{INGRESS_NAME}",
+        lambda s: (s.get("status", {}).get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"),
+        60,
+        "-n",
+        INGRESS_NAMESPACE,
+    )
+    address = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    cluster.apply(backends_manifest(BACKENDS))
+    for name in BACKENDS:
+        cluster.kubectl("rollout", "status", f"deployment/{name}", "--timeout=90s", timeout=100)
+    cluster.kubectl(
+        "rollout", "status", f"deployment/{INGRESS_NAME}", "-n", INGRESS_NAMESPACE,
+        "--timeout=90s", timeout=100,
+    )  # fmt: skip
+    return Ingress(cluster, address)
+
+
+def test_seed_main_ingress_as_written_serves_both_hosts(ing: Ingress) -> None:
+    ing.cluster.apply(MAIN_INGRESS)
+    ing.wait("api.example.com", "/", "backend-api")
+    assert ing.reaches("app.example.com", "/") == "frontend"
+    assert ing.reaches("api.example.com", "/users/7") == "backend-api"
+    obj = ing.cluster.wait_for(
+        "ingress/main-ingress",
+        lambda o: o.get("status", {}).get("loadBalancer", {}).get("ingress"),
+    )
+    assert obj["status"]["loadBalancer"]["ingress"] == [{"ip": ing.address}]
+    assert obj["spec"].get("ingressClassName") in (None, "svcnet")
+
+
+PATHS = {
+    "rules": [{"host": "paths.example.com", "http": {"paths": [
+        route("/exact", "exact", "Exact"),
+        route("/foo", "prefix"),
+        route("/foo/bar/", "longer"),
+        route("/impl", "impl", "ImplementationSpecific"),
+        route("/same", "prefix"),
+        route("/same", "exact", "Exact"),
+    ]}}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        ("/exact", "exact"),
+        ("/exact/", "404"),
+        ("/foo", "prefix"),
+        ("/foo/", "prefix"),
+        ("/foo/x", "prefix"),
+        ("/foobar", "404"),
+        ("/foo/bar", "longer"),
+        ("/foo/bar/baz", "longer"),
+        ("/foo/barbaz", "prefix"),
+        ("/impl/a/b", "impl"),
+        ("/same", "exact"),
+        ("/same/x", "prefix"),
+        ("/", "404"),
+    ],
+)
+def test_path_types_and_precedence(ing: Ingress, path: str, want: str) -> None:
+    ing.cluster.apply(ingress("paths", PATHS))
+    ing.wait("paths.example.com", "/foo", "prefix")
+    assert ing.reaches("paths.example.com", path) == want
+
+
+def test_hosts_wildcard_and_the_default_backend(ing: Ingress) -> None:
+    ing.cluster.apply(ingress("hosts", {"rules": [
+        {"host": "*.wild.example.com", "http": {"paths": [route("/", "web")]}},
+    ]}))  # fmt: skip
+    ing.wait("a.wild.example.com", "/", "web")
+    assert ing.reaches("A.Wild.Example.com:80", "/x") == "web"
+    assert ing.reaches("a.b.wild.example.com", "/") == "404"
+    assert ing.reaches("unknown.example.org", "/") == "404"
+    ing.cluster.apply(ingress("fallback", {"defaultBackend": {
+        "service": {"name": "fallback", "port": {"number": 80}}}}))  # fmt: skip
+    try:
+        ing.wait("unknown.example.org", "/", "fallback")
+        assert ing.reaches("a.b.wild.example.com", "/") == "fallback"
+    finally:
+        ing.cluster.kubectl("delete", "ingress", "fallback")
+    ing.wait("unknown.example.org", "/", "404")
+
+
+def test_forwarded_headers(ing: Ingress) -> None:
+    ing.wait("api.example.com", "/", "backend-api")
+    _, data, _ = ing.get("app.example.com", "/h")
+    assert data is not None
+    headers = data["headers"]
+    assert headers["x-forwarded-host"] == "app.example.com"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-for"] == headers["x-real-ip"]
+    assert data["path"] == "/h"
+
+
+def _secret(name: str, host: str) -> str:
+    pem = self_signed(host, datetime.datetime.now(datetime.UTC))
+    cert, _, key = pem.partition(b"-----BEGIN PRIVATE KEY")
+    key = b"-----BEGIN PRIVATE KEY" + key
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"tls.crt": base64.b64encode(cert).decode(),
+                 "tls.key": base64.b64encode(key).decode()},
+    })  # fmt: skip
+
+
+def test_tls_per_host_with_its_certificate_and_the_redirect(ing: Ingress) -> None:
+    ing.cluster.apply(_secret("one-tls", "one.example.com"))
+    ing.cluster.apply(_secret("two-tls", "two.example.com"))
+    ing.cluster.apply(ingress("tls", {
+        "tls": [{"hosts": ["one.example.com"], "secretName": "one-tls"},
+                {"hosts": ["two.example.com"], "secretName": "two-tls"}],
+        "rules": [{"host": h, "http": {"paths": [route("/", "web")]}}
+                  for h in ("one.example.com", "two.example.com")],
+    }))  # fmt: skip
+    deadline = time.monotonic() + 30
+    while ing.certificate_cn("one.example.com") != "one.example.com":
+        assert time.monotonic() < deadline, "the certificate of one.example.com never served"
+        time.sleep(0.1)
+    assert ing.certificate_cn("two.example.com") == "two.example.com"
+    assert ing.certificate_cn("other.example.com") == "svcnet-ingress-default"
+    status, data, _ = ing.get("one.example.com", "/x", tls=True)
+    assert status == 200 and data is not None and data["service"] == "web"
+    assert data["headers"]["x-forwarded-proto"] == "https"
+    status, _, resp = ing.get("one.example.com", "/x?q=1")
+    assert (status, resp.getheader("Location")) == (308, "https://one.example.com/x?q=1")
+    assert ing.reaches("api.example.com", "/") == "backend-api"  # not a TLS host: no redirect
+
+
+def test_missing_backend_service_is_503_on_that_route_only(ing: Ingress) -> None:
+    ing.cluster.apply(ingress("broken", {"rules": [{"host": "broken.example.com", "http": {
+        "paths": [route("/gone", "no-such-service"), route("/ok", "web")]}}]}))  # fmt: skip
+    ing.wait("broken.example.com", "/ok", "web")
+    assert ing.reaches("broken.example.com", "/gone") == "503"
+    events = ing.cluster.wait_for(
+        "events",
+        lambda e: any(i.get("reason") == "ServiceNotFound" for i in e["items"]),
+        20,
+        "--field-selector",
+        "involvedObject.name=broken",
+    )
+    assert any("no-such-service" in i["message"] for i in events["items"])
+
+
+def test_scaling_a_backend_under_load_fails_no_request_and_does_not_reload(
+    ing: Ingress,
+) -> None:
+    ing.cluster.apply(ingress("load", {"rules": [{"host": "load.example.com", "http": {
+        "paths": [route("/", "web")]}}]}))  # fmt: skip
+    ing.wait("load.example.com", "/", "web")
+    master = haproxy_master(ing.cluster)
+    before = show_proc(master)
+    stop = threading.Event()
+    results = {"ok": 0, "failed": 0}
+    errors: list[str] = []
+    pods: set[str] = set()
+    phase = ["start"]
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                status, data, _ = ing.get("load.example.com", "/")
+                if status == 200 and data:
+                    results["ok"] += 1
+                    pods.add(str(data["pod"]))
+                else:
+                    results["failed"] += 1
+                    errors.append(f"{phase[0]}: {status}")
+            except OSError as e:
+                results["failed"] += 1
+                errors.append(f"{phase[0]}: {e!r}")
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for replicas in (3, 10, 3):
+            phase[0] = f"scaling to {replicas}"
+            ing.cluster.kubectl("scale", "deployment/web", f"--replicas={replicas}")
+            ing.cluster.kubectl(
+                "rollout", "status", "deployment/web", "--timeout=120s", timeout=130
+            )
+            ing.cluster.wait_for(
+                "endpointslices",
+                lambda s, n=replicas: sum(
+                    1 for i in s["items"] for e in i.get("endpoints") or []
+                    if (e.get("conditions") or {}).get("ready")
+                ) == n,
+                60, "-l", "kubernetes.io/service-name=web",
+            )  # fmt: skip
+            time.sleep(1)  # requests keep flowing against the new endpoints
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    after = show_proc(master)
+    assert results["failed"] == 0, f"{results}: {errors[:5]}"
+    assert results["ok"] > 0 and len(pods) >= 10
+    assert (after.reloads, after.worker_pids) == (before.reloads, before.worker_pids)
