@@ -68,7 +68,8 @@ class HaproxyProcess(Protocol):
     async def start(self, config_file: Path) -> None: ...
 
     async def reload(self) -> None:
-        """Seamless master-worker reload; returns once the new worker serves."""
+        """Seamless master-worker reload; returns once the new worker serves. A process that
+        is no longer running is started again from the same configuration file."""
         ...
 
     async def runtime(self, commands: Sequence[str]) -> str:
@@ -104,11 +105,15 @@ class HaproxyApplier:
         if self.applied is not None and self.applied.digest == config.digest:
             commands = runtime_commands(self.applied.servers, config.servers)
             if commands:
-                bad = refused_answers(await self.process.runtime(commands))
+                try:
+                    bad = refused_answers(await self.process.runtime(commands))
+                except HaproxyError as e:
+                    bad = [str(e)]
                 if bad:
-                    # The worker and our record disagree: a reload makes them agree again.
-                    log.warning("haproxy: runtime API refused %s; reloading", bad[:3])
-                    return await self._reload_with(config, force=True)
+                    # The worker and our record disagree (or it is gone): a reload makes them
+                    # agree again.
+                    log.warning("haproxy: runtime API: %s; reloading", bad[:3])
+                    return await self._reload_with(config)
                 self.runtime_updates += 1
             # The next start (or a reload) reads the addresses from the file.
             write_private(self.current_dir / MAIN_FILE, config.files[MAIN_FILE])
@@ -116,7 +121,7 @@ class HaproxyApplier:
             return ApplyResult(reloaded=False, commands=len(commands))
         return await self._reload_with(config)
 
-    async def _reload_with(self, config: HaproxyConfig, force: bool = False) -> ApplyResult:
+    async def _reload_with(self, config: HaproxyConfig) -> ApplyResult:
         self.root.mkdir(parents=True, exist_ok=True)
         self._version += 1
         version = self.root / f"v{self._version}"
@@ -211,6 +216,7 @@ class MasterWorker:
     binary: str = "haproxy"
     ready_timeout: float = 10.0
     _proc: asyncio.subprocess.Process | None = None
+    _config_file: Path | None = None
 
     async def check(self, config_file: Path) -> str:
         proc = await asyncio.create_subprocess_exec(
@@ -226,6 +232,7 @@ class MasterWorker:
         return "" if proc.returncode == 0 else (out.decode(errors="replace").strip() or "refused")
 
     async def start(self, config_file: Path) -> None:
+        self._config_file = config_file
         for sock in (self.master_socket, self.admin_socket):
             sock.unlink(missing_ok=True)
         self._proc = await asyncio.create_subprocess_exec(
@@ -244,7 +251,11 @@ class MasterWorker:
 
     async def reload(self) -> None:
         if self._proc is None or self._proc.returncode is not None:
-            raise HaproxyError("haproxy is not running")
+            if self._config_file is None:
+                raise HaproxyError("haproxy was never started")
+            log.warning("haproxy: the master process is gone; starting it again")
+            await self.start(self._config_file)
+            return
         before = await self.proc_info()
         os.kill(self._proc.pid, signal.SIGUSR2)
         await self._wait_worker(

@@ -38,6 +38,7 @@ class FakeHaproxy:
     config_file: Path | None = None
     running: bool = False
     reloads: int = 0
+    restarts: int = 0
     checks: int = 0
     commands: list[str] = field(default_factory=list)
     servers: dict[tuple[str, str], FakeServer] = field(default_factory=dict)
@@ -54,8 +55,12 @@ class FakeHaproxy:
         self._load()
 
     async def reload(self) -> None:
-        if not self.running or self.config_file is None:
-            raise HaproxyError("haproxy is not running")
+        if self.config_file is None:
+            raise HaproxyError("haproxy was never started")
+        if not self.running:  # as MasterWorker: a process that is gone is started again
+            self.restarts += 1
+            await self.start(self.config_file)
+            return
         # A failed reload leaves the old worker serving (master-worker "wait mode").
         if check_config(self.config_file, self.refuse):
             raise HaproxyError("reload failed: the old worker still serves")

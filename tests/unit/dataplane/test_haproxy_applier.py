@@ -101,6 +101,15 @@ async def test_runtime_api_disagreement_falls_back_to_a_reload(tmp_path: Path) -
     assert fake.reloads == 1 and fake.served("web") == [A, B]
 
 
+async def test_a_process_that_died_is_started_again(tmp_path: Path) -> None:
+    fake = FakeHaproxy()
+    applier = HaproxyApplier(fake, tmp_path)
+    await applier.apply(config([A]))
+    await fake.stop()
+    await applier.apply(config([A, B]))
+    assert fake.running and fake.restarts == 1 and fake.served("web") == [A, B]
+
+
 def test_runtime_commands_move_a_slot_out_of_rotation_before_readdressing_it() -> None:
     old = [ServerSlot("web", "s1", *A), ServerSlot("web", "s2")]
     new = [ServerSlot("web", "s1", *B), ServerSlot("web", "s2", *C)]
