@@ -68,34 +68,7 @@ def backends_manifest(names: tuple[str, ...]) -> str:
 
 
 # The seed's Ingress, as written (no class: the default IngressClass serves it).
-MAIN_INGRESS = """
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: main-ingress
-spec:
-  rules:
-    - host: api.example.com
-      http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend:
-              service:
-                name: backend-api
-                port:
-                  number: 80
-    - host: app.example.com
-      http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend:
-              service:
-                name: frontend
-                port:
-                  number: 80
-"""
+MAIN_INGRESS = (Path(__file__).parents[2] / "examples" / "seed" / "ingress-main.yaml").read_text()
 
 
 def ingress(name: str, spec: dict[str, Any]) -> str:
