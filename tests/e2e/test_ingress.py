@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 from svcnet.cluster.addons import INGRESS_NAME, INGRESS_NAMESPACE
 from svcnet.dataplane.haproxy import ProcInfo, parse_show_proc
 from svcnet.ingress.certs import self_signed
+from svcnet.testing.polling import eventually_sync
 
 ECHO = str(Path(__file__).with_name("ingress_echo.py"))
 BACKENDS = ("backend-api", "frontend", "exact", "prefix", "impl", "longer", "fallback", "web")
@@ -121,17 +122,14 @@ class Ingress:
         return str(data["service"]) if status == 200 and data else str(status)
 
     def wait(self, host: str, path: str, want: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        got = ""
-        while time.monotonic() < deadline:
+        def got() -> str | None:
             try:
-                got = self.reaches(host, path)
+                answer = self.reaches(host, path)
             except OSError as e:
-                got = repr(e)
-            if got == want:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{host}{path}: wanted {want}, last got {got}")
+                answer = repr(e)
+            return answer if answer == want else None
+
+        eventually_sync(got, timeout, what=f"{host}{path} reaching {want}")
 
     def certificate_cn(self, sni: str) -> str:
         ctx = ssl.create_default_context()
@@ -309,10 +307,11 @@ def test_tls_per_host_with_its_certificate_and_the_redirect(ing: Ingress) -> Non
         "rules": [{"host": h, "http": {"paths": [route("/", "web")]}}
                   for h in ("one.example.com", "two.example.com")],
     }))  # fmt: skip
-    deadline = time.monotonic() + 30
-    while ing.certificate_cn("one.example.com") != "one.example.com":
-        assert time.monotonic() < deadline, "the certificate of one.example.com never served"
-        time.sleep(0.1)
+    eventually_sync(
+        lambda: ing.certificate_cn("one.example.com") == "one.example.com",
+        30,
+        what="the certificate of one.example.com served",
+    )
     assert ing.certificate_cn("two.example.com") == "two.example.com"
     assert ing.certificate_cn("other.example.com") == "svcnet-ingress-default"
     status, data, _ = ing.get("one.example.com", "/x", tls=True)

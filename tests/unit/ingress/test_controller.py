@@ -23,6 +23,7 @@ from svcnet.client.rest import ApiClient
 from svcnet.dataplane.haproxy import HaproxyApplier
 from svcnet.dataplane.haproxy_fake import FakeHaproxy
 from svcnet.ingress.controller import IngressController
+from svcnet.testing.polling import eventually
 from tests.unit.ingress.builders import (
     endpoint_slice,
     ingress,
@@ -57,11 +58,10 @@ class World:
         self.api.put(typed(obj, kind))
 
     async def until(self, what: str, check: Callable[[], bool]) -> None:
-        for _ in range(500):
-            if check():
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"never: {what}")
+        async def holds() -> bool:
+            return check()
+
+        await eventually(holds, what=what)
 
 
 @pytest.fixture
