@@ -29,7 +29,8 @@ ingress-nginx's and HAProxy's own controllers ship:
   ``https``: its address from the LoadBalancer pool is the cluster's one entry point, and the
   controller copies it into every Ingress's ``status.loadBalancer`` (``--publish-service``);
 - IngressClass ``svcnet`` (controller ``svcnet.io/ingress-controller``) marked default, so an
-  Ingress naming no class — the seed's ``main-ingress`` — is served;
+  Ingress naming no class — the seed's ``main-ingress`` — is served; GatewayClass ``svcnet``
+  (controllerName ``svcnet.io/gateway-controller``), which the controller accepts;
 - the controller reads the API through a kubeconfig of its own, written like the DNS one.
 
 Building the objects is pure (:func:`dns_addon_objects`, :func:`ingress_addon_objects`); :func:`deploy_addons` applies them
@@ -57,6 +58,7 @@ import yaml
 from svcnet.api.wellknown import CONTROL_PLANE_ROLE, DEFAULT_INGRESS_CLASS_ANNOTATION, OS_LABEL
 from svcnet.cluster.up import ClusterConfig, api_get
 from svcnet.dns.forward import Upstream
+from svcnet.ingress.gatewayclass import GATEWAY_CONTROLLER_NAME
 from svcnet.ingress.model import CONTROLLER_NAME
 
 if TYPE_CHECKING:  # the CLI imports this module: keep aiohttp out until it deploys
@@ -372,6 +374,12 @@ def ingress_addon_objects(spec: IngressAddonSpec) -> list[dict[str, Any]]:
                 "annotations": {DEFAULT_INGRESS_CLASS_ANNOTATION: "true"},
             },
             "spec": {"controller": CONTROLLER_NAME},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": INGRESS_CLASS, "labels": dict(INGRESS_LABELS)},
+            "spec": {"controllerName": GATEWAY_CONTROLLER_NAME},
         },
         {
             "apiVersion": "v1",

@@ -13,6 +13,9 @@ a partial cache would drop routes that merely have not been listed yet. A config
 HAProxy refuses, or a failure to reach it, is retried with backoff while the last good
 configuration keeps serving.
 
+GatewayClasses of ``controllerName`` ``svcnet.io/gateway-controller`` are accepted
+(:mod:`svcnet.ingress.gatewayclass`); Gateways and routes are not served yet.
+
 After a successful apply the served Ingresses get ``status.loadBalancer`` from the controller's
 own LoadBalancer Service (``--publish-service``, as ingress-nginx), and each new problem of
 the model (a missing Service, an unusable TLS Secret, a lost conflict) becomes one Warning
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 from svcnet.api import objects
 from svcnet.api.registry import (
     ENDPOINTSLICES,
+    GATEWAYCLASSES,
     INGRESSCLASSES,
     INGRESSES,
     SECRETS,
@@ -37,12 +41,19 @@ from svcnet.client.events import WARNING
 from svcnet.client.informer import FuncHandler, Informer, SharedInformerFactory
 from svcnet.client.workqueue import ShutDown, WorkQueue
 from svcnet.dataplane.haproxy import HaproxyApplier, HaproxyError
+from svcnet.ingress.gatewayclass import (
+    GATEWAY_CONTROLLER_NAME,
+    gateway_class_conditions,
+    is_our_gateway_class,
+)
 from svcnet.ingress.haproxycfg import Layout, Slots, assign_slots, render
 from svcnet.ingress.model import CONTROLLER_NAME, Problem, RoutingModel, build_model
+from svcnet.util.clock import now_rfc3339
 
 log = logging.getLogger(__name__)
 
 SYNC = "sync"
+GATEWAY_CLASS_KEY = "gatewayclass/"  # + name: that class's status
 
 
 class EventSink(Protocol):
@@ -73,6 +84,7 @@ class IngressController:
         layout: Layout,
         *,
         controller: str = CONTROLLER_NAME,
+        gateway_controller: str = GATEWAY_CONTROLLER_NAME,
         publish_service: tuple[str, str] | None = None,
         status_client: StatusWriter | None = None,
         recorder: EventSink | None = None,
@@ -80,6 +92,7 @@ class IngressController:
         self.applier = applier
         self.layout = layout
         self.controller = controller
+        self.gateway_controller = gateway_controller
         self.publish_service = publish_service
         self.status_client = status_client
         self.recorder = recorder
@@ -96,6 +109,13 @@ class IngressController:
         )
         for informer in self.informers.values():
             informer.add_event_handler(handler)
+        self.gateway_classes = factory.informer_for(GATEWAYCLASSES)
+        self.gateway_classes.add_event_handler(
+            FuncHandler(
+                on_add=lambda o: self.queue.add(GATEWAY_CLASS_KEY + objects.name(o)),
+                on_update=lambda _old, new: self.queue.add(GATEWAY_CLASS_KEY + objects.name(new)),
+            )
+        )
         self.slots: Slots = {}
         self.model: RoutingModel | None = None
         self.syncs = 0
@@ -161,16 +181,32 @@ class IngressController:
                 subresource="status",
             )
 
+    async def sync_gateway_class(self, name: str) -> None:
+        gc = self.gateway_classes.store.get(name)
+        if gc is None or self.status_client is None:
+            return
+        if not is_our_gateway_class(gc, self.gateway_controller):
+            return
+        want = gateway_class_conditions(gc, now_rfc3339())
+        if want == objects.status(gc).get("conditions"):
+            return
+        await self.status_client.patch(
+            GATEWAYCLASSES, name, {"status": {"conditions": want}}, "merge", subresource="status"
+        )
+
     async def _process_one(self) -> None:
         key = await self.queue.get()
         try:
-            await self.sync()
+            if key.startswith(GATEWAY_CLASS_KEY):
+                await self.sync_gateway_class(key[len(GATEWAY_CLASS_KEY) :])
+            else:
+                await self.sync()
             self.queue.forget(key)
         except HaproxyError as e:
             log.error("ingress: %s; the last good configuration keeps serving", e)
             self.queue.add_rate_limited(key)
         except Exception:
-            log.exception("ingress: sync failed; retrying")
+            log.exception("ingress: %s failed; retrying", key)
             self.queue.add_rate_limited(key)
         finally:
             self.queue.done(key)

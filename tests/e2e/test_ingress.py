@@ -392,3 +392,14 @@ def test_scaling_a_backend_under_load_fails_no_request_and_does_not_reload(
     assert results["failed"] == 0, f"{results}: {errors[:5]}"
     assert results["ok"] > 0 and len(pods) >= 10
     assert (after.reloads, after.worker_pids) == (before.reloads, before.worker_pids)
+
+
+def test_gateway_class_svcnet_is_accepted(ing: Ingress) -> None:
+    gc = ing.cluster.wait_for(
+        "gatewayclass/svcnet",
+        lambda o: any(
+            c.get("type") == "Accepted" and c.get("status") == "True"
+            for c in o.get("status", {}).get("conditions") or []
+        ),
+    )
+    assert gc["spec"]["controllerName"] == "svcnet.io/gateway-controller"

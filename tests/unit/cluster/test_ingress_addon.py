@@ -20,6 +20,7 @@ def test_objects_are_applied_namespace_first_in_svcnet_ingress() -> None:
         ("Namespace", ""),
         ("ServiceAccount", "svcnet-ingress"),
         ("IngressClass", ""),
+        ("GatewayClass", ""),
         ("Service", "svcnet-ingress"),
         ("Deployment", "svcnet-ingress"),
     ]
@@ -52,3 +53,11 @@ def test_the_controller_publishes_its_service_address_and_runs_haproxy() -> None
     assert argv[argv.index("--publish-service") + 1] == "svcnet-ingress/svcnet-ingress-controller"
     assert argv[argv.index("--kubeconfig") + 1] == "/d/addons/ingress.kubeconfig"
     assert container["readinessProbe"]["httpGet"]["port"] == 10254
+
+
+def test_gateway_class_svcnet_names_the_gateway_controller() -> None:
+    gc = by_kind()["GatewayClass"]
+    assert (gc["metadata"]["name"], gc["spec"]["controllerName"]) == (
+        "svcnet",
+        "svcnet.io/gateway-controller",
+    )

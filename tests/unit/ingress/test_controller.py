@@ -149,3 +149,25 @@ async def test_a_missing_backend_service_is_a_warning_event(world: World) -> Non
 
     await world.until("event posted", lambda: ("ServiceNotFound", "m") in events())
     assert world.haproxy.running  # the rest is served
+
+
+async def test_our_gateway_class_is_accepted(world: World) -> None:
+    world.api.put({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "svcnet", "generation": 1},
+        "spec": {"controllerName": "svcnet.io/gateway-controller"},
+    })  # fmt: skip
+    world.api.put({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "other", "generation": 1},
+        "spec": {"controllerName": "example.net/gateway-controller"},
+    })  # fmt: skip
+
+    def conditions(name: str) -> list[Any]:
+        obj = world.api.objects.get(("gateway.networking.k8s.io", "gatewayclasses", "", name))
+        return list(((obj or {}).get("status") or {}).get("conditions") or [])
+
+    await world.until(
+        "accepted", lambda: [c["reason"] for c in conditions("svcnet")] == ["Accepted"]
+    )
+    assert conditions("other") == []

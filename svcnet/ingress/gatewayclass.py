@@ -1,0 +1,48 @@
+"""GatewayClass status: the conditions this controller writes on the classes it implements. Pure.
+
+A GatewayClass is ours when ``spec.controllerName`` is :data:`GATEWAY_CONTROLLER_NAME`. The
+Gateway API asks the controller to accept it (condition ``Accepted``, reason ``Accepted``,
+``observedGeneration`` the generation it saw); ``lastTransitionTime`` changes only when the
+condition's status does, as ``meta.SetStatusCondition`` keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from svcnet.api import objects
+from svcnet.api.objects import ObjView
+
+GATEWAY_CONTROLLER_NAME = "svcnet.io/gateway-controller"
+ACCEPTED = "Accepted"
+
+
+def is_our_gateway_class(gc: ObjView, controller: str = GATEWAY_CONTROLLER_NAME) -> bool:
+    return objects.spec(gc).get("controllerName") == controller
+
+
+def gateway_class_conditions(gc: ObjView, now: str) -> list[dict[str, Any]]:
+    """The status conditions ``gc`` should show; ``now`` is an RFC 3339 time."""
+    generation = int(objects.meta(gc).get("generation") or 0)
+    want = {
+        "type": ACCEPTED,
+        "status": "True",
+        "reason": ACCEPTED,
+        "message": "accepted by the svcnet ingress controller",
+        "observedGeneration": generation,
+    }
+    out: list[dict[str, Any]] = []
+    found = False
+    for cond in objects.status(gc).get("conditions") or []:
+        if not isinstance(cond, Mapping):
+            continue
+        if cond.get("type") != ACCEPTED:
+            out.append(dict(cond))
+            continue
+        found = True
+        same = cond.get("status") == want["status"]
+        out.append({**want, "lastTransitionTime": cond.get("lastTransitionTime") if same else now})
+    if not found:
+        out.append({**want, "lastTransitionTime": now})
+    return out
