@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -256,7 +256,8 @@ class MasterWorker:
             log.warning("haproxy: the master process is gone; starting it again")
             await self.start(self._config_file)
             return
-        before = await self.proc_info()
+        # The master re-creates its CLI socket when it finishes a reload: wait for it.
+        before = await self._wait_worker(lambda info: True)
         os.kill(self._proc.pid, signal.SIGUSR2)
         await self._wait_worker(
             lambda info: (
@@ -266,16 +267,17 @@ class MasterWorker:
             )
         )
 
-    async def _wait_worker(self, done: object) -> None:
-        assert callable(done)
+    async def _wait_worker(self, done: Callable[[ProcInfo], bool]) -> ProcInfo:
+        """The first ``show proc`` that satisfies ``done`` with the admin socket present."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
         while True:
             if self._proc is not None and self._proc.returncode is not None:
                 raise HaproxyError(f"haproxy exited with {self._proc.returncode}")
             try:
-                if done(await self.proc_info()) and self.admin_socket.exists():
-                    return
+                info = await self.proc_info()
+                if done(info) and self.admin_socket.exists():
+                    return info
             except HaproxyError:
                 pass
             if loop.time() > deadline:

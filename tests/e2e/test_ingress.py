@@ -172,14 +172,23 @@ def haproxy_master(cluster: Cluster) -> Path:
 
 
 def show_proc(master: Path) -> ProcInfo:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(str(master))
-        s.sendall(b"show proc;quit\n")
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return parse_show_proc(b"".join(chunks).decode())
+    """The master CLI's ``show proc``; a master finishing a reload re-creates its socket, so a
+    refused connection is tried again."""
+
+    def ask() -> ProcInfo | None:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(master))
+                s.sendall(b"show proc;quit\n")
+                chunks = []
+                while chunk := s.recv(65536):
+                    chunks.append(chunk)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return None
+        return parse_show_proc(b"".join(chunks).decode())
+
+    return eventually_sync(ask, 10, what="the HAProxy master CLI answering")
 
 
 @pytest.fixture(scope="module")
