@@ -172,8 +172,8 @@ def haproxy_master(cluster: Cluster) -> Path:
 
 
 def show_proc(master: Path) -> ProcInfo:
-    """The master CLI's ``show proc``; a master finishing a reload re-creates its socket, so a
-    refused connection is tried again."""
+    """The master CLI's ``show proc``; a master in the middle of a reload re-creates its socket
+    (a refused or reset connection), so the question is asked again."""
 
     def ask() -> ProcInfo | None:
         try:
@@ -184,7 +184,7 @@ def show_proc(master: Path) -> ProcInfo:
                 chunks = []
                 while chunk := s.recv(65536):
                     chunks.append(chunk)
-        except (ConnectionRefusedError, FileNotFoundError):
+        except OSError:
             return None
         return parse_show_proc(b"".join(chunks).decode())
 
