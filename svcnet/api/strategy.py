@@ -11,6 +11,10 @@ The API server calls, in this order:
 * update: ``default`` → ``prepare_for_update`` → ``validate_update``
 * status: ``prepare_for_status_update`` → ``validate_status_update``
 
+:meth:`Strategy.prepare_update` runs the update sequence of the main resource or of a
+subresource; kinds with subresources of their own (``pods/binding``,
+``pods/ephemeralcontainers``, ``namespaces/finalize``) extend it.
+
 Generated names, uids, timestamps and ClusterIP/NodePort allocation are the API server's
 (see :mod:`svcnet.api.meta`); a strategy only transforms and checks the object it is given.
 """
@@ -85,6 +89,8 @@ class Strategy:
 
     # Whether an annotation change is a new generation too (Deployments).
     generation_from_annotations: ClassVar[bool] = False
+    # Whether a PUT of a missing object creates it (upstream's AllowCreateOnUpdate).
+    allow_create_on_update: ClassVar[bool] = False
 
     def __init__(self, resource: ResourceType) -> None:
         self.resource = resource
@@ -163,6 +169,18 @@ class Strategy:
         else:
             new["status"] = status
 
+    def prepare_update(self, new: Obj, old: Obj, subresource: str) -> list[FieldError]:
+        """Prepare an update of the main resource (``subresource`` "") or of a subresource,
+        and validate it: the errors of the update."""
+        if subresource == "":
+            self.default(new)
+            self.prepare_for_update(new, old)
+            return self.validate_update(new, old)
+        if subresource == "status":
+            self.prepare_for_status_update(new, old)
+            return self.validate_status_update(new, old)
+        raise ValueError(f"{self.resource.plural} has no writable subresource {subresource!r}")
+
     # -- validation -------------------------------------------------------------------
 
     def invalid(self, obj: Obj, errors: list[FieldError]) -> Invalid:
@@ -223,6 +241,12 @@ class NamespaceStrategy(Strategy):
             spec["finalizers"] = list(old_finalizers)
         self._label(new)
 
+    def prepare_update(self, new: Obj, old: Obj, subresource: str) -> list[FieldError]:
+        if subresource == "finalize":
+            self.prepare_for_finalize(new, old)
+            return self.validate_update(new, old)
+        return super().prepare_update(new, old, subresource)
+
     def prepare_for_finalize(self, new: Obj, old: Obj) -> None:
         """The ``finalize`` subresource: only ``spec.finalizers`` changes."""
         finalizers = (new.get("spec") or {}).get("finalizers")
@@ -267,6 +291,19 @@ def pod_qos_class(pod: Obj) -> str:
 class PodStrategy(Strategy):
     def initial_status(self, obj: Obj) -> Obj | None:
         return {"phase": "Pending", "qosClass": pod_qos_class(obj)}
+
+    def prepare_update(self, new: Obj, old: Obj, subresource: str) -> list[FieldError]:
+        if subresource == "binding":
+            # pods/binding sets spec.nodeName and the PodScheduled condition only; the
+            # binding itself was checked when it was read.
+            return []
+        if subresource == "ephemeralcontainers":
+            # Only spec.ephemeralContainers changes (upstream's ephemeralContainersStrategy).
+            updated = ephemeral_containers_update(new, old)
+            new.clear()
+            new.update(updated)
+            return core_v.validate_ephemeral_containers_update(new, old)
+        return super().prepare_update(new, old, subresource)
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
@@ -429,6 +466,13 @@ def normalize_cluster_ips(new: Obj, old: Obj) -> None:
             new["clusterIPs"] = [new_ip]
 
 
+class CreateOnUpdateStrategy(Strategy):
+    """Kinds a PUT may create: those written by their owners with a plain PUT (Endpoints,
+    Events, Leases)."""
+
+    allow_create_on_update = True
+
+
 class DeploymentStrategy(Strategy):
     # Annotations are copied to the ReplicaSets, so changing them is a new generation too.
     generation_from_annotations = True
@@ -545,6 +589,9 @@ _STATUS_VALIDATORS: dict[str, Validator] = {
 _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
     "Namespace": NamespaceStrategy,
     "Node": NodeStrategy,
+    "Endpoints": CreateOnUpdateStrategy,
+    "Event": CreateOnUpdateStrategy,
+    "Lease": CreateOnUpdateStrategy,
     "Pod": PodStrategy,
     "Service": ServiceStrategy,
     "Deployment": DeploymentStrategy,

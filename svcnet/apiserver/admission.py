@@ -40,6 +40,10 @@ class _GoStrings:
 
 @dataclass
 class AllocationTxn:
+    """What one write of a Service allocated (given back on rollback) and what it gives up
+    (given back on commit), ClusterIPs and NodePorts alike: one transaction, ended once
+    (upstream's ``metaTransaction`` of the IP and port transactions)."""
+
     owner: ServiceAllocator
     ips: list[str] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
@@ -51,16 +55,28 @@ class AllocationTxn:
             self.owner.ip.release(ip)
         for port in self.ports:
             self.owner.ports.release(port)
-        self.ips.clear()
-        self.ports.clear()
+        self._end()
 
     def commit(self) -> None:
         for ip in self.release_ips_after:
             self.owner.ip.release(ip)
         for port in self.release_ports_after:
             self.owner.ports.release(port)
+        self._end()
+
+    def finish(self, success: bool) -> None:
+        """Commit when the write happened, roll back otherwise (upstream's FinishFunc)."""
+        if success:
+            self.commit()
+        else:
+            self.rollback()
+
+    def _end(self) -> None:
+        # Ending twice must not give back values another Service holds by then.
         self.ips.clear()
         self.ports.clear()
+        self.release_ips_after.clear()
+        self.release_ports_after.clear()
 
 
 def _node_ports(svc: dict[str, Any]) -> list[int]:

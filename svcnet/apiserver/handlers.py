@@ -1,9 +1,12 @@
 """The verbs on resources: thin orchestration of parsing, strategy, admission and storage.
 
-Each public coroutine of :class:`ResourceHandlers` serves one verb for one resource path. The
-work is done elsewhere: :mod:`request` parses, ``svcnet.api.strategy`` defaults and validates,
-:mod:`admission` allocates Service IPs and ports, :mod:`deletion` plans deletes, :mod:`storage`
-reads and writes, :mod:`response` and :mod:`table` render, :mod:`status` maps errors.
+Each public coroutine of :class:`ResourceHandlers` serves one verb for one resource path, the
+same way for every kind (upstream's generic registry store). The work is done elsewhere:
+:mod:`request` parses, ``svcnet.api.strategy`` defaults and validates, admission
+(:mod:`lifecycle`) checks creates, :mod:`hooks` holds what a kind does around a write (and
+gives a write's allocations back unless it happened), :mod:`deletion` plans deletes,
+:mod:`subresources` serves the subresources with a body of their own, :mod:`storage` reads
+and writes, :mod:`response` and :mod:`table` render, :mod:`status` maps errors.
 """
 
 from __future__ import annotations
@@ -24,20 +27,18 @@ from svcnet.api.errors import (
     ApiError,
     BadRequest,
     Conflict,
-    Forbidden,
     Invalid,
     MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
 )
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
-from svcnet.api.registry import NAMESPACES, NODES, Registry, ResourceType
-from svcnet.api.strategy import NamespaceStrategy, ephemeral_containers_update, strategy_for
-from svcnet.api.validation.core import validate_ephemeral_containers_update
-from svcnet.apiserver import deletion, table
+from svcnet.api.registry import Registry, ResourceType
+from svcnet.api.strategy import strategy_for
+from svcnet.apiserver import deletion, subresources, table
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
-from svcnet.apiserver.admission import AllocationTxn, ServiceAllocator
+from svcnet.apiserver.hooks import CreateAdmission, HookTable, finish_nothing
 from svcnet.apiserver.http1 import Request
 from svcnet.apiserver.prepare import (
     check_type_meta,
@@ -51,27 +52,18 @@ from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import Selection, selection_for
 from svcnet.apiserver.status import gone_for_revision, success_status
 from svcnet.apiserver.storage import ObjectStore, decode, object_bytes
-from svcnet.store.interface import KeyValue, RevisionMismatchError
+from svcnet.store.interface import KeyValue
 from svcnet.util.clock import now_rfc3339
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime.datetime]
 
-# Kinds a PUT may create, as upstream's strategies allow (AllowCreateOnUpdate).
-_CREATE_ON_UPDATE = frozenset({("", "Endpoints"), ("", "Event"), ("coordination.k8s.io", "Lease")})
 _UPDATE_RETRIES = 16
-# Kinds whose DELETE answers the deleted object instead of a Status (upstream's
-# ReturnDeletedObject in their registries).
-_RETURNS_DELETED_OBJECT = frozenset({"Pod", "Service", "Namespace"})
 
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _is(rt: ResourceType, group: str, kind: str) -> bool:
-    return rt.group == group and rt.kind == kind
 
 
 class ResourceHandlers:
@@ -79,21 +71,18 @@ class ResourceHandlers:
         self,
         registry: Registry,
         objects: ObjectStore,
-        services: ServiceAllocator,
+        hooks: HookTable,
+        admission: CreateAdmission,
         clock: Clock = utcnow,
         prepare_pool: PreparePool | None = None,
     ) -> None:
         self.registry = registry
         self.objects = objects
-        self.services = services
+        self.hooks = hooks
         self.clock = clock
         # Worker processes that prepare POSTed objects (None: prepared in this process).
         self.prepare_pool = prepare_pool
-        self._ns_rt = NAMESPACES
-        # namespace -> (mod revision of its stored object, whether it is terminating): every
-        # create into a namespace checks it, and decoding the namespace each time costs more
-        # than the rest of the check. Keyed by revision, so never stale.
-        self._ns_terminating: dict[str, tuple[int, bool]] = {}
+        self.admission = admission
 
     # -- entry ---------------------------------------------------------------------------
 
@@ -118,7 +107,7 @@ class ResourceHandlers:
     async def get(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         obj = await self._must_get(rt, info.namespace, info.name)
         if info.subresource == "scale":
-            return resp.respond_object(scale_of(rt, obj))
+            return resp.respond_object(subresources.scale_of(obj))
         return self._render_one(request, rt, obj)
 
     def _render_one(self, request: Request, rt: ResourceType, obj: dict[str, Any]) -> Response:
@@ -224,8 +213,8 @@ class ResourceHandlers:
     # -- create --------------------------------------------------------------------------
 
     async def create(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
-        if info.subresource == "binding" and _is(rt, "", "Pod"):
-            return await self.bind(request, info, rt)
+        if info.subresource == "binding":
+            return await subresources.bind(self.update_object, request, info, rt)
         if info.subresource or info.name:
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
@@ -259,52 +248,20 @@ class ResourceHandlers:
     async def _admit_and_store(
         self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions
     ) -> tuple[dict[str, Any], bytes | None]:
-        """Admit (namespace open, ClusterIP/NodePort allocation) and store a prepared object."""
-        meta = obj["metadata"]
-        if rt.namespaced:
-            await self._check_namespace_open(rt, meta["namespace"], meta["name"])
-        txn: AllocationTxn | None = None
-        if _is(rt, "", "Service"):
-            txn = self.services.admit_create(obj)
-        if opts.dry_run:
-            # Checked and allocated like a real create, then given back (upstream's dryRun).
-            if txn is not None:
-                txn.rollback()
-            return obj, None
+        """Admit (admission, the kind's begin-create hook) and store a prepared
+        object; what the hook reserved is kept only if the object was written."""
+        await self.admission.admit_create(rt, obj)
+        finish = self.hooks.for_resource(rt).begin_create(obj)
+        written = False
         try:
+            if opts.dry_run:
+                # Checked and reserved like a real create, then given back (upstream's dryRun).
+                return obj, None
             created, encoded = await self.objects.create_encoded(rt, obj)
-        except BaseException:
-            if txn is not None:
-                txn.rollback()
-            raise
-        if txn is not None:
-            txn.commit()
-        return created, encoded
-
-    async def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
-        kv = await self.objects.get_kv(self._ns_rt, None, namespace)
-        if kv is None:
-            raise NotFound.for_object("namespaces", namespace)
-        known = self._ns_terminating.get(namespace)
-        if known is not None and known[0] == kv.mod_revision:
-            terminating = known[1]
-        else:
-            ns = decode(kv)
-            terminating = bool(
-                (ns.get("metadata") or {}).get("deletionTimestamp")
-                or (ns.get("status") or {}).get("phase") == "Terminating"
-            )
-            if len(self._ns_terminating) >= 10_000:
-                self._ns_terminating.clear()
-            self._ns_terminating[namespace] = (kv.mod_revision, terminating)
-        if terminating:
-            raise Forbidden(
-                f'{rt.qualified_resource} "{name}" is forbidden: unable to create new content in '
-                f"namespace {namespace} because it is being terminated",
-                {"name": name, "group": rt.group, "kind": rt.plural}
-                if rt.group
-                else {"name": name, "kind": rt.plural},
-            )
+            written = True
+            return created, encoded
+        finally:
+            finish(written)
 
     # -- update and patch ----------------------------------------------------------------
 
@@ -315,7 +272,7 @@ class ResourceHandlers:
             request.query, request.headers.get("User-Agent", ""), "UpdateOptions"
         )
         if info.subresource == "scale":
-            return await self._update_scale(info, rt, body, opts, None)
+            return await subresources.update_scale(self.update_object, info, rt, body, opts, None)
         if info.subresource not in ("", "status", "finalize", "ephemeralcontainers"):
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
@@ -334,7 +291,7 @@ class ResourceHandlers:
 
         existing = await self.objects.get_kv(rt, info.namespace, info.name)
         if existing is None:
-            if not info.subresource and (rt.group, rt.kind) in _CREATE_ON_UPDATE:
+            if not info.subresource and strategy_for(rt).allow_create_on_update:
                 created = await self.create_object(rt, body, opts)
                 return resp.respond_object(created, 201, warnings)
             raise NotFound.for_object(rt.plural, info.name, rt.group)
@@ -378,7 +335,9 @@ class ResourceHandlers:
             return apply_strategic_merge_patch(current, patch_doc, gvk)
 
         if info.subresource == "scale":
-            return await self._update_scale(info, rt, None, opts, apply_patch)
+            return await subresources.update_scale(
+                self.update_object, info, rt, None, opts, apply_patch
+            )
         if info.subresource not in ("", "status", "ephemeralcontainers"):
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
@@ -485,6 +444,7 @@ class ResourceHandlers:
         """Read, mutate, prepare, validate and write with optimistic concurrency (retried when
         the caller gave no resourceVersion). Returns the object and whether it was removed."""
         strategy = strategy_for(rt)
+        hooks = self.hooks.for_resource(rt)
         for _ in range(_UPDATE_RETRIES):
             kv = await self.objects.get_kv(rt, info.namespace, info.name)
             if kv is None:
@@ -496,25 +456,7 @@ class ResourceHandlers:
             new = mutate(decode(kv))
             new.setdefault("metadata", {})
             self._keep_system_meta(new, old, rt, info)
-            if subresource == "status":
-                strategy.prepare_for_status_update(new, old)
-                errors = strategy.validate_status_update(new, old)
-            elif subresource == "binding":
-                # pods/binding sets spec.nodeName and the PodScheduled condition only.
-                errors = []
-            elif subresource == "ephemeralcontainers":
-                # Only spec.ephemeralContainers changes (upstream's ephemeralContainersStrategy).
-                new = ephemeral_containers_update(new, old)
-                errors = validate_ephemeral_containers_update(new, old)
-            elif subresource == "finalize":
-                # namespaces/finalize changes spec.finalizers only.
-                assert isinstance(strategy, NamespaceStrategy)
-                strategy.prepare_for_finalize(new, old)
-                errors = strategy.validate_update(new, old)
-            else:
-                strategy.default(new)
-                strategy.prepare_for_update(new, old)
-                errors = strategy.validate_update(new, old)
+            errors = strategy.prepare_update(new, old, subresource)
             if errors:
                 raise Invalid(rt.kind, info.name, errors, rt.group)
             if managed:
@@ -527,45 +469,27 @@ class ResourceHandlers:
                     subresource=subresource if subresource == "status" else "",
                     now=now_rfc3339(),
                 )
-            txn: AllocationTxn | None = None
-            if _is(rt, "", "Service") and subresource == "":
-                txn = self.services.admit_update(new, old)
+            # Subresources are stores of their own upstream, without the kind's hooks.
+            finish = hooks.begin_update(new, old) if subresource == "" else finish_nothing
+            written = False
             try:
                 if _same(new, old):
-                    if txn is not None:
-                        txn.rollback()
                     return old, False
                 if opts.dry_run:
-                    if txn is not None:
-                        txn.rollback()
                     return new, False
-                if deletion.finalizers_done(new) or (
-                    _is(rt, "", "Namespace")
-                    and subresource == "finalize"
-                    and new["metadata"].get("deletionTimestamp")
-                    and not (new.get("spec") or {}).get("finalizers")
-                    and not new["metadata"].get("finalizers")
-                ):
+                if hooks.should_delete_during_update(new, subresource):
                     # The last finalizer went away: the object goes (upstream's
                     # deleteWithoutFinalizers on update).
-                    if txn is not None:
-                        txn.rollback()
                     removed = await self._remove(rt, info.namespace, info.name, kv.mod_revision)
                     return removed, True
-                written = await self.objects.update(rt, new, kv.mod_revision)
+                stored = await self.objects.update(rt, new, kv.mod_revision)
+                written = True
+                return stored, False
             except Conflict:
-                if txn is not None:
-                    txn.rollback()
                 if user_rv:
                     raise
-                continue
-            except BaseException:
-                if txn is not None:
-                    txn.rollback()
-                raise
-            if txn is not None:
-                txn.commit()
-            return written, False
+            finally:
+                finish(written)
         raise Conflict.modified(rt.plural, info.name, rt.group)
 
     @staticmethod
@@ -593,48 +517,6 @@ class ResourceHandlers:
         nm.pop("selfLink", None)
         nm["resourceVersion"] = om.get("resourceVersion")
 
-    async def _update_scale(
-        self,
-        info: req.RequestInfo,
-        rt: ResourceType,
-        body: dict[str, Any] | None,
-        opts: req.WriteOptions,
-        apply_patch: Callable[[dict[str, Any], Any], dict[str, Any]] | None,
-    ) -> Response:
-        user_rv = ""
-        if body is not None:
-            user_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
-
-        def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            scale = scale_of(rt, current)
-            if apply_patch is not None:
-                from svcnet.api.schema import GroupVersionKind
-
-                new_scale = apply_patch(scale, GroupVersionKind("autoscaling", "v1", "Scale"))
-            else:
-                new_scale = body or {}
-            replicas = (new_scale.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                from svcnet.api.errors import invalid
-
-                raise Invalid(
-                    "Scale",
-                    info.name,
-                    [
-                        invalid(
-                            "spec.replicas",
-                            replicas,
-                            "must be greater than or equal to 0",
-                        )
-                    ],
-                    "autoscaling",
-                )
-            current.setdefault("spec", {})["replicas"] = replicas
-            return current
-
-        obj, _ = await self.update_object(rt, info, mutate, opts, user_rv)
-        return resp.respond_object(scale_of(rt, obj))
-
     # -- delete --------------------------------------------------------------------------
 
     async def delete(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
@@ -644,7 +526,7 @@ class ResourceHandlers:
             )
         opts = await self._delete_options(request)
         obj, removed = await self.delete_object(rt, info.namespace, info.name, opts)
-        if removed and not (rt.group == "" and rt.kind in _RETURNS_DELETED_OBJECT):
+        if removed and not self.hooks.for_resource(rt).returns_deleted_object:
             details = {"name": info.name, "kind": rt.plural, "uid": obj["metadata"].get("uid", "")}
             if rt.group:
                 details["group"] = rt.group
@@ -665,12 +547,7 @@ class ResourceHandlers:
                 raise NotFound.for_object(rt.plural, name, rt.group)
             obj = decode(kv)
             deletion.check_preconditions(rt, obj, opts)
-            node_exists = False
-            if _is(rt, "", "Pod") and (obj.get("spec") or {}).get("nodeName"):
-                node_exists = (
-                    await self.objects.get_kv(NODES, None, obj["spec"]["nodeName"]) is not None
-                )
-            plan = deletion.plan_delete(rt, obj, opts, self.clock(), node_exists)
+            plan = await self.hooks.for_resource(rt).plan_delete(obj, opts, self.clock())
             if plan.outcome is deletion.Outcome.UNCHANGED:
                 return obj, False
             if opts.dry_run:
@@ -687,12 +564,8 @@ class ResourceHandlers:
     async def _remove(
         self, rt: ResourceType, namespace: str | None, name: str, revision: int
     ) -> dict[str, Any]:
-        try:
-            removed = await self.objects.delete(rt, namespace, name, revision)
-        except RevisionMismatchError:  # pragma: no cover - translated in ObjectStore
-            raise
-        if _is(rt, "", "Service"):
-            self.services.release(removed)
+        removed = await self.objects.delete(rt, namespace, name, revision)
+        self.hooks.for_resource(rt).after_delete(removed)
         return removed
 
     async def delete_collection(
@@ -720,57 +593,6 @@ class ResourceHandlers:
             }
         )
 
-    # -- pods/binding --------------------------------------------------------------------
-
-    async def bind(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
-        raw, content_type = request.body, request.content_type
-        binding = req.decode_body(raw, content_type)
-        target = binding.get("target") or {}
-        node = target.get("name") or ""
-        if not node:
-            from svcnet.api.errors import required
-
-            raise Invalid("Binding", info.name, [required("target.name")])
-        opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
-
-        def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            meta = current["metadata"]
-            if meta.get("deletionTimestamp"):
-                raise Conflict.for_object(
-                    "pods/binding",
-                    info.name,
-                    f"pod {info.name} is being deleted, cannot be assigned to a host",
-                )
-            bound = (current.get("spec") or {}).get("nodeName")
-            if bound:
-                raise Conflict.for_object(
-                    "pods/binding",
-                    info.name,
-                    f'pod {info.name} is already assigned to node "{bound}"',
-                )
-            current.setdefault("spec", {})["nodeName"] = node
-            ann = (binding.get("metadata") or {}).get("annotations") or {}
-            if ann:
-                meta.setdefault("annotations", {}).update(ann)
-            # The PodScheduled condition, as upstream's binding REST sets it.
-            conds = current.setdefault("status", {}).setdefault("conditions", [])
-            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
-            conds.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastTransitionTime": now_rfc3339(),
-                    "lastProbeTime": None,
-                }
-            )
-            return current
-
-        pod_info = req.RequestInfo(
-            info.group, info.version, info.resource, info.namespace, info.name, "", req.Verb.UPDATE
-        )
-        await self.update_object(rt, pod_info, mutate, opts, "", "binding")
-        return resp.respond_object(success_status(), 201)
-
     # -- helpers -------------------------------------------------------------------------
 
     async def _must_get(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
@@ -781,28 +603,6 @@ class ResourceHandlers:
 
 
 # -- pure helpers ----------------------------------------------------------------------------
-
-
-def scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-    """The autoscaling/v1 Scale of a workload (upstream's scale subresource)."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    selector = table.format_label_selector(spec.get("selector"))
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            k: meta[k]
-            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            if k in meta
-        },
-        "spec": {"replicas": int(spec.get("replicas", 1))},
-        "status": {
-            "replicas": int(status.get("replicas", 0)),
-            "selector": "" if selector == table.NONE else selector,
-        },
-    }
 
 
 def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
@@ -816,4 +616,4 @@ def _go_map_text(patch: Any) -> str:
     return go_map_string(patch)
 
 
-__all__ = ["ApiError", "ResourceHandlers", "scale_of"]
+__all__ = ["ApiError", "ResourceHandlers"]

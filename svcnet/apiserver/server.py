@@ -26,7 +26,9 @@ from svcnet.apiserver.auth import bearer_token_check
 from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
 from svcnet.apiserver.handlers import ResourceHandlers, utcnow
+from svcnet.apiserver.hooks import HookTable
 from svcnet.apiserver.http1 import Http1Server
+from svcnet.apiserver.lifecycle import NamespaceLifecycle
 from svcnet.apiserver.namespaces import NamespaceFinalizer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.preparepool import PreparePool
@@ -113,7 +115,15 @@ class ApiServer:
         if cfg.prepare_workers > 0:
             self._prepare_pool = PreparePool(cfg.prepare_workers)
             await self._prepare_pool.start()
-        handlers = ResourceHandlers(self.registry, objects, services, utcnow, self._prepare_pool)
+        hooks = HookTable(self.registry, objects, services)
+        handlers = ResourceHandlers(
+            self.registry,
+            objects,
+            hooks,
+            NamespaceLifecycle(self.registry, objects),
+            utcnow,
+            self._prepare_pool,
+        )
         self._pod_proxy = PodProxy(self.registry, objects, creds.token)
 
         self._router = router = Router(
