@@ -144,9 +144,8 @@ class HookTable:
             ("", "Pod"): lambda rt: PodHooks(rt, objects, nodes),
             ("", "Namespace"): NamespaceHooks,
         }
-        self._by_resource = {
+        by_resource = {
             rt: special.get((rt.group, rt.kind), ResourceHooks)(rt) for rt in registry.resources
         }
-
-    def for_resource(self, rt: ResourceType) -> ResourceHooks:
-        return self._by_resource[rt]
+        # The hooks of a resource (every write asks: a bound dict lookup, no Python frame).
+        self.for_resource: Callable[[ResourceType], ResourceHooks] = by_resource.__getitem__
