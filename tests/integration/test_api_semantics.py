@@ -192,6 +192,31 @@ def test_unbound_pod_is_deleted_at_once(http: Http, namespace: str) -> None:
     assert http.request("GET", f"{base}/u")[0] == 404
 
 
+@pytest.mark.parametrize(
+    ("plural", "obj", "answer"),
+    [
+        ("services", _svc("d"), "Service"),
+        ("pods", _pod("d"), "Pod"),
+        ("configmaps", _cm("d"), "Status"),
+    ],
+)
+def test_delete_answers_the_object_for_the_kinds_upstream_does(
+    http: Http, namespace: str, plural: str, obj: dict, answer: str
+) -> None:
+    """Upstream's ReturnDeletedObject: Services, Pods and Namespaces answer the deleted
+    object; other kinds a Success Status naming it."""
+    base = f"/api/v1/namespaces/{namespace}/{plural}"
+    _post(http, base, obj)
+    code, _, out = http.request("DELETE", f"{base}/d")
+    deleted = json.loads(out)
+    assert (code, deleted["kind"]) == (200, answer)
+    if answer == "Status":
+        details = deleted["details"]
+        assert (details["name"], details["kind"], bool(details["uid"])) == ("d", plural, True)
+    else:
+        assert deleted["metadata"]["name"] == "d"
+
+
 def test_list_limit_and_continue(http: Http, namespace: str) -> None:
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     for i in range(5):

@@ -351,3 +351,57 @@ def test_invalid_error_names_kind_and_group(kind: str, prefix: str) -> None:
     assert err.message.startswith(prefix)
     assert err.details is not None
     assert err.details["causes"]
+
+
+# (kind, subresource, what the update may change): each kind's writable subresources.
+SUBRESOURCE_UPDATES = [
+    ("Namespace", "finalize", "spec.finalizers only"),
+    ("Pod", "binding", "whatever the binding set"),
+    ("Service", "status", "status only"),
+    ("Pod", "", "spec, not status"),
+]
+
+
+@pytest.mark.parametrize(("kind", "subresource", "changes"), SUBRESOURCE_UPDATES)
+def test_prepare_update_of_a_subresource(kind: str, subresource: str, changes: str) -> None:
+    old = _created(kind)
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"] = {"x": "y"}
+    new["status"] = {"phase": "Changed"}
+    if "finalizers" in old["spec"]:
+        new["spec"]["finalizers"] = []
+    errors = _strategy(kind).prepare_update(new, old, subresource)
+    assert errors == []
+    kept_labels = new["metadata"].get("labels") == old["metadata"].get("labels")
+    status_changed = new.get("status") == {"phase": "Changed"}
+    if "finalizers" in old["spec"]:
+        assert (new["spec"]["finalizers"] == []) is (subresource == "finalize")
+    assert (kept_labels, status_changed) == {
+        "spec.finalizers only": (True, False),
+        "whatever the binding set": (False, True),
+        "status only": (True, True),
+        "spec, not status": (False, False),
+    }[changes]
+
+
+@pytest.mark.parametrize(("kind", "subresource"), [("Service", "finalize"), ("Pod", "scale")])
+def test_prepare_update_of_a_subresource_the_kind_has_not_is_an_error(
+    kind: str, subresource: str
+) -> None:
+    old = _created(kind)
+    with pytest.raises(ValueError, match=subresource):
+        _strategy(kind).prepare_update(copy.deepcopy(old), old, subresource)
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "creates"),
+    [
+        ("v1", "Endpoints", True),
+        ("v1", "Event", True),
+        ("coordination.k8s.io/v1", "Lease", True),
+        ("v1", "ConfigMap", False),
+        ("v1", "Service", False),
+    ],
+)
+def test_which_kinds_a_put_may_create(api_version: str, kind: str, creates: bool) -> None:
+    assert strategy_for_kind(api_version, kind).allow_create_on_update is creates
