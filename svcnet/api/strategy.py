@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from svcnet.api import objects
 from svcnet.api.defaults import DEFAULTERS
 from svcnet.api.defaults.core import default_pod_spec, externally_accessible
-from svcnet.api.errors import FieldError, Invalid
+from svcnet.api.errors import FieldError, Invalid, MethodNotAllowed
 from svcnet.api.jsonvalue import copy_json
 from svcnet.api.meta import name_validator_for, validate_object_meta, validate_object_meta_update
 from svcnet.api.objects import Obj
@@ -179,7 +179,8 @@ class Strategy:
         if subresource == "status":
             self.prepare_for_status_update(new, old)
             return self.validate_status_update(new, old)
-        raise ValueError(f"{self.resource.plural} has no writable subresource {subresource!r}")
+        # Upstream's subresources without an update (eviction, or one a kind has not).
+        raise MethodNotAllowed("the server does not allow this method on the requested resource")
 
     # -- validation -------------------------------------------------------------------
 

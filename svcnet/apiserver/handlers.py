@@ -420,7 +420,8 @@ class ResourceHandlers:
             mutate,
             opts,
             str(ameta.get("resourceVersion") or ""),
-            info.subresource,
+            # An apply to scale writes the workload itself, as a PUT of its scale does.
+            "" if info.subresource == "scale" else info.subresource,
             managed=False,
         )
         return resp.respond_object(obj, 200, warnings)

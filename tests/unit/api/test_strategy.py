@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from svcnet.api.errors import MethodNotAllowed
 from svcnet.api.registry import REGISTRY
 from svcnet.api.strategy import Strategy, pod_qos_class, strategy_for, strategy_for_kind
 
@@ -384,12 +385,12 @@ def test_prepare_update_of_a_subresource(kind: str, subresource: str, changes: s
     }[changes]
 
 
-@pytest.mark.parametrize(("kind", "subresource"), [("Service", "finalize"), ("Pod", "scale")])
-def test_prepare_update_of_a_subresource_the_kind_has_not_is_an_error(
+@pytest.mark.parametrize(("kind", "subresource"), [("Service", "finalize"), ("Pod", "eviction")])
+def test_prepare_update_of_a_subresource_the_kind_cannot_update_is_405(
     kind: str, subresource: str
 ) -> None:
     old = _created(kind)
-    with pytest.raises(ValueError, match=subresource):
+    with pytest.raises(MethodNotAllowed):
         _strategy(kind).prepare_update(copy.deepcopy(old), old, subresource)
 
 
