@@ -50,33 +50,29 @@ class AllocationTxn:
     release_ips_after: list[str] = field(default_factory=list)
     release_ports_after: list[int] = field(default_factory=list)
 
-    def rollback(self) -> None:
-        for ip in self.ips:
-            self.owner.ip.release(ip)
-        for port in self.ports:
-            self.owner.ports.release(port)
-        self._end()
-
-    def commit(self) -> None:
-        for ip in self.release_ips_after:
-            self.owner.ip.release(ip)
-        for port in self.release_ports_after:
-            self.owner.ports.release(port)
-        self._end()
-
     def finish(self, success: bool) -> None:
         """Commit when the write happened, roll back otherwise (upstream's FinishFunc)."""
         if success:
-            self.commit()
+            for ip in self.release_ips_after:
+                self.owner.ip.release(ip)
+            for port in self.release_ports_after:
+                self.owner.ports.release(port)
         else:
-            self.rollback()
-
-    def _end(self) -> None:
+            for ip in self.ips:
+                self.owner.ip.release(ip)
+            for port in self.ports:
+                self.owner.ports.release(port)
         # Ending twice must not give back values another Service holds by then.
         self.ips.clear()
         self.ports.clear()
         self.release_ips_after.clear()
         self.release_ports_after.clear()
+
+    def commit(self) -> None:
+        self.finish(True)
+
+    def rollback(self) -> None:
+        self.finish(False)
 
 
 def _node_ports(svc: dict[str, Any]) -> list[int]:
