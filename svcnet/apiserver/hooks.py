@@ -144,8 +144,12 @@ class HookTable:
             ("", "Pod"): lambda rt: PodHooks(rt, objects, nodes),
             ("", "Namespace"): NamespaceHooks,
         }
-        by_resource = {
-            rt: special.get((rt.group, rt.kind), ResourceHooks)(rt) for rt in registry.resources
+        # By (group, plural), whose strings hash once: hashing a ResourceType hashes each of
+        # its fields, on every write.
+        self._by_name = {
+            (rt.group, rt.plural): special.get((rt.group, rt.kind), ResourceHooks)(rt)
+            for rt in registry.resources
         }
-        # The hooks of a resource (every write asks: a bound dict lookup, no Python frame).
-        self.for_resource: Callable[[ResourceType], ResourceHooks] = by_resource.__getitem__
+
+    def for_resource(self, rt: ResourceType) -> ResourceHooks:
+        return self._by_name[rt.group, rt.plural]
