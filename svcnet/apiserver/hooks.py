@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
-from svcnet.api.registry import Registry, ResourceType
+from svcnet.api import objects as o
+from svcnet.api.objects import Obj
+from svcnet.api.registry import NAMESPACES, NODES, PODS, SERVICES, Registry, ResourceType
 from svcnet.apiserver import deletion
 from svcnet.apiserver.admission import ServiceAllocator
 from svcnet.apiserver.storage import ObjectStore
@@ -41,7 +43,7 @@ class CreateAdmission(Protocol):
     """What checks every create before its kind's hooks (upstream's validating admission,
     e.g. NamespaceLifecycle in :mod:`svcnet.apiserver.lifecycle`)."""
 
-    async def admit_create(self, rt: ResourceType, obj: dict[str, Any]) -> None: ...
+    async def admit_create(self, rt: ResourceType, obj: Obj) -> None: ...
 
 
 def finish_nothing(success: bool) -> None:
@@ -57,24 +59,24 @@ class ResourceHooks:
     def __init__(self, resource: ResourceType) -> None:
         self.resource = resource
 
-    def begin_create(self, obj: dict[str, Any]) -> Finish:
+    def begin_create(self, obj: Obj) -> Finish:
         del obj
         return finish_nothing
 
-    def begin_update(self, new: dict[str, Any], old: dict[str, Any]) -> Finish:
+    def begin_update(self, new: Obj, old: Obj) -> Finish:
         del new, old
         return finish_nothing
 
-    def should_delete_during_update(self, new: dict[str, Any], subresource: str) -> bool:
+    def should_delete_during_update(self, new: Obj, subresource: str) -> bool:
         del subresource
         return deletion.finalizers_done(new)
 
     async def plan_delete(
-        self, obj: dict[str, Any], opts: deletion.DeleteOptions, now: datetime.datetime
+        self, obj: Obj, opts: deletion.DeleteOptions, now: datetime.datetime
     ) -> deletion.DeletePlan:
         return deletion.plan_delete(self.resource, obj, opts, now, node_exists=False)
 
-    def after_delete(self, obj: dict[str, Any]) -> None:
+    def after_delete(self, obj: Obj) -> None:
         del obj
 
 
@@ -88,13 +90,13 @@ class ServiceHooks(ResourceHooks):
         super().__init__(resource)
         self.allocator = allocator
 
-    def begin_create(self, obj: dict[str, Any]) -> Finish:
+    def begin_create(self, obj: Obj) -> Finish:
         return self.allocator.admit_create(obj).finish
 
-    def begin_update(self, new: dict[str, Any], old: dict[str, Any]) -> Finish:
+    def begin_update(self, new: Obj, old: Obj) -> Finish:
         return self.allocator.admit_update(new, old).finish
 
-    def after_delete(self, obj: dict[str, Any]) -> None:
+    def after_delete(self, obj: Obj) -> None:
         self.allocator.release(obj)
 
 
@@ -109,9 +111,9 @@ class PodHooks(ResourceHooks):
         self.nodes = nodes
 
     async def plan_delete(
-        self, obj: dict[str, Any], opts: deletion.DeleteOptions, now: datetime.datetime
+        self, obj: Obj, opts: deletion.DeleteOptions, now: datetime.datetime
     ) -> deletion.DeletePlan:
-        node = (obj.get("spec") or {}).get("nodeName") or ""
+        node = str(o.spec(obj).get("nodeName") or "")
         node_exists = bool(node) and await self.objects.get_kv(self.nodes, None, node) is not None
         return deletion.plan_delete(self.resource, obj, opts, now, node_exists)
 
@@ -121,12 +123,12 @@ class NamespaceHooks(ResourceHooks):
 
     returns_deleted_object = True
 
-    def should_delete_during_update(self, new: dict[str, Any], subresource: str) -> bool:
-        meta = new["metadata"]
+    def should_delete_during_update(self, new: Obj, subresource: str) -> bool:
+        meta = o.meta(new)
         return super().should_delete_during_update(new, subresource) or bool(
             subresource == "finalize"
             and meta.get("deletionTimestamp")
-            and not (new.get("spec") or {}).get("finalizers")
+            and not o.spec(new).get("finalizers")
             and not meta.get("finalizers")
         )
 
@@ -137,18 +139,15 @@ class HookTable:
     def __init__(
         self, registry: Registry, objects: ObjectStore, services: ServiceAllocator
     ) -> None:
-        nodes = registry.by_plural("", "v1", "nodes")
-        assert nodes is not None
-        special: dict[tuple[str, str], Callable[[ResourceType], ResourceHooks]] = {
-            ("", "Service"): lambda rt: ServiceHooks(rt, services),
-            ("", "Pod"): lambda rt: PodHooks(rt, objects, nodes),
-            ("", "Namespace"): NamespaceHooks,
+        special: dict[ResourceType, Callable[[ResourceType], ResourceHooks]] = {
+            SERVICES: lambda rt: ServiceHooks(rt, services),
+            PODS: lambda rt: PodHooks(rt, objects, NODES),
+            NAMESPACES: NamespaceHooks,
         }
         # By (group, plural), whose strings hash once: hashing a ResourceType hashes each of
         # its fields, on every write.
         self._by_name = {
-            (rt.group, rt.plural): special.get((rt.group, rt.kind), ResourceHooks)(rt)
-            for rt in registry.resources
+            (rt.group, rt.plural): special.get(rt, ResourceHooks)(rt) for rt in registry.resources
         }
 
     def for_resource(self, rt: ResourceType) -> ResourceHooks:

@@ -120,7 +120,7 @@ class ApiServer:
             self.registry,
             objects,
             hooks,
-            NamespaceLifecycle(self.registry, objects),
+            NamespaceLifecycle(objects),
             utcnow,
             self._prepare_pool,
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from svcnet.api.errors import Conflict, Invalid, invalid, required
+from svcnet.api.objects import Obj
 from svcnet.api.registry import ResourceType
 from svcnet.api.schema import GroupVersionKind
 from svcnet.apiserver import request as req
@@ -24,7 +25,7 @@ from svcnet.util.clock import now_rfc3339
 
 _SCALE_GVK = GroupVersionKind("autoscaling", "v1", "Scale")
 
-Mutation = Callable[[dict[str, Any]], dict[str, Any]]
+Mutation = Callable[[Obj], Obj]
 
 
 class UpdateObject(Protocol):
@@ -39,13 +40,13 @@ class UpdateObject(Protocol):
         user_rv: str = "",
         subresource: str = "",
         managed: bool = True,
-    ) -> tuple[dict[str, Any], bool]: ...
+    ) -> tuple[Obj, bool]: ...
 
 
 # -- scale ---------------------------------------------------------------------------------
 
 
-def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+def scale_of(obj: Obj) -> Obj:
     """The autoscaling/v1 Scale of a workload (upstream's scale subresource)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
@@ -71,16 +72,16 @@ async def update_scale(
     update_object: UpdateObject,
     info: req.RequestInfo,
     rt: ResourceType,
-    body: dict[str, Any] | None,
+    body: Obj | None,
     opts: req.WriteOptions,
-    apply_patch: Callable[[dict[str, Any], Any], dict[str, Any]] | None,
+    apply_patch: Callable[[Obj, Any], Obj] | None,
 ) -> Response:
     """PUT (``body``) or PATCH (``apply_patch``) of a workload's scale: its replicas."""
     user_rv = ""
     if body is not None:
         user_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
-    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+    def mutate(current: Obj) -> Obj:
         scale = scale_of(current)
         new_scale = apply_patch(scale, _SCALE_GVK) if apply_patch is not None else body or {}
         replicas = (new_scale.get("spec") or {}).get("replicas")
@@ -113,7 +114,7 @@ async def bind(
     opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
     qualified = f"{info.resource}/{info.subresource}"
 
-    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+    def mutate(current: Obj) -> Obj:
         meta = current["metadata"]
         if meta.get("deletionTimestamp"):
             raise Conflict.for_object(

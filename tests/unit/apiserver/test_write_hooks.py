@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from svcnet.api.errors import AlreadyExists, Conflict, InternalError
-from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.registry import NAMESPACES, REGISTRY, SERVICES
 from svcnet.apiserver import deletion
 from svcnet.apiserver import request as req
 from svcnet.apiserver.admission import ServiceAllocator
@@ -38,10 +38,6 @@ from svcnet.store.memory import MemoryStore
 SERVICE_CIDR = "10.96.0.0/16"
 NODE_PORTS = (30000, 32767)
 OPTS = req.WriteOptions(field_manager="test")
-
-NAMESPACES = REGISTRY.by_plural("", "v1", "namespaces")
-SERVICES = REGISTRY.by_plural("", "v1", "services")
-assert NAMESPACES is not None and SERVICES is not None
 
 
 class Disk:
@@ -141,16 +137,16 @@ class Server:
             REGISTRY,
             self.objects,
             HookTable(REGISTRY, self.objects, self.services),
-            NamespaceLifecycle(REGISTRY, self.objects),
+            NamespaceLifecycle(self.objects),
         )
 
     async def start(self) -> Server:
-        await self.handlers.create_object(_rt(NAMESPACES), {"metadata": {"name": "default"}}, OPTS)
+        await self.handlers.create_object(NAMESPACES, {"metadata": {"name": "default"}}, OPTS)
         return self
 
     async def create(self, svc: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         opts = req.WriteOptions(field_manager="test", dry_run=dry_run)
-        return await self.handlers.create_object(_rt(SERVICES), copy.deepcopy(svc), opts)
+        return await self.handlers.create_object(SERVICES, copy.deepcopy(svc), opts)
 
     async def update(
         self, name: str, spec: dict[str, Any], user_rv: str = "", dry_run: bool = False
@@ -163,12 +159,12 @@ class Server:
 
         info = req.RequestInfo("", "v1", "services", "default", name, "", req.Verb.UPDATE)
         opts = req.WriteOptions(field_manager="test", dry_run=dry_run)
-        obj, _ = await self.handlers.update_object(_rt(SERVICES), info, mutate, opts, user_rv)
+        obj, _ = await self.handlers.update_object(SERVICES, info, mutate, opts, user_rv)
         return obj
 
     async def stored(self) -> tuple[list[str], list[int]]:
         """The ClusterIPs and NodePorts the stored Services hold, sorted."""
-        page = await self.objects.list(_rt(SERVICES), None)
+        page = await self.objects.list(SERVICES, None)
         ips: set[str] = set()
         ports: set[int] = set()
         for kv in page.items:
@@ -185,11 +181,6 @@ class Server:
         stored = await self.stored()
         assert held == stored
         return stored
-
-
-def _rt(rt: ResourceType | None) -> ResourceType:
-    assert rt is not None
-    return rt
 
 
 def _ip_order(ip: str) -> tuple[int, ...]:
@@ -291,7 +282,7 @@ async def test_update_the_store_fails_changes_no_allocation(batched: bool, case:
 async def test_update_retried_after_a_conflict_keeps_one_allocation() -> None:
     s = await Server().start()
     await s.create(_svc())
-    s.store.race_next_update(_rt(SERVICES).store_key("default", "web"))
+    s.store.race_next_update(SERVICES.store_key("default", "web"))
     updated = await s.update("web", {"type": "NodePort"})
     assert updated["metadata"]["labels"] == {"touched-by": "another-writer"}
     _, ports = await s.check()
@@ -302,7 +293,7 @@ async def test_update_with_a_stale_resource_version_gives_its_allocation_back() 
     s = await Server().start()
     created = await s.create(_svc())
     rv = created["metadata"]["resourceVersion"]
-    s.store.race_next_update(_rt(SERVICES).store_key("default", "web"))
+    s.store.race_next_update(SERVICES.store_key("default", "web"))
     with pytest.raises(Conflict):
         await s.update("web", {"type": "NodePort"}, user_rv=rv)
     assert (await s.check())[1] == []
@@ -320,7 +311,7 @@ async def test_dry_run_update_gives_everything_back() -> None:
 async def test_update_that_removes_the_last_finalizer_releases_everything() -> None:
     s = await Server().start()
     await s.create({**_svc(**NODE_PORT), "metadata": {**_svc()["metadata"], "finalizers": ["x/y"]}})
-    rt = _rt(SERVICES)
+    rt = SERVICES
     _, removed = await s.handlers.delete_object(rt, "default", "web", deletion.DeleteOptions())
     assert not removed  # marked, kept for its finalizer
 
@@ -343,7 +334,7 @@ async def test_delete_releases_and_a_failed_delete_keeps() -> None:
     s = await Server().start()
     await s.create(_svc(**LOCAL_LB))
     before = await s.check()
-    rt = _rt(SERVICES)
+    rt = SERVICES
     s.disk.failing = True
     with pytest.raises(InternalError):
         await s.handlers.delete_object(rt, "default", "web", deletion.DeleteOptions())
