@@ -6,6 +6,7 @@ The rules it enforces, because code that breaks them fails on a real kernel:
 - a veth has two ends; deleting either end, or the namespace of either end, removes both;
   deleting a bridge releases its ports; deleting a namespace removes every link in it;
 - a connected route (proto kernel) exists for each address of a link that is up;
+- a route is keyed by destination and metric: adding a second one is "File exists";
 - a gateway must be on a connected subnet ("Nexthop has invalid gateway"); a route's dev must
   exist; route lookup is longest prefix first, then lowest metric.
 """
@@ -176,8 +177,8 @@ class FakeNetns:
         space = self._ns[nskey]
         space.routes = [r for r in space.routes if r.dev != dev]
 
-    def replace_route(self, ns: str | None, route: Route) -> None:
-        space = self._get(ns)
+    def _valid(self, ns: str | None, route: Route, op: str) -> Route:
+        """The route as the kernel stores it (dev filled in from the gateway), or the error."""
         if route.dev is not None:
             self._link(ns, route.dev)
         if route.via is not None:
@@ -188,9 +189,24 @@ class FakeNetns:
                 if gw in ipaddress.ip_network(r.dst) and (route.dev is None or r.dev == route.dev)
             ]
             if not on_link:
-                raise NetnsError(f"route replace {route.dst}", "Nexthop has invalid gateway")
+                raise NetnsError(f"{op} {route.dst}", "Nexthop has invalid gateway")
             if route.dev is None:
                 route = Route(route.dst, route.via, on_link[0].dev, route.type, route.metric)
+        return route
+
+    def add_route(self, ns: str | None, route: Route) -> None:
+        space = self._get(ns)
+        route = self._valid(ns, route, "route add")
+        if any(
+            r.dst == route.dst and (r.metric or 0) == (route.metric or 0)
+            for r in self.list_routes(ns)
+        ):
+            raise AlreadyExists(f"route add {route.dst}", "RTNETLINK answers: File exists")
+        space.routes.append(route)
+
+    def replace_route(self, ns: str | None, route: Route) -> None:
+        space = self._get(ns)
+        route = self._valid(ns, route, "route replace")
         space.routes = [
             r
             for r in space.routes

@@ -124,6 +124,11 @@ class NetnsOps(Protocol):
     def set_master(self, ns: str | None, name: str, master: str) -> None: ...
     def add_address(self, ns: str | None, link: str, cidr: str) -> None: ...
     def list_links(self, ns: str | None) -> list[Link]: ...
+    def add_route(self, ns: str | None, route: Route) -> None:
+        """Add the route; AlreadyExists when one with the same dst and metric is there (the
+        kernel's key for a route of the main table: type, gateway and device are not in it)."""
+        ...
+
     def replace_route(self, ns: str | None, route: Route) -> None:
         """Add the route, or replace the one with the same dst, type and metric."""
         ...
@@ -352,6 +357,9 @@ class IpRoute2:
                 )
             )
         return links
+
+    def add_route(self, ns: str | None, route: Route) -> None:
+        self._ip_cmd(ns, ["route", "add", *route.argv()], f"route add {route.dst}")
 
     def replace_route(self, ns: str | None, route: Route) -> None:
         self._ip_cmd(ns, ["route", "replace", *route.argv()], f"route replace {route.dst}")

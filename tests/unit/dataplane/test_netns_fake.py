@@ -69,3 +69,26 @@ def test_route_lookup_is_longest_prefix_then_metric(
     ops.replace_route("a", Route("10.1.2.0/24", via="192.0.2.1"))
     got = ops.route_get("a", dst)
     assert (got.type.value, got.via) == expected
+
+
+@pytest.mark.parametrize(
+    ("second", "exists"),
+    [
+        (Route("10.1.0.0/16", type=RouteType.UNREACHABLE, metric=10), True),
+        (Route("10.1.0.0/16", dev="eth0", metric=10), True),  # type and dev are not the key
+        (Route("10.1.0.0/16", type=RouteType.UNREACHABLE, metric=11), False),
+        (Route("10.1.0.0/24", type=RouteType.UNREACHABLE, metric=10), False),
+    ],
+)
+def test_adding_a_route_with_the_same_destination_and_metric_is_file_exists(
+    second: Route, exists: bool
+) -> None:
+    ops = make()
+    ops.set_up("a", "eth0")
+    ops.add_route("a", Route("10.1.0.0/16", type=RouteType.UNREACHABLE, metric=10))
+    if exists:
+        with pytest.raises(AlreadyExists):
+            ops.add_route("a", second)
+    else:
+        ops.add_route("a", second)
+        assert second in ops.list_routes("a")
