@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -84,6 +85,7 @@ def up(
         click.echo(str(e), err=True)
         raise SystemExit(1) from None
     from svcnet.cluster.addons import AddonError, deploy_addons_blocking, parse_upstreams
+    from svcnet.cluster.claims import NAME_FLAG, describe, invalid_ranges
     from svcnet.cluster.underlay import Underlay, UnderlayError
     from svcnet.cluster.up import ClusterConfig, conflicts, plan_components, wait_nodes_ready
     from svcnet.dataplane.netns import IpRoute2, NetnsError
@@ -94,6 +96,15 @@ def up(
         click.echo(f"svcnet cluster {name!r} is already running (supervisor pid {pid}).")
         status(name, data_dir)
         return
+    flags = (
+        ("--underlay-cidr", underlay_cidr),
+        ("--pod-cidr", pod_cidr),
+        ("--service-cidr", service_cidr),
+        ("--lb-cidr", lb_cidr),
+    )
+    if problems := invalid_ranges(nodes, flags):
+        click.echo(describe(name, problems), err=True)
+        raise SystemExit(1)
     cfg = ClusterConfig(
         name=name,
         nodes=nodes,
@@ -117,8 +128,13 @@ def up(
     except AddonError as e:
         click.echo(f"svcnet up: {e}", err=True)
         raise SystemExit(1) from None
-    if problems := conflicts(cfg):
-        click.echo("svcnet up: " + "; ".join(problems), err=True)
+    if problems := conflicts(cfg, IpRoute2()):
+        if prefix is None:  # the names derive from --name then
+            problems = [
+                dataclasses.replace(p, field="--name") if p.field == NAME_FLAG else p
+                for p in problems
+            ]
+        click.echo(describe(name, problems), err=True)
         raise SystemExit(1)
     for d in (state, root / "logs", root / "apiserver"):
         d.mkdir(parents=True, exist_ok=True)

@@ -96,10 +96,24 @@ def apiserver(
     help="Name prefix of every link, namespace and nft table (default: the name).",
 )
 @click.option("--port", default=6443, show_default=True, help="The API server's port.")
-@click.option("--underlay-cidr", default=DEFAULT_UNDERLAY_CIDR, show_default=True, hidden=True)
-@click.option("--pod-cidr", default=DEFAULT_CLUSTER_CIDR, show_default=True, hidden=True)
-@click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True, hidden=True)
-@click.option("--lb-cidr", default=DEFAULT_LB_CIDR, show_default=True, hidden=True)
+# The ranges: `up` refuses any that overlaps a route or address already on the machine, and
+# names the flag to change, so they are in --help.
+@click.option(
+    "--underlay-cidr",
+    default=DEFAULT_UNDERLAY_CIDR,
+    show_default=True,
+    help="The nodes' LAN; its first address is the machine's.",
+)
+@click.option(
+    "--pod-cidr",
+    default=DEFAULT_CLUSTER_CIDR,
+    show_default=True,
+    help="Pod addresses, a /24 per node.",
+)
+@click.option("--service-cidr", default=DEFAULT_SERVICE_CIDR, show_default=True, help="ClusterIPs.")
+@click.option(
+    "--lb-cidr", default=DEFAULT_LB_CIDR, show_default=True, help="LoadBalancer addresses."
+)
 def up(
     name: str,
     nodes: int,

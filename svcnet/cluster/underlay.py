@@ -22,8 +22,10 @@ into an `unreachable` route, so they can never fall through to the machine's def
 the nft guard table enforces the same thing for forwarded traffic (the machine's
 ip_forward is left as the machine's owner set it).
 
-Everything made here is named from ``config.prefix`` and recorded in a state file, so
-:func:`sweep` finds and removes it after a crash even if the state file is gone.
+Everything made here is named from ``config.prefix``, refused when the machine already holds
+one of its names or ranges (:mod:`svcnet.cluster.claims`), and recorded as it is made
+(:mod:`svcnet.cluster.owned`), so :func:`sweep` removes exactly that after a crash too, and
+never something of another cluster's that shares a name or a range.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from svcnet.api.ranges import (
     DEFAULT_SERVICE_CIDR,
     DEFAULT_UNDERLAY_CIDR,
 )
+from svcnet.cluster.claims import Claim, Conflict, claim_conflicts, read_machine
+from svcnet.cluster.owned import Journal, Kind
 from svcnet.dataplane.netns import (
     ETC_NETNS_DIR,
     NetnsError,
@@ -217,12 +221,13 @@ def plan_node_routes(config: UnderlayConfig, node: NodeNet, nodes: list[NodeNet]
 
 
 def render_guard(config: UnderlayConfig) -> str:
-    """The nft script of the root-namespace guard table (replaces the table atomically)."""
+    """The nft script that makes the root-namespace guard table: ``create`` fails when a table
+    of that name exists, and the whole script with it (a transaction), so an existing table
+    is never taken over."""
     br = config.bridge
     table = config.nft_table
     return (
-        f"table inet {table} {{}}\n"
-        f"delete table inet {table}\n"
+        f"create table inet {table}\n"
         f"table inet {table} {{\n"
         f"  chain forward {{\n"
         f"    type filter hook forward priority filter - 5; policy accept;\n"
@@ -237,54 +242,78 @@ def render_guard(config: UnderlayConfig) -> str:
     )
 
 
+def claim_of(config: UnderlayConfig, nodes: list[NodeNet]) -> Claim:
+    """The ranges and names a cluster of ``config`` with ``nodes`` holds on the machine. A
+    LoadBalancer pool inside the underlay is part of the underlay's subnet, not a range of
+    its own."""
+    lb = ipaddress.ip_network(config.lb_cidr)
+    in_underlay = lb.subnet_of(ipaddress.ip_network(config.underlay_cidr))  # type: ignore[arg-type]
+    return Claim(
+        prefix=config.prefix,
+        ranges=(
+            ("--underlay-cidr", config.underlay_cidr),
+            ("--pod-cidr", config.pod_cidr),
+            ("--service-cidr", config.service_cidr),
+            *(() if in_underlay else (("--lb-cidr", config.lb_cidr),)),
+        ),
+        links=(config.bridge, *(n.veth_root for n in nodes)),
+        netns=tuple(n.netns for n in nodes),
+        nft_tables=(f"inet {config.nft_table}",),
+    )
+
+
+class ClaimError(UnderlayError):
+    """Something on the machine already holds a range or a name the cluster needs."""
+
+    def __init__(self, conflicts: list[Conflict]) -> None:
+        super().__init__("; ".join(str(c) for c in conflicts))
+        self.conflicts = conflicts
+
+
 # -- state file -----------------------------------------------------------------------------
 @dataclass
 class UnderlayState:
     config: dict[str, str | None]
     nodes: dict[str, dict[str, object]] = field(default_factory=dict)
-    root_routes: list[dict[str, object]] = field(default_factory=list)
 
 
-def _route_to_dict(r: Route) -> dict[str, object]:
-    return {"dst": r.dst, "via": r.via, "dev": r.dev, "type": r.type.value, "metric": r.metric}
-
-
-def _route_from_dict(d: dict[str, object]) -> Route:
-    metric = d.get("metric")
-    return Route(
-        dst=str(d["dst"]),
-        via=str(d["via"]) if d.get("via") else None,
-        dev=str(d["dev"]) if d.get("dev") else None,
-        type=RouteType(str(d.get("type", "unicast"))),
-        metric=int(str(metric)) if metric is not None else None,
-    )
+def _route_key(r: Route) -> tuple[str, int]:
+    """What the kernel keys a main-table route by (type, gateway and device are not in it)."""
+    return r.dst, r.metric or 0
 
 
 class Underlay:
-    """Creates and removes the underlay. Not thread-safe; one owner (`svcnet up`)."""
+    """Creates and removes the underlay. Not thread-safe; one owner (`svcnet up`).
+
+    Everything it makes in the machine's namespace is made with an operation that fails when
+    the thing exists, and recorded in the cluster's :class:`~svcnet.cluster.owned.Journal`
+    right after; :func:`sweep` removes what the journal lists and nothing else."""
 
     def __init__(self, ops: NetnsOps, config: UnderlayConfig | None = None) -> None:
         self.ops = ops
         self.config = config or UnderlayConfig()
+        self.journal = Journal(self.config.state_dir)
         self.nodes: dict[int, NodeNet] = {}
         self._root_routes: list[Route] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     def create(self, nodes: int | list[int]) -> list[NodeNet]:
-        """Bridge, guard table, and the given nodes (a count means nodes 1..N)."""
+        """Bridge, guard table, and the given nodes (a count means nodes 1..N); refused with
+        :class:`ClaimError`, before anything is made, when the machine already holds one of
+        the cluster's ranges or names."""
         cfg = self.config
-        if any(link.name == cfg.bridge for link in self.ops.list_links(None)):
-            raise UnderlayError(
-                f"bridge {cfg.bridge} already exists: a cluster is up (run `svcnet down` first)"
-            )
-        self._save()  # record intent first, so a crash half-way is still swept
+        indexes = list(range(1, nodes + 1)) if isinstance(nodes, int) else nodes
+        planned = [node_net(cfg, i) for i in indexes]
+        if problems := claim_conflicts(claim_of(cfg, planned), read_machine(self.ops)):
+            raise ClaimError(problems)
+        self._save()
         self.ops.add_bridge(None, cfg.bridge)
+        self.journal.made(Kind.LINK, cfg.bridge)
         self.ops.add_address(None, cfg.bridge, cfg.gateway_cidr)
         self.ops.set_up(None, cfg.bridge)
         self._apply_guard()
-        indexes = list(range(1, nodes + 1)) if isinstance(nodes, int) else nodes
-        for index in indexes:
-            self._make_node(node_net(cfg, index))
+        for node in planned:
+            self._make_node(node)
         self._sync_routes()
         return [self.nodes[i] for i in indexes]
 
@@ -311,11 +340,13 @@ class Underlay:
         remove_pod_netns(self.ops, node.netns)
         self.ops.kill_all(node.netns)
         self.ops.delete_netns(node.netns)  # takes eth0 and so the root end of the veth too
+        self.journal.gone(Kind.NETNS, node.netns)
         self.ops.delete_link(None, node.veth_root)
+        self.journal.gone(Kind.LINK, node.veth_root)
         self._sync_routes(dropped=[node])
 
     def destroy(self) -> None:
-        """Remove everything recorded, then sweep by prefix for anything not recorded."""
+        """Remove every node, then everything else the journal lists."""
         for index in list(self.nodes):
             self.remove_node(index)
         sweep(self.ops, self.config)
@@ -327,7 +358,9 @@ class Underlay:
         self.nodes[node.index] = node
         self._save()
         ops.add_netns(node.netns)
+        self.journal.made(Kind.NETNS, node.netns)
         ops.add_veth(None, node.veth_root, node.netns, "eth0")
+        self.journal.made(Kind.LINK, node.veth_root)
         ops.set_master(None, node.veth_root, self.config.bridge)
         ops.set_up(None, node.veth_root)
         ops.set_up(node.netns, "lo")
@@ -343,11 +376,23 @@ class Underlay:
         cfg = self.config
         nodes = list(self.nodes.values())
         want_root = plan_root_routes(cfg, nodes)
+        want_keys = {_route_key(r) for r in want_root}
         for route in self._root_routes:
-            if route not in want_root:
+            if _route_key(route) not in want_keys:
                 self.ops.delete_route(None, route)
+                self.journal.gone_route(route)
+        ours = {_route_key(r): r for r in self._root_routes}
         for route in want_root:
-            self.ops.replace_route(None, route)
+            held = ours.get(_route_key(route))
+            if held == route:
+                continue
+            if held is None:
+                # A route of another owner with this key makes `add` fail: never replace it.
+                self.ops.add_route(None, route)
+            else:
+                self.ops.replace_route(None, route)  # ours, re-pointed (a node went or moved)
+                self.journal.gone_route(held)
+            self.journal.made_route(route)
         self._root_routes = want_root
         gone = {n.pod_cidr for n in dropped or []} - {n.pod_cidr for n in nodes}
         for node in nodes:
@@ -361,12 +406,12 @@ class Underlay:
         res = self.ops.run(None, ["nft", "-f", "-"], input=render_guard(self.config).encode())
         if res.returncode != 0:
             raise UnderlayError(f"nft guard table: {res.stderr.decode(errors='replace').strip()}")
+        self.journal.made(Kind.NFT_TABLE, f"inet {self.config.nft_table}")
 
     def _save(self) -> None:
         state = UnderlayState(
             config={k: (str(v) if v is not None else None) for k, v in asdict(self.config).items()},
             nodes={str(i): asdict(n) for i, n in sorted(self.nodes.items())},
-            root_routes=[_route_to_dict(r) for r in self._root_routes],
         )
         path = Path(self.config.state_file)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,52 +430,52 @@ def remove_pod_netns(ops: NetnsOps, node_netns: str) -> None:
 
 
 def sweep(ops: NetnsOps, config: UnderlayConfig) -> list[str]:
-    """Remove everything named with ``config.prefix``; return what was removed.
+    """Remove what the cluster's journal says it made; return what was removed.
 
-    Works from the names alone (plus the state file's routes when present), so it also cleans
-    up after a crash that lost track of what it made. Safe to repeat.
+    Works from the journal alone, so it also cleans up after the owner crashed. Removes
+    nothing the journal does not list: not a namespace, link, route or table that merely
+    carries the prefix or lies in the ranges. Safe to repeat.
     """
+    journal = Journal(config.state_dir)
+    owned = journal.read()
     removed: list[str] = []
-    recorded: list[Route] = []
-    try:
-        data = json.loads(Path(config.state_file).read_text())
-        recorded = [_route_from_dict(r) for r in data.get("root_routes", [])]
-    except (OSError, ValueError):
-        pass
-    ns_prefix = f"{config.prefix}-"
+    nodes = set(owned.netns)
+
+    def pods() -> list[str]:
+        return [n for n in ops.list_netns() if n.split("_", 1)[0] in nodes and "_" in n]
+
     # Node namespaces first: their agents stop making pods; then list again, so a pod made
     # meanwhile is caught; then remove the names.
-    for name in [n for n in ops.list_netns() if n.startswith(ns_prefix) and "_" not in n]:
-        removed.extend(f"process {pid} in {name}" for pid in ops.kill_all(name))
-    ours = [n for n in ops.list_netns() if n.startswith(ns_prefix)]
-    for name in ours:
-        if "_" in name:
+    present = set(ops.list_netns())
+    for name in owned.netns:
+        if name in present:
             removed.extend(f"process {pid} in {name}" for pid in ops.kill_all(name))
-    for name in ours:
+    pod_netns = pods()
+    for name in pod_netns:
+        removed.extend(f"process {pid} in {name}" for pid in ops.kill_all(name))
+    for name in [*pod_netns, *(n for n in owned.netns if n in present)]:
         ops.delete_netns(name)
         removed.append(f"netns {name}")
-    if os.path.isdir(ETC_NETNS_DIR):
-        for name in os.listdir(ETC_NETNS_DIR):
-            if name.startswith(ns_prefix):
-                shutil.rmtree(os.path.join(ETC_NETNS_DIR, name), ignore_errors=True)
-                removed.append(f"/etc/netns/{name}")
-    for link in ops.list_links(None):
-        if link.name == config.bridge or link.name.startswith(ns_prefix):
-            ops.delete_link(None, link.name)
-            removed.append(f"link {link.name}")
-    fallback = [
-        Route(config.pod_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
-        Route(config.service_cidr, type=RouteType.UNREACHABLE, metric=FALLBACK_METRIC),
-    ]
-    present = set(ops.list_routes(None))
-    for route in recorded + fallback:
-        if route in present:
+    for name in [*pod_netns, *owned.netns]:
+        etc = os.path.join(ETC_NETNS_DIR, name)
+        if os.path.isdir(etc):
+            shutil.rmtree(etc, ignore_errors=True)
+            removed.append(f"/etc/netns/{name}")
+    links = {link.name for link in ops.list_links(None)}
+    for name in owned.links:
+        if name in links:
+            ops.delete_link(None, name)
+            removed.append(f"link {name}")
+    routes = set(ops.list_routes(None))
+    for route in owned.routes:
+        if route in routes:
             ops.delete_route(None, route)
             removed.append(f"route {' '.join(route.argv())}")
-            present.discard(route)
-    res = ops.run(None, ["nft", "delete", "table", "inet", config.nft_table])
-    if res.returncode == 0:
-        removed.append(f"nft table inet {config.nft_table}")
+    for table in owned.nft_tables:
+        res = ops.run(None, ["nft", "delete", "table", *table.split(" ", 1)])
+        if res.returncode == 0:
+            removed.append(f"nft table {table}")
+    journal.remove()
     try:
         os.remove(config.state_file)
         removed.append(config.state_file)
@@ -452,11 +497,13 @@ def load_nodes(config: UnderlayConfig) -> list[NodeNet]:
 
 
 __all__ = [
+    "ClaimError",
     "NetnsError",
     "NodeNet",
     "Underlay",
     "UnderlayConfig",
     "UnderlayError",
+    "claim_of",
     "load_nodes",
     "node_net",
     "plan_node_routes",

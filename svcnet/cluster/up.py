@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -47,8 +48,10 @@ from svcnet.api.ranges import (
     DEFAULT_SERVICE_CIDR,
     DEFAULT_UNDERLAY_CIDR,
 )
+from svcnet.cluster.claims import Conflict, claim_conflicts, read_machine
 from svcnet.cluster.supervisor import Component, read_status
-from svcnet.cluster.underlay import NodeNet, UnderlayConfig, node_net
+from svcnet.cluster.underlay import NodeNet, UnderlayConfig, claim_of, node_net
+from svcnet.dataplane.netns import NetnsOps
 
 # Next to the API server's kubeconfig, written by the control plane for the agents.
 JSON_KUBECONFIG = "kubeconfig.json"
@@ -205,30 +208,26 @@ def plan_components(cfg: ClusterConfig, python: str = sys.executable) -> list[Co
     return out
 
 
-def conflicts(cfg: ClusterConfig) -> list[str]:
-    """Why this cluster cannot start next to what already runs on the machine."""
-    import socket
-    import subprocess
-
-    out = []
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the API server could not listen on ``host:port``. The probe binds as the server
+    does (asyncio sets SO_REUSEADDR), so connections of a server that just stopped, left in
+    TIME_WAIT for a minute, do not count: only a socket that listens or is bound there."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", cfg.port))
+            s.bind((host, port))
         except OSError:
-            out.append(f"port {cfg.port} on 127.0.0.1 is in use: pass --port")
-    res = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=False)
-    try:
-        links = json.loads(res.stdout or "[]")
-    except ValueError:
-        links = []
-    for link in links:
-        for a in link.get("addr_info") or []:
-            if a.get("local") == cfg.gateway:
-                out.append(
-                    f"the underlay address {cfg.gateway} is already on {link.get('ifname')} "
-                    "(another svcnet cluster?): run `svcnet down` for it or pick other ranges"
-                )
-    return out
+            return True
+    return False
+
+
+def conflicts(cfg: ClusterConfig, ops: NetnsOps) -> list[Conflict]:
+    """Why this cluster cannot start next to what already runs on the machine."""
+    out = []
+    if port_in_use(cfg.port):
+        out.append(Conflict("--port", cfg.port, f"127.0.0.1:{cfg.port} is in use: pass --port"))
+    claim = claim_of(cfg.underlay, cfg.node_nets())
+    return out + claim_conflicts(claim, read_machine(ops))
 
 
 # -- talking to the API from the CLI (stdlib only: the CLI stays quick to start) --------------
@@ -364,6 +363,7 @@ __all__ = [
     "node_start",
     "node_stop",
     "plan_components",
+    "port_in_use",
     "remove_cluster_files",
     "wait_nodes_ready",
 ]

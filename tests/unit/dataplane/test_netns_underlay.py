@@ -149,3 +149,86 @@ def test_load_balancer_pool_goes_into_the_bridge(lb_cidr: str, route: Route | No
 
     routes = plan_root_routes(UnderlayConfig(lb_cidr=lb_cidr), [])
     assert [r for r in routes if r.dst == lb_cidr] == ([route] if route else [])
+
+
+# -- ownership: a cluster removes what it made and nothing else ---------------------------------
+# A second cluster "b" next to the default one: underlay 172.29.1.0/24, pods 10.161.0.0/16,
+# services 10.177.0.0/16, unless a test gives it one of the default cluster's ranges or names.
+OTHER = {
+    "prefix": "b",
+    "underlay_cidr": "172.29.1.0/24",
+    "pod_cidr": "10.161.0.0/16",
+    "service_cidr": "10.177.0.0/16",
+    "lb_cidr": "172.29.1.240/28",
+}
+
+
+def machine_state(ops: FakeNetns) -> tuple[object, ...]:
+    return (ops.list_netns(), ops.list_links(None), sorted(map(str, ops.list_routes(None))))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"service_cidr": "10.244.0.0/16"},  # a Service range equal to the live pod range
+        {"prefix": "svcnet"},  # the live cluster's names with ranges of its own
+        {"pod_cidr": "10.96.0.0/16", "service_cidr": "10.244.0.0/16"},
+    ],
+)
+def test_a_cluster_that_meets_a_running_one_is_refused_and_its_cleanup_leaves_it_alone(
+    underlay: Underlay, tmp_path: object, overrides: dict[str, str]
+) -> None:
+    from svcnet.cluster.underlay import ClaimError, sweep
+
+    ops = underlay.ops
+    assert isinstance(ops, FakeNetns)
+    before = machine_state(ops)
+    other = UnderlayConfig(**{**OTHER, **overrides, "state_dir": f"{tmp_path}/b"})
+    with pytest.raises(ClaimError):
+        Underlay(ops, other).create(2)
+    assert sweep(ops, other) == []
+    Underlay(ops, other).destroy()
+    assert machine_state(ops) == before
+
+
+def test_a_cluster_next_to_a_running_one_removes_only_its_own(
+    underlay: Underlay, tmp_path: object
+) -> None:
+    ops = underlay.ops
+    assert isinstance(ops, FakeNetns)
+    before = machine_state(ops)
+    other = Underlay(ops, UnderlayConfig(**{**OTHER, "state_dir": f"{tmp_path}/b"}))
+    other.create(2)
+    assert machine_state(ops) != before
+    other.destroy()
+    assert machine_state(ops) == before
+
+
+def test_the_journal_follows_nodes_that_come_and_go(underlay: Underlay) -> None:
+    from svcnet.cluster.owned import Journal
+
+    journal = Journal(underlay.config.state_dir)
+    assert journal.read().netns == ("svcnet-node-1", "svcnet-node-2")
+    underlay.remove_node(1)
+    owned = journal.read()
+    assert owned.netns == ("svcnet-node-2",)
+    assert owned.links == ("svcnet0", "svcnet-n2")
+    assert owned.nft_tables == ("inet svcnet_underlay",)
+    # The Service route moved to node-2: the journal holds the route as it is now.
+    assert Route("10.96.0.0/16", via="172.18.0.12", dev="svcnet0", metric=100) in owned.routes
+    assert all(r.via != "172.18.0.11" for r in owned.routes)
+    assert set(owned.routes) <= set(underlay.ops.list_routes(None))
+    underlay.destroy()
+    assert not journal.path.exists()
+
+
+def test_a_torn_last_line_of_the_journal_is_skipped(tmp_path: object) -> None:
+    from svcnet.cluster.owned import Journal, Kind
+
+    journal = Journal(str(tmp_path))
+    journal.made(Kind.NETNS, "a-node-1")
+    journal.made(Kind.NETNS, "a-node-2")
+    journal.gone(Kind.NETNS, "a-node-1")
+    with open(journal.path, "a") as f:
+        f.write('{"kind": "netns", "name": "a-no')
+    assert journal.read().netns == ("a-node-2",)
