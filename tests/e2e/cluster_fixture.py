@@ -9,9 +9,9 @@ Usage from any e2e test module (tests/e2e is on sys.path, as pytest puts it ther
 
 Each cluster gets a unique name/prefix (``c`` + 5 hex digits), its own ranges and a free API
 port, a temporary data dir and a temporary kubeconfig (never the user's), so it can run next
-to a user's cluster and next to other tests. Ranges: underlay a random /24 of 172.29.0.0/16,
-pods a /16 of 10.160.0.0/12, services a /16 of 10.176.0.0/12 — none of svcnet's defaults
-(172.18/16, 10.244/16, 10.96/16) nor the dataplane fixtures' (172.31/16, 10.224/12, 10.240/12).
+to a user's cluster and next to other tests. Ranges: underlay a /24 of 172.29.0.0/16, pods a
+/16 of 10.160.0.0/12, services a /16 of 10.176.0.0/12, each drawn among the blocks that
+overlap nothing the machine routes now nor svcnet's defaults (see free_ranges).
 
 Teardown runs ``svcnet down`` and asserts that the namespaces, links, routes, nft tables,
 /etc/netns entries and processes of the cluster are exactly as before ``up`` (none).
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from free_ranges import CLUSTER, free_prefix, free_ranges, lb_pool
 
 SVCNET = [sys.executable, "-m", "svcnet.cli.main"]
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -61,6 +62,10 @@ class Cluster:
     pod_cidr: str
     service_cidr: str
     up_seconds: float = 0.0
+
+    @property
+    def lb_cidr(self) -> str:
+        return lb_pool(self.underlay_cidr)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
@@ -120,7 +125,30 @@ class Cluster:
         raise AssertionError(f"timed out waiting on {what}; last seen: {json.dumps(last)[:2000]}")
 
 
-def _free_port() -> int:
+def pod_manifest(name: str, node: str, container: str, extra: str = "", pod_extra: str = "") -> str:
+    """A Pod bound to ``node`` (spec.nodeName: no scheduler involved) with one container."""
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 2
+{pod_extra}
+  containers:
+  - name: c
+{container}
+{extra}
+"""
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    """The Ready condition of a Pod or a Node is True."""
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def free_port() -> int:
     for _ in range(50):
         port = 20000 + secrets.randbelow(9000)
         with socket.socket() as s:
@@ -179,78 +207,73 @@ def require_root() -> None:
         pytest.skip("e2e tests need root (network namespaces)")
 
 
-# The pod and Service ranges repeat every 16 indexes: two clusters of this test session that
-# live at the same time (a module's shared cluster and a test's own) must not share them, nor
-# the underlay of a cluster this machine already runs (a random pick collided now and then).
-_RANGES_IN_USE: set[int] = set()
-
-
-def _free_range_index() -> int:
-    in_use = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    candidates = [
-        r for r in range(1, 251) if r % 16 not in _RANGES_IN_USE and f" 172.29.{r}." not in in_use
-    ]
-    r = candidates[secrets.randbelow(len(candidates))]
-    _RANGES_IN_USE.add(r % 16)
-    return r
+@contextmanager
+def new_cluster(base: Path, nodes: int) -> Iterator[Cluster]:
+    """A cluster's name, data dir, kubeconfig, port and ranges, all free on the machine and
+    held for this session until exit; nothing is started."""
+    with free_ranges(CLUSTER) as ranges:
+        yield Cluster(
+            name=free_prefix("c", 5),
+            nodes=nodes,
+            data_dir=base / "data",
+            kubeconfig=base / "kubeconfig",
+            port=free_port(),
+            underlay_cidr=ranges.underlay,
+            pod_cidr=ranges.pods,
+            service_cidr=ranges.services,
+        )
 
 
 @contextmanager
 def running_cluster(base: Path, nodes: int = 2) -> Iterator[Cluster]:
     """``svcnet up`` a fresh cluster; on exit ``svcnet down`` and check nothing is left."""
     require_root()
-    r = _free_range_index()
-    name = "c" + secrets.token_hex(3)[:5]
-    cluster = Cluster(
-        name=name,
-        nodes=nodes,
-        data_dir=base / "data",
-        kubeconfig=base / "kubeconfig",
-        port=_free_port(),
-        underlay_cidr=f"172.29.{r}.0/24",
-        pod_cidr=f"10.{160 + r % 16}.0.0/16",
-        service_cidr=f"10.{176 + r % 16}.0.0/16",
-    )
-    nets = [cluster.underlay_cidr, cluster.pod_cidr, cluster.service_cidr]
-    before = snapshot(name, nets, cluster.data_dir)
-    started = time.monotonic()
-    try:
-        # A timed-out up may have started half a cluster: the down below removes it.
-        res = cluster.svcnet(
-            "up",
-            *cluster.cluster_args(),
-            "--nodes",
-            str(nodes),
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--port",
-            str(cluster.port),
-            "--underlay-cidr",
-            cluster.underlay_cidr,
-            "--pod-cidr",
-            cluster.pod_cidr,
-            "--service-cidr",
-            cluster.service_cidr,
-            "--lb-cidr",
-            cluster.underlay_cidr.replace(".0/24", ".240/28"),
-            check=False,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired as e:
-        res = subprocess.CompletedProcess(e.cmd, 1, "", f"svcnet up timed out: {e}")
-    cluster = Cluster(**{**cluster.__dict__, "up_seconds": time.monotonic() - started})
-    try:
-        assert res.returncode == 0, f"svcnet up failed:\n{res.stdout}\n{res.stderr}"
-        yield cluster
-    finally:
-        cluster.svcnet(
-            "down", *cluster.cluster_args(), "--kubeconfig", str(cluster.kubeconfig), check=False
-        )
-        _RANGES_IN_USE.discard(r % 16)
-        after = snapshot(name, nets, cluster.data_dir)
-        assert after == before, f"svcnet down left behind: {after}"
+    with new_cluster(base, nodes) as cluster:
+        name = cluster.name
+        nets = [cluster.underlay_cidr, cluster.pod_cidr, cluster.service_cidr]
+        before = snapshot(name, nets, cluster.data_dir)
+        started = time.monotonic()
+        try:
+            # A timed-out up may have started half a cluster: the down below removes it.
+            res = cluster.svcnet(*up_args(cluster), check=False, timeout=120)
+        except subprocess.TimeoutExpired as e:
+            res = subprocess.CompletedProcess(e.cmd, 1, "", f"svcnet up timed out: {e}")
+        cluster = Cluster(**{**cluster.__dict__, "up_seconds": time.monotonic() - started})
+        try:
+            assert res.returncode == 0, f"svcnet up failed:\n{res.stdout}\n{res.stderr}"
+            yield cluster
+        finally:
+            cluster.svcnet(
+                "down",
+                *cluster.cluster_args(),
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                check=False,
+            )
+            after = snapshot(name, nets, cluster.data_dir)
+            assert after == before, f"svcnet down left behind: {after}"
+
+
+def up_args(cluster: Cluster) -> list[str]:
+    """``svcnet up`` with the cluster's own name, data dir, kubeconfig, port and ranges."""
+    return [
+        "up",
+        *cluster.cluster_args(),
+        "--nodes",
+        str(cluster.nodes),
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--port",
+        str(cluster.port),
+        "--underlay-cidr",
+        cluster.underlay_cidr,
+        "--pod-cidr",
+        cluster.pod_cidr,
+        "--service-cidr",
+        cluster.service_cidr,
+        "--lb-cidr",
+        cluster.lb_cidr,
+    ]
 
 
 @pytest.fixture(scope="module")

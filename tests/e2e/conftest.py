@@ -1,8 +1,9 @@
 """Shared e2e fixtures: root check, unique names and ranges, a before/after leak check.
 
-Fixture IP ranges: each test picks a random /24 of 172.31.0.0/16 as underlay and /16s of
-10.224.0.0/12 (pods) and 10.240.0.0/12 (services), so it never collides with a running svcnet
-(172.18/16, 10.244/16, 10.96/16) nor with a concurrent test.
+Fixture IP ranges: each test draws a /24 of 172.31.0.0/16 as underlay and /16s of
+10.224.0.0/12 (pods) and 10.240.0.0/12 (services) among those that overlap nothing the machine
+routes now, nor svcnet's defaults (172.18/16, 10.244/16, 10.96/16), nor another test's (see
+free_ranges), and a name prefix no namespace, link or table on the machine starts with.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from free_ranges import DATAPLANE, free_prefix, free_ranges
 
 from svcnet.cluster.underlay import UnderlayConfig
 
@@ -87,16 +88,16 @@ def snapshot(config: UnderlayConfig) -> Snapshot:
 def e2e_config(tmp_path: object) -> Iterator[UnderlayConfig]:
     """A unique prefix and ranges; asserts the test left nothing of them behind."""
     require_root()
-    r = secrets.randbelow(250) + 1
-    config = UnderlayConfig(
-        prefix="t" + secrets.token_hex(3),
-        underlay_cidr=f"172.31.{r}.0/24",
-        pod_cidr=f"10.{224 + r % 16}.0.0/16",
-        service_cidr=f"10.{240 + r % 16}.0.0/16",
-        lb_cidr=f"172.31.{r}.240/28",
-        state_dir=str(tmp_path) + "/state",
-    )
-    before = snapshot(config)
-    yield config
-    after = snapshot(config)
-    assert after == before, f"left behind: {after}"
+    with free_ranges(DATAPLANE) as ranges:
+        config = UnderlayConfig(
+            prefix=free_prefix("t", 6),
+            underlay_cidr=ranges.underlay,
+            pod_cidr=ranges.pods,
+            service_cidr=ranges.services,
+            lb_cidr=ranges.lb,
+            state_dir=str(tmp_path) + "/state",
+        )
+        before = snapshot(config)
+        yield config
+        after = snapshot(config)
+        assert after == before, f"left behind: {after}"

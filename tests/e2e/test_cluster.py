@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_fixture import Cluster, running_cluster
+from cluster_fixture import Cluster, pod_manifest, ready, running_cluster
 from cluster_fixture import svcnet_cluster as svcnet_cluster
 
 from svcnet.testing.polling import eventually_sync
@@ -29,27 +29,6 @@ AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.52"
 @pytest.fixture
 def cluster(svcnet_cluster: Cluster) -> Cluster:
     return svcnet_cluster
-
-
-def pod_manifest(name: str, node: str, container: str, extra: str = "", pod_extra: str = "") -> str:
-    return f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  nodeName: {node}
-  terminationGracePeriodSeconds: 2
-{pod_extra}
-  containers:
-  - name: c
-{container}
-{extra}
-"""
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conds = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
 def waiting_reason(pod: dict[str, Any]) -> str:

@@ -123,3 +123,39 @@ def test_a_pod_namespace_made_by_a_node_agent_is_visible_from_the_machine(
         assert ops.run(pod_ns, ["true"]).returncode == 0
     finally:
         underlay.destroy()
+
+
+@pytest.mark.parametrize(
+    ("sub", "type_", "dev", "metric", "exists"),
+    [
+        (False, RouteType.UNREACHABLE, None, 10, True),
+        (False, RouteType.UNICAST, "eth0", 10, True),  # type and device are not in the key
+        (False, RouteType.UNREACHABLE, None, 11, False),
+        (True, RouteType.UNREACHABLE, None, 10, False),
+    ],
+)
+def test_the_kernel_keys_a_route_by_destination_and_metric_as_the_fake_does(
+    e2e_config: UnderlayConfig,
+    sub: bool,
+    type_: RouteType,
+    dev: str | None,
+    metric: int,
+    exists: bool,
+) -> None:
+    from svcnet.dataplane.netns import AlreadyExists, Route
+
+    ops = IpRoute2()
+    underlay = Underlay(ops, e2e_config)
+    try:
+        node = underlay.create(1)[0]
+        net = e2e_config.service_cidr
+        ops.add_route(node.netns, Route(net, type=RouteType.UNREACHABLE, metric=10))
+        route = Route(net.replace("/16", "/24") if sub else net, dev=dev, type=type_, metric=metric)
+        if exists:
+            with pytest.raises(AlreadyExists):
+                ops.add_route(node.netns, route)
+        else:
+            ops.add_route(node.netns, route)
+            assert route in ops.list_routes(node.netns)
+    finally:
+        underlay.destroy()
