@@ -34,7 +34,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,7 +46,6 @@ from svcnet.api.ranges import (
 from svcnet.cluster.claims import Claim, Conflict, claim_conflicts, read_machine
 from svcnet.cluster.owned import Journal, Kind
 from svcnet.dataplane.netns import (
-    ETC_NETNS_DIR,
     NetnsError,
     NetnsOps,
     Route,
@@ -426,7 +424,7 @@ def remove_pod_netns(ops: NetnsOps, node_netns: str) -> None:
         if name.startswith(f"{node_netns}_"):
             ops.kill_all(name)
             ops.delete_netns(name)
-            shutil.rmtree(os.path.join(ETC_NETNS_DIR, name), ignore_errors=True)
+            ops.remove_etc(name)
 
 
 def sweep(ops: NetnsOps, config: UnderlayConfig) -> list[str]:
@@ -457,9 +455,7 @@ def sweep(ops: NetnsOps, config: UnderlayConfig) -> list[str]:
         ops.delete_netns(name)
         removed.append(f"netns {name}")
     for name in [*pod_netns, *owned.netns]:
-        etc = os.path.join(ETC_NETNS_DIR, name)
-        if os.path.isdir(etc):
-            shutil.rmtree(etc, ignore_errors=True)
+        if ops.remove_etc(name):
             removed.append(f"/etc/netns/{name}")
     links = {link.name for link in ops.list_links(None)}
     for name in owned.links:

@@ -62,6 +62,8 @@ class FakeNetns:
         self._ns[ROOT].links["lo"] = _Link("loopback", up=True, addresses=["127.0.0.1/8"])
         self._run_handler = run_handler
         self.commands: list[tuple[str | None, tuple[str, ...]]] = []
+        # Names with an /etc/netns/<name>/ directory (kept here, never on the machine).
+        self.etc: set[str] = set()
         # Namespaces unnamed while processes still ran in them: the kernel keeps those alive
         # (with their links) although no name reaches them any more.
         self.leaked: list[str] = []
@@ -107,6 +109,12 @@ class FakeNetns:
             return []
         pids, space.pids = space.pids, []
         return pids
+
+    def remove_etc(self, name: str) -> bool:
+        if name not in self.etc:
+            return False
+        self.etc.discard(name)
+        return True
 
     # -- links --------------------------------------------------------------------------
     def _new_link(self, ns: str | None, name: str, link: _Link) -> None:

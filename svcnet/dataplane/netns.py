@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -115,6 +116,12 @@ class NetnsOps(Protocol):
         Deleting a namespace's name does not end the processes in it (they keep the namespace
         alive, unnamed), so whoever removes a namespace for good kills them first.
         """
+        ...
+
+    def remove_etc(self, name: str) -> bool:
+        """Remove the namespace's /etc/netns/<name>/ (the files `ip netns exec` bind-mounts
+        over /etc); whether it existed. Part of the interface so that code tested over the
+        fake never touches the machine's /etc/netns, where a running cluster keeps its pods'."""
         ...
 
     def add_bridge(self, ns: str | None, name: str) -> None: ...
@@ -310,6 +317,13 @@ class IpRoute2:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return pids
+
+    def remove_etc(self, name: str) -> bool:
+        path = os.path.join(ETC_NETNS_DIR, name)
+        if not os.path.isdir(path):
+            return False
+        shutil.rmtree(path, ignore_errors=True)
+        return True
 
     def add_bridge(self, ns: str | None, name: str) -> None:
         self._ip_cmd(ns, ["link", "add", name, "type", "bridge"], f"add bridge {name}")

@@ -232,3 +232,15 @@ def test_a_torn_last_line_of_the_journal_is_skipped(tmp_path: object) -> None:
     with open(journal.path, "a") as f:
         f.write('{"kind": "netns", "name": "a-no')
     assert journal.read().netns == ("a-node-2",)
+
+
+def test_sweep_removes_the_etc_files_of_its_own_pods_only(underlay: Underlay) -> None:
+    from svcnet.cluster.underlay import sweep
+
+    ops = underlay.ops
+    assert isinstance(ops, FakeNetns)
+    ops.add_netns("svcnet-node-1_default_web_uid")
+    ops.etc |= {"svcnet-node-1_default_web_uid", "svcnet-node-10_default_web_uid", "b-node-1"}
+    removed = sweep(ops, underlay.config)
+    assert "/etc/netns/svcnet-node-1_default_web_uid" in removed
+    assert ops.etc == {"svcnet-node-10_default_web_uid", "b-node-1"}
