@@ -304,6 +304,9 @@ class Underlay:
         planned = [node_net(cfg, i) for i in indexes]
         if problems := claim_conflicts(claim_of(cfg, planned), read_machine(self.ops)):
             raise ClaimError(problems)
+        # Nothing an earlier journal of this state dir lists is on the machine any more (the
+        # check above found none of these names and ranges), so its entries are stale.
+        self.journal.remove()
         self._save()
         self.ops.add_bridge(None, cfg.bridge)
         self.journal.made(Kind.LINK, cfg.bridge)

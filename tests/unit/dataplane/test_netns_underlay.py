@@ -244,3 +244,18 @@ def test_sweep_removes_the_etc_files_of_its_own_pods_only(underlay: Underlay) ->
     removed = sweep(ops, underlay.config)
     assert "/etc/netns/svcnet-node-1_default_web_uid" in removed
     assert ops.etc == {"svcnet-node-10_default_web_uid", "b-node-1"}
+
+
+def test_a_stale_journal_of_the_state_dir_is_not_taken_for_this_clusters(tmp_path: object) -> None:
+    from svcnet.cluster.owned import Journal
+    from svcnet.cluster.underlay import sweep
+
+    ops = FakeNetns()
+    ops.add_bridge(None, "lan0")  # the machine's own link
+    cfg = UnderlayConfig(state_dir=str(tmp_path))
+    theirs = Route("10.1.0.0/16", dev="lan0")
+    Journal(cfg.state_dir).made_route(theirs)  # left by an earlier run; the route went since
+    Underlay(ops, cfg).create(1)
+    ops.add_route(None, theirs)  # the same route, made later by another owner
+    sweep(ops, cfg)
+    assert theirs in ops.list_routes(None)
