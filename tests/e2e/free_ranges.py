@@ -5,13 +5,16 @@ defaults, other test sessions' clusters, the machine's own networks. Its ranges 
 none of them, or its routes shadow theirs and theirs shadow its own. So each pick reads what
 the machine routes now (every table, every address) and draws at random among the blocks of a
 pool that overlap none of it, nor svcnet's defaults (a user may start the default cluster while
-the tests run), nor a block handed out in this session and not released yet (a test's own
-cluster next to its module's). A race with another process that picks the same block between
-the pick and ``up`` makes ``up`` refuse (svcnet checks the machine again), never damage.
+the tests run), nor a block another test holds and has not released yet (a test's own cluster
+next to its module's, another session's before its ``up``): each pick holds an flock on a file
+named after the block. A process that picks without these (older tests, a user) may still take
+a block between the pick and ``up``: then ``up`` refuses (svcnet checks the machine again) and
+cluster_fixture draws again; it never damages.
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
@@ -55,7 +58,9 @@ def lb_pool(underlay: str) -> str:
     return str(list(Net(underlay).subnets(new_prefix=28))[-1])
 
 
-_HANDED_OUT: set[Net] = set()
+# Blocks handed out and not released yet, by any test process on the machine: one lock file
+# each (tmpfs, so none outlives a reboot).
+RESERVATIONS = "/run/svcnet-test-ranges"
 
 
 def _ip_json(*args: str) -> list[dict[str, object]]:
@@ -80,28 +85,44 @@ def machine_networks() -> list[Net]:
     return [n for n in nets if isinstance(n, Net) and n.prefixlen > 0]
 
 
-def _draw(pool: str, prefixlen: int, taken: list[Net]) -> Net:
+def _reserve(block: Net) -> int | None:
+    """Hold ``block`` for this process (an flock on a file named after it, which the kernel
+    releases when the process ends however it ends), or None when another holder has it."""
+    os.makedirs(RESERVATIONS, exist_ok=True)
+    fd = os.open(os.path.join(RESERVATIONS, str(block).replace("/", "_")), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _draw(pool: str, prefixlen: int, taken: list[Net], held: dict[Net, int]) -> Net:
     free = [
         b for b in Net(pool).subnets(new_prefix=prefixlen) if not any(b.overlaps(t) for t in taken)
     ]
-    if not free:
-        raise RuntimeError(f"no /{prefixlen} of {pool} is free on this machine")
-    return free[secrets.randbelow(len(free))]
+    while free:
+        block = free.pop(secrets.randbelow(len(free)))
+        if (fd := _reserve(block)) is not None:
+            held[block] = fd
+            return block
+    raise RuntimeError(f"no /{prefixlen} of {pool} is free on this machine")
 
 
 @contextmanager
 def free_ranges(pool: Pool) -> Iterator[Ranges]:
-    """Underlay, pod and Service ranges that nothing holds; released on exit."""
-    taken = [*machine_networks(), *DEFAULTS, *_HANDED_OUT]
-    underlay = _draw(pool.underlay, 24, taken)
-    pods = _draw(pool.pods, 16, [*taken, underlay])
-    services = _draw(pool.services, 16, [*taken, underlay, pods])
-    mine = {underlay, pods, services}
-    _HANDED_OUT.update(mine)
+    """Underlay, pod and Service ranges that nothing holds, reserved until exit."""
+    taken = [*machine_networks(), *DEFAULTS]
+    held: dict[Net, int] = {}
     try:
+        underlay = _draw(pool.underlay, 24, taken, held)
+        pods = _draw(pool.pods, 16, [*taken, underlay], held)
+        services = _draw(pool.services, 16, [*taken, underlay, pods], held)
         yield Ranges(str(underlay), str(pods), str(services))
     finally:
-        _HANDED_OUT.difference_update(mine)
+        for fd in held.values():
+            os.close(fd)
 
 
 def free_prefix(first: str, hex_digits: int) -> str:
