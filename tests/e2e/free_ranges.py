@@ -24,10 +24,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from svcnet.api.ranges import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_UNDERLAY_CIDR
+
 Net = ipaddress.IPv4Network
 
-# svcnet's default underlay, pod and Service ranges (the pool lies in the underlay).
-DEFAULTS = tuple(Net(c) for c in ("172.18.0.0/16", "10.244.0.0/16", "10.96.0.0/16"))
+# svcnet's default ranges (the LoadBalancer pool lies in the underlay).
+DEFAULTS = tuple(
+    Net(c) for c in (DEFAULT_UNDERLAY_CIDR, DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR)
+)
 
 
 @dataclass(frozen=True)
