@@ -62,8 +62,9 @@ def lb_pool(underlay: str) -> str:
     return str(list(Net(underlay).subnets(new_prefix=28))[-1])
 
 
-# Blocks handed out and not released yet, by any test process on the machine: one lock file
-# each (tmpfs, so none outlives a reboot).
+# Blocks handed out and not released yet, by any test process on the machine: one locked
+# file each, removed on release (tmpfs: a file left by a killed process is unlocked, and the
+# next draw of that block takes it).
 RESERVATIONS = "/run/svcnet-test-ranges"
 
 
@@ -93,13 +94,27 @@ def _reserve(block: Net) -> int | None:
     """Hold ``block`` for this process (an flock on a file named after it, which the kernel
     releases when the process ends however it ends), or None when another holder has it."""
     os.makedirs(RESERVATIONS, exist_ok=True)
-    fd = os.open(os.path.join(RESERVATIONS, str(block).replace("/", "_")), os.O_RDWR | os.O_CREAT)
+    path = _lock_path(block)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # The holder before us may have removed the file between our open and our lock: a
+        # lock on a file no longer at that path holds nothing.
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
         os.close(fd)
         return None
     return fd
+
+
+def _release(block: Net, fd: int) -> None:
+    os.unlink(_lock_path(block))  # while still locked, so no one locks the old file meanwhile
+    os.close(fd)
+
+
+def _lock_path(block: Net) -> str:
+    return os.path.join(RESERVATIONS, str(block).replace("/", "_"))
 
 
 def _draw(pool: str, prefixlen: int, taken: list[Net], held: dict[Net, int]) -> Net:
@@ -125,8 +140,8 @@ def free_ranges(pool: Pool) -> Iterator[Ranges]:
         services = _draw(pool.services, 16, [*taken, underlay, pods], held)
         yield Ranges(str(underlay), str(pods), str(services))
     finally:
-        for fd in held.values():
-            os.close(fd)
+        for block, fd in held.items():
+            _release(block, fd)
 
 
 def free_prefix(first: str, hex_digits: int) -> str:
