@@ -23,10 +23,12 @@ backend, so scaling down and up again does not reload either.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from svcnet.dataplane.haproxy_config import MAIN_FILE, HaproxyConfig, ServerSlot
+from svcnet.ingress.gateway import ERROR_500, Frontend, GatewayRule, HeaderChanges, Match
 from svcnet.ingress.model import Endpoint, PathType, RoutingModel
 
 MIN_SLOTS = 16
@@ -36,6 +38,7 @@ CRT_LIST = "crt-list"
 DEFAULT_CERT = "default.pem"
 CERT_DIR = "certs"
 NOT_FOUND_BACKEND = "svcnet_default_404"
+ERROR_BACKEND = "svcnet_gateway_500"  # a backendRef that cannot be resolved
 FREE_SLOT_ADDR = "127.0.0.1:1"  # a disabled server's address until it is given an endpoint
 
 Slots = Mapping[str, tuple[Endpoint | None, ...]]
@@ -93,9 +96,13 @@ def _server_name(i: int) -> str:
     return f"s{i + 1}"
 
 
-def render(model: RoutingModel, layout: Layout, slots: Slots) -> HaproxyConfig:
+def render(
+    model: RoutingModel, layout: Layout, slots: Slots, frontends: Sequence[Frontend] = ()
+) -> HaproxyConfig:
     vhost_ids = {v.host: f"v{i}" for i, v in enumerate(model.vhosts)}
     head = _head(model, layout, vhost_ids)
+    for fe in frontends:
+        head += gateway_frontend(fe)
     backends_full: list[str] = []
     backends_shape: list[str] = []
     servers: list[ServerSlot] = []
@@ -118,10 +125,13 @@ def render(model: RoutingModel, layout: Layout, slots: Slots) -> HaproxyConfig:
         f"backend {NOT_FOUND_BACKEND}",
         "    http-request return status 404 content-type text/plain string 'default backend - 404'",
         "",
+        f"backend {ERROR_BACKEND}",
+        "    http-request return status 500 content-type text/plain string 'backend not resolved'",
+        "",
     ]
     full = "\n".join([*head, *backends_full, *tail])
     shape = "\n".join([*head, *backends_shape, *tail])
-    files = _side_files(model, layout, vhost_ids)
+    files = _side_files(model, layout, vhost_ids, frontends)
     files[MAIN_FILE] = full.encode()
     structure = b"".join(
         name.encode() + b"\0" + (shape.encode() if name == MAIN_FILE else content) + b"\0"
@@ -131,7 +141,10 @@ def render(model: RoutingModel, layout: Layout, slots: Slots) -> HaproxyConfig:
 
 
 def _side_files(
-    model: RoutingModel, layout: Layout, vhost_ids: Mapping[str, str]
+    model: RoutingModel,
+    layout: Layout,
+    vhost_ids: Mapping[str, str],
+    frontends: Sequence[Frontend] = (),
 ) -> dict[str, bytes]:
     exact = [f"{v.host} {vhost_ids[v.host]}\n" for v in model.vhosts if v.host and not v.wildcard]
     wild = [f"{v.host[2:]} {vhost_ids[v.host]}\n" for v in model.vhosts if v.wildcard]
@@ -146,6 +159,15 @@ def _side_files(
         files[rel] = cert.pem
         crt_list.append(f"{rel} [] {' '.join(cert.hosts)}\n")
     files[CRT_LIST] = "".join(crt_list).encode()
+    for fe in frontends:
+        if not fe.tls:
+            continue
+        lines = []
+        for cert in fe.certificates:
+            rel = f"{CERT_DIR}/{cert.name}.pem"
+            files[rel] = cert.pem
+            lines.append(f"{rel} [] {' '.join(cert.hosts)}".rstrip() + "\n")
+        files[f"{fe.name}.crt-list"] = "".join(lines).encode()
     return files
 
 
@@ -218,4 +240,132 @@ def _head(model: RoutingModel, layout: Layout, vhost_ids: Mapping[str, str]) -> 
                 lines.append(f"{use} {{ path -m beg {quote(route.path + '/')} }}")
     lines.append(f"    default_backend {model.default_backend or NOT_FOUND_BACKEND}")
     lines.append("")
+    return lines
+
+
+_FORWARDED = [
+    "    http-request set-header X-Forwarded-For %[src]",
+    "    http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+    "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
+    "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+]
+
+
+def literal(text: str) -> str:
+    """A log-format argument that is ``text`` itself (``%`` is the format's escape)."""
+    return quote(text.replace("%", "%%"))
+
+
+def _match_conditions(m: Match) -> list[str]:
+    """Alternatives (OR) of ANDed ACLs that select ``m``; [""] is "always"."""
+    rest = []
+    if m.method:
+        rest.append(f"{{ method {m.method} }}")
+    for name, kind, value in m.headers:
+        how = "reg" if kind == "RegularExpression" else "str"
+        rest.append(f"{{ req.hdr({name}) -m {how} {quote(value)} }}")
+    for name, kind, value in m.query:
+        how = "reg" if kind == "RegularExpression" else "str"
+        rest.append(f"{{ urlp({name}) -m {how} {quote(value)} }}")
+    tail = " ".join(rest)
+    if m.path_type == "Exact":
+        paths = [f"{{ path -m str {quote(m.path)} }}"]
+    elif m.path_type == "RegularExpression":
+        paths = [f"{{ path -m reg {quote('^(?:' + m.path + ')$')} }}"]
+    else:
+        prefix = m.path.rstrip("/")
+        paths = (
+            [f"{{ path -m str {quote(prefix)} }}", f"{{ path -m beg {quote(prefix + '/')} }}"]
+            if prefix
+            else [""]
+        )
+    return [" ".join(w for w in (p, tail) if w) for p in paths]
+
+
+def _header_lines(phase: str, changes: HeaderChanges, cond: str) -> list[str]:
+    out = [f"    {phase} set-header {n} {literal(v)} if {cond}" for n, v in changes.set]
+    out += [f"    {phase} add-header {n} {literal(v)} if {cond}" for n, v in changes.add]
+    out += [f"    {phase} del-header {n} if {cond}" for n in changes.remove]
+    return out
+
+
+def _replace_prefix(prefix: str, value: str, cond: str) -> str:
+    p = re.escape(prefix.rstrip("/"))
+    repl = value.rstrip("/")
+    if not repl:
+        return f"    http-request replace-path {quote('^' + p + '/?(.*)$')} '/\\1' if {cond}"
+    return (
+        f"    http-request replace-path {quote('^' + p + '(.*)$')} {literal(repl)}'\\1' if {cond}"
+    )
+
+
+def _filter_lines(fe: Frontend, rule: GatewayRule, cond: str) -> list[str]:
+    f = rule.filters
+    out = _header_lines("http-request", f.request_headers, cond)
+    out += _header_lines("http-response", f.response_headers, cond)
+    change = (f.redirect.path if f.redirect else None) or (f.rewrite.path if f.rewrite else None)
+    if change is not None and change.kind == "ReplaceFullPath":
+        out.append(f"    http-request set-path {literal(change.value)} if {cond}")
+    elif change is not None:
+        out.append(_replace_prefix(rule.match.path, change.value, cond))
+    if f.rewrite and f.rewrite.hostname:
+        out.append(f"    http-request set-header Host {literal(f.rewrite.hostname)} if {cond}")
+    if f.redirect:
+        r = f.redirect
+        scheme = r.scheme or ("https" if fe.tls else "http")
+        port = r.port or (0 if r.scheme else fe.port)
+        host = literal(r.hostname) if r.hostname else "%[var(txn.host)]"
+        if port and port != {"http": 80, "https": 443}.get(scheme):
+            host += f":{port}"
+        where = "%[path]" if change is not None else "%[pathq]"
+        out.append(
+            f"    http-request redirect location {scheme}://{host}{where} code {r.status} if {cond}"
+        )
+    return out
+
+
+def gateway_frontend(fe: Frontend) -> list[str]:
+    """One Gateway port: the host, then the first rule matching (in precedence order) is
+    recorded in ``txn.rule``; its filters and backend follow from that variable alone, so a
+    header a filter changes cannot change which rule applies."""
+    bind = f"    bind :{fe.target_port}"
+    if fe.tls:
+        bind += f" ssl crt {DEFAULT_CERT} crt-list {fe.name}.crt-list alpn h2,http/1.1"
+    lines = [
+        f"frontend {fe.name}",
+        bind,
+        "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
+    ]
+    host_ids = {h: f"h{i}" for i, h in enumerate(fe.hosts)}
+    for h, hid in host_ids.items():
+        if not h:
+            test = ""
+        elif h.startswith("*."):
+            test = f" {{ var(txn.host) -m end {quote(h[1:])} }}"
+        else:
+            test = f" {{ var(txn.host) -m str {quote(h)} }}"
+        lines.append(
+            f"    http-request set-var(txn.vhost) str({hid}) if !{{ var(txn.vhost) -m found }}{test}"
+        )
+    for i, rule in enumerate(fe.rules):
+        on = f"!{{ var(txn.rule) -m found }} {{ var(txn.vhost) -m str {host_ids[rule.host]} }}"
+        for alt in _match_conditions(rule.match):
+            lines.append(f"    http-request set-var(txn.rule) str(r{i}) if {on} {alt}".rstrip())
+    lines += _FORWARDED
+    uses = []
+    for i, rule in enumerate(fe.rules):
+        cond = f"{{ var(txn.rule) -m str r{i} }}"
+        lines += _filter_lines(fe, rule, cond)
+        total = sum(b.weight for b in rule.backends)
+        if len(rule.backends) > 1:
+            lines.append(f"    http-request set-var(txn.pick) rand({total}) if {cond}")
+        upto = 0
+        for j, b in enumerate(rule.backends):
+            upto += b.weight
+            name = b.backend if b.backend != ERROR_500 else ERROR_BACKEND
+            last = j == len(rule.backends) - 1
+            pick = "" if last else f" {{ var(txn.pick) -m int lt {upto} }}"
+            uses.append(f"    use_backend {name} if {cond}{pick}")
+    lines += uses
+    lines += [f"    default_backend {NOT_FOUND_BACKEND}", ""]
     return lines

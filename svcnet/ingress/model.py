@@ -289,6 +289,16 @@ class _Backends:
         self.slices = slices
         self.built: dict[str, Backend] = {}
 
+    @classmethod
+    def of(cls, services: Iterable[ObjView], endpoint_slices: Iterable[ObjView]) -> _Backends:
+        svc_index = {(objects.namespace(s), objects.name(s)): s for s in services}
+        slice_index: dict[tuple[str, str], list[ObjView]] = {}
+        for s in endpoint_slices:
+            svc = objects.labels(s).get(SERVICE_NAME_LABEL)
+            if svc:
+                slice_index.setdefault((objects.namespace(s), svc), []).append(s)
+        return cls(svc_index, slice_index)
+
     def ref(
         self, namespace: str, backend: ObjView, source: ObjView, problems: list[Problem]
     ) -> str:
@@ -378,16 +388,10 @@ def build_model(
 ) -> RoutingModel:
     classes, default = our_classes(ingress_classes, controller)
     ours = sorted((i for i in ingresses if is_ours(i, classes, default)), key=_age_key)
-    svc_index = {(objects.namespace(s), objects.name(s)): s for s in services}
-    slice_index: dict[tuple[str, str], list[ObjView]] = {}
-    for s in endpoint_slices:
-        svc = objects.labels(s).get(SERVICE_NAME_LABEL)
-        if svc:
-            slice_index.setdefault((objects.namespace(s), svc), []).append(s)
     secret_index = {(objects.namespace(s), objects.name(s)): s for s in secrets}
 
     problems: list[Problem] = []
-    backends = _Backends(svc_index, slice_index)
+    backends = _Backends.of(services, endpoint_slices)
     routes: dict[str, dict[tuple[str, PathType], Route]] = {}
     tls_hosts: dict[str, tuple[str, str, str]] = {}  # host → (namespace, secret, ingress key)
     default_backend = ""
