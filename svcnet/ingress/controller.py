@@ -14,7 +14,16 @@ HAProxy refuses, or a failure to reach it, is retried with backoff while the las
 configuration keeps serving.
 
 GatewayClasses of ``controllerName`` ``svcnet.io/gateway-controller`` are accepted
-(:mod:`svcnet.ingress.gatewayclass`); Gateways and routes are not served yet.
+(:mod:`svcnet.ingress.gatewayclass`). Gateways of those classes and their HTTPRoutes are
+computed by :func:`svcnet.ingress.gateway.build_gateways` into HAProxy frontends of their own,
+one per listener port, bound on a pod port. Each Gateway gets its own address: a LoadBalancer
+Service in the controller's namespace (a Service selects pods of its own namespace only, so it
+cannot live in the Gateway's), labelled with the Gateway it serves, selecting the controller's
+pods as ``--publish-service`` does, each listener port mapped to that Gateway's pod port. The
+labels, not an ownerReference (which cannot cross namespaces), tie it to its Gateway; the
+controller deletes the Services of Gateways that are gone. Gateway ``status.addresses``,
+conditions and listeners, and each HTTPRoute's ``status.parents`` entry of this controller
+are written after the configuration is applied.
 
 After a successful apply the served Ingresses get ``status.loadBalancer`` from the controller's
 own LoadBalancer Service (``--publish-service``, as ingress-nginx), and each new problem of
@@ -26,14 +35,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from svcnet.api import objects
 from svcnet.api.registry import (
     ENDPOINTSLICES,
     GATEWAYCLASSES,
+    GATEWAYS,
+    HTTPROUTES,
     INGRESSCLASSES,
     INGRESSES,
+    NAMESPACES,
+    REFERENCEGRANTS,
     SECRETS,
     SERVICES,
 )
@@ -41,6 +55,14 @@ from svcnet.client.events import WARNING
 from svcnet.client.informer import FuncHandler, Informer, SharedInformerFactory
 from svcnet.client.workqueue import ShutDown, WorkQueue
 from svcnet.dataplane.haproxy import HaproxyApplier, HaproxyError
+from svcnet.ingress.gateway import (
+    GatewayModel,
+    allocate_ports,
+    build_gateways,
+    gateway_service,
+    merge_conditions,
+    service_owner,
+)
 from svcnet.ingress.gatewayclass import (
     GATEWAY_CONTROLLER_NAME,
     gateway_class_conditions,
@@ -61,7 +83,14 @@ class EventSink(Protocol):
 
 
 class StatusWriter(Protocol):
+    """The API writes of the controller: statuses, and the Services that give Gateways their
+    addresses."""
+
     async def patch(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def delete(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
 
 
 def load_balancer_status(service: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -100,8 +129,11 @@ class IngressController:
         self.queue: WorkQueue[str] = WorkQueue("ingress")
         self.informers: dict[str, Informer] = {
             rt.kind: factory.informer_for(rt)
-            for rt in (INGRESSCLASSES, INGRESSES, SERVICES, ENDPOINTSLICES, SECRETS)
-        }
+            for rt in (
+                INGRESSCLASSES, INGRESSES, SERVICES, ENDPOINTSLICES, SECRETS,
+                GATEWAYCLASSES, GATEWAYS, HTTPROUTES, REFERENCEGRANTS, NAMESPACES,
+            )
+        }  # fmt: skip
         handler = FuncHandler(
             on_add=lambda _o: self.queue.add(SYNC),
             on_update=lambda _old, _new: self.queue.add(SYNC),
@@ -109,7 +141,7 @@ class IngressController:
         )
         for informer in self.informers.values():
             informer.add_event_handler(handler)
-        self.gateway_classes = factory.informer_for(GATEWAYCLASSES)
+        self.gateway_classes = self.informers["GatewayClass"]
         self.gateway_classes.add_event_handler(
             FuncHandler(
                 on_add=lambda o: self.queue.add(GATEWAY_CLASS_KEY + objects.name(o)),
@@ -118,6 +150,7 @@ class IngressController:
         )
         self.slots: Slots = {}
         self.model: RoutingModel | None = None
+        self.gateways: GatewayModel | None = None
         self.syncs = 0
         self._reported: set[Problem] = set()
 
@@ -134,11 +167,57 @@ class IngressController:
             controller=self.controller,
         )
 
+    def _gateway_services(self) -> dict[tuple[str, str], dict[str, Any]]:
+        out = {}
+        for svc in self._list("Service"):
+            owner = service_owner(svc)
+            if owner is not None:
+                out[owner] = svc
+        return out
+
+    def compute_gateways(self, held: Mapping[tuple[str, str], Mapping[str, Any]]) -> GatewayModel:
+        gateways = self._list("Gateway")
+        taken: dict[tuple[str, str, int], int] = {}
+        addresses: dict[tuple[str, str], list[str]] = {}
+        for (ns, name), svc in held.items():
+            for p in objects.spec(svc).get("ports") or []:
+                if isinstance(p.get("targetPort"), int):
+                    taken[(ns, name, int(p["port"]))] = p["targetPort"]
+            addresses[(ns, name)] = [e["ip"] for e in load_balancer_status(svc) if "ip" in e]
+        ports = allocate_ports(
+            (
+                (objects.namespace(g), objects.name(g),
+                 [int(li.get("port") or 0) for li in objects.spec(g).get("listeners") or []])
+                for g in gateways
+            ),
+            taken,
+        )  # fmt: skip
+        return build_gateways(
+            gateway_classes=self._list("GatewayClass"),
+            gateways=gateways,
+            routes=self._list("HTTPRoute"),
+            grants=self._list("ReferenceGrant"),
+            namespaces=self._list("Namespace"),
+            services=self._list("Service"),
+            endpoint_slices=self._list("EndpointSlice"),
+            secrets=self._list("Secret"),
+            addresses=addresses,
+            target_ports=ports,
+            controller=self.gateway_controller,
+        )
+
     async def sync(self) -> None:
-        model = self.compute()
+        held = self._gateway_services()
+        gw = self.compute_gateways(held)
+        ingress_model = self.compute()
+        merged = {b.name: b for b in (*gw.backends, *ingress_model.backends)}
+        model = replace(
+            ingress_model, backends=tuple(sorted(merged.values(), key=lambda b: b.name))
+        )
         slots = assign_slots(self.slots, model)
-        result = await self.applier.apply(render(model, self.layout, slots))
-        self.slots, self.model = slots, model
+        result = await self.applier.apply(render(model, self.layout, slots, gw.frontends))
+        self.slots, self.model, self.gateways = slots, model, gw
+        await self._write_gateways(gw, held)
         self.syncs += 1
         if result.reloaded:
             log.info(
@@ -180,6 +259,78 @@ class IngressController:
                 ing_ns,
                 subresource="status",
             )
+
+    async def _write_gateways(
+        self, gw: GatewayModel, held: Mapping[tuple[str, str], Mapping[str, Any]]
+    ) -> None:
+        if self.status_client is None:
+            return
+        publish = (
+            self.informers["Service"].store.get("/".join(self.publish_service))
+            if self.publish_service
+            else None
+        )
+        # Services: one per served Gateway with its frontends' ports; the rest go.
+        for key in gw.gateway_status:
+            fronts = [f for f in gw.frontends if f.gateway == key]
+            if publish is None or not fronts:
+                continue
+            want = gateway_service(key, fronts, objects.namespace(publish),
+                                   objects.spec(publish).get("selector") or {})  # fmt: skip
+            have = held.get(key)
+            if have is None:
+                await self.status_client.create(want)
+            elif any(objects.spec(have).get(k) != want["spec"][k] for k in ("ports", "selector")):
+                await self.status_client.patch(
+                    SERVICES, objects.name(want), {"spec": want["spec"]}, "merge",
+                    objects.namespace(want),
+                )  # fmt: skip
+        for key, svc in held.items():
+            if key not in gw.gateway_status or not any(f.gateway == key for f in gw.frontends):
+                await self.status_client.delete(SERVICES, objects.name(svc), objects.namespace(svc))
+        now = now_rfc3339()
+        for (ns, name), want in gw.gateway_status.items():
+            obj = self.informers["Gateway"].store.get(f"{ns}/{name}")
+            if obj is None:
+                continue
+            have = objects.status(obj)
+            before = {li.get("name"): li for li in have.get("listeners") or []}
+            status = {
+                "addresses": want["addresses"] or None,
+                "conditions": merge_conditions(have.get("conditions") or [], want["conditions"], now),
+                "listeners": [
+                    {**li, "conditions": merge_conditions(
+                        (before.get(li["name"]) or {}).get("conditions") or [], li["conditions"], now)}
+                    for li in want["listeners"]
+                ],
+            }  # fmt: skip
+            if {k: have.get(k) for k in status} != status:
+                await self.status_client.patch(
+                    GATEWAYS, name, {"status": status}, "merge", ns, subresource="status"
+                )
+        for (ns, name), parents in gw.route_status.items():
+            obj = self.informers["HTTPRoute"].store.get(f"{ns}/{name}")
+            if obj is None:
+                continue
+            mine = self.gateway_controller
+            have_parents = objects.status(obj).get("parents") or []
+            others = [p for p in have_parents if p.get("controllerName") != mine]
+            before = {
+                repr(sorted(p.get("parentRef", {}).items())): p
+                for p in have_parents
+                if p.get("controllerName") == mine
+            }
+            ours = [
+                {**p, "conditions": merge_conditions(
+                    before.get(repr(sorted(p["parentRef"].items())), {}).get("conditions") or [],
+                    p["conditions"], now)}
+                for p in parents
+            ]  # fmt: skip
+            if others + ours != have_parents:
+                await self.status_client.patch(
+                    HTTPROUTES, name, {"status": {"parents": others + ours}}, "merge", ns,
+                    subresource="status",
+                )  # fmt: skip
 
     async def sync_gateway_class(self, name: str) -> None:
         gc = self.gateway_classes.store.get(name)

@@ -903,3 +903,54 @@ def allocate_ports(
         out[k] = nxt
         used.add(nxt)
     return out
+
+
+GATEWAY_NAMESPACE_LABEL = "gateway.svcnet.io/namespace"
+GATEWAY_NAME_LABEL = "gateway.svcnet.io/name"
+
+
+def service_owner(svc: ObjView) -> tuple[str, str] | None:
+    """The Gateway a Service was made for, from its labels."""
+    labels = objects.labels(svc)
+    ns, name = labels.get(GATEWAY_NAMESPACE_LABEL), labels.get(GATEWAY_NAME_LABEL)
+    return (ns, name) if ns and name else None
+
+
+def gateway_service_name(gateway: tuple[str, str]) -> str:
+    """``gw-<namespace>-<name>``, cut to a DNS label with a hash when too long."""
+    text = f"gw-{gateway[0]}-{gateway[1]}"
+    if len(text) <= 63:
+        return text
+    return text[:52] + "-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def gateway_service(
+    gateway: tuple[str, str],
+    frontends: Sequence[Frontend],
+    namespace: str,
+    selector: Mapping[str, str],
+) -> dict[str, Any]:
+    """The LoadBalancer Service that gives ``gateway`` its address: each listener port to the
+    pod port its frontend binds, selecting the controller's pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": gateway_service_name(gateway),
+            "namespace": namespace,
+            "labels": {GATEWAY_NAMESPACE_LABEL: gateway[0], GATEWAY_NAME_LABEL: gateway[1]},
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": dict(selector),
+            "ports": [
+                {
+                    "name": f"port-{f.port}",
+                    "port": f.port,
+                    "protocol": "TCP",
+                    "targetPort": f.target_port,
+                }
+                for f in sorted(frontends, key=lambda f: f.port)
+            ],
+        },
+    }

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from svcnet.api.registry import EVENTS
+from svcnet.api.registry import EVENTS, GATEWAYS
 from svcnet.client.events import EventRecorder
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.informer import SharedInformerFactory
@@ -23,6 +23,7 @@ from svcnet.client.rest import ApiClient
 from svcnet.dataplane.haproxy import HaproxyApplier
 from svcnet.dataplane.haproxy_fake import FakeHaproxy
 from svcnet.ingress.controller import IngressController
+from svcnet.ingress.gateway import GATEWAY_PORT_BASE
 from svcnet.testing.polling import eventually
 from tests.unit.ingress.builders import (
     endpoint_slice,
@@ -32,6 +33,7 @@ from tests.unit.ingress.builders import (
     rule,
     service,
 )
+from tests.unit.ingress.gwbuilders import gateway, http_rule, listener, ref, route
 from tests.unit.ingress.test_model import LAYOUT
 
 WEB = "default_web_80"
@@ -82,6 +84,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         recorder=recorder,
     )
     lb = service("controller", namespace="svcnet-ingress")
+    lb["spec"]["selector"] = {"app": "ingress"}
     lb["status"] = {"loadBalancer": {"ingress": [{"ip": LB_IP, "ipMode": "VIP"}]}}
     api.put(typed(lb, "Service"))
     api.put(typed(ingress_class(default=True), "IngressClass"))
@@ -171,3 +174,56 @@ async def test_our_gateway_class_is_accepted(world: World) -> None:
         "accepted", lambda: [c["reason"] for c in conditions("svcnet")] == ["Accepted"]
     )
     assert conditions("other") == []
+
+
+GW_IP = "172.18.255.8"
+
+
+async def test_a_gateway_gets_its_own_service_address_and_status(world: World) -> None:
+    gw_api = "gateway.networking.k8s.io/v1"
+    world.api.put({"apiVersion": gw_api, "kind": "GatewayClass", "metadata": {"name": "svcnet"},
+                   "spec": {"controllerName": "svcnet.io/gateway-controller"}})  # fmt: skip
+    world.api.put({"apiVersion": gw_api, "kind": "Gateway", **gateway("gw", listener("http"))})
+    world.api.put({"apiVersion": gw_api, "kind": "HTTPRoute",
+                   **route("r", http_rule(ref("web")), hostnames=["gw.example.com"])})  # fmt: skip
+    world.put(endpoint_slice("web", *ips(2)), "EndpointSlice")
+    svc_key = ("", "services", "svcnet-ingress", "gw-default-gw")
+    await world.until("the Gateway's Service", lambda: svc_key in world.api.objects)
+    svc = world.api.objects[svc_key]
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["spec"]["ports"] == [
+        {"name": "port-80", "port": 80, "protocol": "TCP", "targetPort": GATEWAY_PORT_BASE}
+    ]
+    assert svc["spec"]["selector"] == world.api.objects[
+        ("", "services", "svcnet-ingress", "controller")]["spec"]["selector"]  # fmt: skip
+    assert served(world) == ips(2)
+
+    def gw_status() -> dict[str, Any]:
+        obj = world.api.objects[("gateway.networking.k8s.io", "gateways", "default", "gw")]
+        return dict(obj.get("status") or {})
+
+    await world.until(
+        "waiting for an address",
+        lambda: (
+            [c["reason"] for c in gw_status().get("conditions", [])]
+            == ["Accepted", "AddressNotAssigned"]
+        ),
+    )
+    world.api.put({**svc, "status": {"loadBalancer": {"ingress": [{"ip": GW_IP}]}}})
+    await world.until(
+        "programmed",
+        lambda: gw_status().get("addresses") == [{"type": "IPAddress", "value": GW_IP}],
+    )
+    assert [c["reason"] for c in gw_status()["conditions"]] == ["Accepted", "Programmed"]
+    assert gw_status()["listeners"][0]["attachedRoutes"] == 1
+
+    def parents() -> list[Any]:
+        obj = world.api.objects[("gateway.networking.k8s.io", "httproutes", "default", "r")]
+        return list((obj.get("status") or {}).get("parents") or [])
+
+    await world.until("route accepted", lambda: len(parents()) == 1)
+    assert [(c["type"], c["reason"]) for c in parents()[0]["conditions"]] == [
+        ("Accepted", "Accepted"), ("ResolvedRefs", "ResolvedRefs")]  # fmt: skip
+
+    world.api.remove(GATEWAYS, "gw", "default")
+    await world.until("its Service deleted", lambda: svc_key not in world.api.objects)
