@@ -33,16 +33,17 @@ from svcnet.ingress.certs import self_signed
 from svcnet.testing.polling import eventually_sync
 
 ECHO = str(Path(__file__).with_name("ingress_echo.py"))
-BACKENDS = ("backend-api", "frontend", "exact", "prefix", "impl", "longer", "fallback", "web")
+BACKENDS = ("backend-api", "frontend", "exact", "prefix", "impl", "longer", "fallback", "web",
+            "canary")  # fmt: skip
 
 
-def backends_manifest(names: tuple[str, ...]) -> str:
+def backends_manifest(names: tuple[str, ...], namespace: str = "default") -> str:
     docs: list[dict[str, Any]] = []
     for name in names:
         labels = {"app": name}
         docs.append({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {
                 "replicas": 1, "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels}, "spec": {
@@ -62,7 +63,7 @@ def backends_manifest(names: tuple[str, ...]) -> str:
         })  # fmt: skip
         docs.append({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
         })  # fmt: skip
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
@@ -212,7 +213,7 @@ def ing(cluster: Cluster) -> Ingress:
         cluster.kubectl("rollout", "status", f"deployment/{name}", "--timeout=90s", timeout=100)
     cluster.kubectl(
         "rollout", "status", f"deployment/{INGRESS_NAME}", "-n", INGRESS_NAMESPACE,
-        "--timeout=90s", timeout=100,
+        "--timeout=240s", timeout=250,
     )  # fmt: skip
     return Ingress(cluster, address)
 
@@ -412,3 +413,168 @@ def test_gateway_class_svcnet_is_accepted(ing: Ingress) -> None:
         ),
     )
     assert gc["spec"]["controllerName"] == "svcnet.io/gateway-controller"
+
+
+# -- Gateway API ----------------------------------------------------------------------------
+
+GW_API = "gateway.networking.k8s.io/v1"
+
+
+def gateway_manifest(name: str, listeners: list[dict[str, Any]]) -> str:
+    return json.dumps({
+        "apiVersion": GW_API, "kind": "Gateway",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"gatewayClassName": "svcnet", "listeners": listeners},
+    })  # fmt: skip
+
+
+def http_route(name: str, spec: dict[str, Any], namespace: str = "default") -> str:
+    return json.dumps({
+        "apiVersion": GW_API, "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+    })  # fmt: skip
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["reason"] for c in obj.get("conditions") or []}
+
+
+@pytest.fixture(scope="module")
+def gw(ing: Ingress) -> Ingress:
+    """Gateway ``web`` (HTTP 80, HTTPS 443 for gw.example.com) at its own address."""
+    ing.cluster.apply(_secret("gw-tls", "gw.example.com"))
+    ing.cluster.apply(gateway_manifest("web", [
+        {"name": "http", "port": 80, "protocol": "HTTP"},
+        {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "gw.example.com",
+         "tls": {"certificateRefs": [{"name": "gw-tls"}]},
+         "allowedRoutes": {"namespaces": {"from": "All"}}},
+    ]))  # fmt: skip
+    obj = ing.cluster.wait_for(
+        "gateway/web", lambda o: _conditions(o.get("status", {})).get("Programmed") == "Programmed",
+        60,
+    )  # fmt: skip
+    [address] = [a["value"] for a in obj["status"]["addresses"]]
+    assert address != ing.address  # its own address from the LoadBalancer pool
+    return Ingress(ing.cluster, address)
+
+
+ROUTES = {
+    "hostnames": ["gw.example.com"],
+    "rules": [
+        {"matches": [{"path": {"type": "Exact", "value": "/exact"}}],
+         "backendRefs": [{"name": "exact", "port": 80}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+         "backendRefs": [{"name": "backend-api", "port": 80}]},
+        {"matches": [{"path": {"type": "RegularExpression", "value": "/items/[0-9]+"}}],
+         "backendRefs": [{"name": "longer", "port": 80}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/api"},
+                      "headers": [{"name": "X-Canary", "value": "yes"}]}],
+         "backendRefs": [{"name": "canary", "port": 80}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/hdr"}}],
+         "filters": [
+             {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                 "set": [{"name": "X-Route", "value": "hdr"}], "remove": ["X-Secret"]}},
+             {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                 "add": [{"name": "X-Served-By", "value": "svcnet"}]}}],
+         "backendRefs": [{"name": "web", "port": 80}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
+         "filters": [{"type": "RequestRedirect", "requestRedirect": {
+             "scheme": "https", "statusCode": 301,
+             "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/strip"}}],
+         "filters": [{"type": "URLRewrite", "urlRewrite": {
+             "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
+         "backendRefs": [{"name": "web", "port": 80}]},
+        {"backendRefs": [{"name": "fallback", "port": 80}]},
+    ],
+}  # fmt: skip
+
+
+def test_gateway_routes_matches_and_filters(gw: Ingress) -> None:
+    gw.cluster.apply(http_route("site", {"parentRefs": [{"name": "web"}], **ROUTES}))
+    gw.wait("gw.example.com", "/exact", "exact")
+    table = {
+        "/exact": "exact", "/exact/x": "fallback", "/api/v1": "backend-api", "/apix": "fallback",
+        "/items/12": "longer", "/items/x": "fallback", "/": "fallback",
+    }  # fmt: skip
+    assert {p: gw.reaches("gw.example.com", p) for p in table} == table
+    assert gw.reaches("other.example.com", "/") == "404"
+    conn = http.client.HTTPConnection(gw.address, 80, timeout=5)
+    conn.request("GET", "/api", headers={"Host": "gw.example.com", "X-Canary": "yes"})
+    assert json.loads(conn.getresponse().read())["service"] == "canary"
+    conn.request("GET", "/hdr", headers={"Host": "gw.example.com", "X-Secret": "s"})
+    resp = conn.getresponse()
+    data = json.loads(resp.read())
+    conn.close()
+    assert data["headers"]["x-route"] == "hdr" and "x-secret" not in data["headers"]
+    assert resp.getheader("X-Served-By") == "svcnet"
+    status, _, resp = gw.get("gw.example.com", "/old/a")
+    assert (status, resp.getheader("Location")) == (301, "https://gw.example.com/new/a")
+    status, data, _ = gw.get("gw.example.com", "/strip/a/b")
+    assert status == 200 and data is not None and data["path"] == "/a/b"
+    # HTTPS: the listener's certificate by SNI, the same routes.
+    assert gw.certificate_cn("gw.example.com") == "gw.example.com"
+    status, data, _ = gw.get("gw.example.com", "/api/x", tls=True)
+    assert status == 200 and data is not None and data["service"] == "backend-api"
+    route = gw.cluster.get("httproute/site")
+    [parent] = route["status"]["parents"]
+    assert _conditions(parent) == {"Accepted": "Accepted", "ResolvedRefs": "ResolvedRefs"}
+    gateway = gw.cluster.get("gateway/web")
+    assert [li["attachedRoutes"] for li in gateway["status"]["listeners"]] == [1, 1]
+
+
+def test_gateway_weighted_split_within_tolerance(gw: Ingress) -> None:
+    gw.cluster.apply(http_route("split", {
+        "parentRefs": [{"name": "web", "sectionName": "http"}], "hostnames": ["split.example.com"],
+        "rules": [{"backendRefs": [{"name": "web", "port": 80, "weight": 90},
+                                   {"name": "canary", "port": 80, "weight": 10}]}],
+    }))  # fmt: skip
+    gw.wait("split.example.com", "/", "web")
+    counts: dict[str, int] = {}
+    conn = http.client.HTTPConnection(gw.address, 80, timeout=5)
+    try:
+        for _ in range(1000):
+            conn.request("GET", "/", headers={"Host": "split.example.com"})
+            service = json.loads(conn.getresponse().read())["service"]
+            counts[service] = counts.get(service, 0) + 1
+    finally:
+        conn.close()
+    # Binomial(1000, 0.1): within 5 standard deviations (9.5 each).
+    assert set(counts) == {"web", "canary"} and 52 <= counts["canary"] <= 148, counts
+
+
+def test_cross_namespace_backend_needs_a_reference_grant(gw: Ingress) -> None:
+    gw.cluster.kubectl("create", "namespace", "shop", check=False)
+    gw.cluster.apply(backends_manifest(("shop",), namespace="shop"))
+    gw.cluster.kubectl("rollout", "status", "deployment/shop", "-n", "shop", "--timeout=90s",
+                       timeout=100)  # fmt: skip
+    gw.cluster.apply(http_route("cross", {
+        "parentRefs": [{"name": "web"}], "hostnames": ["cross.example.com"],
+        "rules": [{"backendRefs": [{"name": "shop", "namespace": "shop", "port": 80}]}],
+    }))  # fmt: skip
+    gw.cluster.wait_for(
+        "httproute/cross",
+        lambda o: [_conditions(p).get("ResolvedRefs") for p in o.get("status", {}).get("parents") or []]
+        == ["RefNotPermitted"],
+    )  # fmt: skip
+    gw.wait("cross.example.com", "/", "500")
+    gw.cluster.apply(json.dumps({
+        "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "from-default", "namespace": "shop"},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                           "namespace": "default"}],
+                 "to": [{"group": "", "kind": "Service"}]},
+    }))  # fmt: skip
+    gw.wait("cross.example.com", "/", "shop")
+
+
+def test_route_to_a_missing_parent_or_listener_says_why(gw: Ingress) -> None:
+    gw.cluster.apply(http_route("lost", {
+        "parentRefs": [{"name": "nowhere"}, {"name": "web", "sectionName": "nope"}],
+        "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
+    }))  # fmt: skip
+    obj = gw.cluster.wait_for(
+        "httproute/lost", lambda o: len(o.get("status", {}).get("parents") or []) == 2
+    )
+    assert [_conditions(p)["Accepted"] for p in obj["status"]["parents"]] == [
+        "NoMatchingParent", "NoMatchingParent"]  # fmt: skip
