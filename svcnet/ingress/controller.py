@@ -62,6 +62,7 @@ from svcnet.ingress.gateway import (
     gateway_service,
     merge_conditions,
     service_owner,
+    service_spec_patch,
 )
 from svcnet.ingress.gatewayclass import (
     GATEWAY_CONTROLLER_NAME,
@@ -280,11 +281,10 @@ class IngressController:
             have = held.get(key)
             if have is None:
                 await self.status_client.create(want)
-            elif any(objects.spec(have).get(k) != want["spec"][k] for k in ("ports", "selector")):
+            elif (patch := service_spec_patch(have, want)) is not None:
                 await self.status_client.patch(
-                    SERVICES, objects.name(want), {"spec": want["spec"]}, "merge",
-                    objects.namespace(want),
-                )  # fmt: skip
+                    SERVICES, objects.name(want), patch, "merge", objects.namespace(want)
+                )
         for key, svc in held.items():
             if key not in gw.gateway_status or not any(f.gateway == key for f in gw.frontends):
                 await self.status_client.delete(SERVICES, objects.name(svc), objects.namespace(svc))

@@ -954,3 +954,22 @@ def gateway_service(
             ],
         },
     }
+
+
+_OWN_PORT_FIELDS = ("name", "port", "protocol", "targetPort")
+
+
+def service_spec_patch(have: ObjView, want: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The spec merge patch that takes a Gateway's Service from ``have`` to ``want``, or None.
+    Only the fields this controller sets are compared; a port keeps the ``nodePort`` the API
+    server allocated (a merge patch replaces the whole list)."""
+    spec = objects.spec(have)
+    allocated = {p.get("port"): p.get("nodePort") for p in spec.get("ports") or []}
+    mine = [{k: p.get(k) for k in _OWN_PORT_FIELDS} for p in spec.get("ports") or []]
+    if mine == want["spec"]["ports"] and spec.get("selector") == want["spec"]["selector"]:
+        return None
+    ports = [
+        {**p, "nodePort": allocated[p["port"]]} if allocated.get(p["port"]) else dict(p)
+        for p in want["spec"]["ports"]
+    ]
+    return {"spec": {**want["spec"], "ports": ports}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,9 +21,11 @@ from svcnet.ingress.gateway import (
     GatewayModel,
     allocate_ports,
     build_gateways,
+    gateway_service,
     intersect,
     merge_conditions,
     select_rule,
+    service_spec_patch,
 )
 from svcnet.ingress.haproxycfg import Layout, assign_slots, render
 from svcnet.ingress.model import RoutingModel, backend_name
@@ -407,3 +410,17 @@ def test_transition_time_is_kept_while_the_status_holds() -> None:
     assert [c["lastTransitionTime"] for c in got] == ["T0", "T1"]
     flipped = merge_conditions(have, [{"type": "Accepted", "status": "False"}], "T1")
     assert flipped[0]["lastTransitionTime"] == "T1"
+
+
+def test_a_gateway_service_is_patched_only_for_what_the_controller_sets() -> None:
+    fe = Frontend("f", ("default", "gw"), 80, GATEWAY_PORT_BASE, False, (), (), ())
+    want = gateway_service(("default", "gw"), [fe], "svcnet-ingress", {"app": "ingress"})
+    served = {**want, "spec": {**want["spec"], "clusterIP": "10.96.0.9",
+              "ports": [{**want["spec"]["ports"][0], "nodePort": 31000}]}}  # fmt: skip
+    assert service_spec_patch(served, want) is None
+    moved = gateway_service(("default", "gw"), [replace(fe, target_port=GATEWAY_PORT_BASE + 1)],
+                            "svcnet-ingress", {"app": "ingress"})  # fmt: skip
+    patch = service_spec_patch(served, moved)
+    assert patch is not None
+    assert patch["spec"]["ports"] == [{"name": "port-80", "port": 80, "protocol": "TCP",
+                                       "targetPort": GATEWAY_PORT_BASE + 1, "nodePort": 31000}]  # fmt: skip
