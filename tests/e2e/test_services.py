@@ -3,8 +3,9 @@
 
 Ranges and names: see cluster_fixture (a unique cluster for this module: its own /24 underlay
 U, so node-N is U.(10+N), /16 pod and service ranges and API port). The LoadBalancer pool is
-set by the ConfigMap ``kube-system/svcnet-lb-pools`` to ONE address, U.240: ``web-lb`` takes it
-and a second LoadBalancer Service finds the pool exhausted.
+set by the ConfigMap ``kube-system/svcnet-lb-pools`` to the address the ingress add-on's Service
+already holds plus ONE more: ``web-lb`` takes that one and a second LoadBalancer Service finds the
+pool exhausted.
 
 Traffic from "a client pod" runs inside client pods pinned to each node (``svcnet exec``), with
 ``python -m svcnet.testing.loadgen`` for HTTP (one new connection per request, every failure
@@ -38,7 +39,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "services"
 PY = sys.executable  # pods run commands on the node's filesystem: the venv's python is there
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 NODES = ("node-1", "node-2")
-LB_HOST = 240  # the pool's one address: <underlay>.240
+LB_HOSTS = range(240, 255)  # the cluster's LoadBalancer pool: <underlay>.240/28
+INGRESS = ("svcnet-ingress-controller", "-n", "svcnet-ingress")
 
 
 # -- the cluster -------------------------------------------------------------------------------
@@ -252,8 +254,8 @@ def events_for(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     return [e for e in items if (e.get("involvedObject") or {}).get("name") == name]
 
 
-def lb_ip_of(cluster: Cluster, svc: str) -> str | None:
-    ingress = ((cluster.get("svc", svc).get("status") or {}).get("loadBalancer") or {}).get(
+def lb_ip_of(cluster: Cluster, *svc: str) -> str | None:
+    ingress = ((cluster.get("svc", *svc).get("status") or {}).get("loadBalancer") or {}).get(
         "ingress"
     ) or []
     return str(ingress[0]["ip"]) if ingress and ingress[0].get("ip") else None
@@ -320,13 +322,18 @@ class Tutorial:
 @pytest.fixture(scope="module")
 def tutorial(cluster: Cluster) -> Tutorial:
     """Every manifest of examples/services applied, plus clients and the extra Services."""
-    lb_ip = underlay_host(cluster, LB_HOST)
+    # The ingress add-on's Service holds a pool address from the start; the pool keeps it, so
+    # that Service is not moved, and offers exactly one other address to the test's Services.
+    ingress_ip = eventually(
+        "the ingress Service's address", lambda: lb_ip_of(cluster, *INGRESS), 60
+    )
+    lb_ip = next(ip for h in LB_HOSTS if (ip := underlay_host(cluster, h)) != ingress_ip)
     cluster.apply(
         f"""
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: svcnet-lb-pools, namespace: kube-system}}
-data: {{default: "{lb_ip}-{lb_ip}"}}
+data: {{default: "{ingress_ip}-{ingress_ip},{lb_ip}-{lb_ip}"}}
 """
     )
     for example in ("web.yaml", "backend-api.yaml", "nodeport.yaml", "externalname.yaml"):
