@@ -5,6 +5,8 @@
                                                      [--no-probe] [--rate 10]
     sudo .venv/bin/python -m bench.cluster memory [--idle 30] [--pods 10]
     sudo .venv/bin/python -m bench.cluster port-forward [--size-mib 64] [--rounds 5]
+    sudo .venv/bin/python -m bench.cluster scale [--nodes 100] [--pods 1000] [--idle 10]
+    sudo .venv/bin/python -m bench.cluster scale --proxy-memory [--nodes 3] [--services 1000,10000]
 
 Each prints its figures as JSON on the last line.
 """
@@ -39,6 +41,13 @@ def main() -> None:
     f = sub.add_parser("port-forward")
     f.add_argument("--size-mib", type=int, default=64)
     f.add_argument("--rounds", type=int, default=5)
+    s = sub.add_parser("scale")
+    s.add_argument("--nodes", type=int, default=None, help="100; 3 with --proxy-memory")
+    s.add_argument("--pods", type=int, default=1000)
+    s.add_argument("--idle", type=float, default=10.0)
+    s.add_argument("--timeout", type=float, default=300.0)
+    s.add_argument("--proxy-memory", action="store_true", help="agent RSS at N Services")
+    s.add_argument("--services", default="1000,10000")
     a = ap.parse_args()
     if a.cmd == "up-time":
         from bench.cluster import up_time
@@ -61,6 +70,17 @@ def main() -> None:
         from bench.cluster import port_forward
 
         out = port_forward.run(a.size_mib, a.rounds)
+    elif a.cmd == "scale":
+        from bench.cluster import scale
+
+        out = scale.run(
+            "proxy-memory" if a.proxy_memory else "cluster",
+            a.nodes or (3 if a.proxy_memory else 100),
+            a.pods,
+            a.idle,
+            a.timeout,
+            [int(x) for x in a.services.split(",")],
+        )
     else:
         from bench.cluster import memory
 
