@@ -151,6 +151,9 @@ async def burst(c: BenchCluster, pods: int, timeout: float) -> dict[str, Any]:
         try:
             await api.create(deployment(label, pods, probe=True))
             await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            return {"pods": pods, "ready_at_timeout": len(ready_at), "timeout_s": timeout,
+                    "load": loadavg()}  # fmt: skip
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -181,24 +184,30 @@ async def burst(c: BenchCluster, pods: int, timeout: float) -> dict[str, Any]:
     }
 
 
+def _step(out: dict[str, Any], key: str, value: Any) -> None:
+    """Record one step's figures and print them at once (a later step may fail)."""
+    out[key] = value
+    print(json.dumps({key: value}), flush=True)
+
+
 def run_cluster(nodes: int, pods: int, idle: float, timeout: float) -> dict[str, Any]:
     out: dict[str, Any] = {"nodes": nodes, "load_before": loadavg()}
     with running_cluster(nodes) as c:
-        out["up_s"] = round(c.up_seconds, 2)
-        out["api_all_ready_s"] = c.api_ready_seconds and round(c.api_ready_seconds, 2)
-        out["load_after_up"] = loadavg()
+        _step(out, "up_s", round(c.up_seconds, 2))
+        _step(out, "api_all_ready_s", c.api_ready_seconds and round(c.api_ready_seconds, 2))
+        _step(out, "load_after_up", loadavg())
 
         async def addons() -> float | None:
             async with c.api() as api:
                 return await wait_addons_ready(api, timeout=120)
 
-        out["addons_ready_wait_s"] = asyncio.run(addons())
+        _step(out, "addons_ready_wait_s", asyncio.run(addons()))
         time.sleep(idle)
-        out["idle"] = memory(c)
+        _step(out, "idle", memory(c))
         if pods:
-            out["burst"] = asyncio.run(burst(c, pods, timeout))
+            _step(out, "burst", asyncio.run(burst(c, pods, timeout)))
             time.sleep(idle)
-            out[f"with_{pods}_pods"] = memory(c)
+            _step(out, f"with_{pods}_pods", memory(c))
     return out
 
 
@@ -238,7 +247,7 @@ def run_proxy_memory(nodes: int, steps: list[int], settle: float) -> dict[str, A
     out: dict[str, Any] = {"nodes": nodes, "load_before": loadavg()}
     with running_cluster(nodes) as c:
         base = len(service_ips(c, 2))
-        out["agent_rss_mib_0"] = agent_rss(c)
+        _step(out, "agent_rss_mib_0", agent_rss(c))
         done = 0
         for n in steps:  # the objects go with the cluster
             t0 = time.monotonic()
@@ -247,12 +256,12 @@ def run_proxy_memory(nodes: int, steps: list[int], settle: float) -> dict[str, A
             waited = wait_entries(c, base + n, 900)
             done = n
             time.sleep(settle)
-            out[f"{n}"] = {
+            _step(out, f"{n}", {
                 "create_s": round(created, 1),
                 "programmed_after_create_s": round(waited, 1),
                 "agent_rss_mib": agent_rss(c),
                 "load": loadavg(),
-            }
+            })  # fmt: skip
     return out
 
 
