@@ -1,14 +1,17 @@
 """One benchmark cluster: ``svcnet up`` with unique names and ranges, ``svcnet down`` always.
 
 Every run gets its own name (``bc`` + 3 hex digits, also the prefix of its links and
-namespaces), API port, data dir and kubeconfig, and ranges no other user of this machine
-takes (underlay a /24 of 172.25.0.0/16, pods 10.130.0.0/16, services 10.131.0.0/16), so it
-runs next to other clusters. Leaving the context runs ``svcnet down`` and then checks that no
+namespaces), API port, data dir and kubeconfig, and ranges that no route of the machine
+touches when it starts (underlay a /24 of 172.25.0.0/16; pods and services a pair of /16s
+from 10.130.0.0/16 up to 10.189.0.0/16, the pods' first), so it runs next to other clusters —
+other benchmark runs and test clusters included. Leaving the context runs ``svcnet down`` and then checks that no
 network namespace named after the cluster is left: a leak fails the run loudly.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -39,6 +42,8 @@ class BenchCluster:
     kubeconfig: Path
     port: int
     underlay_cidr: str
+    pod_cidr: str = ""
+    service_cidr: str = ""
     up_seconds: float = 0.0  # wall time of `svcnet up` (it returns once every node is Ready)
     api_ready_seconds: float | None = None  # from our own poll of the API, independently
 
@@ -72,6 +77,39 @@ def _free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def _routed_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination routed in the machine's namespace (other clusters' included)."""
+    res = subprocess.run(["ip", "-j", "route", "show", "table", "all"], capture_output=True,
+                         text=True, check=False)  # fmt: skip
+    out = []
+    for r in json.loads(res.stdout or "[]"):
+        dst = str(r.get("dst", ""))
+        if dst and dst != "default" and ":" not in dst:
+            out.append(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False))
+    return out
+
+
+def _free_ranges() -> tuple[str, str, str]:
+    """(underlay /24, pod /16, service /16) that overlap no route of the machine."""
+    routed = _routed_networks()
+
+    def free(cidr: str) -> bool:
+        net = ipaddress.ip_network(cidr)
+        return not any(net.overlaps(r) for r in routed)
+
+    for _ in range(200):
+        r = secrets.randbelow(250) + 1
+        i = secrets.randbelow(30)
+        underlay, pods, services = (
+            f"172.25.{r}.0/24",
+            f"10.{130 + 2 * i}.0.0/16",
+            f"10.{131 + 2 * i}.0.0/16",
+        )
+        if free(underlay) and free(pods) and free(services):
+            return underlay, pods, services
+    raise RuntimeError("no free ranges for a benchmark cluster")
+
+
 def _all_ready(kubeconfig: Path, nodes: int) -> bool:
     if not kubeconfig.exists():
         return False
@@ -92,18 +130,18 @@ def running_cluster(
     """``keep_logs``: copy the cluster's logs there before ``svcnet down`` deletes them."""
     if os.geteuid() != 0:
         raise SystemExit("the cluster benchmarks need root (network namespaces)")
-    r = secrets.randbelow(250) + 1
+    underlay, pods, services = _free_ranges()
     name = "bc" + secrets.token_hex(2)[:3]
     base = Path(tempfile.mkdtemp(prefix=f"bench-cluster-{name}-"))
     c = BenchCluster(
         name=name, nodes=nodes, data_dir=base / "data", kubeconfig=base / "kubeconfig",
-        port=_free_port(), underlay_cidr=f"172.25.{r}.0/24",
+        port=_free_port(), underlay_cidr=underlay, pod_cidr=pods, service_cidr=services,
     )  # fmt: skip
     argv = [
         *SVCNET, "up", "--name", name, "--data-dir", str(c.data_dir), "--nodes", str(nodes),
         "--kubeconfig", str(c.kubeconfig), "--port", str(c.port),
-        "--underlay-cidr", c.underlay_cidr, "--pod-cidr", "10.130.0.0/16",
-        "--service-cidr", "10.131.0.0/16", "--lb-cidr", f"172.25.{r}.240/28",
+        "--underlay-cidr", c.underlay_cidr, "--pod-cidr", pods, "--service-cidr", services,
+        "--lb-cidr", underlay.replace(".0/24", ".240/28"),
     ]  # fmt: skip
     # Independently of `up` returning: poll the API (20 ms) for N Ready nodes.
     api_ready: list[float] = []

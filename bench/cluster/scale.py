@@ -40,8 +40,6 @@ from bench.cluster.pod_start import deployment, is_ready, wait_addons_ready
 from bench.cluster.procs import cluster_usage
 from bench.proxy.dataplane import create_services
 
-POD_PREFIX = "10.130"  # the harness's pod range, 10.130.0.0/16
-
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -251,7 +249,8 @@ def run_proxy_memory(nodes: int, steps: list[int], settle: float) -> dict[str, A
         done = 0
         for n in steps:  # the objects go with the cluster
             t0 = time.monotonic()
-            asyncio.run(create_services(c, done, n, POD_PREFIX))  # type: ignore[arg-type]
+            prefix = ".".join(c.pod_cidr.split(".")[:2])  # the run's pod /16
+            asyncio.run(create_services(c, done, n, prefix))  # type: ignore[arg-type]
             created = time.monotonic() - t0
             waited = wait_entries(c, base + n, 900)
             done = n
