@@ -69,37 +69,39 @@ def service_ips(c: BenchCluster, node: int) -> list[Any]:
     return []
 
 
-def programs(c: BenchCluster, node: int, cluster_ip: str, chain: str) -> bool:
-    """Whether node N sends the Service's ClusterIP to ``chain`` (its endpoint count)."""
-    for elem in service_ips(c, node):
-        key, verdict = elem
+def endpoint_count(c: BenchCluster, node: int, cluster_ip: str) -> int:
+    """How many endpoints node N's proxy sends the ClusterIP to (its ``svc-tcp-<N>`` chain);
+    -1 when the node does not program it."""
+    for key, verdict in service_ips(c, node):
         parts = key.get("concat") if isinstance(key, dict) else None
-        if parts and parts[0] == cluster_ip and json.dumps(verdict).find(f'"{chain}"') >= 0:
-            return True
-    return False
+        target = str(((verdict or {}).get("goto") or {}).get("target", ""))
+        if parts and parts[0] == cluster_ip and target.startswith("svc-"):
+            return int(target.rsplit("-", 1)[1])
+    return -1
 
 
 def wait_programmed_everywhere(
-    c: BenchCluster, cluster_ip: str, chain: str, timeout: float
-) -> dict[int, float]:
-    """Node → the monotonic time its proxy was first seen programming the Service."""
+    c: BenchCluster, cluster_ip: str, pods: int, timeout: float
+) -> tuple[dict[int, float], dict[int, int]]:
+    """Node → the monotonic time its proxy was first seen sending the ClusterIP to all
+    ``pods`` endpoints; and, for the nodes never seen so, the last count seen (a pod whose
+    probe fails under load leaves the endpoints for a while)."""
     todo = set(range(1, c.nodes + 1))
     seen: dict[int, float] = {}
+    last: dict[int, int] = {}
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(4) as pool:
         while todo and time.monotonic() < deadline:
             nodes = sorted(todo)
-            for node, ok in zip(
-                nodes, pool.map(lambda n: programs(c, n, cluster_ip, chain), nodes), strict=True
-            ):
-                if ok:
+            counts = pool.map(lambda n: endpoint_count(c, n, cluster_ip), nodes)
+            for node, count in zip(nodes, counts, strict=True):
+                last[node] = count
+                if count == pods:
                     seen[node] = time.monotonic()
                     todo.discard(node)
             if todo:
                 time.sleep(0.05)
-    if todo:
-        raise RuntimeError(f"{len(todo)} nodes do not program {cluster_ip} → {chain}")
-    return seen
+    return seen, {n: last[n] for n in todo}
 
 
 def memory(c: BenchCluster) -> dict[str, Any]:
@@ -159,10 +161,10 @@ async def burst(c: BenchCluster, pods: int, timeout: float) -> dict[str, Any]:
         t_ready = max(ready_at.values())
         cpu_after = cluster_usage(c.data_dir / "state")
     cluster_ip = str(svc["spec"]["clusterIP"])
-    seen = await asyncio.to_thread(
-        wait_programmed_everywhere, c, cluster_ip, f"svc-tcp-{pods}", timeout
+    seen, missing = await asyncio.to_thread(
+        wait_programmed_everywhere, c, cluster_ip, pods, timeout
     )
-    after = sorted(t - t_ready for t in seen.values())
+    after = sorted(t - t_ready for t in seen.values()) or [float("nan")]
     cpu = {
         name: round(a.cpu_s - cpu_before[name].cpu_s, 1)
         for name, a in cpu_after.items()
@@ -172,8 +174,10 @@ async def burst(c: BenchCluster, pods: int, timeout: float) -> dict[str, Any]:
         "pods": pods,
         "all_ready_s": round(t_ready - t0, 2),
         "ready_p50_s": round(percentile([t - t0 for t in ready_at.values()], 50), 2),
-        "programmed_everywhere_after_last_ready_s": round(after[-1], 2),
+        "programmed_everywhere_after_last_ready_s": None if missing else round(after[-1], 2),
         "programmed_after_last_ready_p50_s": round(percentile(after, 50), 2),
+        "nodes_programmed": len(seen),
+        "not_programmed_last_counts": sorted(missing.values()),
         "cpu_s": {
             "controlplane": cpu.get("controlplane", 0.0),
             "agents_and_pods": round(sum(v for k, v in cpu.items() if k.startswith("agent-")), 1),
