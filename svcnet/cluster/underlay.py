@@ -69,11 +69,11 @@ NODE_SYSCTLS: tuple[tuple[str, str], ...] = (
     # the proxy sends for a Service without endpoints was swallowed, leaving a UDP client to
     # time out. Leave destination-unreachable out of the rate mask (default 6168 minus 8).
     ("net.ipv4.icmp_ratemask", "6160"),
+    # Present only when br_netfilter is loaded (set_sysctls skips a key the kernel lacks);
+    # kube-proxy needs bridged pod-to-pod packets to traverse the node's nftables hooks, or a
+    # reply from a backend on the same bridge would skip the un-DNAT of a ClusterIP connection.
+    ("net.bridge.bridge-nf-call-iptables", "1"),
 )
-# Present only when br_netfilter is loaded; kube-proxy needs bridged pod-to-pod packets to
-# traverse the node's nftables hooks, or a reply from a backend on the same bridge would skip
-# the un-DNAT of a ClusterIP connection.
-OPTIONAL_NODE_SYSCTLS: tuple[tuple[str, str], ...] = (("net.bridge.bridge-nf-call-iptables", "1"),)
 
 
 class UnderlayError(Exception):
@@ -149,10 +149,10 @@ class NodeNet:
         return str(ipaddress.ip_network(self.pod_cidr).network_address + 1)
 
     def agent_argv_prefix(self) -> list[str]:
-        """How to start this node's agent: in its network namespace, NOT `ip netns exec`.
+        """How to run a command in this node's network namespace only, NOT `ip netns exec`.
 
         `ip netns exec` puts the command in a private (slave) mount namespace, and the bind
-        mounts the agent then makes for its pods under /run/netns would exist only there:
+        mounts an agent made there for its pods under /run/netns would exist only there:
         `svcnet down`, `ip netns` and every other process would see empty files. nsenter
         --net changes the network namespace only, so pod namespaces stay visible to all.
         """
@@ -367,11 +367,7 @@ class Underlay:
         ops.set_up(node.netns, "lo")
         ops.add_address(node.netns, "eth0", node.ip_cidr)
         ops.set_up(node.netns, "eth0")
-        for key, value in NODE_SYSCTLS:
-            ops.set_sysctl(node.netns, key, value)
-        for key, value in OPTIONAL_NODE_SYSCTLS:
-            if ops.get_sysctl(node.netns, key) is not None:
-                ops.set_sysctl(node.netns, key, value)
+        ops.set_sysctls(node.netns, NODE_SYSCTLS)
 
     def _sync_routes(self, dropped: list[NodeNet] | None = None) -> None:
         cfg = self.config
@@ -399,8 +395,7 @@ class Underlay:
         for node in nodes:
             for cidr in gone:
                 self.ops.delete_route(node.netns, Route(cidr, dev="eth0"))
-            for route in plan_node_routes(cfg, node, nodes):
-                self.ops.replace_route(node.netns, route)
+            self.ops.replace_routes(node.netns, plan_node_routes(cfg, node, nodes))
         self._save()
 
     def _apply_guard(self) -> None:

@@ -222,6 +222,10 @@ class FakeNetns:
         ]
         space.routes.append(route)
 
+    def replace_routes(self, ns: str | None, routes: Sequence[Route]) -> None:
+        for route in routes:
+            self.replace_route(ns, route)
+
     def delete_route(self, ns: str | None, route: Route) -> None:
         space = self._get(ns)
         space.routes = [
@@ -257,6 +261,11 @@ class FakeNetns:
     # -- sysctls and commands -----------------------------------------------------------
     def set_sysctl(self, ns: str | None, key: str, value: str) -> None:
         self._get(ns).sysctls[key] = value
+
+    def set_sysctls(self, ns: str | None, values: Sequence[tuple[str, str]]) -> None:
+        space = self._get(ns)
+        for key, value in values:  # a fake namespace has every key
+            space.sysctls[key] = value
 
     def get_sysctl(self, ns: str | None, key: str) -> str | None:
         return self._get(ns).sysctls.get(key)
