@@ -63,6 +63,7 @@ from svcnet.client.informer import (
     Informer,
     SharedInformerFactory,
     meta_namespace_key,
+    strip_managed_fields,
 )
 from svcnet.client.kubeconfig import ClientConfig, KubeconfigError, load_kubeconfig
 from svcnet.client.rest import ApiClient, ConnectionFailed
@@ -127,7 +128,9 @@ class Agent:
         self._status_changed = asyncio.Event()
         self._conditions: list[dict[str, Any]] = []
         self.recorder = EventRecorder(client, "kubelet", config.node_name)
-        self.factory = SharedInformerFactory(client)
+        # Nothing on a node reads managedFields; a 10,000-Service cluster's would cost every
+        # node megabytes.
+        self.factory = SharedInformerFactory(client, transform=strip_managed_fields)
         self.pods: Informer | None = None
         self.services: Informer | None = None
         ops = IpRoute2()

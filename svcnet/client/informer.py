@@ -256,6 +256,18 @@ class Backoff:
         self._next = self.initial
 
 
+Transform = Callable[[Obj], Obj]
+
+
+def strip_managed_fields(obj: Obj) -> Obj:
+    """client-go's TransformStripManagedFields: a cache that never reads managedFields need
+    not hold them (a third or more of a small object's JSON, per object, per process)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        del meta["managedFields"]
+    return obj
+
+
 class Informer:
     def __init__(
         self,
@@ -271,9 +283,13 @@ class Informer:
         page_size: int = 500,
         watch_timeout: tuple[int, int] = (300, 600),
         backoff: Backoff | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
         self.rt = rt
+        # Applied to every object as it arrives, before the cache or a handler sees it
+        # (client-go's SetTransform): a process keeps only what it reads.
+        self.transform = transform
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
@@ -420,6 +436,8 @@ class Informer:
         for item in items:
             item.setdefault("apiVersion", self.rt.group_version)
             item.setdefault("kind", self.rt.kind)
+        if self.transform is not None:
+            items = [self.transform(item) for item in items]
         self._replace(items, str((result.get("metadata") or {}).get("resourceVersion", "")))
 
     async def _watch(self) -> None:
@@ -439,7 +457,8 @@ class Informer:
             # Any event is proof of health: the next failure starts from a short backoff.
             self.backoff.reset()
             if event.type != "BOOKMARK":
-                self._apply(event.type, event.object)
+                obj = event.object
+                self._apply(event.type, obj if self.transform is None else self.transform(obj))
             events += 1
             rv = event.resource_version
             if rv:
@@ -503,8 +522,10 @@ class SharedInformerFactory:
         default_resync: float | None = None,
         namespace: str | None = None,
         clock: Clock = REAL_CLOCK,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
+        self.transform = transform  # given to every informer made here
         self.default_resync = default_resync
         self.namespace = namespace
         self.clock = clock
@@ -535,6 +556,7 @@ class SharedInformerFactory:
                 field_selector=field_selector,
                 resync_period=resync_period if resync_period is not None else self.default_resync,
                 clock=self.clock,
+                transform=self.transform,
             )
             self._informers[key] = informer
         if indexers:

@@ -25,6 +25,7 @@ from svcnet.client.informer import (
     index_by_node_name,
     meta_namespace_key,
     split_key,
+    strip_managed_fields,
 )
 from svcnet.client.rest import ApiClient
 
@@ -336,3 +337,24 @@ async def test_wait_until_seen_returns_once_the_cache_has_our_write(
     assert inf.has_seen(rv)
     assert inf.store.get("default/mine") is not None
     assert not inf.has_seen(str(int(rv) + 1))
+
+
+async def test_a_factory_transform_strips_managed_fields_from_listed_and_watched_objects(
+    client: ApiClient, fake: FakeApiServer, running: Any
+) -> None:
+    fields = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
+    fake.put({**pod("listed"), "metadata": {**pod("listed")["metadata"], "managedFields": fields}})
+    inf = SharedInformerFactory(client, transform=strip_managed_fields).informer_for(PODS)
+    seen: list[dict[str, Any]] = []
+    inf.add_event_handler(FuncHandler(on_add=seen.append, on_update=lambda _o, n: seen.append(n)))
+    running(inf)
+    await inf.wait_for_sync()
+    await until(lambda: bool(fake.watchers))
+    watched = pod("watched")
+    watched["metadata"]["managedFields"] = fields
+    watched["metadata"]["labels"] = {"kept": "yes"}
+    fake.put(watched)
+    await until(lambda: len(seen) == 2)
+    for obj in [*seen, *inf.store.list()]:
+        assert "managedFields" not in obj["metadata"]
+    assert inf.store.get("default/watched")["metadata"]["labels"] == {"kept": "yes"}
