@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from svcnet.agent import netgate
 from svcnet.agent.containers import BackoffPolicy
 from svcnet.agent.images import ensure_bin_dir
 from svcnet.agent.node_status import (
@@ -263,6 +264,7 @@ class Agent:
             node_resolv=node_resolv,
             services=self._services,
             backoff=self.config.backoff,
+            network_gate=netgate.gate(self.ident.name),
         )
 
     async def _pod_loop(self, ctx: NodeContext) -> None:

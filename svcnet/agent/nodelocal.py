@@ -17,14 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from svcnet.agent import netgate
 from svcnet.agent.lbannounce import default_announcer
+from svcnet.api.errors import ApiError
+from svcnet.api.registry import NODES
+from svcnet.api.wellknown import NETPOL_PROGRAMMED_ANNOTATION
 from svcnet.client.informer import SharedInformerFactory
-from svcnet.client.rest import ApiClient
+from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.dataplane.conntrack import ConntrackExecutor
 from svcnet.dataplane.netns import IpRoute2
 from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.netpol.rules import NetpolConfig
 from svcnet.netpol.runner import NetpolRunner
+from svcnet.netpol.syncer import Syncer
 from svcnet.proxy.rules import ProxyConfig
 from svcnet.proxy.runner import ProxyRunner, node_addresses
 
@@ -54,11 +59,49 @@ async def run_proxy(client: ApiClient, factory: SharedInformerFactory, node_name
 
 
 async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_name: str) -> None:
-    """NetworkPolicy for this node's pods: nft table ``ip svcnet-netpol`` in its namespace."""
-    del client  # reads pods, namespaces and policies from the shared informers only
-    runner = NetpolRunner(factory, NetpolConfig(node_name=node_name), NftExecutor())
-    log.info("NetworkPolicy for %s starting", node_name)
-    await runner.run()
+    """NetworkPolicy for this node's pods: nft table ``ip svcnet-netpol`` in its namespace.
+
+    The node's pod block is closed but for the pods a sync knows; new pods wait for it at the
+    :mod:`~svcnet.agent.netgate`. What is programmed is reported on the Node (see
+    :func:`report_programmed`).
+    """
+    pod_cidr, _ = await _node_pod_cidr(client, node_name)
+    runner = NetpolRunner(
+        factory, NetpolConfig(node_name=node_name, pod_cidr=pod_cidr), NftExecutor()
+    )
+    unregister = netgate.gate(node_name).register(
+        lambda pod, ips: runner.admit(pod, ips)  # type: ignore[arg-type]
+    )
+    log.info("NetworkPolicy for %s starting (pod block %s)", node_name, pod_cidr)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(runner.run(), name="netpol")
+            tg.create_task(
+                report_programmed(client, node_name, runner.syncer), name="netpol-report"
+            )
+    finally:
+        unregister()
+
+
+async def report_programmed(client: ApiClient, node_name: str, syncer: Syncer) -> None:
+    """Keep the Node's :data:`NETPOL_PROGRAMMED_ANNOTATION` at the syncer's programmed revision.
+
+    An annotation, not a condition: the agent's status writer owns ``status.conditions`` and
+    replaces the list on every heartbeat, while a merge patch of one annotation touches
+    nothing else; and a revision, not a boolean, so a client that created a policy knows when
+    every node enforces it (each node's value reaches the policy's resourceVersion). Writes
+    are coalesced: one PATCH in flight, carrying the latest value.
+    """
+    reported = -1
+    while True:
+        value = await syncer.next_programmed(reported)
+        patch = {"metadata": {"annotations": {NETPOL_PROGRAMMED_ANNOTATION: str(value)}}}
+        try:
+            await client.patch(NODES, node_name, patch)
+            reported = value
+        except (ApiError, ConnectionFailed) as e:
+            log.warning("reporting netpol revision %d on %s: %s", value, node_name, e)
+            await asyncio.sleep(POD_CIDR_POLL)
 
 
 async def run_lb_announcer(

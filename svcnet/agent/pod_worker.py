@@ -40,6 +40,7 @@ from svcnet.agent.envvars import (
     referenced_objects,
 )
 from svcnet.agent.images import ResolvedCommand, resolve_command
+from svcnet.agent.netgate import PodNetworkGate
 from svcnet.agent.pod_status import (
     ContainerFacts,
     PodFacts,
@@ -94,6 +95,7 @@ class NodeContext:
     node_resolv: str
     services: Callable[[], list[dict[str, Any]]]
     backoff: BackoffPolicy | None = None
+    network_gate: PodNetworkGate | None = None
 
 
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,6 +310,8 @@ class PodWorker:
         while not self._terminate.is_set():
             try:
                 self.sandbox = await self.ctx.sandboxes.create(self.sandbox_spec)
+                if self.ctx.network_gate is not None:
+                    await self.ctx.network_gate.admit(self.pod, self.sandbox.pod_ips)
                 # No status write of its own: the pod IP goes out with the containers' start
                 # (a few ms later, each path of _run marks the status dirty), one PATCH less
                 # per pod — as kubelet reports the sandbox's IP with the next pod sync.

@@ -40,6 +40,8 @@ LB_CLASS = "svcnet.io/lb"
 LB_IPS_ANNOTATION = "metallb.universe.tf/loadBalancerIPs"
 LB_POOL_ANNOTATION = "metallb.universe.tf/ip-allocated-from-pool"
 LB_ANNOUNCE_ANNOTATION = "svcnet.io/announcing-node"
+# On a Node: every NetworkPolicy change up to this resourceVersion is enforced by its kernel.
+NETPOL_PROGRAMMED_ANNOTATION = "svcnet.io/netpol-programmed-revision"
 """The node whose agent answers ARP for a LoadBalancer address (written by the controller)."""
 
 # -- any object ---------------------------------------------------------------------------

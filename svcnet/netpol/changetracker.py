@@ -45,16 +45,40 @@ class ChangeTracker:
         self._namespaces: dict[str, NamespaceInfo] = {}
         self._policies: dict[PolicyKey, PolicyInfo] = {}
         self._pending: dict[ObjectKey, Projection] = {}  # key -> projection at last drain
+        # Pods the agent wired on this node, by key: (uid, address), until the API shows them.
+        self._admitted: dict[PodKey, tuple[str, str]] = {}
+        # The highest resourceVersion of a NetworkPolicy event recorded, and as of the last drain.
+        self.policy_revision = 0
+        self.drained_policy_revision = 0
 
     # --- recording (called by informer handlers) ----------------------------------------------
 
     def upsert_pod(self, obj: ObjView) -> None:
         key = pod_key(obj)
         info = pod_info(obj)
+        admitted = self._admitted.get(key)
+        if admitted is not None:
+            uid, ip = admitted
+            if objects.uid(obj) != uid:
+                del self._admitted[key]  # a new pod of the same name
+            elif info is not None:
+                if info.ip == ip:
+                    del self._admitted[key]  # the API has caught up with the agent
+            elif _running(obj):
+                # A status written before the sandbox (no address yet) must not forget a pod
+                # that is already wired: the address stays known until the API shows it.
+                info = pod_info(_with_ip(obj, ip))
         self._record(("pod", key), self._pods, key, info)
+
+    def admit_pod(self, obj: ObjView, ip: str) -> None:
+        """A pod of this node about to run with ``ip``, before its status says so."""
+        key = pod_key(obj)
+        self._admitted[key] = (objects.uid(obj), ip)
+        self._record(("pod", key), self._pods, key, pod_info(_with_ip(obj, ip)))
 
     def delete_pod(self, obj: ObjView) -> None:
         key = pod_key(obj)
+        self._admitted.pop(key, None)
         self._record(("pod", key), self._pods, key, None)
 
     def upsert_namespace(self, obj: ObjView) -> None:
@@ -67,11 +91,18 @@ class ChangeTracker:
 
     def upsert_policy(self, obj: ObjView) -> None:
         key = policy_key(obj)
+        self._seen_policy(obj)
         self._record(("policy", key), self._policies, key, policy_info(obj))
 
     def delete_policy(self, obj: ObjView) -> None:
         key = policy_key(obj)
+        self._seen_policy(obj)
         self._record(("policy", key), self._policies, key, None)
+
+    def _seen_policy(self, obj: ObjView) -> None:
+        rv = str(objects.meta(obj).get("resourceVersion") or "")
+        if rv.isdigit():
+            self.policy_revision = max(self.policy_revision, int(rv))
 
     def _record(self, okey: ObjectKey, table: dict[Any, Any], key: Any, value: Projection) -> None:
         before = table.get(key)
@@ -98,9 +129,20 @@ class ChangeTracker:
         }
         out = {k: Change(prev, current[k[0]](k[1])) for k, prev in self._pending.items()}
         self._pending.clear()
+        self.drained_policy_revision = self.policy_revision
         return out
 
     def compile(self, node: str) -> Compiled:
         return compile_policies(
             node, self._policies.values(), self._pods.values(), self._namespaces.values()
         )
+
+
+def _running(obj: ObjView) -> bool:
+    return objects.status(obj).get("phase") not in ("Succeeded", "Failed")
+
+
+def _with_ip(obj: ObjView, ip: str) -> dict[str, Any]:
+    out = dict(obj)
+    out["status"] = {**objects.status(obj), "podIP": ip, "podIPs": [{"ip": ip}]}
+    return out

@@ -107,6 +107,9 @@ class Compiled:
     policies: Mapping[tuple[Direction, PolicyKey], CompiledPolicy]
     # (direction, namespace) -> the policies of that namespace with that type, sorted
     by_namespace: Mapping[tuple[Direction, str], tuple[PolicyKey, ...]]
+    # Every local pod address the compile saw: the node closes any other address of its pod
+    # block (a pod wired before its rules exist), see :func:`svcnet.netpol.rules.desired_state`.
+    local: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,4 +351,5 @@ def compile_policies(
         isolated,
         compiled,
         {k: tuple(v) for k, v in by_ns.items()},
+        frozenset(p.ip for p in idx.pods if p.node == node),
     )

@@ -76,6 +76,7 @@ POD_MAPS: Mapping[Direction, str] = {
     Direction.EGRESS: "egress-pods",
     Direction.INGRESS: "ingress-pods",
 }
+LOCAL_PODS = "local-pods"
 _SHORT = {Direction.INGRESS: "in", Direction.EGRESS: "eg"}
 # The pod's own address, and the peer's, per direction.
 _POD_FIELD = {Direction.INGRESS: Field.IP_DADDR, Direction.EGRESS: Field.IP_SADDR}
@@ -94,6 +95,9 @@ _MAX_ID = 200
 @dataclass(frozen=True, slots=True)
 class NetpolConfig:
     node_name: str
+    # The node's pod block: an address in it that no compile has seen as a local pod is closed
+    # both ways (see :func:`desired_state`); empty: no such rule (unit tests of policies alone).
+    pod_cidr: str = ""
     family: str = FAMILY
     table: str = TABLE
 
@@ -174,16 +178,30 @@ def _rule_rules(
     return out
 
 
-def desired_state(compiled: Compiled) -> Desired:
-    """The table that enforces ``compiled``. Policies selecting no local pod get nothing."""
+def desired_state(compiled: Compiled, pod_cidr: str = "") -> Desired:
+    """The table that enforces ``compiled``. Policies selecting no local pod get nothing.
+
+    With ``pod_cidr`` (the node's pod block), an address of that block that is not a local pod
+    of ``compiled`` is dropped both ways: a pod whose sandbox was wired before a sync saw it
+    is closed, whatever policies its namespace will turn out to have (fail-closed). The agent
+    waits for the sync that knows a new pod before starting its containers, so a pod in an
+    open namespace is open by the time it runs.
+    """
     chains: dict[str, tuple[BaseChain | None, tuple[Rule, ...]]] = {}
     sets: dict[str, tuple[SetSpec, frozenset[Element]]] = {}
+    if pod_cidr:
+        sets[LOCAL_PODS] = (_ADDRESSES, frozenset(Element((ip,)) for ip in compiled.local))
     for d in Direction:
         base = FORWARD_EGRESS if d is Direction.EGRESS else FORWARD_INGRESS
+        closed: tuple[Rule, ...] = ()
+        if pod_cidr:
+            pod = _POD_FIELD[d]
+            closed = (rule(Cmp(pod, pod_cidr), SetLookup((pod,), LOCAL_PODS, negate=True), DROP),)
         chains[base] = (
             BASE_CHAINS[base],
             (
                 rule(_ESTABLISHED, ACCEPT),
+                *closed,
                 rule(VmapLookup((_POD_FIELD[d],), POD_MAPS[d])),
             ),
         )

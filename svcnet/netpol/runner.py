@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from svcnet.api.objects import ObjView
@@ -72,6 +72,14 @@ class NetpolRunner:
             record(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj)
 
         return handler
+
+    async def admit(self, pod: ObjView, pod_ips: Sequence[str]) -> None:
+        """A pod of this node wired with ``pod_ips``: returns once its rules are in the kernel."""
+        ipv4 = [ip for ip in pod_ips if ":" not in ip]
+        if not ipv4:
+            return
+        self.tracker.admit_pod(pod, ipv4[0])
+        await self.syncer.wait_applied()
 
     async def run(self) -> None:
         """Run until cancelled: informers, then the first full sync, then the sync loop."""

@@ -11,6 +11,7 @@ then the table is rebuilt, atomically. The compiled model of the last successful
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +81,31 @@ class Syncer(SyncLoop[SyncResult]):
         self.compiled: Compiled | None = None
         self._last_full = float("-inf")
         self._last_check = float("-inf")
+        self._drains = 0  # syncs that drained the tracker
+        self._applied_drain = 0  # the latest of them whose result is in the kernel
+        self._applied = asyncio.Event()
+        # Every NetworkPolicy event up to this resourceVersion is in the kernel.
+        self.programmed_revision = 0
+
+    async def wait_applied(self) -> None:
+        """Return once a sync that drained the tracker after this call is in the kernel:
+        whatever was recorded before the call is then enforced."""
+        target = self._drains + 1
+        self.request()
+        while self._applied_drain < target:
+            await self._applied.wait()
+
+    async def next_programmed(self, last: int) -> int:
+        """Wait until :attr:`programmed_revision` differs from ``last``; return it."""
+        while self.programmed_revision == last:
+            await self._applied.wait()
+        return self.programmed_revision
+
+    def _mark_applied(self, drain: int) -> None:
+        self._applied_drain = drain
+        self.programmed_revision = self.tracker.drained_policy_revision
+        self._applied.set()
+        self._applied = asyncio.Event()
 
     def request_full(self) -> None:
         self.state = None
@@ -97,12 +123,15 @@ class Syncer(SyncLoop[SyncResult]):
         if self.state is not None and start - self._last_full >= self.full_sync_period:
             self.state = None
         changes = len(self.tracker.drain())
+        self._drains += 1
+        drain = self._drains
         full = self.state is None
         if not full and not changes:
+            self._mark_applied(drain)  # the kernel already holds everything drained
             return SyncResult(False, True, 0, 0.0)
         with paused_gc():
             compiled = self.tracker.compile(self.cfg.node_name)
-            desired = desired_state(compiled)
+            desired = desired_state(compiled, self.cfg.pod_cidr)
         try:
             tx: Transaction | None = None
             if not full:
@@ -128,6 +157,7 @@ class Syncer(SyncLoop[SyncResult]):
             return result
         assert tx is not None
         self.state, self.compiled = desired, compiled
+        self._mark_applied(drain)
         result = SyncResult(full, True, len(tx), self.clock.monotonic() - start, changes)
         self._record(result)
         return result
