@@ -67,7 +67,10 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
     """
     pod_cidr, _ = await _node_pod_cidr(client, node_name)
     runner = NetpolRunner(
-        factory, NetpolConfig(node_name=node_name, pod_cidr=pod_cidr), NftExecutor()
+        factory,
+        NetpolConfig(node_name=node_name, pod_cidr=pod_cidr),
+        NftExecutor(),
+        conntrack=ConntrackExecutor(),
     )
     unregister = netgate.gate(node_name).register(
         lambda pod, ips: runner.admit(pod, ips)  # type: ignore[arg-type]

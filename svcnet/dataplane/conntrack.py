@@ -18,12 +18,15 @@ class ConntrackError(Exception):
 
 @dataclass(frozen=True, slots=True, order=True)
 class FlowFilter:
-    """Entries to delete: protocol, original destination, and optionally the DNAT target."""
+    """Entries to delete: protocol, original destination, and optionally the DNAT target and
+    the original source (one connection, with every field)."""
 
-    proto: str  # "udp" or "sctp"
+    proto: str  # "tcp", "udp" or "sctp"
     orig_dst: str
     orig_dport: int | None = None
     dnat_to: str | None = None
+    orig_src: str | None = None
+    orig_sport: int | None = None
 
     def argv(self) -> list[str]:
         args = ["-D", "-p", self.proto, "--orig-dst", self.orig_dst]
@@ -31,11 +34,68 @@ class FlowFilter:
             args += ["--orig-port-dst", str(self.orig_dport)]
         if self.dnat_to is not None:
             args += ["--dst-nat", self.dnat_to]
+        if self.orig_src is not None:
+            args += ["--orig-src", self.orig_src]
+        if self.orig_sport is not None:
+            args += ["--orig-port-src", str(self.orig_sport)]
         return args
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Entry:
+    """One conntrack entry: the original direction and the reply's source (the DNAT target)."""
+
+    proto: str
+    orig_src: str
+    orig_dst: str
+    orig_sport: int
+    orig_dport: int
+    reply_src: str
+    reply_sport: int
+
+    def filter(self) -> FlowFilter:
+        """What deletes this entry alone."""
+        return FlowFilter(
+            self.proto,
+            self.orig_dst,
+            self.orig_dport,
+            orig_src=self.orig_src,
+            orig_sport=self.orig_sport,
+        )
+
+
+def parse_entries(text: str) -> list[Entry]:
+    """``conntrack -L`` lines (TCP, UDP, SCTP; others skipped): the first src/dst/sport/dport
+    are the original direction, the second the reply."""
+    out: list[Entry] = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] not in ("tcp", "udp", "sctp"):
+            continue
+        fields: dict[str, list[str]] = {}
+        for w in words:
+            key, eq, value = w.partition("=")
+            if eq:
+                fields.setdefault(key, []).append(value)
+        try:
+            (osrc, rsrc), (odst, _), (osport, rsport), (odport, _) = (
+                fields["src"][:2],
+                fields["dst"][:2],
+                fields["sport"][:2],
+                fields["dport"][:2],
+            )
+            out.append(Entry(words[0], osrc, odst, int(osport), int(odport), rsrc, int(rsport)))
+        except (KeyError, ValueError):
+            continue
+    return out
 
 
 class Conntrack(Protocol):
     async def delete(self, flows: list[FlowFilter]) -> None: ...
+
+
+class ConntrackLister(Protocol):
+    async def list(self) -> list[Entry]: ...
 
 
 class ConntrackExecutor:
@@ -62,10 +122,43 @@ class ConntrackExecutor:
             ):
                 raise ConntrackError(err.decode(errors="replace").strip())
 
+    async def list(self) -> list[Entry]:
+        """Every TCP, UDP and SCTP entry of the namespace."""
+        import asyncio
+
+        argv = [self.conntrack, "-L"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise ConntrackError(err.decode(errors="replace").strip())
+        return parse_entries(out.decode(errors="replace"))
+
 
 @dataclass
 class FakeConntrack:
+    """Entries as a list; ``delete`` removes those matching a filter and records the filter."""
+
     deleted: list[FlowFilter] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
 
     async def delete(self, flows: list[FlowFilter]) -> None:
         self.deleted.extend(flows)
+        self.entries = [e for e in self.entries if not any(_matches(f, e) for f in flows)]
+
+    async def list(self) -> list[Entry]:
+        return list(self.entries)
+
+
+def _matches(f: FlowFilter, e: Entry) -> bool:
+    return (
+        f.proto == e.proto
+        and f.orig_dst == e.orig_dst
+        and f.orig_dport in (None, e.orig_dport)
+        and f.dnat_to in (None, e.reply_src)
+        and f.orig_src in (None, e.orig_src)
+        and f.orig_sport in (None, e.orig_sport)
+    )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from svcnet.dataplane.conntrack import Conntrack, ConntrackError, ConntrackLister
 from svcnet.dataplane.nft import NftError, Transaction
 from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.compiler import Compiled
@@ -29,11 +30,16 @@ from svcnet.netpol.rules import (
     desired_state,
     expected_chains,
 )
+from svcnet.netpol.stale import denied_entries, narrowed
 from svcnet.util.clock import REAL_CLOCK, Clock
 from svcnet.util.gctune import paused_gc
 from svcnet.util.syncloop import SyncLoop
 
 log = logging.getLogger(__name__)
+
+
+class ConntrackOps(Conntrack, ConntrackLister, Protocol):
+    pass
 
 
 class NftApplier(Protocol):
@@ -65,6 +71,7 @@ class Syncer(SyncLoop[SyncResult]):
         full_sync_period: float = 3600.0,
         retry_interval: float = 1.0,
         on_sync: Callable[[SyncResult], None] | None = None,
+        conntrack: ConntrackOps | None = None,
     ) -> None:
         super().__init__(
             clock=clock,
@@ -77,6 +84,7 @@ class Syncer(SyncLoop[SyncResult]):
         self.tracker = tracker
         self.nft = nft
         self.full_sync_period = full_sync_period
+        self.conntrack = conntrack
         self.state: Desired | None = None  # None: the next sync is a full one
         self.compiled: Compiled | None = None
         self._last_full = float("-inf")
@@ -156,11 +164,28 @@ class Syncer(SyncLoop[SyncResult]):
             self._record(result)
             return result
         assert tx is not None
+        await self._flush_denied(compiled)
         self.state, self.compiled = desired, compiled
         self._mark_applied(drain)
         result = SyncResult(full, True, len(tx), self.clock.monotonic() - start, changes)
         self._record(result)
         return result
+
+    async def _flush_denied(self, compiled: Compiled) -> None:
+        """Delete the conntrack entries of connections the new rules deny (see :mod:`stale`),
+        before the sync counts as programmed."""
+        if self.conntrack is None:
+            return
+        pods = narrowed(self.compiled, compiled)
+        if not any(pods.values()):
+            return
+        try:
+            stale = denied_entries(compiled, pods, await self.conntrack.list())
+            if stale:
+                await self.conntrack.delete([e.filter() for e in stale])
+        except ConntrackError as e:
+            # The rules are in: new connections are judged; only old ones may linger.
+            log.warning("netpol: deleting denied conntrack entries: %s", e)
 
     async def cleanup(self) -> None:
         """Delete the table (it owns it: nothing else lives there)."""

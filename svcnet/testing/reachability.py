@@ -13,10 +13,13 @@ round.
 
 from __future__ import annotations
 
+import errno
 import json
+import select
 import socket
 import sys
 import threading
+import time
 
 
 def probe_tcp(addr: str, port: int, timeout: float) -> str:
@@ -65,8 +68,41 @@ def probe(targets: list[str], timeout: float) -> dict[str, str]:
     return out
 
 
+def watch(addrs: list[str], port: int, seconds: float, timeout: float) -> dict[str, list[float]]:
+    """TCP-connect every address again and again for ``seconds``, all of a round at once;
+    address -> the (wall-clock) start times of the attempts it answered, by accepting or by
+    refusing: a packet that reached the pod's own kernel."""
+    answered: dict[str, list[float]] = {a: [] for a in addrs}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.time()
+        pending: dict[socket.socket, str] = {}
+        for a in addrs:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((a, port))
+            pending[s] = a
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            _, ready, _ = select.select([], list(pending), [], deadline - time.monotonic())
+            for s in ready:
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err in (0, errno.ECONNREFUSED):
+                    answered[pending[s]].append(started)
+                s.close()
+                del pending[s]
+        for s in pending:
+            s.close()
+    return answered
+
+
 def main(argv: list[str]) -> int:
     timeout = 1.0
+    if argv[:1] == ["--watch"]:  # --watch SECONDS PORT ADDR...: see watch()
+        print("watching", flush=True)
+        result = watch(argv[3:], int(argv[2]), float(argv[1]), 0.2)
+        print(json.dumps(result, sort_keys=True))
+        return 0
     if argv[:1] == ["--timeout"]:
         timeout, argv = float(argv[1]), argv[2:]
     print(json.dumps(probe(argv, timeout), sort_keys=True))

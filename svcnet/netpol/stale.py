@@ -1,0 +1,78 @@
+"""Which conntrack entries a NetworkPolicy sync makes stale (pure).
+
+The table accepts ``ct state established,related`` before any policy, so a connection allowed
+once would outlive a deny. After a sync that may have narrowed what a local pod allows (its
+isolation or a policy selecting it changed), the node's entries of that pod are judged again
+against the new compiled model, and those it denies are deleted: their next packet is then
+judged as a new connection, and dropped. Allowed connections keep their entries.
+
+An entry's local pod, per direction: for ingress the reply's source (the destination after
+DNAT, so a connection through a Service is judged against the pod behind it), for egress the
+original source; the port is the reply's source port (the destination port after DNAT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol as Structural
+from typing import TypeVar
+
+from svcnet.netpol.compiler import Compiled, CompiledPolicy, judge
+from svcnet.netpol.model import Direction, Protocol
+
+Signature = tuple[CompiledPolicy, ...]
+
+
+class Entry(Structural):
+    """What is read of a conntrack entry (:class:`svcnet.dataplane.conntrack.Entry`, which
+    this pure module does not import: the dataplane module runs the tool)."""
+
+    @property
+    def proto(self) -> str: ...
+    @property
+    def orig_src(self) -> str: ...
+    @property
+    def reply_src(self) -> str: ...
+    @property
+    def reply_sport(self) -> int: ...
+
+
+E = TypeVar("E", bound=Entry)
+
+
+def _signatures(compiled: Compiled, d: Direction) -> Mapping[str, Signature]:
+    out: dict[str, list[CompiledPolicy]] = {}
+    for (direction, _), pol in compiled.policies.items():
+        if direction is d:
+            for ip in pol.targets:
+                out.setdefault(ip, []).append(pol)
+    return {ip: tuple(p) for ip, p in out.items()}
+
+
+def narrowed(old: Compiled | None, new: Compiled) -> dict[Direction, frozenset[str]]:
+    """Local pods isolated by ``new`` whose policies differ from ``old``'s, per direction."""
+    out: dict[Direction, frozenset[str]] = {}
+    for d in Direction:
+        before = _signatures(old, d) if old is not None else {}
+        after = _signatures(new, d)
+        out[d] = frozenset(ip for ip in new.isolated[d] if after.get(ip, ()) != before.get(ip, ()))
+    return out
+
+
+def denied_entries(
+    new: Compiled, pods: Mapping[Direction, frozenset[str]], entries: Iterable[E]
+) -> list[E]:
+    """The entries of ``pods`` (as :func:`narrowed` gives them) that ``new`` denies."""
+    out: list[E] = []
+    for e in entries:
+        proto = Protocol(e.proto)
+        if e.reply_src in pods[Direction.INGRESS]:
+            j = judge(new, Direction.INGRESS, e.reply_src, e.orig_src, proto, e.reply_sport)
+            if not j.allowed:
+                out.append(e)
+                continue
+        if e.orig_src in pods[Direction.EGRESS]:
+            j = judge(new, Direction.EGRESS, e.orig_src, e.reply_src, proto, e.reply_sport)
+            if not j.allowed:
+                out.append(e)
+    return out
