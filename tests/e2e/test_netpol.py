@@ -191,6 +191,18 @@ def expect_matrix(
     # The compiled model the nodes run gives the verdict of every probed cell.
     computed = computed_matrix(m.c, proto, port)
     assert computed == got, f"model and probes disagree: {sorted(computed ^ got)}"
+    # So does `svcnet policy matrix`, which the user runs.
+    shown = cli_matrix(m.c, proto, port)
+    assert shown == got, f"svcnet policy matrix and probes disagree: {sorted(shown ^ got)}"
+
+
+def cli_matrix(c: Cluster, proto: str, port: int, *extra: str) -> set[tuple[str, str]]:
+    res = c.svcnet(
+        "policy", "matrix", *c.cluster_args(), *(a for ns in NAMESPACES for a in ("-n", ns)),
+        "--port", str(port), "--protocol", proto, "-o", "json", *extra, timeout=180,
+    )  # fmt: skip
+    cells = json.loads(res.stdout)["cells"]
+    return {(cell["from"], cell["to"]) for cell in cells if cell["allowed"]}
 
 
 def computed_matrix(c: Cluster, proto: str, port: int) -> set[tuple[str, str]]:
@@ -354,6 +366,30 @@ def test_matrix(
         policies(policy.replace("{pod_cidr}", cluster.pod_cidr).replace("{node2_cidr}", node2))
     for i, (proto, port, expect) in enumerate(probes):
         expect_matrix(matrix, expect, proto, port, settle=SETTLE if i == 0 else 5)
+
+
+def test_policy_matrix_probe_marks_no_disagreement(
+    matrix: Matrix, policies: Callable[[str], None], cluster: Cluster
+) -> None:
+    """`svcnet policy matrix --probe` probes every cell itself; exit code 0: no cell disagrees."""
+    policies(netpol("deny-ingress", "podSelector: {}\npolicyTypes: [Ingress]"))
+    expect_matrix(matrix, lambda s, d: ns_of(d) != "x")
+    res = cluster.svcnet(
+        "policy", "matrix", *cluster.cluster_args(), "-n", "x", "-n", "y", "--port", "80",
+        "--probe", "-o", "json", timeout=180,
+    )  # fmt: skip
+    cells = json.loads(res.stdout)["cells"]
+    assert len(cells) == 36
+    assert all(c["probed"] == c["allowed"] for c in cells)
+    assert {(c["from"], c["to"]) for c in cells if c["allowed"]} == {
+        (s, d) for s in PODS[:6] for d in PODS[:6] if s == d or ns_of(d) != "x"
+    }
+    table = cluster.svcnet(
+        "policy", "matrix", *cluster.cluster_args(), "-n", "x", "--port", "80", "--probe",
+        timeout=180,
+    )  # fmt: skip
+    assert "x/a" in table.stdout and "✓" in table.stdout
+    assert "✓!" not in table.stdout and "✗!" not in table.stdout
 
 
 def test_deny_all_keeps_pods_ready(
@@ -535,6 +571,19 @@ def test_seed_policies_give_the_reachability_the_seed_describes(
             "--from", "production/frontend", "--to", "production/backend-api:8080/TCP",
         )  # fmt: skip
         assert "allowed by production/backend-allow-from-frontend-only ingress[0]" in ok.stdout
+        # Through the Service, per backend, on the port DNAT sends it to.
+        via = cluster.svcnet(
+            "policy", "explain", *cluster.cluster_args(),
+            "--from", "production/worker", "--to-service", "production/backend-api:80",
+            check=False,
+        )  # fmt: skip
+        assert via.returncode == 1, via.stdout + via.stderr
+        assert "production/backend-api (" in via.stdout and ":8080/TCP: DROPPED" in via.stdout
+        via_ok = cluster.svcnet(
+            "policy", "explain", *cluster.cluster_args(),
+            "--from", "production/frontend", "--to-service", "production/backend-api:80",
+        )  # fmt: skip
+        assert "allowed by production/backend-allow-from-frontend-only ingress[0]" in via_ok.stdout
         # The backend is not isolated for egress, the frontend not for ingress.
         frontend = ips["production/frontend"]
         assert ("production/worker", "frontend") in reach({"frontend": frontend}, 8080)

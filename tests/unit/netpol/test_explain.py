@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from svcnet.netpol.explain import UnknownPodError, explain, render
+from svcnet.netpol.explain import (
+    Backend,
+    Cluster,
+    UnknownPodError,
+    UnknownServicePortError,
+    explain,
+    explanation_json,
+    render,
+    service_backends,
+)
 from svcnet.netpol.model import (
     PodKey,
     Protocol,
@@ -129,3 +138,61 @@ def test_cli_refuses_bad_endpoints(text: str, with_port: bool) -> None:
 
     with pytest.raises(click.BadParameter):
         parse_endpoint(text, with_port)
+
+
+def test_matrix_is_every_pair_judged_as_explain_does() -> None:
+    objs = layout()
+    cluster = Cluster(
+        [policy_info(DENY)],
+        [p for p in (pod_info(o) for o in objs if o["kind"] == "Pod") if p is not None],
+        [namespace_info(o) for o in objs if o["kind"] == "Namespace"],
+    )
+    keys = sorted(cluster.pods)
+    cells = cluster.matrix(keys, keys, Protocol.TCP, 80)
+    assert len(cells) == 81
+    allowed = {(str(c.src.key), str(c.dst.key)) for c in cells if c.allowed}
+    assert allowed == {
+        (str(s), str(d))
+        for s in keys
+        for d in keys
+        if s == d or "x" not in (s.namespace, d.namespace)
+    }
+    assert explanation_json(cells[0])["from"] == str(keys[0])
+
+
+SERVICE = {
+    "metadata": {"name": "web", "namespace": "x"},
+    "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "serve-80-tcp"}]},
+}
+
+
+def slice_(ready: bool | None, port_name: str = "http") -> dict[str, Any]:
+    cond = {} if ready is None else {"ready": ready}
+    return {
+        "ports": [{"name": port_name, "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["10.244.1.10"], "conditions": cond,
+             "targetRef": {"kind": "Pod", "name": "a", "namespace": "x"}},
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("port", "slices", "backends"),
+    [
+        ("80", [slice_(True)], [Backend(PodKey("x", "a"), 8080, Protocol.TCP)]),
+        ("http", [slice_(None)], [Backend(PodKey("x", "a"), 8080, Protocol.TCP)]),
+        ("80", [slice_(False)], []),
+        ("80", [slice_(True, "other")], []),
+    ],
+    ids=["by-number", "by-name", "unready", "other-port"],
+)
+def test_service_backends_are_the_slices_endpoints_on_their_port(
+    port: str, slices: list[dict[str, Any]], backends: list[Backend]
+) -> None:
+    assert service_backends(SERVICE, slices, port) == backends
+
+
+def test_unknown_service_port_is_an_error() -> None:
+    with pytest.raises(UnknownServicePortError, match="has no port 81"):
+        service_backends(SERVICE, [], "81")
