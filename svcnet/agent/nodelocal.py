@@ -20,8 +20,10 @@ import logging
 from svcnet.agent import netgate
 from svcnet.agent.lbannounce import default_announcer
 from svcnet.api.errors import ApiError
+from svcnet.api.objects import ObjView
 from svcnet.api.registry import NODES
 from svcnet.api.wellknown import NETPOL_PROGRAMMED_ANNOTATION
+from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.dataplane.conntrack import ConntrackExecutor
@@ -66,10 +68,22 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
     :func:`report_programmed`).
     """
     pod_cidr, _ = await _node_pod_cidr(client, node_name)
+    recorder = EventRecorder(client, "svcnet-netpol", node_name)
+
+    def unreadable(policy: ObjView, why: str) -> None:
+        recorder.event(
+            policy,
+            WARNING,
+            "FailedToProgram",
+            f"node {node_name} cannot program this policy ({why}): every pod of its namespace "
+            "stays closed for its policy types",
+        )
+
     runner = NetpolRunner(
         factory,
         NetpolConfig(node_name=node_name, pod_cidr=pod_cidr),
         NftExecutor(),
+        on_unreadable=unreadable,
         conntrack=ConntrackExecutor(),
     )
     unregister = netgate.gate(node_name).register(
@@ -79,6 +93,7 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(runner.run(), name="netpol")
+            tg.create_task(recorder.run(), name="netpol-events")
             tg.create_task(
                 report_programmed(client, node_name, runner.syncer), name="netpol-report"
             )

@@ -89,10 +89,12 @@ class ChangeTracker:
         name = objects.name(obj)
         self._record(("namespace", name), self._namespaces, name, None)
 
-    def upsert_policy(self, obj: ObjView) -> None:
+    def upsert_policy(self, obj: ObjView) -> PolicyInfo:
         key = policy_key(obj)
         self._seen_policy(obj)
-        self._record(("policy", key), self._policies, key, policy_info(obj))
+        info = policy_info(obj)
+        self._record(("policy", key), self._policies, key, info)
+        return info
 
     def delete_policy(self, obj: ObjView) -> None:
         key = policy_key(obj)

@@ -143,6 +143,7 @@ class PolicyInfo:
     pod_selector: LabelSelector
     ingress: tuple[PolicyRule, ...] | None  # None: the policy does not isolate for ingress
     egress: tuple[PolicyRule, ...] | None
+    error: str = ""  # why the policy could not be read (it then closes its namespace)
 
     def rules(self, direction: Direction) -> tuple[PolicyRule, ...] | None:
         return self.ingress if direction is Direction.INGRESS else self.egress
@@ -249,10 +250,11 @@ def policy_info(obj: ObjView) -> PolicyInfo:
             _rules(spec.get("ingress"), "from") if "Ingress" in types else None,
             _rules(spec.get("egress"), "to") if "Egress" in types else None,
         )
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError) as e:
         return PolicyInfo(
             policy_key(obj),
             LabelSelector.everything(),
             () if "Ingress" in types else None,
             () if "Egress" in types else None,
+            error=str(e) or type(e).__name__,
         )

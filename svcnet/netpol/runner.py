@@ -29,17 +29,20 @@ class NetpolRunner:
         factory: SharedInformerFactory,
         cfg: NetpolConfig,
         nft: NftApplier,
+        *,
+        on_unreadable: Callable[[ObjView, str], None] | None = None,
         **syncer_options: Any,
     ) -> None:
         self.factory = factory
         self.tracker = ChangeTracker()
         self.syncer = Syncer(cfg, self.tracker, nft, **syncer_options)
+        self.on_unreadable = on_unreadable
         t = self.tracker
         self._informers = []
         for rt, upsert, delete in (
             (PODS, t.upsert_pod, t.delete_pod),
             (NAMESPACES, t.upsert_namespace, t.delete_namespace),
-            (NETWORKPOLICIES, t.upsert_policy, t.delete_policy),
+            (NETWORKPOLICIES, self._upsert_policy, t.delete_policy),
         ):
             informer = factory.informer_for(rt)
             informer.add_event_handler(
@@ -50,6 +53,13 @@ class NetpolRunner:
                 )
             )
             self._informers.append(informer)
+
+    def _upsert_policy(self, obj: ObjView) -> None:
+        """A policy the compiler cannot read closes its namespace (see
+        :func:`~svcnet.netpol.model.policy_info`); ``on_unreadable`` is told why."""
+        info = self.tracker.upsert_policy(obj)
+        if info.error and self.on_unreadable is not None:
+            self.on_unreadable(obj, info.error)
 
     def _recorded(self, fn: Callable[[ObjView], None]) -> Callable[[ObjView], None]:
         def handler(obj: ObjView) -> None:

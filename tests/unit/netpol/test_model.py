@@ -116,3 +116,4 @@ def test_a_policy_the_compiler_cannot_read_closes_its_namespace(ingress: Any) ->
     info = policy_info(policy("bad", podSelector={"matchLabels": {"pod": "a"}}, ingress=ingress))
     assert info.pod_selector.empty
     assert info.ingress == ()
+    assert info.error

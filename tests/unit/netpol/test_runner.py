@@ -79,3 +79,37 @@ async def test_policies_pods_and_namespaces_from_the_api_reach_the_table(
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+async def test_a_policy_the_compiler_cannot_read_closes_the_namespace_and_says_why(
+    fake: FakeApiServer,
+) -> None:
+    for obj in layout():
+        fake.put(obj)
+    # The fake API server stores what the real one would refuse (an invalid CIDR).
+    fake.put(
+        policy(
+            "bad",
+            podSelector={"matchLabels": {"pod": "b"}},
+            ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}],
+        )
+    )
+    told: list[tuple[str, str]] = []
+    nft = FakeNft()
+    async with ApiClient(ClientConfig(server=fake.url, token=TOKEN)) as client:
+        runner = NetpolRunner(
+            SharedInformerFactory(client),
+            NetpolConfig("node-1"),
+            nft,
+            on_unreadable=lambda obj, why: told.append((obj["metadata"]["name"], why)),
+            min_interval=0.0,
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            # x/a is closed although the policy selects only pod b: its whole namespace is.
+            await eventually(lambda: verdict(nft, pod_ip("y", "b")) is Result.DROP)
+            assert told and told[0] == ("bad", "'33' is not a valid netmask")
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
