@@ -18,26 +18,30 @@ class ConntrackError(Exception):
 
 @dataclass(frozen=True, slots=True, order=True)
 class FlowFilter:
-    """Entries to delete: protocol, original destination, and optionally the DNAT target and
-    the original source (one connection, with every field)."""
+    """Entries to delete: protocol, original destination, and optionally the DNAT target; or
+    by the original source and the reply's source and port (every connection of one client to
+    one DNAT target, whatever address it was sent to)."""
 
     proto: str  # "tcp", "udp" or "sctp"
-    orig_dst: str
+    orig_dst: str | None = None
     orig_dport: int | None = None
     dnat_to: str | None = None
     orig_src: str | None = None
-    orig_sport: int | None = None
+    reply_src: str | None = None
+    reply_sport: int | None = None
 
     def argv(self) -> list[str]:
-        args = ["-D", "-p", self.proto, "--orig-dst", self.orig_dst]
-        if self.orig_dport is not None:
-            args += ["--orig-port-dst", str(self.orig_dport)]
-        if self.dnat_to is not None:
-            args += ["--dst-nat", self.dnat_to]
-        if self.orig_src is not None:
-            args += ["--orig-src", self.orig_src]
-        if self.orig_sport is not None:
-            args += ["--orig-port-src", str(self.orig_sport)]
+        args = ["-D", "-p", self.proto]
+        for flag, value in (
+            ("--orig-dst", self.orig_dst),
+            ("--orig-port-dst", self.orig_dport),
+            ("--dst-nat", self.dnat_to),
+            ("--orig-src", self.orig_src),
+            ("--reply-src", self.reply_src),
+            ("--reply-port-src", self.reply_sport),
+        ):
+            if value is not None:
+                args += [flag, str(value)]
         return args
 
 
@@ -54,13 +58,14 @@ class Entry:
     reply_sport: int
 
     def filter(self) -> FlowFilter:
-        """What deletes this entry alone."""
+        """What deletes every entry from this client to this DNAT target and port: one
+        ``conntrack -D`` for all of them (a client opening connections in a loop leaves
+        thousands, which NetworkPolicy judges alike)."""
         return FlowFilter(
             self.proto,
-            self.orig_dst,
-            self.orig_dport,
             orig_src=self.orig_src,
-            orig_sport=self.orig_sport,
+            reply_src=self.reply_src,
+            reply_sport=self.reply_sport,
         )
 
 
@@ -156,9 +161,10 @@ class FakeConntrack:
 def _matches(f: FlowFilter, e: Entry) -> bool:
     return (
         f.proto == e.proto
-        and f.orig_dst == e.orig_dst
+        and f.orig_dst in (None, e.orig_dst)
         and f.orig_dport in (None, e.orig_dport)
         and f.dnat_to in (None, e.reply_src)
         and f.orig_src in (None, e.orig_src)
-        and f.orig_sport in (None, e.orig_sport)
+        and f.reply_src in (None, e.reply_src)
+        and f.reply_sport in (None, e.reply_sport)
     )

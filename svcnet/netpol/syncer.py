@@ -182,7 +182,7 @@ class Syncer(SyncLoop[SyncResult]):
         try:
             stale = denied_entries(compiled, pods, await self.conntrack.list())
             if stale:
-                await self.conntrack.delete([e.filter() for e in stale])
+                await self.conntrack.delete(sorted({e.filter() for e in stale}))
         except ConntrackError as e:
             # The rules are in: new connections are judged; only old ones may linger.
             log.warning("netpol: deleting denied conntrack entries: %s", e)

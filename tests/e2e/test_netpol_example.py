@@ -85,11 +85,13 @@ def test_worker_is_dropped_and_explain_names_the_isolating_policies(cluster: Clu
 
 def test_every_pod_reaches_the_cluster_dns_and_nothing_else_outside(cluster: Cluster) -> None:
     dns_pods = cluster.get("pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]
+    dns = cluster.get("service", "kube-dns", "-n", "kube-system")["spec"]["clusterIP"]
+    api = cluster.get("service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
     for app in ("frontend", "worker", "backend-api"):
-        assert connects(cluster, app, "10.96.0.10:53") == "ok", app
+        assert connects(cluster, app, f"{dns}:53") == "ok", app
         # The DNS pods' other ports, and the API server's Service, are not allowed.
         assert connects(cluster, app, f"{dns_pods[0]['status']['podIP']}:8181") == "timeout"
-        assert connects(cluster, app, "10.96.0.1:443") == "timeout"
+        assert connects(cluster, app, f"{api}:443") == "timeout"
 
 
 def test_matrix_probe_agrees_with_the_model(cluster: Cluster) -> None:

@@ -81,7 +81,19 @@ def wait_programmed(c: Cluster, revision: int) -> None:
         ]
         return len(values) == len(PROBERS) and min(values) >= revision
 
-    c.wait_for("nodes", done, 60)
+    try:
+        c.wait_for("nodes", done, 60)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nagent logs (netpol):\n{netpol_log(c)}") from None
+
+
+def netpol_log(c: Cluster) -> str:
+    lines = []
+    for f in sorted((c.data_dir / "logs").glob("*")):
+        if f.is_file():
+            lines += [f"{f.name}: {x}" for x in f.read_text(errors="replace").splitlines()
+                      if "netpol" in x or "Traceback" in x or "Error" in x]  # fmt: skip
+    return "\n".join(lines[-60:])
 
 
 def create_policy(c: Cluster, manifest: str) -> int:
@@ -98,6 +110,11 @@ class Watch:
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=c.env())
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "watching"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def result(self) -> dict[str, list[float]]:
         out, _ = self.proc.communicate(timeout=120)
@@ -133,10 +150,11 @@ def test_new_pod_in_default_deny_namespace_never_answers(
 ) -> None:
     c = cluster
     c.apply(namespace(ns))
+    watches: list[Watch] = []
     try:
         if denied:
             wait_programmed(c, create_policy(c, deny_ingress(ns)))
-        watches = [Watch(c, p, 25, free_addresses(c, "node-1")) for p in PROBERS]
+        watches += [Watch(c, p, 25, free_addresses(c, "node-1")) for p in PROBERS]
         c.apply(server(ns, "new", "node-1"))
         ip = wait_ready(c, ns, "new")
         answered = {p: w.result()[ip] for p, w in zip(PROBERS, watches, strict=True)}
@@ -145,6 +163,8 @@ def test_new_pod_in_default_deny_namespace_never_answers(
         else:
             assert all(answered.values()), answered
     finally:
+        for w in watches:
+            w.stop()
         c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
@@ -152,10 +172,11 @@ def test_deny_under_traffic_lets_nothing_through_once_programmed(cluster: Cluste
     c = cluster
     ns = "fc-traffic"
     c.apply(namespace(ns))
+    watches: list[Watch] = []
     try:
         c.apply(server(ns, "srv", "node-1"))
         ip = wait_ready(c, ns, "srv")
-        watches = [Watch(c, p, 12, [ip]) for p in PROBERS]
+        watches += [Watch(c, p, 12, [ip]) for p in PROBERS]
         time.sleep(3)
         revision = create_policy(c, deny_ingress(ns))
         wait_programmed(c, revision)
@@ -166,4 +187,6 @@ def test_deny_under_traffic_lets_nothing_through_once_programmed(cluster: Cluste
             late = [t - programmed for t in starts if t > programmed]
             assert not late, f"{p}: connections through after programmed: {late}"
     finally:
+        for w in watches:
+            w.stop()
         c.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -6,7 +6,7 @@ Fixture ranges: see ``builders``; 10.96.0.5 a ClusterIP DNATed to x/a.
 
 from __future__ import annotations
 
-from svcnet.dataplane.conntrack import Entry, FakeConntrack, parse_entries
+from svcnet.dataplane.conntrack import Entry, FakeConntrack, FlowFilter, parse_entries
 from svcnet.dataplane.nft_fake import FakeNft
 from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.model import Direction
@@ -78,3 +78,15 @@ async def test_syncer_deletes_denied_entries_of_a_new_deny() -> None:
     t.upsert_policy(ALLOW_FROM_B)
     await s.sync()
     assert ct.entries == [entry(B, A), entry(YC, B)]
+
+
+async def test_one_filter_deletes_every_connection_of_a_client_to_a_target_port() -> None:
+    t = tracker_with()
+    loop = [Entry("tcp", YC, A, sport, 80, A, 80) for sport in range(40000, 40100)]
+    ct = FakeConntrack(entries=[*loop, entry(B, A)])
+    s = Syncer(NetpolConfig("node-1"), t, FakeNft(), clock=FakeClock(), conntrack=ct)
+    await s.sync()
+    t.upsert_policy(ALLOW_FROM_B)
+    await s.sync()
+    assert ct.entries == [entry(B, A)]
+    assert ct.deleted == [FlowFilter("tcp", orig_src=YC, reply_src=A, reply_sport=80)]
