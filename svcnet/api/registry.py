@@ -143,6 +143,11 @@ REPLICASETS = ResourceType(
 STATEFULSETS = ResourceType(
     "apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",), subresources=_WORKLOAD
 )
+DAEMONSETS = ResourceType(
+    "apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",), subresources=_STATUS
+)
+# batch/v1
+JOBS = ResourceType("batch", "v1", "Job", "jobs", True, (), ("all",), subresources=_STATUS)
 # networking.k8s.io/v1
 INGRESSES = ResourceType(
     "networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), subresources=_STATUS
@@ -175,7 +180,8 @@ LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
 RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS,
     ENDPOINTSLICES,
-    DEPLOYMENTS, REPLICASETS, STATEFULSETS,
+    DEPLOYMENTS, REPLICASETS, STATEFULSETS, DAEMONSETS,
+    JOBS,
     INGRESSES, INGRESSCLASSES, NETWORKPOLICIES,
     GATEWAYCLASSES, GATEWAYS, HTTPROUTES, REFERENCEGRANTS,
     LEASES,

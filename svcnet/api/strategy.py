@@ -34,6 +34,7 @@ from svcnet.api.meta import name_validator_for, validate_object_meta, validate_o
 from svcnet.api.objects import Obj
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.api.validation import apps as apps_v
+from svcnet.api.validation import batch as batch_v
 from svcnet.api.validation import core as core_v
 from svcnet.api.validation import discovery as discovery_v
 from svcnet.api.validation import gateway as gateway_v
@@ -489,6 +490,17 @@ class StatefulSetStrategy(Strategy):
         return {"replicas": 0, "availableReplicas": 0}
 
 
+class DaemonSetStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        # The non-omitempty fields of DaemonSetStatus.
+        return {
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }
+
+
 class IngressStrategy(Strategy):
     def initial_status(self, obj: Obj) -> Obj | None:
         return {"loadBalancer": {}}
@@ -530,6 +542,8 @@ _TRACKS_GENERATION = frozenset(
         "Deployment",
         "ReplicaSet",
         "StatefulSet",
+        "DaemonSet",
+        "Job",
         "Ingress",
         "IngressClass",
         "NetworkPolicy",
@@ -554,6 +568,8 @@ _VALIDATORS: dict[str, Validator] = {
     "Deployment": apps_v.validate_deployment,
     "ReplicaSet": apps_v.validate_replica_set,
     "StatefulSet": apps_v.validate_stateful_set,
+    "DaemonSet": apps_v.validate_daemon_set,
+    "Job": batch_v.validate_job,
     "Ingress": networking_v.validate_ingress,
     "IngressClass": networking_v.validate_ingress_class,
     "NetworkPolicy": networking_v.validate_network_policy,
@@ -574,6 +590,8 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "Deployment": apps_v.validate_deployment_update,
     "ReplicaSet": apps_v.validate_replica_set_update,
     "StatefulSet": apps_v.validate_stateful_set_update,
+    "DaemonSet": apps_v.validate_daemon_set_update,
+    "Job": batch_v.validate_job_update,
     "IngressClass": networking_v.validate_ingress_class_update,
     "GatewayClass": gateway_v.validate_gateway_class_update,
 }
@@ -585,6 +603,8 @@ _STATUS_VALIDATORS: dict[str, Validator] = {
     "Deployment": apps_v.validate_workload_status,
     "ReplicaSet": apps_v.validate_workload_status,
     "StatefulSet": apps_v.validate_workload_status,
+    "DaemonSet": apps_v.validate_daemon_set_status,
+    "Job": batch_v.validate_job_status,
 }
 
 _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
@@ -598,6 +618,7 @@ _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
     "Deployment": DeploymentStrategy,
     "ReplicaSet": ReplicaSetStrategy,
     "StatefulSet": StatefulSetStrategy,
+    "DaemonSet": DaemonSetStrategy,
     "Ingress": IngressStrategy,
     "GatewayClass": GatewayClassStrategy,
     "Gateway": GatewayStrategy,

@@ -379,6 +379,70 @@ def _statefulset_row(obj: ObjView, now: datetime.datetime) -> Row:
     ]
 
 
+def _daemonset_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
+    names, images = _containers(obj)
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector")
+    return [
+        meta.get("name", ""),
+        int(status.get("desiredNumberScheduled", 0)),
+        int(status.get("currentNumberScheduled", 0)),
+        int(status.get("numberReady", 0)),
+        int(status.get("updatedNumberScheduled", 0)),
+        int(status.get("numberAvailable", 0)),
+        format_labels(node_selector),
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        format_label_selector(spec.get("selector")),
+    ]
+
+
+def _job_condition(status: Mapping[str, Any], type_: str) -> bool:
+    return any(
+        c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+
+
+def _job_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
+    names, images = _containers(obj)
+    succeeded = int(status.get("succeeded") or 0)
+    parallelism = spec.get("parallelism")
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif parallelism is not None and parallelism > 1:
+        completions = f"{succeeded}/1 of {parallelism}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    took = ""
+    if start is not None:
+        took = human_duration((end or now) - start)
+    if _job_condition(status, "Complete"):
+        state = "Complete"
+    elif _job_condition(status, "Failed"):
+        state = "Failed"
+    elif meta.get("deletionTimestamp"):
+        state = "Terminating"
+    elif _job_condition(status, "Suspended"):
+        state = "Suspended"
+    elif _job_condition(status, "FailureTarget"):
+        state = "FailureTarget"
+    else:
+        state = "Running"
+    return [
+        meta.get("name", ""),
+        state,
+        completions,
+        took,
+        age(meta.get("creationTimestamp"), now),
+        names,
+        images,
+        format_label_selector(spec.get("selector")),
+    ]
+
+
 def _ingress_row(obj: ObjView, now: datetime.datetime) -> Row:
     meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
@@ -628,6 +692,35 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
     ("apps", "StatefulSet"): (
         (NAME, _c("Ready"), AGE, _w("Containers"), _w("Images")),
         _statefulset_row,
+    ),
+    ("apps", "DaemonSet"): (
+        (
+            NAME,
+            _c("Desired", "integer"),
+            _c("Current", "integer"),
+            _c("Ready", "integer"),
+            _c("Up-to-date", "integer"),
+            _c("Available", "integer"),
+            _c("Node Selector"),
+            AGE,
+            _w("Containers"),
+            _w("Images"),
+            _w("Selector"),
+        ),
+        _daemonset_row,
+    ),
+    ("batch", "Job"): (
+        (
+            NAME,
+            _c("Status"),
+            _c("Completions"),
+            _c("Duration"),
+            AGE,
+            _w("Containers"),
+            _w("Images"),
+            _w("Selector"),
+        ),
+        _job_row,
     ),
     ("networking.k8s.io", "Ingress"): (
         (NAME, _c("Class"), _c("Hosts"), _c("Address"), _c("Ports"), AGE),

@@ -81,6 +81,6 @@ async def run(
             for name, component in components.items():
                 tg.create_task(component.run(), name=name)
             log.info(
-                "controllers started: %s, replicaset, deployment, statefulset",
+                "controllers started: %s, replicaset, deployment, statefulset, daemonset, job",
                 ", ".join(components),
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.defaults import apps, core, gateway, networking
+from svcnet.api.defaults import apps, batch, core, gateway, networking
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -24,6 +24,8 @@ DEFAULTERS: dict[str, Defaulter] = {
     "Deployment": apps.default_deployment,
     "ReplicaSet": apps.default_replica_set,
     "StatefulSet": apps.default_stateful_set,
+    "DaemonSet": apps.default_daemon_set,
+    "Job": batch.default_job,
     "NetworkPolicy": networking.default_network_policy,
     "Ingress": networking.default_ingress,
     "Gateway": gateway.default_gateway,

@@ -60,3 +60,17 @@ def default_stateful_set(sts: Obj) -> None:
             claim_spec = _obj(claim, "spec")
             claim_spec.setdefault("volumeMode", "Filesystem")
     default_pod_template(spec.get("template"))
+
+
+def default_daemon_set(ds: Obj) -> None:
+    spec = _obj(ds, "spec")
+    strategy = _obj(spec, "updateStrategy")
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = _obj(strategy, "rollingUpdate")
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    default_pod_template(spec.get("template"))

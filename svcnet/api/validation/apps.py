@@ -240,6 +240,84 @@ def validate_stateful_set_update(new: Obj, old: Obj) -> list[FieldError]:
     return errors
 
 
+def _validate_daemon_set_strategy(strategy: Any) -> list[FieldError]:
+    """``ValidateDaemonSetUpdateStrategy`` and ``ValidateRollingUpdateDaemonSet``."""
+    s = mapping(strategy)
+    path = "spec.updateStrategy"
+    strategy_type = s.get("type")
+    if strategy_type == "OnDelete":
+        return []
+    if strategy_type != "RollingUpdate":
+        shown = GoValue(s, f'apps.DaemonSetUpdateStrategy{{Type:"{strategy_type or ""}"}}')
+        return [not_supported(path, shown, ["RollingUpdate", "OnDelete"])]
+    rolling = s.get("rollingUpdate")
+    if rolling is None:
+        return [required(f"{path}.rollingUpdate")]
+    r = mapping(rolling)
+    path += ".rollingUpdate"
+    max_unavailable, max_surge = r.get("maxUnavailable"), r.get("maxSurge")
+    errors = _int_or_percent(f"{path}.maxUnavailable", max_unavailable)
+    errors.extend(_int_or_percent(f"{path}.maxSurge", max_surge))
+    for field, value in (("maxUnavailable", max_unavailable), ("maxSurge", max_surge)):
+        if isinstance(value, str) and _int_or_percent_value(value) > 100:
+            errors.append(invalid(f"{path}.{field}", value, "must not be greater than 100%"))
+    has_unavailable = _int_or_percent_value(max_unavailable) != 0
+    has_surge = _int_or_percent_value(max_surge) != 0
+    if has_unavailable and has_surge:
+        errors.append(
+            invalid(f"{path}.maxSurge", max_surge, "may not be set when maxUnavailable is non-zero")
+        )
+    elif not has_unavailable and not has_surge:
+        errors.append(required(f"{path}.maxUnavailable", "cannot be 0 when maxSurge is 0"))
+    return errors
+
+
+def validate_daemon_set(ds: Obj) -> list[FieldError]:
+    """``ValidateDaemonSetSpec``."""
+    spec = mapping(ds.get("spec"))
+    errors, selector = _validate_selector(spec, "daemonset")
+    errors.extend(_validate_template_for_selector(spec, selector, False))
+    pod_spec = mapping(mapping(spec.get("template")).get("spec"))
+    restart = pod_spec.get("restartPolicy")
+    if spec.get("template") is not None and restart != "Always":
+        errors.append(not_supported("spec.template.spec.restartPolicy", restart, ["Always"]))
+    deadline = pod_spec.get("activeDeadlineSeconds")
+    if deadline is not None:
+        errors.append(
+            invalid(
+                "spec.template.spec.activeDeadlineSeconds",
+                deadline,
+                "activeDeadlineSeconds in DaemonSet is not Supported",
+            )
+        )
+    errors.extend(nonnegative("spec.minReadySeconds", spec.get("minReadySeconds")))
+    errors.extend(_validate_daemon_set_strategy(spec.get("updateStrategy")))
+    errors.extend(nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit")))
+    return errors
+
+
+def validate_daemon_set_update(new: Obj, old: Obj) -> list[FieldError]:
+    return validate_daemon_set(new) + _selector_immutable(new, old)
+
+
+def validate_daemon_set_status(obj: Obj) -> list[FieldError]:
+    """``ValidateDaemonSetStatus``: every counter is non-negative."""
+    status = mapping(obj.get("status"))
+    errors: list[FieldError] = []
+    for field in (
+        "numberReady",
+        "observedGeneration",
+        "updatedNumberScheduled",
+        "numberAvailable",
+        "numberUnavailable",
+        "currentNumberScheduled",
+        "numberMisscheduled",
+        "desiredNumberScheduled",
+    ):
+        errors.extend(nonnegative(f"status.{field}", status.get(field)))
+    return errors
+
+
 def validate_workload_status(obj: Obj) -> list[FieldError]:
     """The replica counters of a Deployment/ReplicaSet/StatefulSet status are non-negative."""
     status = mapping(obj.get("status"))

@@ -44,6 +44,10 @@ class Expectations:
     def expect_deletions(self, key: str, pod_keys: list[str], now: float) -> None:
         self._items[key] = _Expectation(deletes=set(pod_keys), timestamp=now)
 
+    def expect(self, key: str, creations: int, pod_keys: list[str], now: float) -> None:
+        """Creations and deletions of one sync together (a DaemonSet sync does both)."""
+        self._items[key] = _Expectation(add=creations, deletes=set(pod_keys), timestamp=now)
+
     def creation_observed(self, key: str) -> None:
         exp = self._items.get(key)
         if exp is not None and exp.add > 0:
