@@ -287,3 +287,69 @@ def test_table_default_includes_partial_metadata() -> None:
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"name": "a"},
     }
+
+
+def test_daemonset_row() -> None:
+    obj = {
+        "metadata": {"name": "agent", "creationTimestamp": "2026-01-10T11:00:00Z"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {
+                "spec": {
+                    "nodeSelector": {"role": "edge", "disk": "ssd"},
+                    "containers": [{"name": "c", "image": "busybox"}],
+                }
+            },
+        },
+        "status": {
+            "desiredNumberScheduled": 5,
+            "currentNumberScheduled": 4,
+            "numberReady": 3,
+            "updatedNumberScheduled": 2,
+            "numberAvailable": 1,
+        },
+    }
+    assert table.row_cells("apps", "DaemonSet", obj, NOW) == [
+        "agent", 5, 4, 3, 2, 1, "disk=ssd,role=edge", "60m", "c", "busybox", "app=agent",
+    ]  # fmt: skip
+    names = [c.definition()["name"] for c in table.columns("apps", "DaemonSet")]
+    assert names == [
+        "Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age",
+        "Containers", "Images", "Selector",
+    ]  # fmt: skip
+
+
+def _job(
+    spec: dict[str, object], status: dict[str, object], deleting: bool = False
+) -> dict[str, object]:
+    meta: dict[str, object] = {"name": "pi", "creationTimestamp": "2026-01-10T11:00:00Z"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-10T12:00:00Z"
+    return {"metadata": meta, "spec": spec, "status": status}
+
+
+def _cond(type_: str) -> dict[str, object]:
+    return {"conditions": [{"type": type_, "status": "True"}]}
+
+
+@pytest.mark.parametrize(
+    ("job", "cells"),
+    [
+        (_job({"completions": 3}, {"succeeded": 2, "startTime": "2026-01-10T11:58:00Z"}), ["pi", "Running", "2/3", "2m"]),
+        (_job({"parallelism": 4}, {}), ["pi", "Running", "0/1 of 4", ""]),
+        (_job({"parallelism": 1}, {}), ["pi", "Running", "0/1", ""]),
+        (
+            _job(
+                {"completions": 1},
+                {"succeeded": 1, "startTime": "2026-01-10T11:00:00Z", "completionTime": "2026-01-10T11:00:42Z", **_cond("Complete")},
+            ),
+            ["pi", "Complete", "1/1", "42s"],
+        ),
+        (_job({"completions": 1}, _cond("Failed")), ["pi", "Failed", "0/1", ""]),
+        (_job({"completions": 1}, _cond("FailureTarget")), ["pi", "FailureTarget", "0/1", ""]),
+        (_job({"completions": 1}, _cond("Suspended")), ["pi", "Suspended", "0/1", ""]),
+        (_job({"completions": 1}, _cond("Suspended"), deleting=True), ["pi", "Terminating", "0/1", ""]),
+    ],
+)  # fmt: skip
+def test_job_row(job: dict[str, object], cells: list[object]) -> None:
+    assert table.row_cells("batch", "Job", job, NOW)[:4] == cells
