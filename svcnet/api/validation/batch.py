@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from svcnet.api.errors import FieldError, invalid, not_supported, required
+from svcnet.api.errors import (
+    FieldError,
+    FieldErrorType,
+    duplicate,
+    invalid,
+    not_supported,
+    required,
+)
 from svcnet.api.objects import Obj
 from svcnet.api.selectors import label_selector_from_dict, validate_label_selector
 from svcnet.api.validation.core import validate_pod_template
@@ -91,6 +98,105 @@ def validate_job(job: Obj) -> list[FieldError]:
     return _validate_job_spec(job)
 
 
+# Upstream lists them sorted (sets.List()).
+_POLICY_ACTIONS = ["Count", "FailIndex", "FailJob", "Ignore"]
+_EXIT_CODE_OPERATORS = ["In", "NotIn"]
+_MAX_POLICY_RULES = 20
+
+
+def _validate_on_exit_codes(requirement: Obj, path: str, containers: set[str]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    name = requirement.get("containerName")
+    if name is not None and name not in containers:
+        errors.append(
+            invalid(
+                f"{path}.containerName",
+                name,
+                "must be one of the container or initContainer names in the pod template",
+            )
+        )
+    operator = requirement.get("operator")
+    if operator not in _EXIT_CODE_OPERATORS:
+        errors.append(not_supported(f"{path}.operator", operator, _EXIT_CODE_OPERATORS))
+    previous = -1
+    seen: set[int] = set()
+    for i, value in enumerate(requirement.get("values") or ()):
+        if not isinstance(value, int):
+            continue
+        if operator == "In" and value == 0:
+            errors.append(
+                invalid(f"{path}.values[{i}]", value, "must not be 0 for the In operator")
+            )
+        if value in seen:
+            errors.append(duplicate(f"{path}.values[{i}]", value))
+        seen.add(value)
+        if previous >= value:
+            errors.append(invalid(f"{path}.values[{i}]", value, "must be ordered"))
+        previous = value
+    return errors
+
+
+def _validate_pod_failure_policy(spec: Obj) -> list[FieldError]:
+    """``validatePodFailurePolicy``."""
+    policy = spec.get("podFailurePolicy")
+    if policy is None:
+        return []
+    rules = mapping(policy).get("rules") or []
+    errors: list[FieldError] = []
+    if len(rules) > _MAX_POLICY_RULES:
+        errors.append(
+            FieldError(
+                FieldErrorType.TOO_MANY,
+                "spec.podFailurePolicy.rules",
+                f"must have at most {_MAX_POLICY_RULES} items",
+            )
+        )
+    pod_spec = mapping(mapping(spec.get("template")).get("spec"))
+    containers = {
+        str(mapping(c).get("name"))
+        for key in ("containers", "initContainers")
+        for c in pod_spec.get(key) or ()
+    }
+    for i, raw in enumerate(rules):
+        rule, path = mapping(raw), f"spec.podFailurePolicy.rules[{i}]"
+        action = rule.get("action")
+        if not action:
+            errors.append(
+                required(
+                    f"{path}.action", "valid values: " + str(_POLICY_ACTIONS).replace("'", '"')
+                )
+            )
+        elif action == "FailIndex":
+            if spec.get("backoffLimitPerIndex") is None:
+                errors.append(
+                    invalid(f"{path}.action", action, "requires the backoffLimitPerIndex to be set")
+                )
+        elif action not in _POLICY_ACTIONS:
+            errors.append(not_supported(f"{path}.action", action, _POLICY_ACTIONS))
+        on_codes, on_conditions = rule.get("onExitCodes"), rule.get("onPodConditions")
+        if on_codes is not None:
+            errors.extend(
+                _validate_on_exit_codes(mapping(on_codes), f"{path}.onExitCodes", containers)
+            )
+        if on_codes is not None and on_conditions:
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    "specifying both OnExitCodes and OnPodConditions is not supported",
+                )
+            )
+        if on_codes is None and not on_conditions:
+            errors.append(
+                FieldError(
+                    FieldErrorType.INVALID,
+                    path,
+                    "specifying one of OnExitCodes and OnPodConditions is required",
+                )
+            )
+    return errors
+
+
 def _validate_job_spec(job: Obj) -> list[FieldError]:
     spec = mapping(job.get("spec"))
     errors = _validate_selector_and_template(spec)
@@ -108,6 +214,7 @@ def _validate_job_spec(job: Obj) -> list[FieldError]:
             errors.append(not_supported("spec.completionMode", mode, _COMPLETION_MODES))
         elif mode == "Indexed" and spec.get("completions") is None:
             errors.append(required("spec.completions", "when completion mode is Indexed"))
+    errors.extend(_validate_pod_failure_policy(spec))
     policy = spec.get("podReplacementPolicy")
     if policy is not None:
         allowed = (

@@ -1,15 +1,16 @@
 """Job planning, pure: upstream ``pkg/controller/job`` (``syncJob``, ``manageJob``,
-``pastBackoffLimitOnFailure``, the pod failure back-off) and ``ttlafterfinished``, for
-``completionMode: NonIndexed``.
+``pastBackoffLimitOnFailure``, ``matchPodFailurePolicy``, the pod failure back-off) and
+``ttlafterfinished``, for ``completionMode: NonIndexed``.
 
 Counting: succeeded and failed are counted from the Job's pods, which stay until the Job goes
 (upstream keeps its counts with a tracking finalizer on each pod, so a pod deleted by hand
 still counts; here it does not).
 
 One sync: the pods still running are *active*, those being deleted and not ended
-*terminating*. The Job fails when more pods failed than ``backoffLimit`` (with ``OnFailure``:
-when the container restarts of active pods reach it) or it ran past
-``activeDeadlineSeconds``; it succeeds when ``completions`` pods succeeded (without
+*terminating*. A failed pod is first judged by ``podFailurePolicy`` (FailJob fails the Job at
+once, Ignore leaves the failure uncounted). The Job fails when more pods failed than
+``backoffLimit`` (with ``OnFailure``: when the container restarts of active pods reach it) or
+it ran past ``activeDeadlineSeconds``; it succeeds when ``completions`` pods succeeded (without
 ``completions``: once one succeeded and none is active). As in 1.32, the interim condition
 (``FailureTarget``, ``SuccessCriteriaMet``) comes first, active pods are deleted, and the
 terminal one (``Failed``, ``Complete``) follows once no pod is left running or terminating.
@@ -41,6 +42,7 @@ REASON_BACKOFF_LIMIT = "BackoffLimitExceeded"
 MESSAGE_BACKOFF_LIMIT = "Job has reached the specified backoff limit"
 REASON_DEADLINE = "DeadlineExceeded"
 MESSAGE_DEADLINE = "Job was active longer than specified deadline"
+REASON_POD_FAILURE_POLICY = "PodFailurePolicy"
 REASON_COMPLETIONS = "CompletionsReached"
 MESSAGE_COMPLETIONS = "Reached expected number of succeeded pods"
 
@@ -109,6 +111,71 @@ def _finish_time(pod: ObjView) -> float | None:
     return parse_time(meta(pod).get("deletionTimestamp")) or parse_time(
         meta(pod).get("creationTimestamp")
     )
+
+
+@dataclass(frozen=True)
+class PolicyMatch:
+    """What ``podFailurePolicy`` says of one failed pod (``matchPodFailurePolicy``)."""
+
+    counts: bool
+    fail_job_message: str | None = None
+
+
+def _exit_codes_match(requirement: Mapping[str, Any], code: int) -> bool:
+    values = requirement.get("values") or ()
+    return (code in values) if requirement.get("operator") == "In" else (code not in values)
+
+
+def _rule_matches(rule: Mapping[str, Any], index: int, pod: ObjView) -> str | None:
+    """The FailJob message of the first thing of ``pod`` the rule matches; None: no match."""
+    action = rule.get("action")
+    namespace, pod_name = meta(pod).get("namespace"), meta(pod).get("name")
+    on_codes = rule.get("onExitCodes")
+    if isinstance(on_codes, Mapping):
+        st = status(pod)
+        for cs in [*(st.get("initContainerStatuses") or ()), *(st.get("containerStatuses") or ())]:
+            wanted = on_codes.get("containerName")
+            if wanted and cs.get("name") != wanted:
+                continue
+            terminated = (cs.get("state") or {}).get("terminated")
+            # Exit code 0 is success: it never matches.
+            if not terminated or not terminated.get("exitCode"):
+                continue
+            code = int(terminated["exitCode"])
+            if _exit_codes_match(on_codes, code):
+                return (
+                    f"Container {cs.get('name')} for pod {namespace}/{pod_name} failed with exit "
+                    f"code {code} matching {action} rule at index {index}"
+                )
+    for pattern in rule.get("onPodConditions") or ():
+        for cond in status(pod).get("conditions") or ():
+            if cond.get("type") == pattern.get("type") and cond.get("status") == (
+                pattern.get("status") or "True"
+            ):
+                return (
+                    f"Pod {namespace}/{pod_name} has condition {cond.get('type')} matching "
+                    f"{action} rule at index {index}"
+                )
+    return None
+
+
+def match_pod_failure_policy(job: ObjView, pod: ObjView) -> PolicyMatch:
+    """The first rule that matches decides: ``FailJob`` fails the Job with its message,
+    ``Ignore`` does not count the failure, ``Count`` (and no rule) counts it."""
+    policy = spec(job).get("podFailurePolicy")
+    if not isinstance(policy, Mapping):
+        return PolicyMatch(counts=True)
+    for index, rule in enumerate(policy.get("rules") or ()):
+        message = _rule_matches(rule, index, pod)
+        if message is None:
+            continue
+        action = rule.get("action")
+        if action == "FailJob":
+            return PolicyMatch(counts=True, fail_job_message=message)
+        if action == "Ignore":
+            return PolicyMatch(counts=False)
+        return PolicyMatch(counts=True)
+    return PolicyMatch(counts=True)
 
 
 def backoff_remaining(pods: Sequence[ObjView], now: float) -> float:
@@ -194,7 +261,11 @@ def plan_job(
     active = [p for p in pods if phase(p) not in ("Succeeded", "Failed") and not is_terminating(p)]
     terminating = [p for p in pods if phase(p) not in ("Succeeded", "Failed") and is_terminating(p)]
     succeeded = sum(1 for p in pods if phase(p) == "Succeeded")
-    failed = sum(1 for p in pods if phase(p) == "Failed")
+    matches = {id(p): match_pod_failure_policy(job, p) for p in pods if phase(p) == "Failed"}
+    # Failures the policy ignores neither count nor delay the next pod.
+    counted = [p for p in pods if id(p) not in matches or matches[id(p)].counts]
+    failed = len(matches) - sum(1 for m in matches.values() if not m.counts)
+    fail_job = next((m.fail_job_message for m in matches.values() if m.fail_job_message), None)
     suspended = bool(job_spec.get("suspend"))
     conditions = [dict(c) for c in old.get("conditions") or ()]
     start_text = old.get("startTime")
@@ -207,6 +278,8 @@ def plan_job(
     if condition_true(job, "FailureTarget"):
         target = next(c for c in conditions if c.get("type") == "FailureTarget")
         failure = (str(target.get("reason") or ""), str(target.get("message") or ""))
+    elif fail_job is not None:
+        failure = (REASON_POD_FAILURE_POLICY, fail_job)
     elif failed > int(job_spec.get("backoffLimit") or 0) or past_backoff_limit_on_failure(
         job, active
     ):
@@ -247,7 +320,7 @@ def plan_job(
             plan.events.append(Event("Normal", "Completed", "Job completed"))
             finished = True
     elif expectations_satisfied:
-        _manage(job, active, terminating, succeeded, pods, now, plan)
+        _manage(job, active, terminating, succeeded, counted, now, plan)
 
     new: dict[str, Any] = {}
     if conditions:

@@ -282,3 +282,55 @@ def test_ttl_after_finished(
             {"type": "Failed", "status": "True", "lastTransitionTime": ts(NOW - finished_ago)}
         ]
     assert ttl_remaining(job(ttl=ttl, status=status), NOW) == want, case
+
+
+def _exit(p: dict[str, Any], code: int, container: str = "web") -> dict[str, Any]:
+    p["status"]["containerStatuses"] = [
+        {
+            "name": container,
+            "state": {"terminated": {"exitCode": code, "finishedAt": ts(NOW - 3600)}},
+        }
+    ]
+    return p
+
+
+POLICY = {
+    "rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "web", "operator": "In", "values": [42]},
+        },
+        {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [1]}},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "disrupted", "want_types", "want_failed", "creates"),
+    [
+        ("exit 42: FailJob at once", 42, False, ["FailureTarget", "Failed"], 1, 0),
+        ("exit 1: no rule, counted, replaced", 1, False, [], 1, 1),
+        ("exit 7: Count, replaced", 7, False, [], 1, 1),
+        # Ignore: not counted, replaced at once (no back-off) even with exit 42 (first rule wins).
+        ("disrupted: ignored", 42, True, [], 0, 1),
+    ],
+)  # fmt: skip
+def test_pod_failure_policy(
+    case: str, code: int, disrupted: bool, want_types: list[str], want_failed: int, creates: int
+) -> None:
+    j = job(backoff_limit=6)
+    j["spec"]["podFailurePolicy"] = POLICY
+    p = _exit(jpod("p", "failed"), code)
+    if disrupted:
+        p["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True"}]
+    plan = plan_job(j, [p], NOW, NOW_TEXT)
+    assert types(plan) == want_types, case
+    assert plan.status.get("failed", 0) == want_failed, case
+    assert len(plan.create) == creates, case
+    if want_types:
+        cond = plan.status["conditions"][-1]
+        assert cond["reason"] == "PodFailurePolicy"
+        assert cond["message"] == (
+            "Container web for pod default/p failed with exit code 42 matching FailJob rule at index 1"
+        )
