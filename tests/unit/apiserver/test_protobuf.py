@@ -486,13 +486,27 @@ UPSTREAM_SCALAR_POINTERS: dict[str, frozenset[str]] = {
     **_table(
         "k8s.io.api.apps.v1.",
         {
+            "DaemonSetSpec": "revisionHistoryLimit",
+            "DaemonSetStatus": "collisionCount",
             "DeploymentSpec": "replicas revisionHistoryLimit progressDeadlineSeconds",
             "DeploymentStatus": "collisionCount",
             "ReplicaSetSpec": "replicas",
+            "RollingUpdateDaemonSet": "maxUnavailable maxSurge",
             "RollingUpdateDeployment": "maxUnavailable maxSurge",
             "RollingUpdateStatefulSetStrategy": "partition maxUnavailable",
             "StatefulSetSpec": "replicas revisionHistoryLimit",
             "StatefulSetStatus": "collisionCount",
+        },
+    ),
+    **_table(
+        "k8s.io.api.batch.v1.",
+        {
+            "JobSpec": "parallelism completions activeDeadlineSeconds backoffLimit "
+            "backoffLimitPerIndex maxFailedIndexes manualSelector ttlSecondsAfterFinished "
+            "completionMode suspend podReplacementPolicy managedBy",
+            "JobStatus": "failedIndexes ready terminating",
+            "PodFailurePolicyOnExitCodesRequirement": "containerName",
+            "SuccessPolicyRule": "succeededIndexes succeededCount",
         },
     ),
     **_table(
