@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from svcnet.api.errors import ApiError, Conflict, NotFound
 from svcnet.api.objects import ObjView, labels, meta, name, uid
@@ -36,6 +36,15 @@ from svcnet.controllers.replicaset.expectations import Expectations
 from svcnet.controllers.replicaset.plan import selector_of
 from svcnet.controllers.runtime import Controller, PermanentError, Result, TemporaryError
 from svcnet.util.clock import REAL_CLOCK, Clock
+
+
+class PlannedEvent(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def message(self) -> str: ...
 
 
 class PodOwnerLoop:
@@ -150,6 +159,27 @@ class PodOwnerLoop:
         except Conflict as e:
             raise TemporaryError(f"claiming pods: {e}") from e
         return claims.claimed if adopted else list(claims.owned)
+
+    async def apply(
+        self,
+        owner: ObjView,
+        key: str,
+        *,
+        create: Sequence[dict[str, Any]],
+        delete: Sequence[tuple[str, str]],
+        events: Sequence[PlannedEvent],
+        status: dict[str, Any],
+    ) -> None:
+        """One sync's plan: its events, pod writes, then the status (also when a write
+        failed: the status tells what the cache showed)."""
+        for event in events:
+            self.recorder.event(owner, event.type, event.reason, event.message)
+        try:
+            if create or delete:
+                await self.write_pods(owner, key, create, delete)
+        finally:
+            if dict(owner.get("status") or {}) != status:
+                await self.write_status(owner, status)
 
     async def write_pods(
         self,

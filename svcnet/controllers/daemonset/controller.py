@@ -13,7 +13,7 @@ from svcnet.api.registry import DAEMONSETS, NODES
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import FuncHandler, Informer, SharedInformerFactory
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.daemonset.plan import plan_daemon_set, status_changed
+from svcnet.controllers.daemonset.plan import plan_daemon_set
 from svcnet.controllers.podowner import PodOwnerLoop
 from svcnet.controllers.runtime import DONE, Result
 from svcnet.util.clock import REAL_CLOCK, Clock
@@ -83,19 +83,14 @@ class DaemonSetController:
         plan = plan_daemon_set(
             ds, self.node_informer.store.list(), pods, now, expectations_satisfied=satisfied
         )
-        for event in plan.events:
-            self.recorder.event(ds, event.type, event.reason, event.message)
-        try:
-            if plan.create or plan.delete:
-                await loop.write_pods(
-                    ds,
-                    key,
-                    [c.pod for c in plan.create],
-                    [(d.name, d.uid) for d in plan.delete],
-                )
-        finally:
-            if status_changed(ds, plan.status):
-                await loop.write_status(ds, plan.status)
+        await loop.apply(
+            ds,
+            key,
+            create=[c.pod for c in plan.create],
+            delete=[(d.name, d.uid) for d in plan.delete],
+            events=plan.events,
+            status=plan.status,
+        )
         if plan.requeue_after is not None:
             return Result(requeue_after=plan.requeue_after)
         return DONE

@@ -370,7 +370,3 @@ def plan_daemon_set(
         ds, pod_spec, ordered, by_node, hash_, now, observe_generation=expectations_satisfied
     )
     return plan
-
-
-def status_changed(ds: ObjView, new: Mapping[str, Any]) -> bool:
-    return dict(status(ds)) != dict(new)

@@ -14,7 +14,7 @@ from svcnet.api.registry import JOBS
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.job.plan import plan_job, status_changed, ttl_remaining
+from svcnet.controllers.job.plan import plan_job, ttl_remaining
 from svcnet.controllers.podowner import PodOwnerLoop
 from svcnet.controllers.runtime import DONE, Result
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
@@ -68,14 +68,14 @@ class JobController:
         satisfied = loop.expectations.satisfied(key, now)
         pods = await loop.claimed_pods(job)
         plan = plan_job(job, pods, now, rfc3339(self.clock.now()), expectations_satisfied=satisfied)
-        for event in plan.events:
-            self.recorder.event(job, event.type, event.reason, event.message)
-        try:
-            if plan.create or plan.delete:
-                await loop.write_pods(job, key, plan.create, [(d.name, d.uid) for d in plan.delete])
-        finally:
-            if status_changed(job, plan.status):
-                await loop.write_status(job, plan.status)
+        await loop.apply(
+            job,
+            key,
+            create=plan.create,
+            delete=[(d.name, d.uid) for d in plan.delete],
+            events=plan.events,
+            status=plan.status,
+        )
         if plan.requeue_after is not None:
             return Result(requeue_after=plan.requeue_after)
         return DONE

@@ -387,7 +387,3 @@ def _manage(
 
 def _delete(pod: ObjView) -> DeletePod:
     return DeletePod(str(meta(pod).get("name")), str(meta(pod).get("uid")))
-
-
-def status_changed(job: ObjView, new: Mapping[str, Any]) -> bool:
-    return dict(status(job)) != dict(new)
