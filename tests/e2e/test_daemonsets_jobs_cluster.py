@@ -3,7 +3,7 @@
 One ``svcnet up --nodes 2`` for the module (cluster_fixture: its own ranges, API port and
 kubeconfig; ``svcnet down`` and a leak check at the end). A DaemonSet puts a pod on every node
 (placed by the scheduler through the node affinity the controller pins), keeps it through
-``svcnet node stop`` (its tolerations outlast the node lifecycle controller's eviction) and has
+``svcnet node stop`` (its tolerations outlast the node lifecycle controller's eviction of a plain pod beside it) and has
 it Ready again after ``svcnet node start``; a Job runs its pods to completion; a Job whose
 pods fail stops at its backoffLimit. Each test deletes what it created, also on failure.
 """
@@ -90,8 +90,22 @@ def test_daemonset_pod_on_every_node_through_node_stop_and_start(
     cluster: Cluster, cleanup: list[str]
 ) -> None:
     c = cluster
-    cleanup.append("daemonset/node-agent")
+    cleanup += ["daemonset/node-agent", "pod/witness"]
     c.apply(DAEMONSET)
+    # A plain pod on node-2: the node lifecycle controller evicts it once node-2 is unreachable
+    # past its default toleration; the daemon pod beside it must stay.
+    c.apply(
+        f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: witness}}
+spec:
+  nodeName: node-2
+  terminationGracePeriodSeconds: 1
+  containers: [{{name: c, image: {AGNHOST}, args: [netexec]}}]
+"""
+    )
+    c.wait_for("pod/witness", ready, 60)
 
     def one_ready_per_node(pods: dict[str, Any]) -> bool:
         items = live(pods)
@@ -125,6 +139,11 @@ def test_daemonset_pod_on_every_node_through_node_stop_and_start(
             60,
         )["status"]
         assert st["numberReady"] == 1
+
+        def witness_evicted(ps: dict[str, Any]) -> bool:
+            return "witness" not in {p["metadata"]["name"] for p in live(ps)}
+
+        c.wait_for("pods", witness_evicted, 90)
         pods_now = live(c.get("pods", "-l", "app=node-agent"))
         assert uid2 in {p["metadata"]["uid"] for p in pods_now}
         assert len(pods_now) == 2
