@@ -6,29 +6,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Protocol
 
 from svcnet.api.ranges import DEFAULT_CLUSTER_CIDR
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
-from svcnet.controllers.endpoints.controller import EndpointsController
-from svcnet.controllers.endpointslice.controller import EndpointSliceController
+from svcnet.controllers.endpoints import controller as endpoints
+from svcnet.controllers.endpointslice import controller as endpointslice
 from svcnet.controllers.gc import GarbageCollector
-from svcnet.controllers.lbipam.controller import LoadBalancerIpam
-from svcnet.controllers.nodeipam.controller import NodeIpam
-from svcnet.controllers.nodelifecycle.controller import NodeLifecycle
+from svcnet.controllers.lbipam import controller as lbipam
+from svcnet.controllers.nodeipam import controller as nodeipam
+from svcnet.controllers.nodelifecycle import controller as nodelifecycle
 from svcnet.controllers.scheduler.controller import Scheduler
-from svcnet.controllers.workloads import run_workload_controllers
+from svcnet.controllers.scheduler.plan import DEFAULT_SCHEDULER
+from svcnet.controllers.start import Runnable, start_controllers
+from svcnet.controllers.workloads import build_workload_controllers
 
 log = logging.getLogger(__name__)
-
-
-class Runnable(Protocol):
-    def run(self) -> Coroutine[Any, Any, None]: ...
 
 
 async def run(
@@ -41,46 +37,41 @@ async def run(
     host = socket.gethostname()
     async with ApiClient(config) as client:
         factory = SharedInformerFactory(client)
-
-        def recorder(component: str) -> EventRecorder:
-            return EventRecorder(client, component, host)
-
+        # Each recorder under the source its controller's events name, as upstream's do.
         recorders = {
-            name: recorder(name)
-            for name in (
-                "default-scheduler",
-                "node-ipam-controller",
-                "node-controller",
-                "endpointslice-controller",
-                "endpoint-controller",
-                "svcnet-lb-controller",
+            source: EventRecorder(client, source, host)
+            for source in (
+                DEFAULT_SCHEDULER,
+                nodeipam.COMPONENT,
+                nodelifecycle.EVENT_SOURCE,
+                endpointslice.COMPONENT,
+                endpoints.EVENT_SOURCE,
+                lbipam.COMPONENT,
             )
         }
         # Controllers register their informers with the factory when built: build them all
         # before starting it.
         components: dict[str, Runnable] = {
             "garbage-collector": GarbageCollector(client, factory),
-            "scheduler": Scheduler(client, factory, recorders["default-scheduler"]),
-            "node-ipam": NodeIpam(
-                client, factory, cluster_cidr, recorder=recorders["node-ipam-controller"]
+            "scheduler": Scheduler(client, factory, recorders[DEFAULT_SCHEDULER]),
+            "node-ipam": nodeipam.NodeIpam(
+                client, factory, cluster_cidr, recorder=recorders[nodeipam.COMPONENT]
             ),
-            "node-lifecycle": NodeLifecycle(client, factory, recorders["node-controller"]),
-            "endpointslice": EndpointSliceController(
-                client, factory, recorders["endpointslice-controller"]
+            "node-lifecycle": nodelifecycle.NodeLifecycle(
+                client, factory, recorders[nodelifecycle.EVENT_SOURCE]
             ),
-            "endpoints": EndpointsController(client, factory, recorders["endpoint-controller"]),
-            "lb-ipam": LoadBalancerIpam(
-                client, factory, lb_pools, recorders["svcnet-lb-controller"]
+            "endpointslice": endpointslice.EndpointSliceController(
+                client, factory, recorders[endpointslice.COMPONENT]
+            ),
+            "endpoints": endpoints.EndpointsController(
+                client, factory, recorders[endpoints.EVENT_SOURCE]
+            ),
+            "lb-ipam": lbipam.LoadBalancerIpam(
+                client, factory, lb_pools, recorders[lbipam.COMPONENT]
             ),
         }
+        workloads = build_workload_controllers(client, factory, host=host)
+        controllers = [*components.items(), *workloads.controllers()]
         async with asyncio.TaskGroup() as tg:
-            run_workload_controllers(client, factory, tg, host=host)
-            factory.start(tg)
-            for name, rec in recorders.items():
-                tg.create_task(rec.run(), name=f"events-{name}")
-            for name, component in components.items():
-                tg.create_task(component.run(), name=name)
-            log.info(
-                "controllers started: %s, replicaset, deployment, statefulset, daemonset, job",
-                ", ".join(components),
-            )
+            start_controllers(factory, tg, [*recorders.values(), *workloads.recorders], controllers)
+            log.info("controllers started: %s", ", ".join(name for name, _ in controllers))

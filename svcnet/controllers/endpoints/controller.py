@@ -36,6 +36,8 @@ from svcnet.util.clock import REAL_CLOCK, Clock
 log = logging.getLogger(__name__)
 
 COMPONENT = "endpoints-controller"
+# Upstream's endpoints controller records events as "endpoint-controller".
+EVENT_SOURCE = "endpoint-controller"
 
 
 class EndpointsController:

@@ -34,6 +34,9 @@ from svcnet.util.clock import REAL_CLOCK, Clock
 log = logging.getLogger(__name__)
 
 
+COMPONENT = "node-ipam-controller"  # its queue and its events' source
+
+
 class NodeIpam:
     def __init__(
         self,
@@ -55,7 +58,7 @@ class NodeIpam:
         self.assigned_uid: dict[str, str] = {}
         self.waiting: set[str] = set()
         self.controller = Controller(
-            "node-ipam-controller",
+            COMPONENT,
             self.reconcile,
             workers=1,
             informers=[self.nodes],

@@ -59,6 +59,10 @@ def name_of(obj: Obj | DeletedFinalStateUnknown) -> str:
     return objects.name(unwrap(obj))
 
 
+# Upstream's node lifecycle controller records events as "node-controller".
+EVENT_SOURCE = "node-controller"
+
+
 class NodeLifecycle:
     def __init__(
         self,
