@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := nftables iproute2 util-linux containernetworking-plugins conntrack haproxy dnsutils dnsperf knot procps wrk hey
+DEB_PACKAGES := nftables iproute2 util-linux containernetworking-plugins conntrack haproxy dnsutils dnsperf knot procps wrk hey \
+	skopeo umoci busybox-static nginx-light apache2 curl netcat-openbsd tcpdump iperf3 python3
 STAMP := $(VENV)/.installed
 
 .PHONY: up down status test check unit integration e2e deps debs venv bench clean

@@ -71,6 +71,7 @@ from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.client.streams import StreamApiClient
 from svcnet.dataplane.cni import CniRuntime, NetnsPluginExec, write_default_conflist
 from svcnet.dataplane.netns import IpRoute2
+from svcnet.runtime.images import ImageStore
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 
 if TYPE_CHECKING:
@@ -265,6 +266,7 @@ class Agent:
             services=self._services,
             backoff=self.config.backoff,
             network_gate=netgate.gate(self.ident.name),
+            images=ImageStore(),
         )
 
     async def _pod_loop(self, ctx: NodeContext) -> None:

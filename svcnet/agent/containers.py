@@ -27,7 +27,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from svcnet.agent.containerio import ContainerIO
 from svcnet.agent.images import ResolvedCommand
@@ -328,6 +328,7 @@ class ContainerRun:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    sandbox: Mapping[str, Any] | None = None  # see ProcessSpec.sandbox
 
 
 @dataclass(frozen=True)
@@ -492,6 +493,7 @@ class PodContainers:
             stdout_fd=io.child_fds[1] if io is not None else None,
             stderr_fd=io.child_fds[2] if io is not None else None,
             tty=c.tty and io is not None,
+            sandbox=c.sandbox,
         )
         if index == 0:
             self._event(

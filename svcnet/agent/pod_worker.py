@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,8 @@ from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.dataplane.cni import PortMapping
 from svcnet.dataplane.process import DEFAULT_PATH, ProcessRunner, command_for_exec
+from svcnet.runtime.container import REASON_NODE_FILESYSTEM, prepare_container
+from svcnet.runtime.images import ImageStore
 from svcnet.util.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ class NodeContext:
     services: Callable[[], list[dict[str, Any]]]
     backoff: BackoffPolicy | None = None
     network_gate: PodNetworkGate | None = None
+    images: ImageStore | None = None  # None: containers run unsandboxed on the node's files
 
 
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +140,7 @@ class PodWorker:
         # kubelet's worker.manualTriggerCh: a one-slot "probe now" per readiness worker.
         self._readiness_triggers: dict[str, asyncio.Event] = {}
         self.finished = asyncio.Event()
+        self._prepared: set[str] = set()  # containers prepared once (their warning is out)
         self.kubelet_pod = f"{self.name}_{self.namespace}({self.uid})"
 
     # -- called by the agent -------------------------------------------------------------
@@ -360,13 +364,14 @@ class PodWorker:
                 runs.append(ContainerRun(name, image, cmd))
                 continue
             env.setdefault("HOSTNAME", self.sandbox.hostname)
+            command = expand_command(c.get("command") or (), env)
+            args = expand_command(c.get("args") or (), env)
+            if self.ctx.images is not None:
+                runs.append(self._sandboxed_run(c, command, args, env))
+                continue
             user_path = env.get("PATH", DEFAULT_PATH)
             env["PATH"] = f"{self.ctx.bin_dir}:{user_path}"
-            cmd = resolve_command(
-                image,
-                expand_command(c.get("command") or (), env),
-                expand_command(c.get("args") or (), env),
-            )
+            cmd = resolve_command(image, command, args)
             runs.append(
                 ContainerRun(
                     name,
@@ -380,6 +385,43 @@ class PodWorker:
                 )
             )
         return runs
+
+    def _sandboxed_run(
+        self,
+        c: Mapping[str, Any],
+        command: Sequence[str],
+        args: Sequence[str],
+        env: dict[str, str],
+    ) -> ContainerRun:
+        """The container over its image, in its sandbox (svcnet.runtime)."""
+        assert self.sandbox is not None and self.ctx.images is not None
+        name, image = str(c.get("name", "")), str(c.get("image", ""))
+        prep = prepare_container(
+            self.ctx.images,
+            self.pod,
+            c,
+            command,
+            args,
+            env,
+            netns=self.sandbox.netns,
+            hostname=self.sandbox.hostname,
+            etc_dir=self.sandbox.etc_dir,
+        )
+        if prep.warning and name not in self._prepared:
+            self._event(WARNING, REASON_NODE_FILESYSTEM, prep.warning, name)
+        self._prepared.add(name)
+        cmd = ResolvedCommand(prep.argv, prep.reason, prep.message)
+        return ContainerRun(
+            name,
+            image,
+            cmd,
+            prep.env,
+            prep.working_dir,
+            stdin=bool(c.get("stdin")),
+            stdin_once=bool(c.get("stdinOnce")),
+            tty=bool(c.get("tty")),
+            sandbox=prep.sandbox,
+        )
 
     # -- events and status -------------------------------------------------------------------
     def _event(self, type_: str, reason: str, message: str, container: str = "") -> None:

@@ -39,17 +39,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import select
 import signal
 import socket
 import sys
+import termios
 import traceback
 from typing import Any
 
 from svcnet.agent import agnhost
 from svcnet.agent.zygote_protocol import MAX_MESSAGE
+from svcnet.runtime import isolate
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -136,10 +140,9 @@ def show_as(argv: list[str], env: dict[str, str]) -> None:
 
 
 def _child(
-    sock: socket.socket, wake_fds: tuple[int, int], req: dict[str, Any], output: list[int]
+    sock: socket.socket, wake_fds: tuple[int, ...], req: dict[str, Any], streams: dict[str, int]
 ) -> None:
     """In the forked child: become the container, tell the agent, run the subcommand."""
-    code = 1
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -149,13 +152,17 @@ def _child(
         os.setsid()
         argv = [str(a) for a in req["argv"]]
         env = {str(k): str(v) for k, v in req["env"].items()}
-        if output:  # the agent's pipes: it writes the log itself
-            out_fd, err_fd = output
+        if "stdout" in streams and "stderr" in streams:  # the agent's pipes: it writes the log
+            out_fd, err_fd = streams["stdout"], streams["stderr"]
         else:
             out_fd = err_fd = os.open(
                 req["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
             )
         null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        plan = req.get("sandbox")
+        if plan is not None:
+            in_fd = streams.get("stdin", null_fd)
+            _sandboxed(sock, req, plan, argv, env, (in_fd, out_fd, err_fd))
         if req.get("netns"):
             enter_pod(str(req["netns"]), str(req.get("hostname") or ""))
         elif req.get("hostname"):
@@ -179,6 +186,61 @@ def _child(
         os._exit(127)
     _send(sock, {"id": req["id"], "started": os.getpid()})
     sock.close()
+    _run_agnhost(argv)
+
+
+def _sandboxed(
+    sock: socket.socket,
+    req: dict[str, Any],
+    plan: dict[str, Any],
+    argv: list[str],
+    env: dict[str, str],
+    stdio: tuple[int, int, int],
+) -> None:
+    """A container in its sandbox (:mod:`svcnet.runtime.isolate`): this process is PID 1 of
+    its own PID namespace. The built-in agnhost runs in this process, anything else is
+    exec'd; the agent hears "started" only once the sandbox is whole and the command found."""
+    in_process = bool(plan.get("agnhost"))
+    host_pid = int(os.readlink("/proc/self"))  # getpid() is 1: /proc is still the node's
+    try:
+        isolate.enter_sandbox(plan)
+        os.chdir(req.get("cwd") or "/")
+        path = "" if in_process else isolate.find_executable(argv[0], env)
+        isolate.drop_to_plan(plan)
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        for fd in set(stdio) - {0, 1, 2}:
+            os.close(fd)
+        if req.get("tty"):
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: the container's terminal
+        if in_process:
+            # /agnhost SUBCOMMAND… or /pause: agnhost's own argument list
+            sub = argv[1:] if os.path.basename(argv[0]) == "agnhost" else ["pause", *argv[1:]]
+            os.environ.clear()
+            os.environ.update(env)
+            show_as(argv, env)
+            sys.argv = list(argv)
+            agnhost.prebind(sub)
+    except BaseException as e:
+        text = str(e) if isinstance(e, isolate.SandboxError | OSError) else traceback.format_exc()
+        msg: dict[str, Any] = {"id": req.get("id"), "error": text, "pid": host_pid}
+        if isinstance(e, isolate.NotFoundError):
+            msg["notfound"] = True
+        _send(sock, msg)
+        os._exit(127)
+    _send(sock, {"id": req["id"], "started": host_pid})
+    sock.close()
+    if in_process:
+        _run_agnhost(sub)
+    try:
+        os.execve(path, argv, env)
+    except OSError as e:  # after "started": the container's own failure, as runc's exec
+        os.write(2, f"exec {argv[0]}: {e.strerror}\n".encode())
+        os._exit(126 if e.errno == errno.EACCES else 127)
+
+
+def _run_agnhost(argv: list[str]) -> None:
+    code = 1
     try:
         code = agnhost.main(argv)
     except SystemExit as e:
@@ -202,6 +264,7 @@ def serve(sock: socket.socket) -> None:
     global _libc
     _libc = ctypes.CDLL(None, use_errno=True)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     # The agent signals whole process groups; a SIGTERM meant for the node must not kill us
@@ -226,19 +289,28 @@ def serve(sock: socket.socket) -> None:
             _send(sock, {"exited": pid, "status": status})
         if sock.fileno() in ready:
             try:
-                data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 2)
+                data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 3)
             except InterruptedError:
                 continue
             if not data:
                 return  # the agent closed its end: children keep running, reparented
             req = json.loads(data)
+            names = req.get("fds") or (["stdout", "stderr"] if len(fds) == 2 else [])
+            streams = dict(zip(names, fds, strict=False)) if len(names) == len(fds) else {}
+            sandboxed = req.get("sandbox") is not None
             try:
+                if sandboxed:
+                    isolate.new_pid_namespace_for_children(own_pid_ns)
                 pid = os.fork()
-            except OSError as e:
+            except (OSError, isolate.SandboxError) as e:
                 _send(sock, {"id": req.get("id"), "error": f"fork: {e}", "pid": 0})
                 pid = -1
+            finally:
+                if sandboxed:
+                    with contextlib.suppress(isolate.SandboxError):
+                        isolate.reset_pid_namespace_for_children(own_pid_ns)
             if pid == 0:
-                _child(sock, (wake_r, wake_w), req, fds if len(fds) == 2 else [])
+                _child(sock, (wake_r, wake_w, own_pid_ns), req, streams)
             for fd in fds:  # the child has them
                 os.close(fd)
 

@@ -25,6 +25,7 @@ from svcnet.agent.images import AGNHOST
 from svcnet.agent.zygote_protocol import ARGV_ROOM, ENV_ROOM, MAX_MESSAGE, PAD_VAR
 from svcnet.dataplane.process import (
     DEFAULT_PATH,
+    ExecutableNotFound,
     NamespaceProcessRunner,
     ProcessError,
     ProcessSpec,
@@ -96,8 +97,11 @@ class ZygoteRunner:
         self._lock = asyncio.Lock()
 
     def serves(self, spec: ProcessSpec) -> bool:
-        """Only the built-in agnhost on this node's PATH, as the container would resolve it,
-        and not attachable (a container with stdin or a terminal is an ordinary process)."""
+        """Every sandboxed container (attached ones too: the zygote takes their stdin and
+        terminal); unsandboxed, only the built-in agnhost on this node's PATH, as the
+        container would resolve it, and not attachable (then an ordinary process)."""
+        if spec.sandbox is not None:
+            return bool(spec.argv)
         if not spec.argv or spec.argv[0] != AGNHOST or spec.attached:
             return False
         path = spec.env.get("PATH", DEFAULT_PATH)
@@ -110,7 +114,7 @@ class ZygoteRunner:
         sock = await self._ensure()
         env = dict(spec.env)
         env.setdefault("PATH", DEFAULT_PATH)
-        if spec.working_dir:
+        if spec.working_dir and spec.sandbox is None:
             os.makedirs(spec.working_dir, exist_ok=True)
         os.makedirs(os.path.dirname(spec.log_path) or ".", exist_ok=True)
         self._next_id += 1
@@ -119,7 +123,9 @@ class ZygoteRunner:
         self._starting[req_id] = started
         msg = {
             "id": req_id,
-            "argv": list(spec.argv[1:]),
+            # Sandboxed: the whole command; else agnhost's arguments.
+            "argv": list(spec.argv if spec.sandbox is not None else spec.argv[1:]),
+            "sandbox": dict(spec.sandbox) if spec.sandbox is not None else None,
             "env": env,
             "cwd": spec.working_dir or "/",
             "netns": spec.netns,
@@ -127,8 +133,18 @@ class ZygoteRunner:
             "log": spec.log_path,
         }
         try:
-            fds = [fd for fd in (spec.stdout_fd, spec.stderr_fd) if fd is not None]
-            socket.send_fds(sock, [json.dumps(msg).encode()], fds)
+            streams = [
+                (name, fd)
+                for name, fd in (
+                    ("stdin", spec.stdin_fd if spec.sandbox is not None else None),
+                    ("stdout", spec.stdout_fd),
+                    ("stderr", spec.stderr_fd),
+                )
+                if fd is not None
+            ]
+            msg["fds"] = [name for name, _ in streams]
+            msg["tty"] = spec.tty and spec.sandbox is not None
+            socket.send_fds(sock, [json.dumps(msg).encode()], [fd for _, fd in streams])
             pid = await asyncio.wait_for(started, START_TIMEOUT)
         except OSError as e:
             raise ProcessError(f"built-in image runner: {e}") from e
@@ -217,7 +233,8 @@ class ZygoteRunner:
         else:
             if msg.get("pid"):
                 self._failed.add(int(msg["pid"]))
-            fut.set_exception(ProcessError(str(msg.get("error") or "start failed")))
+            error = ExecutableNotFound if msg.get("notfound") else ProcessError
+            fut.set_exception(error(str(msg.get("error") or "start failed")))
 
     def _zygote_gone(self) -> None:
         """The zygote died: its children were reparented, nobody reports their exits now.

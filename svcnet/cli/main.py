@@ -20,6 +20,7 @@ from svcnet.api.ranges import (
 )
 from svcnet.cli import control
 from svcnet.cli.dns import dns
+from svcnet.cli.image import image
 from svcnet.cli.ingress import ingress
 from svcnet.cli.policy import policy
 
@@ -213,6 +214,7 @@ def status(name: str, data_dir: str | None) -> None:
 
 cli.add_command(dns)
 cli.add_command(policy)
+cli.add_command(image)
 cli.add_command(ingress)
 
 

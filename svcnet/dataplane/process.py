@@ -22,9 +22,10 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 # stdin is the write end of a pipe until the final exec swaps it for /dev/null: the runner
 # reads EOF exactly when the container's own command starts, so `started` (and an exec into
@@ -58,6 +59,9 @@ class ProcessSpec:
     stdout_fd: int | None = None
     stderr_fd: int | None = None
     tty: bool = False  # the streams are a terminal: it becomes the controlling terminal
+    # The container's sandbox as svcnet.runtime.security renders it (rootfs, mounts, user,
+    # capabilities); None runs the command on the node's filesystem, as root.
+    sandbox: Mapping[str, Any] | None = None
 
     @property
     def attached(self) -> bool:
@@ -236,6 +240,21 @@ def prune_logs(log_dir: str, container: str, restart_count: int) -> None:
                 os.remove(os.path.join(folder, name))
 
 
+# Enters a sandboxed container with its own capabilities and user (svcnet.runtime.isolate,
+# run as a file: stdlib only, and this layer does not import the runtime's).
+ENTER_SANDBOX = os.path.join(os.path.dirname(os.path.dirname(__file__)), "runtime", "isolate.py")
+
+
+def _own_pid_namespace(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") == os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return True
+
+
 def command_for_exec(pid: int, argv: Sequence[str]) -> list[str]:
-    """argv for `kubectl exec`: join the running container's net, mount and UTS namespaces."""
+    """argv for `kubectl exec`: join the running container's namespaces (and, for a
+    sandboxed container, its root, user and capabilities)."""
+    if not _own_pid_namespace(pid):
+        return [sys.executable, "-S", ENTER_SANDBOX, "enter", str(pid), "--", *argv]
     return ["nsenter", "-t", str(pid), "-n", "-m", "-u", "--", *argv]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_fixture import Cluster, pod_manifest, ready, running_cluster
+from cluster_fixture import KUBECTL, Cluster, pod_manifest, ready, running_cluster
 from cluster_fixture import svcnet_cluster as svcnet_cluster
 
 from svcnet.testing.polling import eventually_sync
@@ -179,11 +179,9 @@ def test_readiness_probe_flips_ready(cluster: Cluster) -> None:
     )
     pod = c.wait_for("pod/probed", lambda p: p["status"].get("phase") == "Running")
     assert not ready(pod)
-    Path("/tmp/svcnet-e2e-ready-probed").touch()
-    try:
-        c.wait_for("pod/probed", ready, timeout=5)
-    finally:
-        os.remove("/tmp/svcnet-e2e-ready-probed")
+    # The file appears in the container's own /tmp (the node's /tmp is out of its sight).
+    c.kubectl("exec", "probed", "--", "touch", "/tmp/svcnet-e2e-ready-probed")
+    c.wait_for("pod/probed", ready, timeout=5)
     c.wait_for("pod/probed", lambda p: not ready(p), timeout=8)
     events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=probed").stdout
     assert "Readiness probe failed" in events
@@ -249,27 +247,34 @@ def test_graceful_delete_runs_prestop_then_removes_pod_and_sandbox(
     cluster: Cluster,
 ) -> None:
     c = cluster
-    marker = Path("/tmp/svcnet-e2e-prestop-graceful")
-    marker.unlink(missing_ok=True)
     c.apply(
         pod_manifest(
             "graceful",
             "node-1",
-            f"""    image: busybox
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+            """    image: busybox
+    command: ["sh", "-c", "echo up; trap 'exit 0' TERM; while true; do sleep 0.1; done"]
     lifecycle:
       preStop:
-        exec: {{command: ["sh", "-c", "echo $HOSTNAME > {marker}"]}}""",
+        exec: {command: ["sh", "-c", "echo prestop-$HOSTNAME > /proc/1/fd/1"]}""",
         )
     )
     pod = c.wait_for("pod/graceful", ready)
     netns = [n for n in os.listdir("/run/netns") if pod["metadata"]["uid"] in n]
     assert len(netns) == 1
-    c.kubectl("delete", "pod", "graceful", "--timeout=15s")
+    # The hook writes into the container's own output (its files are out of the node's
+    # sight): a follower of its log sees the line before the container stops.
+    follower = subprocess.Popen(
+        [KUBECTL, "logs", "-f", "graceful"], stdout=subprocess.PIPE, text=True, env=c.env()
+    )
     try:
-        assert marker.read_text().strip() == "graceful"
+        assert follower.stdout is not None
+        assert follower.stdout.readline().strip() == "up"  # following from here on
+        c.kubectl("delete", "pod", "graceful", "--timeout=15s")
+        out, _ = follower.communicate(timeout=15)
     finally:
-        marker.unlink(missing_ok=True)
+        follower.kill()
+        follower.wait()
+    assert "prestop-graceful" in out
     assert not [n for n in os.listdir("/run/netns") if pod["metadata"]["uid"] in n]
     events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=graceful").stdout
     assert "Stopping container c" in events
