@@ -103,6 +103,24 @@ class DnsAddonSpec:
     upstreams: tuple[str, ...] = ()
     replicas: int = DNS_REPLICAS
 
+    def node_paths(self) -> list[str]:
+        """Folders of the node the server's command needs: the interpreter's prefixes,
+        svcnet's source and the kubeconfig's folder (outermost first, no repeats)."""
+        import svcnet
+
+        candidates = [
+            sys.base_prefix,
+            sys.prefix,
+            os.path.dirname(os.path.dirname(os.path.abspath(svcnet.__file__))),
+            os.path.dirname(os.path.abspath(self.kubeconfig)),
+            os.path.dirname(os.path.dirname(os.path.realpath(self.python))),
+        ]
+        out: list[str] = []
+        for path in sorted(set(candidates), key=len):
+            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in out):
+                out.append(path)
+        return out
+
     def command(self) -> list[str]:
         argv = [
             self.python,
@@ -251,6 +269,17 @@ def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
         ),
         "readinessProbe": _probe("/ready", READY_PORT, periodSeconds=1, timeoutSeconds=1),
     }
+    # The server is svcnet's own Python code: the pod mounts the interpreter, svcnet's source
+    # and its kubeconfig read-only from the node (its sandbox shows nothing else of it).
+    paths = spec.node_paths()
+    volumes = [
+        {"name": f"node-{i}", "hostPath": {"path": path, "type": "Directory"}}
+        for i, path in enumerate(paths)
+    ]
+    container["volumeMounts"] = [
+        {"name": f"node-{i}", "mountPath": path, "readOnly": True}
+        for i, path in enumerate(paths)
+    ]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -272,6 +301,7 @@ def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
                     ],
                     "terminationGracePeriodSeconds": GRACE_SECONDS,
                     "containers": [container],
+                    "volumes": volumes,
                 },
             },
         },

@@ -173,6 +173,20 @@ def _mask(root: str) -> None:
             _bind_ro(target, target, MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
+def _mount_point(src: str, target: str) -> None:
+    """What a volume mounts over, made as runc makes it (an empty folder or file left in the
+    image's folder when the path is not in the image; the root is read-only only later)."""
+    if os.path.lexists(target):
+        if os.path.islink(target):
+            raise SandboxError(f"mount point {target} is a symbolic link")
+        return
+    if os.path.isdir(src):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644))
+
+
 def enter_sandbox(plan: dict[str, Any]) -> None:
     """Steps 2 and 3 of the module docstring; the caller is PID 1 of a new PID namespace."""
     lib = libc()
@@ -187,8 +201,12 @@ def enter_sandbox(plan: dict[str, Any]) -> None:
     root = str(plan["rootfs"]).rstrip("/")
     privileged = bool(plan.get("privileged"))
     _mount(root, root, None, MS_BIND | MS_REC)
+    for path in plan.get("tmpfs") or ():
+        mode = "1777" if path == "/tmp" else "755"
+        _mount("tmpfs", root + str(path), "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
     for src, dst, readonly in plan.get("binds") or ():
         target = root + str(dst)
+        _mount_point(str(src), target)
         if readonly:
             _bind_ro(str(src), target)
         else:
@@ -199,9 +217,6 @@ def enter_sandbox(plan: dict[str, Any]) -> None:
     if not privileged:
         _make_dev(root)
         _mask(root)
-    for path in plan.get("tmpfs") or ():
-        mode = "1777" if path == "/tmp" else "755"
-        _mount("tmpfs", root + str(path), "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
     _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
