@@ -292,6 +292,8 @@ def serve(sock: socket.socket) -> None:
                 data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 3)
             except InterruptedError:
                 continue
+            except OSError:
+                data = b""  # reset by the agent's end: closed all the same
             if not data:
                 return  # the agent closed its end: children keep running, reparented
             req = json.loads(data)

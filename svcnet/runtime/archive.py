@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def archive_kind(path: str) -> tuple[str, list[str]]:
                     for m in index.get("manifests") or ()
                 ]
                 return "oci-archive", [r for r in refs if r]
-    except (OSError, tarfile.TarError, ValueError, AttributeError) as e:
+    except (OSError, EOFError, zlib.error, tarfile.TarError, ValueError, AttributeError) as e:
         raise ImageError(f"{path}: not an image archive ({e})") from e
     raise ImageError(
         f"{path}: not an image archive (no manifest.json of docker save, no OCI index.json)"

@@ -266,6 +266,11 @@ def drop_privileges(
     lib = libc()
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
+    # What this process holds bounds what it can give (the machine may run svcnet itself
+    # with fewer than every capability): privileged means all of those.
+    with open("/proc/self/status") as f:
+        held = next(int(line.split()[1], 16) for line in f if line.startswith("CapPrm:"))
+    capabilities &= held
     for cap in range(last + 1):
         if not capabilities & (1 << cap):
             _check(lib.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
