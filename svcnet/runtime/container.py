@@ -52,7 +52,8 @@ class PreparedContainer:
 def never_pull_message(image: str) -> str:
     return (
         f'Container image "{image}" is not present with pull policy of Never: load it with '
-        "`svcnet image load FILE.tar` (`svcnet image ls` lists the images pods can run)"
+        "`svcnet image load FILE.tar` (`svcnet image ls` lists the images pods can run), or "
+        "set the container's command to run it over a read-only view of the node's programs"
     )
 
 

@@ -182,6 +182,7 @@ def test_readiness_probe_flips_ready(cluster: Cluster) -> None:
     # The file appears in the container's own /tmp (the node's /tmp is out of its sight).
     c.kubectl("exec", "probed", "--", "touch", "/tmp/svcnet-e2e-ready-probed")
     c.wait_for("pod/probed", ready, timeout=5)
+    c.kubectl("exec", "probed", "--", "rm", "/tmp/svcnet-e2e-ready-probed")
     c.wait_for("pod/probed", lambda p: not ready(p), timeout=8)
     events = c.kubectl("get", "events", "--field-selector", "involvedObject.name=probed").stdout
     assert "Readiness probe failed" in events
@@ -255,7 +256,7 @@ def test_graceful_delete_runs_prestop_then_removes_pod_and_sandbox(
     command: ["sh", "-c", "echo up; trap 'exit 0' TERM; while true; do sleep 0.1; done"]
     lifecycle:
       preStop:
-        exec: {command: ["sh", "-c", "echo prestop-$HOSTNAME > /proc/1/fd/1"]}""",
+        exec: {command: ["sh", "-c", "echo prestop-$HOSTNAME >> /proc/1/fd/1"]}""",
         )
     )
     pod = c.wait_for("pod/graceful", ready)
