@@ -1,7 +1,8 @@
-"""Built-in images: what a container with no ``command`` runs, given its image name.
+"""Unsandboxed containers (an agent without an image store, and tests of the process layer):
+what a container with no ``command`` runs, given its image name. Pods of a cluster take
+:mod:`svcnet.runtime` instead: images with a filesystem, in a sandbox.
 
-There is no container runtime and no image store: ``command``/``args`` run as given on the
-node's filesystem. Only when ``command`` is empty does the image matter, and then only the
+Here ``command``/``args`` run as given on the node's filesystem. Only when ``command`` is empty does the image matter, and then only the
 images svcnet knows how to play are accepted (Kubernetes semantics: args without command
 are passed to the image's entrypoint):
 - ``registry.k8s.io/e2e-test-images/agnhost:<tag>`` (any registry, any tag) → ``agnhost ARGS``

@@ -25,6 +25,13 @@ exit status to the agent. ``/proc/<pid>/cmdline`` and ``/proc/<pid>/environ`` of
 are rewritten in place (the zygote is started with room for them) to show the container's
 own command and environment, as after an exec.
 
+A request with a ``sandbox`` (every pod's container when the agent runs with an image store:
+see :mod:`svcnet.runtime.isolate` for the steps and why this, not runc) is forked into a PID
+namespace of its own; the child builds the container's mount namespace over its image's root
+filesystem, drops to the container's user and capabilities, and then either runs the built-in
+agnhost in this process or execs the container's command. Without a sandbox the child does
+what the exec chain did, as below.
+
 Stdlib only and no asyncio (kept small: it stays resident, and every child shares its pages).
 The zygote is single-threaded, so fork() is safe; it exits when the agent closes its socket.
 

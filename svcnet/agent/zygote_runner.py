@@ -1,6 +1,7 @@
-"""The agent's side of :mod:`svcnet.agent.zygote`: a ProcessRunner that starts built-in-image
-containers (``agnhost …``, which the nginx/httpd images run too) by asking the node's warm
-fork server, and every other command through the exec-chain runner as before.
+"""The agent's side of :mod:`svcnet.agent.zygote`: a ProcessRunner that starts every sandboxed
+container (a ProcessSpec with a ``sandbox``, see :mod:`svcnet.runtime.isolate`) and, without a
+sandbox, the built-in agnhost on the node's PATH by asking the node's warm fork server; any
+other unsandboxed command goes through the exec-chain runner as before.
 
 The zygote starts with the first such container and lives as long as this runner (the agent's
 run); it is the containers' parent and reports their exit statuses, so no thread per child

@@ -60,6 +60,7 @@ from svcnet.cluster.up import ClusterConfig, api_get
 from svcnet.dns.forward import Upstream
 from svcnet.ingress.gatewayclass import GATEWAY_CONTROLLER_NAME
 from svcnet.ingress.model import CONTROLLER_NAME
+from svcnet.runtime.images import outermost, svcnet_paths
 
 if TYPE_CHECKING:  # the CLI imports this module: keep aiohttp out until it deploys
     from svcnet.client.rest import ApiClient
@@ -104,22 +105,15 @@ class DnsAddonSpec:
     replicas: int = DNS_REPLICAS
 
     def node_paths(self) -> list[str]:
-        """Folders of the node the server's command needs: the interpreter's prefixes,
-        svcnet's source and the kubeconfig's folder (outermost first, no repeats)."""
-        import svcnet
-
-        candidates = [
-            sys.base_prefix,
-            sys.prefix,
-            os.path.dirname(os.path.dirname(os.path.abspath(svcnet.__file__))),
-            os.path.dirname(os.path.abspath(self.kubeconfig)),
-            os.path.dirname(os.path.dirname(os.path.realpath(self.python))),
-        ]
-        out: list[str] = []
-        for path in sorted(set(candidates), key=len):
-            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in out):
-                out.append(path)
-        return out
+        """Folders of the node the server's command needs: svcnet's interpreter and source,
+        and the kubeconfig's folder (outermost first, no repeats)."""
+        return outermost(
+            [
+                *svcnet_paths(),
+                os.path.dirname(os.path.abspath(self.kubeconfig)),
+                os.path.dirname(os.path.dirname(os.path.realpath(self.python))),
+            ]
+        )
 
     def command(self) -> list[str]:
         argv = [

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -108,6 +109,28 @@ def repository_name(ref: str) -> str:
     name = ref.split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
     return last.split(":", 1)[0].lower()
+
+
+def svcnet_paths() -> list[str]:
+    """Where svcnet's own Python code lives on the node: the interpreter's prefixes and the
+    folder svcnet is imported from (outermost first, none inside another). Built-in images
+    mount them read-only, so svcnet's agnhost and tools run there as on the node."""
+    import svcnet
+
+    candidates = [
+        sys.base_prefix,
+        sys.prefix,
+        os.path.dirname(os.path.dirname(os.path.abspath(svcnet.__file__))),
+    ]
+    return outermost(candidates)
+
+
+def outermost(paths: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for path in sorted({os.path.abspath(p) for p in paths}, key=len):
+        if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in out):
+            out.append(path)
+    return out
 
 
 def image_root() -> str:

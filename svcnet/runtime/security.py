@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.runtime.images import Image
+from svcnet.runtime.images import Image, svcnet_paths
 
 REASON_CONFIG_ERROR = "CreateContainerConfigError"
 
@@ -237,6 +237,9 @@ def plan_sandbox(
         groups.append(int(pod_sc["fsGroup"]))
     privileged = bool(c_sc.get("privileged"))
     binds = [Bind(p, p) for p in img.config.node_binds]
+    if "/usr" in img.config.node_binds:
+        # svcnet's agnhost and tools, with the interpreter they run on (not svcnet's state)
+        binds.extend(Bind(p, p) for p in svcnet_paths())
     usr_local = os.path.join(os.path.dirname(img.rootfs), "rootfs", "usr-local")
     if "/usr" in img.config.node_binds and os.path.isdir(usr_local):
         binds.append(Bind(usr_local, "/usr/local"))

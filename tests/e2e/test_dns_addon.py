@@ -373,6 +373,8 @@ spec:
   - name: dns
     image: svcnet/dns
     command: [{PY}, -m, svcnet.dns, --zone, example.test, --listen, "0.0.0.0:53", --objects, {objs}]
+    volumeMounts: [{{name: zone, mountPath: {tmp_path}, readOnly: true}}]
+  volumes: [{{name: zone, hostPath: {{path: {tmp_path}, type: Directory}}}}]
 """)  # fmt: skip
     pod = c.wait_for(
         "pod/upstream",

@@ -6,9 +6,10 @@ and kubeconfig, ``svcnet down`` and a leak check at the end). Its service range 
 resolv.conf points at it the same way. Everything here runs inside the cluster's own
 namespaces: the DNS pods have no upstream, so no query leaves the machine.
 
-Pods run commands on the node's filesystem: ``getent`` and ``dig`` (Debian's dnsutils) are the
-machine's, and the pod-side probes are a script of this module run with this test run's
-Python (dnspython is in its venv). Commands go into pods with ``kubectl exec``.
+The client pods run the built-in nicolaka/netshoot image: ``getent`` and ``dig`` are Debian's,
+and the pod-side probes are a script of this module passed to this test run's Python with
+``-c`` (built-in images mount svcnet's interpreter; dnspython is in its venv). Commands go
+into pods with ``kubectl exec``.
 
 Objects: namespace ``other``; Services ``web`` (default, named port ``http``), ``api``
 (other), headless ``db`` with StatefulSet ``db`` (2 pods), ExternalName ``ext``; a client pod
@@ -88,7 +89,7 @@ spec:
     metadata: {{labels: {{app: db}}}}
     spec:
       terminationGracePeriodSeconds: 1
-      containers: [{{name: db, image: busybox, command: [sleep, "3600"]}}]
+      containers: [{{name: db, image: nicolaka/netshoot, command: [sleep, "3600"]}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -96,7 +97,7 @@ metadata: {{name: client, namespace: default}}
 spec:
   nodeName: node-1
   terminationGracePeriodSeconds: 1
-  containers: [{{name: c, image: busybox, command: [sleep, "3600"]}}]
+  containers: [{{name: c, image: nicolaka/netshoot, command: [sleep, "3600"]}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -104,7 +105,7 @@ metadata: {{name: client, namespace: other}}
 spec:
   nodeName: node-2
   terminationGracePeriodSeconds: 1
-  containers: [{{name: c, image: busybox, command: [sleep, "3600"]}}]
+  containers: [{{name: c, image: nicolaka/netshoot, command: [sleep, "3600"]}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -116,7 +117,7 @@ spec:
     nameservers: [192.0.2.53]
     searches: [corp.example]
     options: [{{name: ndots, value: "2"}}, {{name: edns0}}]
-  containers: [{{name: c, image: busybox, command: [sleep, "3600"]}}]
+  containers: [{{name: c, image: nicolaka/netshoot, command: [sleep, "3600"]}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -124,7 +125,7 @@ metadata: {{name: dns-default, namespace: default}}
 spec:
   terminationGracePeriodSeconds: 1
   dnsPolicy: Default
-  containers: [{{name: c, image: busybox, command: [sleep, "3600"]}}]
+  containers: [{{name: c, image: nicolaka/netshoot, command: [sleep, "3600"]}}]
 """
 
 # Runs inside a pod. `wait NAME present|absent TIMEOUT`: ask NAME (A) every 50 ms through the
@@ -225,11 +226,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # Under /tmp: the pods see the node's filesystem.
-    path = tmp_path_factory.mktemp("dns-probe") / "probe.py"
-    path.write_text(PROBE)
-    return str(path)
+def probe() -> str:
+    """The probe's code, run in a pod as ``python -c CODE`` (the pod sees none of our files)."""
+    return PROBE
 
 
 def ready_dns_endpoints(c: Cluster) -> list[str]:
@@ -552,7 +551,7 @@ def _watch_change(
     """Start the pod-side poller, make the change with kubectl once it polls, return
     (seconds from the start of the change to the first answer in the wanted state, queries)."""
     c = cluster
-    argv = [*exec_argv(c), PY, probe, "wait", "-", name, want, "15"]
+    argv = [*exec_argv(c), PY, "-c", probe, "wait", "-", name, want, "15"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=c.env()) as proc:
         try:
             assert proc.stdout is not None
@@ -595,7 +594,7 @@ def _load_while(
     """Query kube-dns's ClusterIP from a pod every 10 ms for ``seconds``; ``after`` seconds in,
     run ``kubectl action``. Returns (summary, action start, action end) in wall-clock time."""
     c = cluster
-    argv = [*exec_argv(c), PY, probe, "load", "-", f"kubernetes.default.svc.{ZONE}",
+    argv = [*exec_argv(c), PY, "-c", probe, "load", "-", f"kubernetes.default.svc.{ZONE}",
             str(seconds), "0.01"]  # fmt: skip
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=c.env()) as proc:
         try:
@@ -620,7 +619,7 @@ def _kill_while_loading(
     cluster: Cluster, probe: str, seconds: float, pid: int, after: float
 ) -> tuple[dict[str, Any], float]:
     c = cluster
-    argv = [*exec_argv(c), PY, probe, "load", "-", f"kubernetes.default.svc.{ZONE}",
+    argv = [*exec_argv(c), PY, "-c", probe, "load", "-", f"kubernetes.default.svc.{ZONE}",
             str(seconds), "0.01"]  # fmt: skip
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=c.env()) as proc:
         try:
