@@ -246,7 +246,18 @@ def _sandboxed(
         os._exit(126 if e.errno == errno.EACCES else 127)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(128 + signum)
+
+
 def _run_agnhost(argv: list[str]) -> None:
+    if os.getpid() == 1:
+        # PID 1 of a namespace gets only the signals it handles: agnhost (a Go program
+        # upstream, whose runtime handles SIGTERM) stops on SIGTERM as 128+15.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     code = 1
     try:
         code = agnhost.main(argv)
