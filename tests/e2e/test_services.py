@@ -630,6 +630,8 @@ spec:
     image: {AGNHOST}
     command: ["{PY}", "-m", "svcnet.testing.loadgen", "{url}", "--rate", "250",
               "--duration", "600", "--timeout", "2", "--out", "{out}"]
+    volumeMounts: [{{name: report, mountPath: "{tmp_path}"}}]
+  volumes: [{{name: report, hostPath: {{path: "{tmp_path}", type: Directory}}}}]
 """
     )
     try:
