@@ -271,8 +271,7 @@ def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
         for i, path in enumerate(paths)
     ]
     container["volumeMounts"] = [
-        {"name": f"node-{i}", "mountPath": path, "readOnly": True}
-        for i, path in enumerate(paths)
+        {"name": f"node-{i}", "mountPath": path, "readOnly": True} for i, path in enumerate(paths)
     ]
     deployment = {
         "apiVersion": "apps/v1",

@@ -84,9 +84,7 @@ def test_missing_host_path_directory_is_a_config_error(store: ImageStore) -> Non
     pod = {
         "metadata": {"name": "p", "namespace": "default", "uid": "u"},
         "spec": {
-            "volumes": [
-                {"name": "data", "hostPath": {"path": "/no/such/dir", "type": "Directory"}}
-            ]
+            "volumes": [{"name": "data", "hostPath": {"path": "/no/such/dir", "type": "Directory"}}]
         },
     }
     prep = prepare_container(
