@@ -233,6 +233,19 @@ def write_dns_kubeconfig(
     return path
 
 
+def mount_node_folders(container: dict[str, Any], paths: list[str]) -> list[dict[str, Any]]:
+    """An add-on's server is svcnet's own Python code: its pod mounts the folders of the node
+    it needs (interpreter, source, its kubeconfig's folder) read-only as hostPath volumes; its
+    sandbox shows nothing else of the node. The pod's volumes."""
+    container["volumeMounts"] = [
+        {"name": f"node-{i}", "mountPath": path, "readOnly": True} for i, path in enumerate(paths)
+    ]
+    return [
+        {"name": f"node-{i}", "hostPath": {"path": path, "type": "Directory"}}
+        for i, path in enumerate(paths)
+    ]
+
+
 def _probe(path: str, port: int, **timing: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": port, "scheme": "HTTP"}, **timing}
 
@@ -263,16 +276,7 @@ def dns_addon_objects(spec: DnsAddonSpec) -> list[dict[str, Any]]:
         ),
         "readinessProbe": _probe("/ready", READY_PORT, periodSeconds=1, timeoutSeconds=1),
     }
-    # The server is svcnet's own Python code: the pod mounts the interpreter, svcnet's source
-    # and its kubeconfig read-only from the node (its sandbox shows nothing else of it).
-    paths = spec.node_paths()
-    volumes = [
-        {"name": f"node-{i}", "hostPath": {"path": path, "type": "Directory"}}
-        for i, path in enumerate(paths)
-    ]
-    container["volumeMounts"] = [
-        {"name": f"node-{i}", "mountPath": path, "readOnly": True} for i, path in enumerate(paths)
-    ]
+    volumes = mount_node_folders(container, spec.node_paths())
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -333,6 +337,11 @@ class IngressAddonSpec:
     kubeconfig: str  # path on the node filesystem, read by the container
     python: str = sys.executable
     haproxy: str = "/usr/sbin/haproxy"
+
+    def node_paths(self) -> list[str]:
+        """svcnet's interpreter and source, and the kubeconfig's folder (haproxy is in the
+        image's /usr, its state in the pod's /tmp)."""
+        return outermost([*svcnet_paths(), os.path.dirname(os.path.abspath(self.kubeconfig))])
 
     def command(self) -> list[str]:
         return [
@@ -431,6 +440,7 @@ def ingress_addon_objects(spec: IngressAddonSpec) -> list[dict[str, Any]]:
                         "nodeSelector": {OS_LABEL: "linux"},
                         "terminationGracePeriodSeconds": 30,
                         "containers": [container],
+                        "volumes": mount_node_folders(container, spec.node_paths()),
                     },
                 },
             },

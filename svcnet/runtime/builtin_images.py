@@ -287,8 +287,9 @@ BUILTINS: tuple[BuiltinImage, ...] = (
     BuiltinImage("curlimages/curl", ("curl",), _debian(entrypoint=("curl",)), _debian_base),
     BuiltinImage("nicolaka/netshoot", ("netshoot",), _debian(cmd=("bash",)), _debian_base),
     BuiltinImage("python", ("python",), _debian(cmd=("python3",)), _python),
-    # The DNS add-on: Debian's userland; svcnet's code comes as hostPath volumes.
+    # The add-ons: Debian's userland (haproxy for ingress); their kubeconfigs as volumes.
     BuiltinImage("svcnet/dns", ("dns",), _debian(), _debian_base),
+    BuiltinImage("svcnet/ingress", ("ingress",), _debian(), _debian_base),
 )
 # What an unknown image's command runs over: the node's programs, nothing of its state.
 NODE_VIEW = BuiltinImage("svcnet/node-view", (), _debian(), _debian_base)
