@@ -34,11 +34,18 @@ SPDY = {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false", "KUBECTL_REMOTE_COMMAND_WEBS
 TRANSPORTS = {"websocket": {}, "spdy": SPDY}
 
 
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.52"
+
+
 @pytest.fixture(scope="module")
 def web(svcnet_cluster: Cluster) -> Cluster:  # noqa: F811 - the fixture
-    """Deployment ``web`` (2 nginx pods) behind Service ``web`` port 80."""
+    """Deployment ``web`` (2 agnhost pods answering their own name on port 80, as the
+    tests of each stream check which pod answered) behind Service ``web`` port 80."""
     c = svcnet_cluster
-    c.kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2")
+    c.kubectl(
+        "create", "deployment", "web", f"--image={AGNHOST}", "--replicas=2",
+        "--", "/agnhost", "serve-hostname", "--port=80",
+    )  # fmt: skip
     c.kubectl("expose", "deployment", "web", "--port=80")
     c.wait_for("deployment/web", lambda d: (d.get("status") or {}).get("readyReplicas") == 2, 60.0)
     return c
@@ -210,7 +217,7 @@ def test_debug_it_runs_an_ephemeral_container_in_the_pods_network(
     name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
     out, code = in_terminal(
         web,
-        ["debug", "-it", name, "--image=nginx", "--target=nginx", "--", "sh"],
+        ["debug", "-it", name, "--image=nginx", "--target=agnhost", "--", "sh"],
         [("try pressing enter", "ip -o -4 addr show eth0; hostname; exit\r")],
         env=TRANSPORTS[transport],
     )
@@ -229,7 +236,7 @@ def test_debug_it_runs_an_ephemeral_container_in_the_pods_network(
 
     after = web.wait_for(f"pod/{name}", finished, 30.0)
     (spec,) = [e for e in after["spec"]["ephemeralContainers"] if e["name"] == debugger]
-    assert spec["targetContainerName"] == "nginx"
+    assert spec["targetContainerName"] == "agnhost"
     assert after["status"]["phase"] == "Running"
 
 
