@@ -210,7 +210,7 @@ def _sandboxed(
     in_process = bool(plan.get("agnhost"))
     host_pid = int(os.readlink("/proc/self"))  # getpid() is 1: /proc is still the node's
     try:
-        isolate.enter_sandbox(plan)
+        isolate.enter_sandbox(plan, isolate.terminal_name(stdio[0]) if req.get("tty") else None)
         os.chdir(req.get("cwd") or "/")
         path = "" if in_process else isolate.find_executable(argv[0], env)
         isolate.drop_to_plan(plan)

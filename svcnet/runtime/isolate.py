@@ -63,6 +63,12 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 CAP_VERSION_3 = 0x20080522
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+SYS_OPEN_TREE = 428  # the same number on every architecture
+SYS_MOVE_MOUNT = 429
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+AT_FDCWD = -100
 NETNS_DIR = "/run/netns"
 # runc's default spec: hidden and read-only parts of /proc and /sys.
 MASKED_PATHS = (
@@ -162,6 +168,25 @@ def _make_dev(root: str) -> None:
     _mount(None, dev, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID, "mode=755,size=65536k")
 
 
+def terminal_name(fd: int) -> str | None:
+    """The node's name of the terminal on ``fd`` (a pseudo-terminal of the agent's)."""
+    try:
+        name = os.ttyname(fd)
+    except OSError:
+        return None
+    return name if name.startswith("/dev/pts/") else None
+
+
+def show_terminal(root: str, name: str) -> None:
+    """Make the agent's terminal findable as ``name`` in the container (its own devpts does
+    not hold it, so ``tty`` and ttyname() would fail): a small tmpfs over /dev/pts with that
+    one device bound in, where runc would hand out a terminal of the container's devpts."""
+    _mount("tmpfs", root + "/dev/pts", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
+    target = root + name
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+    _mount(name, target, None, MS_BIND)
+
+
 def _mask(root: str) -> None:
     for path in MASKED_PATHS:
         target = root + path
@@ -189,8 +214,9 @@ def _mount_point(src: str, target: str) -> None:
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644))
 
 
-def enter_sandbox(plan: dict[str, Any]) -> None:
-    """Steps 2 and 3 of the module docstring; the caller is PID 1 of a new PID namespace."""
+def enter_sandbox(plan: dict[str, Any], terminal: str | None = None) -> None:
+    """Steps 2 and 3 of the module docstring; the caller is PID 1 of a new PID namespace.
+    ``terminal``: the node's name of the container's terminal, when it has one."""
     lib = libc()
     if plan.get("netns"):
         fd = os.open(os.path.join(NETNS_DIR, str(plan["netns"])), os.O_RDONLY | os.O_CLOEXEC)
@@ -219,6 +245,8 @@ def enter_sandbox(plan: dict[str, Any]) -> None:
     if not privileged:
         _make_dev(root)
         _mask(root)
+        if terminal is not None:
+            show_terminal(root, terminal)
     _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -313,9 +341,23 @@ def _status_of(pid: int) -> dict[str, str]:
     return out
 
 
+def _same_device(path: str, fd: int) -> bool:
+    try:
+        return os.stat(path).st_rdev == os.fstat(fd).st_rdev
+    except OSError:
+        return False
+
+
 def enter(pid: int, argv: list[str]) -> int:
     status = _status_of(pid)
     cwd = os.readlink(f"/proc/{pid}/cwd")
+    # exec -it: the agent's terminal, taken as a mount of its own while it is in reach
+    terminal = terminal_name(0)
+    tree = -1
+    if terminal is not None:
+        tree = libc().syscall(
+            SYS_OPEN_TREE, AT_FDCWD, terminal.encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+        )
     root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
     ns_fds = [
         (os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY), flag)
@@ -340,6 +382,19 @@ def enter(pid: int, argv: list[str]) -> int:
     child = os.fork()  # a PID namespace applies to children only
     if child == 0:
         try:
+            if terminal is not None and tree >= 0 and not _same_device(terminal, 0):
+                # shown in a mount namespace of this command's own, as for a container
+                _check(libc().unshare(CLONE_NEWNS), "unshare")
+                _mount(None, "/", None, MS_REC | MS_SLAVE)
+                _mount("tmpfs", "/dev/pts", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
+                os.close(os.open(terminal, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+                _check(
+                    libc().syscall(
+                        SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, terminal.encode(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    ),
+                    "move_mount of the terminal",
+                )  # fmt: skip
             drop_privileges(
                 int(status["CapBnd"], 16),
                 int(status["Uid"].split()[0]),
