@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -158,7 +159,10 @@ class _SniConnection(http.client.HTTPSConnection):
 
 
 def haproxy_master(cluster: Cluster) -> Path:
-    """The master CLI socket of the add-on's HAProxy (found by its process on this machine)."""
+    """The master CLI socket of the add-on's HAProxy (found by its process on this machine:
+    the pod's environment names this cluster's API Service; the socket is in the pod's own
+    /tmp, reached through the process's root)."""
+    api = str(next(ipaddress.ip_network(cluster.service_cidr).hosts()))
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -167,8 +171,9 @@ def haproxy_master(cluster: Cluster) -> Path:
             environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if b"-W" in argv and b"-S" in argv and str(cluster.data_dir) in environ:
-            return Path(argv[argv.index(b"-S") + 1].decode().split(",")[0])
+        if b"-W" in argv and b"-S" in argv and f"KUBERNETES_SERVICE_HOST={api}\0" in environ:
+            sock = argv[argv.index(b"-S") + 1].decode().split(",")[0]
+            return Path(f"/proc/{pid}/root") / sock.lstrip("/")
     raise AssertionError("no HAProxy master of this cluster")
 
 
