@@ -449,7 +449,6 @@ async def run_agent(config: AgentConfig, kubeconfig: Path, server: str | None = 
 
     async def wait_resumed() -> bool:
         """Idle while the node is stopped; False when asked to terminate meanwhile."""
-        resume.clear()
         while flag is not None and flag.exists():
             if terminate.is_set():
                 return False
@@ -472,6 +471,8 @@ async def run_agent(config: AgentConfig, kubeconfig: Path, server: str | None = 
             stop = asyncio.create_task(_first(terminate, park))
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
+            # A start that comes from here on (even while the pods are still stopping) counts.
+            resume.clear()
             if task.done() and task.exception() is not None:
                 log.error("agent failed", exc_info=task.exception())
                 await agent.stop_pods()
@@ -483,7 +484,9 @@ async def run_agent(config: AgentConfig, kubeconfig: Path, server: str | None = 
         if terminate.is_set():
             return
         log.info("node %s stopped (svcnet node stop); waiting to be started", config.node_name)
-        if flag is not None and not flag.exists():
+        # `svcnet node start` removes the flag and signals: if it came while the pods were
+        # stopping, the flag must not be made again, or the start would be lost.
+        if flag is not None and not flag.exists() and not resume.is_set():
             flag.parent.mkdir(parents=True, exist_ok=True)
             flag.touch()
 

@@ -340,6 +340,12 @@ async def test_node_whose_lease_stops_goes_unknown_and_its_pods_are_evicted(
     await eventually(unknown)
     detected = time.monotonic() - stopped
     print(f"node-2 Unknown {detected:.2f}s after its heartbeat stopped (grace 1.0s)")
+
+    # The condition and the taints are two writes of the node lifecycle controller, as upstream.
+    async def tainted() -> bool:
+        return bool((await cluster.api.get("nodes", "node-2"))["spec"].get("taints"))
+
+    await eventually(tainted)
     node2 = await cluster.api.get("nodes", "node-2")
     ready = next(c for c in node2["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["reason"], ready["message"]) == (
