@@ -1,4 +1,4 @@
-"""Benchmark of issue 5: one svcnet DNS process against knot, side by side, with dnsperf.
+"""One svcnet DNS process against knot, side by side, with dnsperf.
 
 Both serve the same 1,000 ClusterIP Services on loopback: svcnet DNS from the API objects
 (`python -m svcnet.dns --objects`), knotd (one UDP worker) from a zone file generated from
@@ -6,7 +6,9 @@ the svcnet record table itself, so the records are the same. dnsperf (4 clients)
 queries for the 1,000 service names, first flat out for queries/s, then with -v for the
 latency of every query (p50/p99) — at full load and at a fixed moderate rate.
 
-    .venv/bin/python -m bench.dns.throughput [--services 1000] [--seconds 10] [--write]
+    .venv/bin/python -m bench.dns.throughput [--services 1000] [--seconds 5] [--rounds 3]
+
+It prints every server's figures, then rows of the table in docs/benchmarks.md.
 
 Every process started here is stopped by PID in a finally; the temporary directory goes too.
 """
@@ -15,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import signal
 import socket
@@ -31,11 +31,11 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from bench.table import Machine, Row, command_line, print_rows
 from svcnet.dns.projection import PortInfo, ServiceInfo
 from svcnet.dns.records import RecordTable
 from svcnet.dns.respond import Responder
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks-dns.md"
 ZONE = "cluster.local."
 CLIENTS = 4
 RATES = (10_000, 20_000)  # fixed offered loads for the latency runs
@@ -119,7 +119,9 @@ def zone_text(n: int) -> str:
         if not qname.endswith(ZONE):
             continue  # PTR entries live in in-addr.arpa
         qtype = int.from_bytes(key[i + 1 : i + 3], "big")
-        reply = responder.respond(dns.message.make_query(qname, qtype).to_wire())
+        reply = responder.respond(
+            dns.message.make_query(qname, dns.rdatatype.RdataType(qtype)).to_wire()
+        )
         assert isinstance(reply, bytes)
         for rrset in dns.message.from_wire(reply).answer:
             for line in rrset.to_text().splitlines():
@@ -278,13 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--seconds", type=int, default=5, help="length of each queries/s run")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--write", action="store_true", help=f"write the figures to {DOC}")
     args = p.parse_args(argv)
     for tool in ("dnsperf", "knotd"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: apt-get install dnsperf knot", file=sys.stderr)
             return 2
-    load_before = os.getloadavg()[0]
+    machine = Machine.now()
     procs: list[subprocess.Popen[bytes]] = []
     tmp = Path(tempfile.mkdtemp(prefix="svcnet-bench-dns-"))
     try:
@@ -350,72 +351,54 @@ def main(argv: list[str] | None = None) -> int:
             stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ratio = svcnet.qps / knot.qps
-    args.load = (load_before, os.getloadavg()[0])
-    report = render(knot, svcnet, minimal, ratio, args)
-    print(report)
-    if args.write:
-        DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(report)
-        print(f"written to {DOC}")
+    print(render(knot, svcnet, minimal, args))
+    command = command_line("python -m bench.dns.throughput", argv)
+    print_rows(rows(knot, svcnet, minimal, args.services), command, machine)
     return 0
 
 
-def render(
-    knot: Result, svcnet: Result, minimal: Result, ratio: float, args: argparse.Namespace
-) -> str:
-    cpu = platform.processor() or platform.machine()
-    rows = "\n".join(
+def render(knot: Result, svcnet: Result, minimal: Result, args: argparse.Namespace) -> str:
+    """Every server's figures, best of the rounds, as a markdown table."""
+    lines = "\n".join(
         f"| {r.name} | {r.qps:,.0f} | {r.lost:.2%} | "
         + " | ".join(f"{r.at_rate[q][0]:.3f} / {r.at_rate[q][1]:.3f}" for q in RATES)
         + f" | {r.p50_full_ms:.3f} / {r.p99_full_ms:.3f} |"
         for r in (knot, svcnet, minimal)
     )
+    rate_cols = " | ".join(f"p50 / p99 ms at {q // 1000}k qps" for q in RATES)
     per_round = "\n".join(
         f"- {name}: " + ", ".join(f"{q:,.0f}" for q in qps) for name, qps in args.per_round.items()
     )
-    rate_cols = " | ".join(f"p50 / p99 ms at {q // 1000}k qps" for q in RATES)
-    best = RATES[0]
     cmd = " ".join(dnsperf_cmd(0, Path("queries.txt"), args.seconds, [])).replace("-p 0", "-p PORT")
-    return f"""## Cluster DNS: svcnet dns vs knot (issue 5)
+    return (
+        f"dnsperf: {cmd} (best of {args.rounds} alternating rounds per server)\n\n"
+        f"| server | queries/s | lost | {rate_cols} | p50 / p99 ms at full load |\n"
+        f"|---|---:|---:|{'---:|' * len(RATES)}---:|\n{lines}\n\n"
+        f"queries/s in each round:\n{per_round}"
+    )
 
-Measured {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} on this machine ({os.cpu_count()} cores, {cpu}),
-by `.venv/bin/python -m bench.dns.throughput --services {args.services} --seconds {args.seconds} --rounds {args.rounds} --write`
-(best of {args.rounds} alternating rounds per server: the machine is shared with other work; its
-1-minute load average was {args.load[0]:.1f} before and {args.load[1]:.1f} after the run).
-Nothing is pinned to a core: pinning knot's threads to one core halved its rate here, since
-its worker shares that core with the kernel's packet work.
 
-Both servers answer the same {args.services:,} ClusterIP Services (`web-N.default.svc.cluster.local`,
-A, TTL 5) on 127.0.0.1: svcnet dns as one process from the API objects, knotd with one UDP worker
-from a zone file generated from the svcnet record table. dnsperf {CLIENTS} clients, 1 thread,
-≤100 queries in flight, A queries for the {args.services:,} names in turn:
-
-    {cmd}
-
-Latency comes from separate runs with `-v` (every query's latency; -v costs dnsperf some rate)
-at fixed offered loads (`-Q RATE`) and at full load.
-
-| server | queries/s | lost | {rate_cols} | p50 / p99 ms at full load |
-|---|---:|---:|{"---:|" * len(RATES)}---:|
-{rows}
-
-queries/s in each round (the spread is the machine's other work):
-{per_round}
-
-The minimal responder (bench/dns/minimal_responder.py) only looks reply bytes up by query
-bytes and patches the ID: the most one Python process can do here, not a DNS server.
-svcnet dns gets close to it because its hot path is the same: answers for every Service name
-are precomputed as wire bytes in the record table (svcnet/dns/records.py), and the reply
-made for a given query (all bytes but the ID) is kept until the table changes, so a repeated
-question costs one dict lookup and one concatenation (svcnet/dns/respond.py); the table's
-heap is frozen out of the garbage collector after loading (`gc.freeze()`).
-
-svcnet / knot rate: **{ratio:.2f}** (target ≥ 0.5); svcnet / minimal responder:
-{svcnet.qps / minimal.qps:.2f}. svcnet p99 at {best:,} qps:
-{svcnet.at_rate[best][1]:.3f} ms (target < 2 ms). At full load the latency is mostly queueing:
-100 queries in flight divided by the rate.
-"""
+def rows(knot: Result, svcnet: Result, minimal: Result, services: int) -> list[Row]:
+    ratio = svcnet.qps / knot.qps
+    at = RATES[0]
+    return [
+        Row(
+            "DNS",
+            f"queries/s of one svcnet DNS process / knot (1 UDP worker), {services:,} Services, "
+            "dnsperf -c 4",
+            f"{ratio:.2f} ({svcnet.qps:,.0f} / {knot.qps:,.0f} q/s); minimal Python responder "
+            f"{minimal.qps:,.0f} q/s",
+            "≥ 0.5",
+            ratio >= 0.5,
+        ),
+        Row(
+            "DNS",
+            f"svcnet DNS latency at {at:,} queries/s",
+            f"p50 {svcnet.at_rate[at][0]:.3f} ms, p99 {svcnet.at_rate[at][1]:.3f} ms",
+            "p99 < 2 ms",
+            svcnet.at_rate[at][1] < 2,
+        ),
+    ]
 
 
 if __name__ == "__main__":

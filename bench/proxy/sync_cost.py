@@ -1,11 +1,13 @@
-"""Benchmark (b) of issue 4: the proxy's rule sync cost at 1k / 5k / 10k Services x 10 endpoints.
+"""The proxy's rule sync cost at 1k / 5k / 10k Services x 10 endpoints.
 
 Runs the real rule builder and applies its transactions with the real ``nft`` inside a scratch
 network namespace of its own (removed at the end, also on failure). For each size: full sync
 time (build + ``nft -f``), partial sync time for one endpoint change of one Service, the
 kernel's rule / element / chain counts, and this process's peak RSS.
 
-    sudo .venv/bin/python -m bench.proxy.sync_cost [--sizes 1000,5000,10000] [--write]
+    sudo .venv/bin/python -m bench.proxy.sync_cost [--sizes 1000,5000,10000]
+
+It prints each size's figures, then rows of the table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
+from bench.table import Machine, Row, command_line, print_rows
 from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.proxy.model import Endpoint, Protocol, ServiceKey, ServicePort
 from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig, build_full, build_partial, commit
@@ -27,11 +28,10 @@ from svcnet.proxy.rules import FAMILY, TABLE, ProxyConfig, build_full, build_par
 NODE = "node-1"
 NODES = ("node-1", "node-2", "node-3")
 ENDPOINTS_PER_SERVICE = 10
-DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks-proxy.md"
 
 
 def make_services(n: int) -> dict[ServiceKey, tuple[tuple[ServicePort, tuple[Endpoint, ...]], ...]]:
-    out = {}
+    out: dict[ServiceKey, tuple[tuple[ServicePort, tuple[Endpoint, ...]], ...]] = {}
     for i in range(n):
         key = ServiceKey("bench", f"svc-{i}")
         sp = ServicePort(
@@ -131,29 +131,44 @@ def run_size(
     }
 
 
-def table(results: list[dict[str, float]]) -> str:
-    head = (
-        "| Services x 10 endpoints | full sync, median of 3 (build + nft) / best | CPU of it | "
-        "resync of loaded table | "
-        "partial, 1 endpoint change p50 / max | of which build | rules | elements | chains | "
-        "peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    rows = "".join(
-        f"| {r['services']:,.0f} | {r['full_s']:.2f} s ({r['full_build_s']:.2f} + "
-        f"{r['full_apply_s']:.2f}) / {r['full_min_s']:.2f} s | {r['full_cpu_s']:.2f} s | "
-        f"{r['resync_s']:.2f} s | {r['partial_p50_ms']:.1f} / "
-        f"{r['partial_max_ms']:.1f} ms | {r['partial_build_ms']:.2f} ms | {r['rules']:.0f} | "
-        f"{r['elements']:,.0f} | {r['chains']:.0f} | {r['rss_mib']:.0f} MiB |\n"
-        for r in results
-    )
-    return head + rows
+def rows(results: list[dict[str, float]]) -> list[Row]:
+    """The figures as rows of docs/benchmarks.md's table, one group per size."""
+    out = []
+    for r in results:
+        size = f"{r['services']:,.0f} Services x {ENDPOINTS_PER_SERVICE} endpoints"
+        full_target = r["services"] == 10_000
+        out += [
+            Row(
+                "proxy",
+                f"full sync, {size} (build + nft, median of 3)",
+                f"{r['full_s']:.2f} s ({r['full_build_s']:.2f} + {r['full_apply_s']:.2f}), best "
+                f"{r['full_min_s']:.2f} s, CPU {r['full_cpu_s']:.2f} s",
+                "< 3 s" if full_target else "",
+                r["full_s"] < 3 if full_target else None,
+            ),
+            Row(
+                "proxy",
+                f"partial sync, one endpoint change, {size} (includes `ip netns exec`)",
+                f"p50 {r['partial_p50_ms']:.1f} ms, max {r['partial_max_ms']:.1f} ms "
+                f"(build {r['partial_build_ms']:.2f} ms)",
+                "< 50 ms",
+                r["partial_p50_ms"] < 50,
+            ),
+            Row(
+                "proxy",
+                f"kernel objects, {size}",
+                f"{r['rules']:.0f} rules, {r['chains']:.0f} chains, {r['elements']:,.0f} "
+                f"elements; bench process peak RSS {r['rss_mib']:.0f} MiB",
+            ),
+        ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="1000,5000,10000")
-    ap.add_argument("--write", action="store_true", help="record the figures in the docs")
     args = ap.parse_args(argv)
+    machine = Machine.now()
     ns = f"kpxb-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
@@ -170,34 +185,14 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results.append(r)
-        if args.write:
-            write_doc(
-                table(results),
-                " ".join(["python -m bench.proxy.sync_cost", *(argv or sys.argv[1:])]),
-            )
+        print(
+            f"nft: {subprocess.run(['nft', '--version'], capture_output=True, text=True).stdout.strip()}, "
+            f"kernel {os.uname().release}"
+        )
+        print_rows(rows(results), command_line("python -m bench.proxy.sync_cost", argv), machine)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     return 0
-
-
-def write_doc(figures: str, command: str) -> None:
-    text = DOC.read_text() if DOC.exists() else ""
-    marker = "<!-- sync_cost -->"
-    block = (
-        f"{marker}\n## (b) Rule sync cost\n\nCommand: `sudo .venv/bin/python -m bench.proxy.sync_cost"
-        f"{command.removeprefix('python -m bench.proxy.sync_cost')}` "
-        f"(nft {subprocess.run(['nft', '--version'], capture_output=True, text=True).stdout.strip()}, "
-        f"kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}, load average at the end "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: the machine is shared, so these "
-        f"are upper bounds).\n\n{figures}\n{marker}\n"
-    )
-    if marker in text:
-        pre, _, rest = text.partition(marker)
-        _, _, post = rest.partition(marker)
-        text = pre + block + post.lstrip("\n")
-    else:
-        text = text.rstrip() + ("\n\n" if text else "") + block
-    DOC.write_text(text)
 
 
 if __name__ == "__main__":
