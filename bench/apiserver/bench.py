@@ -560,6 +560,7 @@ def rows(r: dict[str, Any]) -> list[Any]:
     rates = ", ".join(f"{x['create_rate']:,.0f}" for x in runs)
     each = f" (runs: {rates})" if len(runs) > 1 else ""
     median = "median " if len(runs) > 1 else ""
+    of_runs = f" (medians of {len(runs)} runs)" if len(runs) > 1 else ""
     out = [
         Row(
             "API server",
@@ -599,7 +600,7 @@ def rows(r: dict[str, Any]) -> list[Any]:
         Row(
             "API server",
             f"full list of {r['list_items']:,.0f} Services (JSON)",
-            f"{median}median {r['list_median'] * 1000:.0f} ms, max {r['list_max'] * 1000:.0f} ms",
+            f"median {r['list_median'] * 1000:.0f} ms, max {r['list_max'] * 1000:.0f} ms{of_runs}",
             "< 500 ms",
             r["list_median"] < 0.5,
         ),
@@ -607,8 +608,8 @@ def rows(r: dict[str, Any]) -> list[Any]:
             "API server",
             f"watch delivery to {r['watchers']} watchers ({r['watch_events']:,.0f} creates at "
             f"{r['watch_rate']:.0f}/s)",
-            f"{median}p50 {r['p50'] * 1000:.1f} ms, p99 {r['p99'] * 1000:.1f} ms, "
-            f"max {r['max'] * 1000:.1f} ms",
+            f"p50 {r['p50'] * 1000:.1f} ms, p99 {r['p99'] * 1000:.1f} ms, "
+            f"max {r['max'] * 1000:.1f} ms{of_runs}",
             "p99 < 100 ms",
             r["p99"] < 0.1,
         ),

@@ -1,1 +1,1 @@
-"""bench/cluster (issue 3): `svcnet up` time, pod start latency, idle cluster memory."""
+"""bench/cluster: `svcnet up` time, pod start latency, idle cluster memory."""

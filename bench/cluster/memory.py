@@ -4,7 +4,7 @@
 /proc/<pid>/smaps_rollup: shared pages split among their users, so the sum is fair) of every
 process of the cluster — supervisor, control plane, each agent and its descendants (the pod
 processes). Then the same with ``pods`` idle pods (a Deployment of agnhost netexec with a
-readiness probe), after another ``idle`` seconds. Target (issue 3): under 250 MB for 3 nodes.
+readiness probe), after another ``idle`` seconds. Target: under 250 MB for 3 nodes.
 A cross-check lists processes that name the cluster's data dir but sit in no component's tree
 (they would escape the sum).
 """

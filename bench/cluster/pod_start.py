@@ -10,7 +10,7 @@ container running, (e) Ready=True. Latency of a bare pod = Ready seen - the mome
 sent; of a Deployment's pod = Ready seen - the moment the pod first appeared in the watch (and,
 what a user waits for, - the Deployment's POST). The API's own timestamps (creationTimestamp,
 the Ready condition's lastTransitionTime) have 1 s resolution and are reported for reference.
-Target (issue 3): p99 under 1 s (the Kubernetes SLO is 5 s p99, excluding image pulls).
+Target: p99 under 1 s (the Kubernetes SLO is 5 s p99, excluding image pulls).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Two clocks per run: the wall time until ``svcnet up`` returns (it returns once the API
 reports every Node Ready) and, independently, the time until our own 20 ms poll of
-``/api/v1/nodes`` first sees N nodes with Ready=True. Target (issue 3): under 3 s.
+``/api/v1/nodes`` first sees N nodes with Ready=True. Target: under 3 s.
 """
 
 from __future__ import annotations

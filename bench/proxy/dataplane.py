@@ -1,4 +1,4 @@
-"""Benchmarks (c) and (d) of issue 4 on a real cluster: what the Service data plane costs.
+"""What the Service data plane costs, on a real cluster: overhead (c) and scale (d).
 
 (c) overhead: HTTP requests/s and latency from a client pod on node-2 to one server pod on
     node-1, straight to the pod IP vs through the ClusterIP (DNAT by node-2's proxy). Client:

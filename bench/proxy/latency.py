@@ -1,4 +1,4 @@
-"""Benchmark (a) of issue 4: network programming latency on a real cluster.
+"""Network programming latency on a real cluster.
 
 One change = a new pod turns Ready; it is "programmed" when a client on ANOTHER node first gets
 an answer from it through the Service's ClusterIP. Each round creates one pod on node-1 behind
@@ -12,7 +12,7 @@ whole path: agent status write -> EndpointSlice controller -> node-2's proxy -> 
     sudo .venv/bin/python -m bench.proxy.latency --data-dir DIR [--changes 200]
     sudo .venv/bin/python -m bench.proxy.latency --up [--changes 200]   # own cluster, removed after
 
-Target (issue 4): p99 under 250 ms (the Kubernetes SLO is 30 s at p99).
+Target: p99 under 250 ms (the Kubernetes SLO is 30 s at p99).
 """
 
 from __future__ import annotations
