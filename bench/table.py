@@ -3,7 +3,7 @@
 A bench takes the machine's state when it starts (``Machine.now()``: the date and the load
 average of /proc/loadavg, which on a shared machine says more about a timing than anything
 else) and ends by printing one table row per measure: area, measure, figure, target, met,
-command, machine state. What else ran on the machine is for the person pasting the row to add.
+command, machine state. What else ran alongside is for the person pasting the row to add.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEADER = (
-    "| area | measure | figure | target | met | command | measured (UTC; load at start) |\n"
+    "| area | measure | figure | target | met | command | measured (UTC; load at start; alongside) |\n"
     "|---|---|---|---|---|---|---|"
 )
 
