@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 
 LEASE_RENEW_INTERVAL = 1.0
 STATUS_REPORT_INTERVAL = 60.0
+# Past this a pod worker that is still stopping is cancelled; remove_orphan_sandboxes ends
+# whatever it left.
+STOP_PODS_TIMEOUT = 15.0
 NOT_READY_NETWORK = (
     "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
     "message:Network plugin returns error: cni plugin not initialized"
@@ -316,15 +319,30 @@ class Agent:
         return self.workers.get(f"{namespace}/{name}")
 
     async def stop_pods(self) -> None:
-        """Stop every pod's processes and remove its sandbox; the objects stay."""
-        workers = list(self.workers.values())
-        for w in workers:
+        """Stop every pod's processes and remove its sandbox; the objects stay.
+
+        No worker may outlive this: a late one would tear down the sandbox of the same pod
+        that the next agent (after ``svcnet node start``) has made meanwhile under the same
+        namespace name."""
+        started = self.clock.monotonic()
+        for w in list(self.workers.values()):
             w.kill()
-        tasks = list(self._worker_tasks.values())
+        tasks = dict(self._worker_tasks)
         if tasks:
-            await asyncio.wait(tasks, timeout=15)
+            _, late = await asyncio.wait(tasks.values(), timeout=STOP_PODS_TIMEOUT)
+            if late:
+                names = sorted(k for k, t in tasks.items() if t in late)
+                log.warning(
+                    "pods still stopping after %.0f s, cancelled: %s",
+                    STOP_PODS_TIMEOUT,
+                    ", ".join(names),
+                )
+                for t in late:
+                    t.cancel()
+                await asyncio.wait(late, timeout=STOP_PODS_TIMEOUT)
         await self.remove_orphan_sandboxes()
         self.runner.close()
+        log.info("stopped %d pods in %.2f s", len(tasks), self.clock.monotonic() - started)
 
     async def remove_orphan_sandboxes(self) -> None:
         for name in await asyncio.to_thread(self.sandboxes.existing):
@@ -471,6 +489,8 @@ async def run_agent(config: AgentConfig, kubeconfig: Path, server: str | None = 
             stop = asyncio.create_task(_first(terminate, park))
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
+            if park.is_set():
+                log.info("node %s stopping (svcnet node stop)", config.node_name)
             # A start that comes from here on (even while the pods are still stopping) counts.
             resume.clear()
             if task.done() and task.exception() is not None:
@@ -479,7 +499,15 @@ async def run_agent(config: AgentConfig, kubeconfig: Path, server: str | None = 
                 raise SystemExit(1)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                # Bounded: the pods must stop even if a component's cleanup hangs.
+                done, _ = await asyncio.wait({task}, timeout=STOP_PODS_TIMEOUT)
+                if not done:
+                    log.warning(
+                        "node %s: components still stopping after %.0f s: %s",
+                        config.node_name,
+                        STOP_PODS_TIMEOUT,
+                        ", ".join(sorted(t.get_name() for t in asyncio.all_tasks())),
+                    )
             await agent.stop_pods()
         if terminate.is_set():
             return

@@ -315,7 +315,18 @@ class PodWorker:
             try:
                 self.sandbox = await self.ctx.sandboxes.create(self.sandbox_spec)
                 if self.ctx.network_gate is not None:
-                    await self.ctx.network_gate.admit(self.pod, self.sandbox.pod_ips)
+                    # A pod deleted (or its node stopped) while its rules are being
+                    # programmed stops waiting at once.
+                    admit = asyncio.ensure_future(
+                        self.ctx.network_gate.admit(self.pod, self.sandbox.pod_ips)
+                    )
+                    stop = asyncio.ensure_future(self._terminate.wait())
+                    await asyncio.wait({admit, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    for waiting in (admit, stop):
+                        waiting.cancel()
+                    failed = admit.exception() if admit.done() and not admit.cancelled() else None
+                    if failed is not None:
+                        raise failed
                 # No status write of its own: the pod IP goes out with the containers' start
                 # (a few ms later, each path of _run marks the status dirty), one PATCH less
                 # per pod — as kubelet reports the sandbox's IP with the next pod sync.

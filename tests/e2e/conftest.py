@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from free_ranges import DATAPLANE, free_prefix, free_ranges
@@ -101,3 +102,23 @@ def e2e_config(tmp_path: object) -> Iterator[UnderlayConfig]:
         yield config
         after = snapshot(config)
         assert after == before, f"left behind: {after}"
+
+
+LOG_TAIL_LINES = int(os.environ.get("SVCNET_TEST_LOG_TAIL", "60"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test against a cluster carries the tails of that cluster's logs in its report:
+    CI keeps only the report, and the cluster's data directory is gone after ``svcnet down``."""
+    report = yield
+    if report.failed and call.when == "call":
+        dirs = {getattr(v, "data_dir", None) for v in getattr(item, "funcargs", {}).values()}
+        for data_dir in sorted(d for d in dirs if isinstance(d, Path)):
+            if (data_dir / "logs").is_dir():
+                for path in sorted((data_dir / "logs").glob("*.log")):
+                    lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                    report.sections.append((f"log tail {path.name}", "\n".join(lines)))
+    return report
