@@ -498,17 +498,19 @@ async def run_agent(config: AgentConfig, kubeconfig: Path, server: str | None = 
                 await agent.stop_pods()
                 raise SystemExit(1)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                # Bounded: the pods must stop even if a component's cleanup hangs.
-                done, _ = await asyncio.wait({task}, timeout=STOP_PODS_TIMEOUT)
-                if not done:
-                    log.warning(
-                        "node %s: components still stopping after %.0f s: %s",
-                        config.node_name,
-                        STOP_PODS_TIMEOUT,
-                        ", ".join(sorted(t.get_name() for t in asyncio.all_tasks())),
-                    )
+            # The pods stop while the components wind down, not after them: a component's
+            # cleanup (an open stream to the agent's server, a last API write) must not keep
+            # a stopped node's pods running.
+            components = asyncio.ensure_future(asyncio.wait({task}, timeout=STOP_PODS_TIMEOUT))
             await agent.stop_pods()
+            done, _ = await components
+            if not done:
+                log.warning(
+                    "node %s: components still stopping after %.0f s: %s",
+                    config.node_name,
+                    STOP_PODS_TIMEOUT,
+                    ", ".join(sorted(t.get_name() for t in asyncio.all_tasks())),
+                )
         if terminate.is_set():
             return
         log.info("node %s stopped (svcnet node stop); waiting to be started", config.node_name)
