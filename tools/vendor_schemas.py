@@ -257,15 +257,14 @@ def gateway_definitions() -> dict[str, Any]:
         urlRewrite=obj(hostname=s(), path=path_modifier),
         extensionRef=local_object_ref,
     )
+    header_matches = arr(
+        obj(["name", "value"], type=s(enum=["Exact", "RegularExpression"]), name=s(), value=s()),
+        ["name"],
+        16,
+    )
     match = obj(
         path=obj(type=s(enum=["Exact", "PathPrefix", "RegularExpression"]), value=s()),
-        headers=arr(
-            obj(
-                ["name", "value"], type=s(enum=["Exact", "RegularExpression"]), name=s(), value=s()
-            ),
-            ["name"],
-            16,
-        ),
+        headers=header_matches,
         queryParams=arr(
             obj(
                 ["name", "value"], type=s(enum=["Exact", "RegularExpression"]), name=s(), value=s()
@@ -391,6 +390,38 @@ def gateway_definitions() -> dict[str, Any]:
             parentRefs=arr(parent_ref, max_items=32),
             hostnames=arr(s(), max_items=16),
             rules=arr(rule, max_items=16),
+        ),
+        obj(["parents"], parents=arr(route_parent_status, max_items=32)),
+    )
+    grpc_match = obj(
+        method=obj(type=s(enum=["Exact", "RegularExpression"]), service=s(), method=s()),
+        headers=header_matches,
+    )
+    grpc_rule = obj(
+        matches=arr(grpc_match, max_items=8),
+        filters=arr(filter_, max_items=16),
+        backendRefs=arr(backend_ref, max_items=16),
+    )
+    out |= kind(
+        "v1",
+        "GRPCRoute",
+        obj(
+            parentRefs=arr(parent_ref, max_items=32),
+            hostnames=arr(s(), max_items=16),
+            rules=arr(grpc_rule, max_items=16),
+        ),
+        obj(["parents"], parents=arr(route_parent_status, max_items=32)),
+    )
+    # TLSRoute: the experimental channel's v1alpha2.
+    tls_rule = obj(["backendRefs"], name=s(), backendRefs=arr(backend_ref, max_items=16))
+    out |= kind(
+        "v1alpha2",
+        "TLSRoute",
+        obj(
+            ["rules"],
+            parentRefs=arr(parent_ref, max_items=32),
+            hostnames=arr(s(), max_items=16),
+            rules=arr(tls_rule, max_items=16),
         ),
         obj(["parents"], parents=arr(route_parent_status, max_items=32)),
     )

@@ -169,6 +169,15 @@ HTTPROUTES = ResourceType(
     "gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", True, (), ("gateway-api",),
     subresources=_STATUS,
 )  # fmt: skip
+GRPCROUTES = ResourceType(
+    "gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", True, (), ("gateway-api",),
+    subresources=_STATUS,
+)  # fmt: skip
+# TLSRoute is in the experimental channel only (v1alpha2), as upstream serves it.
+TLSROUTES = ResourceType(
+    "gateway.networking.k8s.io", "v1alpha2", "TLSRoute", "tlsroutes", True, (), ("gateway-api",),
+    subresources=_STATUS,
+)  # fmt: skip
 REFERENCEGRANTS = ResourceType(
     "gateway.networking.k8s.io", "v1beta1", "ReferenceGrant", "referencegrants", True,
     ("refgrant",), ("gateway-api",),
@@ -183,7 +192,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     DEPLOYMENTS, REPLICASETS, STATEFULSETS, DAEMONSETS,
     JOBS,
     INGRESSES, INGRESSCLASSES, NETWORKPOLICIES,
-    GATEWAYCLASSES, GATEWAYS, HTTPROUTES, REFERENCEGRANTS,
+    GATEWAYCLASSES, GATEWAYS, HTTPROUTES, GRPCROUTES, TLSROUTES, REFERENCEGRANTS,
     LEASES,
 )  # fmt: skip
 

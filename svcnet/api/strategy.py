@@ -551,6 +551,8 @@ _TRACKS_GENERATION = frozenset(
         "GatewayClass",
         "Gateway",
         "HTTPRoute",
+        "GRPCRoute",
+        "TLSRoute",
         "ReferenceGrant",
     }
 )
@@ -576,6 +578,8 @@ _VALIDATORS: dict[str, Validator] = {
     "GatewayClass": gateway_v.validate_gateway_class,
     "Gateway": gateway_v.validate_gateway,
     "HTTPRoute": gateway_v.validate_http_route,
+    "GRPCRoute": gateway_v.validate_grpc_route,
+    "TLSRoute": gateway_v.validate_tls_route,
     "ReferenceGrant": gateway_v.validate_reference_grant,
     "Lease": core_v.validate_lease,
 }
@@ -623,6 +627,8 @@ _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
     "GatewayClass": GatewayClassStrategy,
     "Gateway": GatewayStrategy,
     "HTTPRoute": HTTPRouteStrategy,
+    "GRPCRoute": HTTPRouteStrategy,
+    "TLSRoute": HTTPRouteStrategy,
 }
 
 _CACHE: dict[ResourceType, Strategy] = {}

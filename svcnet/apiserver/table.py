@@ -741,6 +741,7 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
         _gateway_row,
     ),
     ("gateway.networking.k8s.io", "HTTPRoute"): ((NAME, _c("Hostnames"), AGE), _httproute_row),
+    ("gateway.networking.k8s.io", "GRPCRoute"): ((NAME, _c("Hostnames"), AGE), _httproute_row),
 }
 _DEFAULT = ((NAME, AGE), _default_row)
 

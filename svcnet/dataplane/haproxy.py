@@ -220,9 +220,10 @@ class MasterWorker:
 
     async def check(self, config_file: Path) -> str:
         proc = await asyncio.create_subprocess_exec(
+            # Not -q: it silences the alerts too, and their "parsing [file:line]" is how a
+            # caller learns what was refused.
             self.binary,
             "-c",
-            "-q",
             "-f",
             str(config_file),
             stdout=asyncio.subprocess.PIPE,

@@ -4,8 +4,10 @@ It keeps HAProxy's rules that an applier depends on:
 
 * ``check`` refuses a configuration whose ``use_backend``/``default_backend`` names a backend
   that is not defined, whose backends repeat, or that names a map, certificate or crt-list
-  file (or a crt-list entry) that does not exist next to it; ``refuse`` adds words that make
-  it fail as HAProxy would on something it cannot parse;
+  file (or a crt-list entry) that does not exist next to it, or a ``-m reg`` regular expression
+  PCRE2 refuses and Python's ``re`` takes (``\\N{name}``, ``\\u``), with HAProxy's file:line
+  message; ``refuse`` adds words that make it fail as HAProxy would on something it cannot
+  parse;
 * a worker reads ``server`` lines when it starts (``start``, ``reload``): a ``disabled`` server
   is out of rotation until ``set server … state ready``;
 * the Runtime API changes one worker's servers only; a reload starts over from the file;
@@ -21,6 +23,9 @@ from pathlib import Path
 
 from svcnet.dataplane.haproxy import HaproxyError
 
+_REGEX = re.compile(r"-m reg ('(?:[^']|'\"'\"')*')")
+# Escapes Python's re takes and PCRE2 refuses: the case where HAProxy alone says no.
+_PCRE2_REFUSES = re.compile(r"(?<!\\)(?:\\\\)*\\(?:N\{|u)")
 _FILE_ARGS = re.compile(r"map_str\(([^)]+)\)|\bcrt-list (\S+)|\bcrt (\S+)")
 
 
@@ -140,7 +145,22 @@ def check_config(config_file: Path, refuse: set[str] = frozenset()) -> str:  # t
     except OSError as e:
         return f"[ALERT] cannot open configuration file {config_file}: {e}"
     base = config_file.parent
-    errors = [f"[ALERT] cannot parse '{word}'" for word in sorted(refuse) if word in text]
+    # HAProxy names the file and line of what it cannot parse.
+    errors = [
+        f"[ALERT] config : parsing [{config_file}:{n}] : cannot parse '{word}'"
+        for word in sorted(refuse)
+        for n, line in enumerate(text.splitlines(), 1)
+        if word in line
+    ]
+    for n, line in enumerate(text.splitlines(), 1):
+        for word in _REGEX.findall(line):
+            regex = word[1:-1].replace("'\"'\"'", "'")
+            if _PCRE2_REFUSES.search(regex):
+                errors.append(
+                    f"[ALERT] config : parsing [{config_file}:{n}] : error detected while parsing"
+                    f" switching rule : regex '{regex}' is invalid (error=PCRE2 does not support"
+                    " \\F, \\L, \\l, \\N{name}, \\U, or \\u)."
+                )
     backends: list[str] = []
     used: set[str] = set()
     for line in text.splitlines():

@@ -43,6 +43,7 @@ from svcnet.api.registry import (
     ENDPOINTSLICES,
     GATEWAYCLASSES,
     GATEWAYS,
+    GRPCROUTES,
     HTTPROUTES,
     INGRESSCLASSES,
     INGRESSES,
@@ -50,11 +51,13 @@ from svcnet.api.registry import (
     REFERENCEGRANTS,
     SECRETS,
     SERVICES,
+    TLSROUTES,
+    ResourceType,
 )
 from svcnet.client.events import WARNING
 from svcnet.client.informer import FuncHandler, Informer, SharedInformerFactory
 from svcnet.client.workqueue import ShutDown, WorkQueue
-from svcnet.dataplane.haproxy import HaproxyApplier, HaproxyError
+from svcnet.dataplane.haproxy import ConfigRejected, HaproxyApplier, HaproxyError
 from svcnet.ingress.gateway import (
     GatewayModel,
     allocate_ports,
@@ -68,14 +71,16 @@ from svcnet.ingress.gatewayclass import (
     GATEWAY_CONTROLLER_NAME,
     gateway_class_conditions,
     is_our_gateway_class,
+    supported_features,
 )
-from svcnet.ingress.haproxycfg import Layout, Slots, assign_slots, render
+from svcnet.ingress.haproxycfg import Layout, Slots, assign_slots, refused_regexes, render
 from svcnet.ingress.model import CONTROLLER_NAME, Problem, RoutingModel, build_model
 from svcnet.util.clock import now_rfc3339
 
 log = logging.getLogger(__name__)
 
 SYNC = "sync"
+_ROUTE_TYPES = {rt.kind: rt for rt in (HTTPROUTES, GRPCROUTES, TLSROUTES)}
 GATEWAY_CLASS_KEY = "gatewayclass/"  # + name: that class's status
 
 
@@ -132,7 +137,8 @@ class IngressController:
             rt.kind: factory.informer_for(rt)
             for rt in (
                 INGRESSCLASSES, INGRESSES, SERVICES, ENDPOINTSLICES, SECRETS,
-                GATEWAYCLASSES, GATEWAYS, HTTPROUTES, REFERENCEGRANTS, NAMESPACES,
+                GATEWAYCLASSES, GATEWAYS, HTTPROUTES, GRPCROUTES, TLSROUTES, REFERENCEGRANTS,
+                NAMESPACES,
             )
         }  # fmt: skip
         handler = FuncHandler(
@@ -153,6 +159,9 @@ class IngressController:
         self.model: RoutingModel | None = None
         self.gateways: GatewayModel | None = None
         self.syncs = 0
+        # Regular expressions HAProxy's check refused (as rendered) → its message: the routes
+        # using one are refused, the rest served. Kept: a refused expression stays refused.
+        self.refused_regexes: dict[str, str] = {}
         self._reported: set[Problem] = set()
 
     def _list(self, kind: str) -> list[dict[str, Any]]:
@@ -205,6 +214,9 @@ class IngressController:
             addresses=addresses,
             target_ports=ports,
             controller=self.gateway_controller,
+            grpc_routes=self._list("GRPCRoute"),
+            tls_routes=self._list("TLSRoute"),
+            refused_regexes=self.refused_regexes,
         )
 
     async def sync(self) -> None:
@@ -216,7 +228,19 @@ class IngressController:
             ingress_model, backends=tuple(sorted(merged.values(), key=lambda b: b.name))
         )
         slots = assign_slots(self.slots, model)
-        result = await self.applier.apply(render(model, self.layout, slots, gw.frontends))
+        config = render(model, self.layout, slots, gw.frontends)
+        try:
+            result = await self.applier.apply(config)
+        except ConfigRejected as e:
+            found = refused_regexes(config, str(e))
+            if not found.keys() - self.refused_regexes.keys():
+                raise
+            # A regular expression PCRE2 refused (Python's re took it): refuse its routes
+            # with HAProxy's words and serve the rest at once.
+            log.warning("ingress: HAProxy refused regular expressions: %s", sorted(found))
+            self.refused_regexes.update(found)
+            await self.sync()
+            return
         self.slots, self.model, self.gateways = slots, model, gw
         await self._write_gateways(gw, held)
         self.syncs += 1
@@ -308,29 +332,36 @@ class IngressController:
                 await self.status_client.patch(
                     GATEWAYS, name, {"status": status}, "merge", ns, subresource="status"
                 )
-        for (ns, name), parents in gw.route_status.items():
-            obj = self.informers["HTTPRoute"].store.get(f"{ns}/{name}")
-            if obj is None:
-                continue
-            mine = self.gateway_controller
-            have_parents = objects.status(obj).get("parents") or []
-            others = [p for p in have_parents if p.get("controllerName") != mine]
-            before = {
-                repr(sorted(p.get("parentRef", {}).items())): p
-                for p in have_parents
-                if p.get("controllerName") == mine
-            }
-            ours = [
-                {**p, "conditions": merge_conditions(
-                    before.get(repr(sorted(p["parentRef"].items())), {}).get("conditions") or [],
-                    p["conditions"], now)}
-                for p in parents
-            ]  # fmt: skip
-            if others + ours != have_parents:
-                await self.status_client.patch(
-                    HTTPROUTES, name, {"status": {"parents": others + ours}}, "merge", ns,
-                    subresource="status",
-                )  # fmt: skip
+        for kind, statuses in gw.routes_status.items():
+            for (ns, name), parents in statuses.items():
+                await self._write_route_status(_ROUTE_TYPES[kind], ns, name, parents, now)
+
+    async def _write_route_status(
+        self, rt: ResourceType, ns: str, name: str, parents: list[dict[str, Any]], now: str
+    ) -> None:
+        assert self.status_client is not None
+        obj = self.informers[rt.kind].store.get(f"{ns}/{name}")
+        if obj is None:
+            return
+        mine = self.gateway_controller
+        have_parents = objects.status(obj).get("parents") or []
+        others = [p for p in have_parents if p.get("controllerName") != mine]
+        before = {
+            repr(sorted(p.get("parentRef", {}).items())): p
+            for p in have_parents
+            if p.get("controllerName") == mine
+        }
+        ours = [
+            {**p, "conditions": merge_conditions(
+                before.get(repr(sorted(p["parentRef"].items())), {}).get("conditions") or [],
+                p["conditions"], now)}
+            for p in parents
+        ]  # fmt: skip
+        if others + ours != have_parents:
+            await self.status_client.patch(
+                rt, name, {"status": {"parents": others + ours}}, "merge", ns,
+                subresource="status",
+            )  # fmt: skip
 
     async def sync_gateway_class(self, name: str) -> None:
         gc = self.gateway_classes.store.get(name)
@@ -338,11 +369,14 @@ class IngressController:
             return
         if not is_our_gateway_class(gc, self.gateway_controller):
             return
-        want = gateway_class_conditions(gc, now_rfc3339())
-        if want == objects.status(gc).get("conditions"):
+        want = {
+            "conditions": gateway_class_conditions(gc, now_rfc3339()),
+            "supportedFeatures": supported_features(),
+        }
+        if all(objects.status(gc).get(k) == v for k, v in want.items()):
             return
         await self.status_client.patch(
-            GATEWAYCLASSES, name, {"status": {"conditions": want}}, "merge", subresource="status"
+            GATEWAYCLASSES, name, {"status": want}, "merge", subresource="status"
         )
 
     async def _process_one(self) -> None:

@@ -14,7 +14,7 @@ The translation ``svcnet ingress convert`` prints, following the mapping ingress
 * a TLS host's route attaches to its HTTPS listener, and a second route
   ``<ingress>-<host>-redirect`` on the HTTP listener answers with a redirect to HTTPS (301:
   the Gateway API has no 308), unless ``ssl-redirect`` is ``"false"``;
-* ``rewrite-target`` with a plain path → a ``URLRewrite`` filter (``ReplacePrefixMatch``).
+* ``rewrite-target`` with a plain path → a ``URLRewrite`` filter (``ReplaceFullPath``).
 
 Everything else is named in the notes: resource backends, ports given by name (a backendRef
 needs a number), other annotations, rewrite targets with capture groups.
@@ -94,8 +94,10 @@ def convert(
                     f"{where}: rewrite-target {rewrite!r} uses capture groups; not translated"
                 )
             else:
+                # ingress-nginx replaces the whole path (query kept) when the target has no
+                # capture groups: ReplaceFullPath, as the controller serves the annotation.
                 filters = [{"type": "URLRewrite", "urlRewrite": {"path": {
-                    "type": "ReplacePrefixMatch", "replacePrefixMatch": rewrite}}}]  # fmt: skip
+                    "type": "ReplaceFullPath", "replaceFullPath": rewrite}}}]  # fmt: skip
         redirect = _annotation(ing, "ssl-redirect") != "false"
         tls_hosts: dict[str, str] = {}
         for tls in spec.get("tls") or []:

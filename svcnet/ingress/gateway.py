@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from svcnet.api import objects
@@ -50,8 +50,16 @@ from svcnet.ingress.gatewayclass import GATEWAY_CONTROLLER_NAME, is_our_gateway_
 from svcnet.ingress.model import Backend, Certificate, _Backends, _secret_pem
 
 GROUP = "gateway.networking.k8s.io"
-HTTP, HTTPS = "HTTP", "HTTPS"
-ROUTE_KIND = "HTTPRoute"
+HTTP, HTTPS, TLS = "HTTP", "HTTPS", "TLS"
+ROUTE_KIND, GRPC_ROUTE_KIND, TLS_ROUTE_KIND = "HTTPRoute", "GRPCRoute", "TLSRoute"
+# The route kinds each listener protocol serves (its supportedKinds when allowedRoutes.kinds is
+# empty), as the specification pairs them.
+PROTOCOL_KINDS = {
+    HTTP: (ROUTE_KIND, GRPC_ROUTE_KIND),
+    HTTPS: (ROUTE_KIND, GRPC_ROUTE_KIND),
+    TLS: (TLS_ROUTE_KIND,),
+}
+H2, TCP = "h2", "tcp"  # backend protocols besides HTTP/1.1: gRPC's h2c, TLS passthrough
 GATEWAY_PORT_BASE = 20000  # the pod ports HAProxy binds for Gateway listeners
 ERROR_500 = ""  # a weighted backend that cannot be resolved: its share answers 500
 
@@ -115,11 +123,21 @@ class Rewrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Mirror:
+    """A copy of ``numerator`` in ``denominator`` of a rule's requests goes to ``backend``."""
+
+    backend: str  # a Backend name
+    numerator: int = 100
+    denominator: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     request_headers: HeaderChanges = HeaderChanges()
     response_headers: HeaderChanges = HeaderChanges()
     redirect: Redirect | None = None
     rewrite: Rewrite | None = None
+    mirrors: tuple[Mirror, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +163,14 @@ class Frontend:
     gateway: tuple[str, str]
     port: int  # the listeners' port, as the Gateway's Service exposes it
     target_port: int  # the port HAProxy binds
-    tls: bool
+    tls: bool  # TLS terminated here (HTTPS)
     certificates: tuple[Certificate, ...]  # hosts () = every SNI
     hosts: tuple[str, ...]  # most specific first: exact, wildcards by length, ""
     rules: tuple[GatewayRule, ...]  # per host, in precedence order
+    passthrough: bool = False  # TLS listeners: TCP mode, routed by SNI, TLS left to the pods
+
+
+RouteStatus = Mapping[tuple[str, str], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -156,7 +178,12 @@ class GatewayModel:
     frontends: tuple[Frontend, ...] = ()
     backends: tuple[Backend, ...] = ()
     gateway_status: Mapping[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    route_status: Mapping[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    routes_status: Mapping[str, RouteStatus] = field(default_factory=dict)  # by route kind
+
+    @property
+    def route_status(self) -> RouteStatus:
+        """The HTTPRoutes' ``status.parents`` entries of this controller."""
+        return self.routes_status.get(ROUTE_KIND, {})
 
 
 # -- hostnames ------------------------------------------------------------------------------
@@ -371,16 +398,18 @@ def _listeners(
             continue
         allowed = raw.get("allowedRoutes") or {}
         nsel = allowed.get("namespaces") or {}
-        kinds = allowed.get("kinds") or [{"group": GROUP, "kind": ROUTE_KIND}]
+        protocol = str(raw.get("protocol") or "")
+        served = PROTOCOL_KINDS.get(protocol, ())
+        kinds = allowed.get("kinds") or [{"group": GROUP, "kind": k} for k in served]
         ok_kinds = [
-            {"group": GROUP, "kind": ROUTE_KIND}
+            {"group": GROUP, "kind": str(k.get("kind"))}
             for k in kinds
-            if (k.get("group") or GROUP) == GROUP and k.get("kind") == ROUTE_KIND
-        ][:1]
+            if (k.get("group") or GROUP) == GROUP and k.get("kind") in served
+        ]
         lis = _Listener(
             name=str(raw.get("name") or ""),
             port=int(raw.get("port") or 0),
-            protocol=str(raw.get("protocol") or ""),
+            protocol=protocol,
             hostname=str(raw.get("hostname") or "").lower(),
             allowed_from=str(nsel.get("from") or "Same"),
             selector=nsel.get("selector") or {},
@@ -388,12 +417,19 @@ def _listeners(
             supported_kinds=ok_kinds,
         )
         out.append(lis)
-        if lis.protocol not in (HTTP, HTTPS):
+        tls_mode = (raw.get("tls") or {}).get("mode") or "Terminate"
+        unsupported = (
+            f"protocol {lis.protocol!r} is not served"
+            if lis.protocol not in PROTOCOL_KINDS
+            else "a TLS listener serves TLS mode Passthrough only (HTTPS terminates)"
+            if lis.protocol == TLS and tls_mode != "Passthrough"
+            else ""
+        )
+        if unsupported:
             lis.usable = False
             lis.supported_kinds = []
             lis.conditions = [
-                condition(ACCEPTED, False, R_UNSUPPORTED_PROTOCOL,
-                          f"protocol {lis.protocol!r} is not served", generation),
+                condition(ACCEPTED, False, R_UNSUPPORTED_PROTOCOL, unsupported, generation),
                 condition(RESOLVED_REFS, True, R_RESOLVED, "", generation),
                 condition(PROGRAMMED, False, R_INVALID, "not accepted", generation),
             ]  # fmt: skip
@@ -401,8 +437,9 @@ def _listeners(
         resolved = condition(RESOLVED_REFS, True, R_RESOLVED, "", generation)
         if not lis.kinds_ok:
             resolved = condition(
-                RESOLVED_REFS, False, R_INVALID_ROUTE_KINDS, "only HTTPRoute is served", generation
-            )
+                RESOLVED_REFS, False, R_INVALID_ROUTE_KINDS,
+                f"a {lis.protocol} listener serves {' and '.join(served)} only", generation,
+            )  # fmt: skip
         if lis.protocol == HTTPS:
             tls = raw.get("tls") or {}
             why = ""
@@ -451,7 +488,7 @@ def _listeners(
 def _conflicts(listeners: list[_Listener], generation: int) -> None:
     by_port: dict[int, list[_Listener]] = {}
     for lis in listeners:
-        if lis.protocol in (HTTP, HTTPS):
+        if lis.protocol in PROTOCOL_KINDS:
             by_port.setdefault(lis.port, []).append(lis)
     for group in by_port.values():
         protocols = {lis.protocol for lis in group}
@@ -511,16 +548,47 @@ def _headers(raw: Any) -> HeaderChanges:
     return HeaderChanges(pairs("set"), pairs("add"), removed)
 
 
-def _filters(raw: Iterable[Any]) -> Filters:
+Resolver = Callable[[Mapping[str, Any]], tuple[str, str, str]]
+"""A backendRef → (backend name or ERROR_500, reason, message), reason "" when resolved."""
+
+
+def _mirror(
+    raw: Mapping[str, Any], resolve: Resolver, unresolved: list[tuple[str, str]]
+) -> Mirror | None:
+    name, reason, why = resolve(raw.get("backendRef") or {})
+    if reason:
+        unresolved.append((reason, f"RequestMirror: {why}"))
+        return None
+    fraction = raw.get("fraction") or {}
+    if "percent" in raw:
+        return Mirror(name, int(raw["percent"]), 100)
+    if fraction:
+        return Mirror(
+            name, int(fraction.get("numerator") or 0), int(fraction.get("denominator") or 100)
+        )
+    return Mirror(name)
+
+
+def _filters(
+    raw: Iterable[Any],
+    resolve: Resolver | None = None,
+    unresolved: list[tuple[str, str]] | None = None,
+) -> Filters:
+    """``resolve`` turns a RequestMirror's backendRef into a backend; the references it cannot
+    resolve are appended to ``unresolved`` as (reason, message) and that mirror dropped."""
     f = Filters()
     for flt in raw:
         kind = flt.get("type")
-        if kind == "RequestHeaderModifier":
-            f = Filters(_headers(flt.get("requestHeaderModifier")), f.response_headers,
-                        f.redirect, f.rewrite)  # fmt: skip
+        if kind == "RequestMirror" and resolve is not None:
+            m = _mirror(
+                flt.get("requestMirror") or {}, resolve, [] if unresolved is None else unresolved
+            )
+            if m is not None:
+                f = replace(f, mirrors=(*f.mirrors, m))
+        elif kind == "RequestHeaderModifier":
+            f = replace(f, request_headers=_headers(flt.get("requestHeaderModifier")))
         elif kind == "ResponseHeaderModifier":
-            f = Filters(f.request_headers, _headers(flt.get("responseHeaderModifier")),
-                        f.redirect, f.rewrite)  # fmt: skip
+            f = replace(f, response_headers=_headers(flt.get("responseHeaderModifier")))
         elif kind == "RequestRedirect":
             r = flt.get("requestRedirect") or {}
             redirect = Redirect(
@@ -530,11 +598,11 @@ def _filters(raw: Iterable[Any]) -> Filters:
                 path=_path_change(r.get("path")),
                 status=int(r.get("statusCode") or 302),
             )
-            f = Filters(f.request_headers, f.response_headers, redirect, f.rewrite)
+            f = replace(f, redirect=redirect)
         elif kind == "URLRewrite":
             r = flt.get("urlRewrite") or {}
             rewrite = Rewrite(str(r.get("hostname") or ""), _path_change(r.get("path")))
-            f = Filters(f.request_headers, f.response_headers, f.redirect, rewrite)
+            f = replace(f, rewrite=rewrite)
         else:
             raise UnsupportedError(f"filter {kind!r} is not supported")
     return f
@@ -548,7 +616,25 @@ def _check_prefix_rewrite(filters: Filters, matches: list[Match]) -> None:
         raise UnsupportedError("ReplacePrefixMatch needs PathPrefix matches only")
 
 
-def _matches(raw: Iterable[Any]) -> list[Match]:
+def path_regex(value: str) -> str:
+    """The PCRE HAProxy matches a RegularExpression path with: the whole path."""
+    return "^(?:" + value + ")$"
+
+
+def _header_matches(raw: Any, refused: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    headers = []
+    for h in raw or []:
+        kind = str(h.get("type") or "Exact")
+        if kind == "RegularExpression":
+            _check_regex(str(h.get("value") or ""), refused)
+        headers.append((_check_name(str(h["name"])).lower(), kind, str(h.get("value") or "")))
+    return headers
+
+
+def _matches(raw: Iterable[Any], refused: Mapping[str, str] | None = None) -> list[Match]:
+    """``refused``: regular expressions (as HAProxy sees them) that HAProxy's check refused,
+    with its message: a match using one is unsupported."""
+    refused = refused or {}
     out = []
     for m in raw:
         p = m.get("path") or {}
@@ -557,21 +643,16 @@ def _matches(raw: Iterable[Any]) -> list[Match]:
         if ptype not in ("Exact", "PathPrefix", "RegularExpression"):
             raise UnsupportedError(f"path match type {ptype!r}")
         if ptype == "RegularExpression":
-            _check_regex(value)
+            _check_regex(value, refused, path_regex(value))
         method = str(m.get("method") or "")
         if method and method not in _METHODS:
             raise UnsupportedError(f"method {method!r}")
-        headers = []
-        for h in m.get("headers") or []:
-            kind = str(h.get("type") or "Exact")
-            if kind == "RegularExpression":
-                _check_regex(str(h.get("value") or ""))
-            headers.append((_check_name(str(h["name"])).lower(), kind, str(h.get("value") or "")))
+        headers = _header_matches(m.get("headers"), refused)
         query = []
         for q in m.get("queryParams") or []:
             kind = str(q.get("type") or "Exact")
             if kind == "RegularExpression":
-                _check_regex(str(q.get("value") or ""))
+                _check_regex(str(q.get("value") or ""), refused)
             query.append((_check_name(str(q["name"])), kind, str(q.get("value") or "")))
         out.append(
             Match(
@@ -582,6 +663,41 @@ def _matches(raw: Iterable[Any]) -> list[Match]:
                 tuple(sorted(query)),
             )
         )
+    return out or [Match()]
+
+
+_GRPC_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+
+def _grpc_matches(raw: Iterable[Any], refused: Mapping[str, str] | None = None) -> list[Match]:
+    """GRPCRoute matches as HTTP matches on the request path ``/<service>/<method>``: both
+    names exact, a path; a service alone, its prefix; otherwise a regular expression."""
+    refused = refused or {}
+    out = []
+    for m in raw:
+        method = m.get("method") or {}
+        kind = str(method.get("type") or "Exact")
+        service, name = str(method.get("service") or ""), str(method.get("method") or "")
+        if kind == "Exact":
+            for part in (service, name):
+                if part and not _GRPC_NAME.fullmatch(part):
+                    raise UnsupportedError(f"gRPC name {part!r}")
+            if service and name:
+                path, ptype = f"/{service}/{name}", "Exact"
+            elif service:
+                path, ptype = f"/{service}", "PathPrefix"
+            elif name:
+                path, ptype = f"/[^/]+/{re.escape(name)}", "RegularExpression"
+            else:
+                path, ptype = "/", "PathPrefix"
+        elif kind == "RegularExpression":
+            path, ptype = f"/(?:{service or '[^/]+'})/(?:{name or '[^/]+'})", "RegularExpression"
+        else:
+            raise UnsupportedError(f"method match type {kind!r}")
+        if ptype == "RegularExpression":
+            _check_regex(path, refused, path_regex(path))
+        headers = _header_matches(m.get("headers"), refused)
+        out.append(Match(path, ptype, "", tuple(sorted(headers))))
     return out or [Match()]
 
 
@@ -596,15 +712,19 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_regex(value: str) -> None:
-    # HAProxy compiles with PCRE2; Python's dialect is close enough to refuse what neither
-    # takes, and a quote or newline would not survive the configuration's quoting.
+def _check_regex(value: str, refused: Mapping[str, str], rendered: str | None = None) -> None:
+    # HAProxy compiles with PCRE2; Python's dialect is close enough to refuse most of what
+    # neither takes, and a quote or newline would not survive the configuration's quoting.
+    # What PCRE2 alone refuses comes back from HAProxy's own check as ``refused``.
     if any(c in value for c in "\n\r\0"):
         raise UnsupportedError(f"regular expression {value!r} has a control character")
     try:
         re.compile(value)
     except re.error as e:
         raise UnsupportedError(f"regular expression {value!r}: {e}") from e
+    why = refused.get(value if rendered is None else rendered)
+    if why is not None:
+        raise UnsupportedError(f"regular expression {value!r}: HAProxy refused it: {why}")
 
 
 # -- the whole ------------------------------------------------------------------------------
@@ -623,9 +743,13 @@ def build_gateways(
     addresses: Mapping[tuple[str, str], Sequence[str]],
     target_ports: Mapping[tuple[str, str, int], int],
     controller: str = GATEWAY_CONTROLLER_NAME,
+    grpc_routes: Iterable[ObjView] = (),
+    tls_routes: Iterable[ObjView] = (),
+    refused_regexes: Mapping[str, str] | None = None,
 ) -> GatewayModel:
     """``addresses``: each Gateway's LoadBalancer addresses; ``target_ports``: the pod port
-    HAProxy binds for each (namespace, Gateway, listener port)."""
+    HAProxy binds for each (namespace, Gateway, listener port); ``refused_regexes``: the
+    regular expressions HAProxy's configuration check refused (as rendered), with why."""
     classes = {objects.name(c) for c in gateway_classes if is_our_gateway_class(c, controller)}
     ours = sorted(
         (g for g in gateways if objects.spec(g).get("gatewayClassName") in classes),
@@ -644,45 +768,28 @@ def build_gateways(
 
     # (gateway, port) → rules; the route order is the tie-break the specification names.
     rules: dict[tuple[str, str, int], list[tuple[tuple[Any, ...], GatewayRule]]] = {}
-    route_status: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    routes_status: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    every = [(ROUTE_KIND, r) for r in routes]
+    every += [(GRPC_ROUTE_KIND, r) for r in grpc_routes]
+    every += [(TLS_ROUTE_KIND, r) for r in tls_routes]
     ordered = sorted(
-        routes,
-        key=lambda r: (
-            str(objects.meta(r).get("creationTimestamp") or ""),
-            objects.namespace(r),
-            objects.name(r),
+        every,
+        key=lambda kr: (
+            str(objects.meta(kr[1]).get("creationTimestamp") or ""),
+            objects.namespace(kr[1]),
+            objects.name(kr[1]),
+            kr[0],
         ),
     )
-    for age, route in enumerate(ordered):
+    for age, (kind, route) in enumerate(ordered):
         rns, rname = objects.namespace(route), objects.name(route)
         gen = int(objects.meta(route).get("generation") or 0)
-        spec = objects.spec(route)
-        route_hosts = [str(h).lower() for h in spec.get("hostnames") or []]
+        route_hosts = [str(h).lower() for h in objects.spec(route).get("hostnames") or []]
+        unsupported, compiled, resolved = _compile_rules(
+            kind, route, backends, grant_index, refused_regexes or {}
+        )
         parents: list[dict[str, Any]] = []
-        # Rules first: what is wrong with them is the same on every parent.
-        unsupported = ""
-        compiled: list[tuple[int, list[Match], Filters, tuple[WeightedBackend, ...]]] = []
-        resolved = condition(RESOLVED_REFS, True, R_RESOLVED, "", gen)
-        for ri, raw_rule in enumerate(spec.get("rules") or []):
-            try:
-                matches = _matches(raw_rule.get("matches") or [])
-                filters = _filters(raw_rule.get("filters") or [])
-                _check_prefix_rewrite(filters, matches)
-            except UnsupportedError as e:
-                unsupported = unsupported or f"rule {ri}: {e}"
-                continue
-            weighted: list[WeightedBackend] = []
-            for ref in raw_rule.get("backendRefs") or []:
-                weight = int(ref.get("weight", 1))
-                name, reason, why = _backend_ref(ref, rns, backends, grant_index)
-                if reason and resolved["status"] == "True":
-                    resolved = condition(RESOLVED_REFS, False, reason, why, gen)
-                if weight > 0:
-                    weighted.append(WeightedBackend(name, weight))
-            if not weighted:
-                weighted.append(WeightedBackend(ERROR_500, 1))
-            compiled.append((ri, matches, filters, tuple(weighted)))
-        for pref in spec.get("parentRefs") or []:
+        for pref in objects.spec(route).get("parentRefs") or []:
             status = {
                 "parentRef": {k: v for k, v in pref.items()},
                 "controllerName": controller,
@@ -701,7 +808,7 @@ def build_gateways(
                 parents.append(status)
                 continue
             accepted, reason, why = _attach(
-                route, pref, route_hosts, listeners[gkey], ns_labels, unsupported
+                kind, route, pref, route_hosts, listeners[gkey], ns_labels, unsupported
             )
             if accepted:
                 for lis, hosts in accepted:
@@ -716,7 +823,7 @@ def build_gateways(
             else:
                 status["conditions"] = [condition(ACCEPTED, False, reason, why, gen), resolved]
             parents.append(status)
-        route_status[(rns, rname)] = parents
+        routes_status.setdefault(kind, {})[(rns, rname)] = parents
 
     frontends = []
     gateway_status: dict[tuple[str, str], dict[str, Any]] = {}
@@ -745,6 +852,7 @@ def build_gateways(
                     port=port,
                     target_port=target,
                     tls=group[0].protocol == HTTPS,
+                    passthrough=group[0].protocol == TLS,
                     certificates=tuple(c for lis in group for c in lis.certificates),
                     hosts=tuple(hosts),
                     rules=tuple(_dedupe(ordered_rules)),
@@ -755,8 +863,61 @@ def build_gateways(
         frontends=tuple(frontends),
         backends=tuple(sorted(backends.built.values(), key=lambda b: b.name)),
         gateway_status=gateway_status,
-        route_status=route_status,
+        routes_status=routes_status,
     )
+
+
+Compiled = list[tuple[int, list[Match], Filters, tuple[WeightedBackend, ...]]]
+
+
+def _compile_rules(
+    kind: str,
+    route: ObjView,
+    backends: _Backends,
+    grants: Grants,
+    refused: Mapping[str, str],
+) -> tuple[str, Compiled, dict[str, Any]]:
+    """A route's rules as matches, filters and weighted backends, what makes the route
+    unsupported ("" when nothing) and its ResolvedRefs condition: the same on every parent."""
+    rns = objects.namespace(route)
+    gen = int(objects.meta(route).get("generation") or 0)
+    proto = {GRPC_ROUTE_KIND: H2, TLS_ROUTE_KIND: TCP}.get(kind, "")
+    unsupported = ""
+    compiled: Compiled = []
+    unresolved: list[tuple[str, str]] = []
+
+    def resolve(ref: Mapping[str, Any], proto: str = "") -> tuple[str, str, str]:
+        return _backend_ref(ref, kind, rns, backends, grants, proto)
+
+    for ri, raw_rule in enumerate(objects.spec(route).get("rules") or []):
+        try:
+            if kind == TLS_ROUTE_KIND:
+                matches, filters = [Match()], Filters()
+            else:
+                to_matches = _grpc_matches if kind == GRPC_ROUTE_KIND else _matches
+                matches = to_matches(raw_rule.get("matches") or [], refused)
+                filters = _filters(raw_rule.get("filters") or [], resolve, unresolved)
+                _check_prefix_rewrite(filters, matches)
+        except UnsupportedError as e:
+            unsupported = unsupported or f"rule {ri}: {e}"
+            continue
+        weighted: list[WeightedBackend] = []
+        for ref in raw_rule.get("backendRefs") or []:
+            weight = int(ref.get("weight", 1))
+            name, reason, why = resolve(ref, proto)
+            if reason:
+                unresolved.append((reason, why))
+            if weight > 0:
+                weighted.append(WeightedBackend(name, weight))
+        if not weighted:
+            weighted.append(WeightedBackend(ERROR_500, 1))
+        compiled.append((ri, matches, filters, tuple(weighted)))
+    resolved = (
+        condition(RESOLVED_REFS, False, unresolved[0][0], unresolved[0][1], gen)
+        if unresolved
+        else condition(RESOLVED_REFS, True, R_RESOLVED, "", gen)
+    )
+    return unsupported, compiled, resolved
 
 
 def _dedupe(rules: list[GatewayRule]) -> list[GatewayRule]:
@@ -770,19 +931,26 @@ def _dedupe(rules: list[GatewayRule]) -> list[GatewayRule]:
 
 
 def _backend_ref(
-    ref: Mapping[str, Any], route_ns: str, backends: _Backends, grants: Grants
+    ref: Mapping[str, Any],
+    route_kind: str,
+    route_ns: str,
+    backends: _Backends,
+    grants: Grants,
+    proto: str = "",
 ) -> tuple[str, str, str]:
-    """(backend name or ERROR_500, reason, message) of one backendRef; reason "" = resolved."""
+    """(backend name or ERROR_500, reason, message) of one backendRef; reason "" = resolved.
+    ``proto``: the protocol HAProxy speaks to it (HTTP/1.1, ``h2`` or ``tcp``), a backend of
+    its own."""
     kind, group = ref.get("kind") or "Service", ref.get("group") or ""
     name = str(ref.get("name") or "")
     ns = str(ref.get("namespace") or route_ns)
     if kind != "Service" or group != "":
         return ERROR_500, R_INVALID_KIND, f"backendRef kind {group}/{kind} is not supported"
-    if not grants.allows(ROUTE_KIND, route_ns, "Service", ns, name):
+    if not grants.allows(route_kind, route_ns, "Service", ns, name):
         return (
             ERROR_500,
             R_REF_NOT_PERMITTED,
-            f'Service "{ns}/{name}" is not granted to HTTPRoutes of namespace {route_ns}',
+            f'Service "{ns}/{name}" is not granted to {route_kind}s of namespace {route_ns}',
         )
     ingress_ref = {"service": {"name": name, "port": {"number": ref.get("port")}}}
     built = backends.ref(ns, ingress_ref, {"metadata": {}}, [])
@@ -792,10 +960,16 @@ def _backend_ref(
             R_BACKEND_NOT_FOUND,
             f'Service "{ns}/{name}" port {ref.get("port")} not found',
         )
+    if proto:
+        plain = backends.built[built]
+        variant = f"{built}_{proto}"  # "_" cannot be in a port name: no clash
+        backends.built.setdefault(variant, replace(plain, name=variant, proto=proto))
+        return variant, "", ""
     return built, "", ""
 
 
 def _attach(
+    kind: str,
     route: ObjView,
     pref: Mapping[str, Any],
     route_hosts: list[str],
@@ -820,7 +994,7 @@ def _attach(
     gw_ns = str(pref.get("namespace") or rns)
     allowed = []
     for lis in candidates:
-        if not lis.supported_kinds:
+        if kind not in [k["kind"] for k in lis.supported_kinds]:
             continue
         if lis.allowed_from == "Same" and rns != gw_ns:
             continue
@@ -832,7 +1006,7 @@ def _attach(
             continue
         allowed.append(lis)
     if not allowed:
-        return [], R_NOT_ALLOWED, f"no listener allows HTTPRoutes from namespace {rns}"
+        return [], R_NOT_ALLOWED, f"no listener allows {kind}s from namespace {rns}"
     out = []
     for lis in allowed:
         hosts = intersect(lis.hostname, route_hosts)

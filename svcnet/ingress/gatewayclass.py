@@ -17,6 +17,41 @@ from svcnet.api.objects import ObjView
 GATEWAY_CONTROLLER_NAME = "svcnet.io/gateway-controller"
 ACCEPTED = "Accepted"
 
+# What this controller implements, in the names of the Gateway API's pkg/features (core and
+# extended conformance), sorted as the specification asks. Not listed because not done:
+# HTTPRouteRequestTimeout, HTTPRouteBackendTimeout, HTTPRouteBackendRequestHeaderModification,
+# HTTPRouteBackendProtocolH2C/WebSocket (appProtocol), HTTPRouteDestinationPortMatching,
+# HTTPRouteNamedRouteRule, 303/307/308 redirects, GatewayStaticAddresses, TCPRoute, UDPRoute.
+SUPPORTED_FEATURES = tuple(
+    sorted(
+        [
+            "GRPCRoute",
+            "Gateway",
+            "GatewayPort8080",
+            "HTTPRoute",
+            "HTTPRouteHostRewrite",
+            "HTTPRouteMethodMatching",
+            "HTTPRouteParentRefPort",
+            "HTTPRoutePathRedirect",
+            "HTTPRoutePathRewrite",
+            "HTTPRoutePortRedirect",
+            "HTTPRouteQueryParamMatching",
+            "HTTPRouteRequestMirror",
+            "HTTPRouteRequestMultipleMirrors",
+            "HTTPRouteRequestPercentageMirror",
+            "HTTPRouteResponseHeaderModification",
+            "HTTPRouteSchemeRedirect",
+            "ReferenceGrant",
+            "TLSRoute",
+        ]
+    )
+)
+
+
+def supported_features() -> list[dict[str, str]]:
+    """``status.supportedFeatures`` of an accepted GatewayClass."""
+    return [{"name": name} for name in SUPPORTED_FEATURES]
+
 
 def is_our_gateway_class(gc: ObjView, controller: str = GATEWAY_CONTROLLER_NAME) -> bool:
     return objects.spec(gc).get("controllerName") == controller

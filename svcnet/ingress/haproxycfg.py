@@ -28,7 +28,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from svcnet.dataplane.haproxy_config import MAIN_FILE, HaproxyConfig, ServerSlot
-from svcnet.ingress.gateway import ERROR_500, Frontend, GatewayRule, HeaderChanges, Match
+from svcnet.ingress.annotations import BackendSettings
+from svcnet.ingress.gateway import (
+    ERROR_500,
+    H2,
+    TCP,
+    Frontend,
+    GatewayRule,
+    HeaderChanges,
+    Match,
+    Mirror,
+    path_regex,
+)
 from svcnet.ingress.model import Endpoint, PathType, RoutingModel
 
 MIN_SLOTS = 16
@@ -39,6 +50,7 @@ DEFAULT_CERT = "default.pem"
 CERT_DIR = "certs"
 NOT_FOUND_BACKEND = "svcnet_default_404"
 ERROR_BACKEND = "svcnet_gateway_500"  # a backendRef that cannot be resolved
+TCP_REJECT_BACKEND = "svcnet_tcp_reject"  # a passthrough connection no route takes: closed
 FREE_SLOT_ADDR = "127.0.0.1:1"  # a disabled server's address until it is given an endpoint
 
 Slots = Mapping[str, tuple[Endpoint | None, ...]]
@@ -53,6 +65,7 @@ class Layout:
     http_port: int = 80
     https_port: int = 443
     health_port: int = 10254
+    mirror_port: int = 10255  # on 127.0.0.1: where RequestMirror copies enter (pod-local)
     timeout_connect: str = "5s"
     timeout_client: str = "60s"
     timeout_server: str = "60s"
@@ -100,25 +113,31 @@ def render(
     model: RoutingModel, layout: Layout, slots: Slots, frontends: Sequence[Frontend] = ()
 ) -> HaproxyConfig:
     vhost_ids = {v.host: f"v{i}" for i, v in enumerate(model.vhosts)}
-    head = _head(model, layout, vhost_ids)
+    mirrored = any(r.filters.mirrors for fe in frontends for r in fe.rules)
+    head = _head(model, layout, vhost_ids, mirrored)
     for fe in frontends:
-        head += gateway_frontend(fe)
+        head += passthrough_frontend(fe) if fe.passthrough else gateway_frontend(fe)
     backends_full: list[str] = []
     backends_shape: list[str] = []
     servers: list[ServerSlot] = []
     for backend in model.backends:
         lines = [f"backend {backend.name}", "    balance roundrobin"]
+        if backend.proto == TCP:
+            lines.append("    mode tcp")
+        lines += _settings_lines(backend.settings)
+        # gRPC backends speak cleartext HTTP/2 with prior knowledge (h2c).
+        proto = " proto h2" if backend.proto == H2 else ""
         backends_full += lines
         backends_shape += lines
         for i, held in enumerate(slots.get(backend.name, ())):
             name = _server_name(i)
-            backends_shape.append(f"    server {name}")
+            backends_shape.append(f"    server {name}{proto}")
             if held is None:
-                backends_full.append(f"    server {name} {FREE_SLOT_ADDR} disabled")
+                backends_full.append(f"    server {name} {FREE_SLOT_ADDR} disabled{proto}")
                 servers.append(ServerSlot(backend.name, name))
             else:
                 backends_full.append(
-                    f"    server {name} {held.ip}:{held.port} weight {held.weight}"
+                    f"    server {name} {held.ip}:{held.port} weight {held.weight}{proto}"
                 )
                 servers.append(ServerSlot(backend.name, name, held.ip, held.port, held.weight))
     tail = [
@@ -128,10 +147,16 @@ def render(
         f"backend {ERROR_BACKEND}",
         "    http-request return status 500 content-type text/plain string 'backend not resolved'",
         "",
+        f"backend {TCP_REJECT_BACKEND}",
+        "    mode tcp",
+        "    tcp-request content reject",
+        "",
     ]
     full = "\n".join([*head, *backends_full, *tail])
     shape = "\n".join([*head, *backends_shape, *tail])
     files = _side_files(model, layout, vhost_ids, frontends)
+    if mirrored:
+        files[MIRROR_LUA] = mirror_lua(layout).encode()
     files[MAIN_FILE] = full.encode()
     structure = b"".join(
         name.encode() + b"\0" + (shape.encode() if name == MAIN_FILE else content) + b"\0"
@@ -171,13 +196,16 @@ def _side_files(
     return files
 
 
-def _head(model: RoutingModel, layout: Layout, vhost_ids: Mapping[str, str]) -> list[str]:
+def _head(
+    model: RoutingModel, layout: Layout, vhost_ids: Mapping[str, str], mirrored: bool = False
+) -> list[str]:
     lines = [
         "global",
         "    master-worker",
         # Paths (maps, certificates) are relative to this file's directory: the version the
         # applier checked and switched to.
         "    default-path config",
+        *([f"    lua-load {MIRROR_LUA}"] if mirrored else []),
         f"    stats socket {layout.admin_socket} mode 600 level admin expose-fd listeners",
         "    stats timeout 30s",
         "    hard-stop-after 30s",
@@ -199,6 +227,7 @@ def _head(model: RoutingModel, layout: Layout, vhost_ids: Mapping[str, str]) -> 
         f"    bind :{layout.health_port}",
         "    monitor-uri /healthz",
         "",
+        *(_mirror_frontend(layout) if mirrored else []),
         "frontend ingress",
         f"    bind :{layout.http_port}",
         f"    bind :{layout.https_port} ssl crt {DEFAULT_CERT} crt-list {CRT_LIST}"
@@ -213,7 +242,7 @@ def _head(model: RoutingModel, layout: Layout, vhost_ids: Mapping[str, str]) -> 
             f"    http-request set-var(txn.vhost) str({vhost_ids['']})"
             " if !{ var(txn.vhost) -m found }"
         )
-    tls = [vhost_ids[v.host] for v in model.vhosts if v.tls]
+    tls = [vhost_ids[v.host] for v in model.vhosts if v.tls and v.ssl_redirect]
     if tls:
         lines.append(
             "    http-request redirect scheme https code 308"
@@ -271,7 +300,7 @@ def _match_conditions(m: Match) -> list[str]:
     if m.path_type == "Exact":
         paths = [f"{{ path -m str {quote(m.path)} }}"]
     elif m.path_type == "RegularExpression":
-        paths = [f"{{ path -m reg {quote('^(?:' + m.path + ')$')} }}"]
+        paths = [f"{{ path -m reg {quote(path_regex(m.path))} }}"]
     else:
         prefix = m.path.rstrip("/")
         paths = (
@@ -301,7 +330,10 @@ def _replace_prefix(prefix: str, value: str, cond: str) -> str:
 
 def _filter_lines(fe: Frontend, rule: GatewayRule, cond: str) -> list[str]:
     f = rule.filters
-    out = _header_lines("http-request", f.request_headers, cond)
+    # The copy is taken first: it is the request as the client sent it, the specification's
+    # order for a mirror listed before the other filters, and HAProxy's for any order.
+    out = _mirror_lines(f.mirrors, cond)
+    out += _header_lines("http-request", f.request_headers, cond)
     out += _header_lines("http-response", f.response_headers, cond)
     change = (f.redirect.path if f.redirect else None) or (f.rewrite.path if f.rewrite else None)
     if change is not None and change.kind == "ReplaceFullPath":
@@ -369,3 +401,160 @@ def gateway_frontend(fe: Frontend) -> list[str]:
     lines += uses
     lines += [f"    default_backend {NOT_FOUND_BACKEND}", ""]
     return lines
+
+
+# -- RequestMirror ---------------------------------------------------------------------------
+# HAProxy 2.6 has no mirror directive (SPOE-based mirroring needs a separate agent). A Lua
+# action copies the request (method, path and query, headers, body) and hands it to a task of
+# its own that sends it with Lua's HTTP client to a local frontend, which picks the mirror's
+# backend from a header it then removes: the copy goes through the same backend slots (Runtime
+# API updates apply to it too) and its response is dropped. The client's request goes on at
+# once; it never waits for the copy, and a failed copy does not touch it.
+
+MIRROR_LUA = "mirror.lua"
+MIRROR_HEADER = "x-svcnet-mirror-backend"
+MIRROR_FRONTEND = "svcnet_mirror"
+
+MIRROR_LUA_TEMPLATE = """\
+-- svcnet RequestMirror: the request copied to a local frontend, from a task of its own.
+local sent_by_client = {get = true, head = true, put = true, post = true, delete = true}
+core.register_action("svcnet_mirror", {"http-req"}, function(txn, backend)
+    local method = string.lower(txn.f:method())
+    if not sent_by_client[method] then return end -- what Lua's HTTP client can send
+    local headers = {}
+    for name, values in pairs(txn.http:req_get_headers()) do
+        local list = {}
+        for _, v in pairs(values) do list[#list + 1] = v end
+        headers[name] = list
+    end
+    headers["%(header)s"] = {backend}
+    local url, body = "http://127.0.0.1" .. txn.f:pathq(), txn.f:req_body()
+    core.register_task(function()
+        local client = core.httpclient()
+        pcall(client[method], client,
+              {url = url, headers = headers, body = body, dst = "%(target)s", timeout = 10000})
+    end)
+end, 1)
+"""
+
+
+def mirror_lua(layout: Layout) -> str:
+    return MIRROR_LUA_TEMPLATE % {
+        "header": MIRROR_HEADER,
+        "target": f"127.0.0.1:{layout.mirror_port}",
+    }
+
+
+def _mirror_frontend(layout: Layout) -> list[str]:
+    return [
+        f"frontend {MIRROR_FRONTEND}",
+        f"    bind 127.0.0.1:{layout.mirror_port}",
+        f"    http-request set-var(txn.mirror) req.hdr({MIRROR_HEADER})",
+        f"    http-request del-header {MIRROR_HEADER}",
+        "    use_backend %[var(txn.mirror)]",
+        f"    default_backend {NOT_FOUND_BACKEND}",
+        "",
+    ]
+
+
+def _mirror_lines(mirrors: Sequence[Mirror], cond: str) -> list[str]:
+    if not mirrors:
+        return []
+    out = [f"    http-request wait-for-body time 1s if {cond}"]
+    for m in mirrors:
+        share = ""
+        if m.numerator < m.denominator:
+            share = f" {{ rand({m.denominator}) -m int lt {m.numerator} }}"
+        out.append(f"    http-request lua.svcnet_mirror {m.backend} if {cond}{share}")
+    return out
+
+
+# -- TLS passthrough -------------------------------------------------------------------------
+
+_PICK_RANGE = 1_000_000  # one draw per connection, split by each rule's weights
+
+
+def passthrough_frontend(fe: Frontend) -> list[str]:
+    """A TLS listener in TCP mode: HAProxy reads the ClientHello's SNI (waiting for it up to
+    the inspect delay) and forwards the connection, still encrypted, to the backend of the
+    most specific hostname; the pods terminate TLS. No SNI matching a route: closed."""
+    lines = [
+        f"frontend {fe.name}",
+        "    mode tcp",
+        f"    bind :{fe.target_port}",
+        "    tcp-request inspect-delay 5s",
+        f"    tcp-request content set-var(sess.pick) rand({_PICK_RANGE})",
+        "    tcp-request content accept if { req.ssl_hello_type 1 }",
+    ]
+    seen: set[str] = set()
+    for rule in fe.rules:  # most specific host first; a TLSRoute's first rule serves it
+        if rule.host in seen:
+            continue
+        seen.add(rule.host)
+        if not rule.host:
+            on_host = ""
+        elif rule.host.startswith("*."):
+            on_host = f" {{ req.ssl_sni,lower -m end {quote(rule.host[1:])} }}"
+        else:
+            on_host = f" {{ req.ssl_sni,lower -m str {quote(rule.host)} }}"
+        total = sum(b.weight for b in rule.backends)
+        upto = 0
+        for j, b in enumerate(rule.backends):
+            upto += b.weight
+            last = j == len(rule.backends) - 1
+            pick = "" if last else f" {{ var(sess.pick) -m int lt {upto * _PICK_RANGE // total} }}"
+            name = b.backend if b.backend != ERROR_500 else TCP_REJECT_BACKEND
+            lines.append(f"    use_backend {name}{' if' if on_host or pick else ''}{on_host}{pick}")
+    lines += [f"    default_backend {TCP_REJECT_BACKEND}", ""]
+    return lines
+
+
+# -- what HAProxy's check refused ------------------------------------------------------------
+
+_ALERT_LINE = re.compile(r"parsing \[[^\]]*?:(\d+)\]\s*:\s*(.*)")
+_REGEX_WORD = re.compile(r"-m reg ('(?:[^']|'\"'\"')*')")
+
+
+def refused_regexes(config: HaproxyConfig, error: str) -> dict[str, str]:
+    """The regular expressions (as rendered) on the lines of ``haproxy.cfg`` that HAProxy's
+    check refused as regular expressions (``parsing [file:line] : … regex … is invalid``),
+    each with HAProxy's message."""
+    text = config.files[MAIN_FILE].decode().splitlines()
+    out: dict[str, str] = {}
+    for m in _ALERT_LINE.finditer(error):
+        number, message = int(m.group(1)), m.group(2).strip()
+        if "regex" not in message or not 0 < number <= len(text):
+            continue
+        regexes = [unquote(w) for w in _REGEX_WORD.findall(text[number - 1])]
+        named = [r for r in regexes if f"'{r}'" in message]  # HAProxy names the one it refused
+        for regex in named or regexes:
+            out[regex] = message
+    return out
+
+
+def unquote(word: str) -> str:
+    """The text of a word :func:`quote` made."""
+    return word[1:-1].replace("'\"'\"'", "'")
+
+
+# -- Ingress annotations ---------------------------------------------------------------------
+
+
+def _settings_lines(s: BackendSettings) -> list[str]:
+    """A backend's lines for an Ingress's annotations: they apply to the requests routed to
+    it, after the route was chosen, so they live in the backend."""
+    out = []
+    if s.timeout_connect:
+        out.append(f"    timeout connect {s.timeout_connect}s")
+    if s.timeout_server:
+        out.append(f"    timeout server {s.timeout_server}s")
+    if s.rate_limit:
+        # One counter per client address, over a sliding second, in this backend's own table.
+        out += [
+            "    stick-table type ip size 100k expire 10s store http_req_rate(1s)",
+            "    http-request track-sc0 src",
+            f"    http-request deny deny_status 503 if {{ sc_http_req_rate(0) gt {s.rate_limit} }}",
+        ]
+    if s.rewrite_target:
+        out.append(f"    http-request set-path {literal(s.rewrite_target)}")
+    return out

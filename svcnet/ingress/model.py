@@ -39,8 +39,9 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from svcnet.api import objects
 from svcnet.api.objects import ObjView
@@ -48,6 +49,11 @@ from svcnet.api.wellknown import (
     DEFAULT_INGRESS_CLASS_ANNOTATION,
     INGRESS_CLASS_ANNOTATION,
     SERVICE_NAME_LABEL,
+)
+from svcnet.ingress.annotations import (
+    REASON_INVALID_ANNOTATION,
+    BackendSettings,
+    read_settings,
 )
 from svcnet.ingress.certs import CertificateError, check_key_pair
 
@@ -87,6 +93,8 @@ class Backend:
     port: str  # the Ingress's port: a number or a name, as written
     endpoints: tuple[Endpoint, ...] = ()
     unavailable: str = ""  # why the backend cannot exist: it answers 503
+    proto: str = ""  # "" HTTP/1.1; "h2" cleartext HTTP/2 (gRPC); "tcp" a TCP backend (passthrough)
+    settings: BackendSettings = field(default_factory=BackendSettings)  # from annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,8 @@ class Route:
 class VirtualHost:
     host: str  # "" matches any host; "*.example.com" one label
     routes: tuple[Route, ...]  # in precedence order
-    tls: bool = False  # plain HTTP is redirected to HTTPS
+    tls: bool = False  # plain HTTP is redirected to HTTPS (unless ssl_redirect is off)
+    ssl_redirect: bool = True
 
     @property
     def wildcard(self) -> bool:
@@ -335,6 +344,18 @@ class _Backends:
         self.built[name] = Backend(name, namespace, svc_name, port_key, eps)
         return name
 
+    def variant(self, name: str, settings: BackendSettings) -> str:
+        """The backend ``name`` with an Ingress's annotation settings: a backend of its own
+        (the same endpoints), named by a digest of the settings."""
+        plain = self.built[name]
+        if settings.empty or plain.unavailable:
+            return name
+        digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
+        # "_" cannot be in a port name: the suffix cannot clash with another Service port.
+        out = f"{name}_{digest}"
+        self.built.setdefault(out, replace(plain, name=out, settings=settings))
+        return out
+
     def _why(self, namespace: str, svc: str, port: str) -> tuple[str, str]:
         if (namespace, svc) not in self.services:
             return REASON_SERVICE_NOT_FOUND, f'Service "{namespace}/{svc}" not found'
@@ -397,10 +418,14 @@ def build_model(
     default_backend = ""
     default_source = ""
 
+    no_redirect: set[str] = set()  # TLS hosts whose Ingress turns ssl-redirect off
+
     for ing in ours:
         ns = objects.namespace(ing)
         key = f"{ns}/{objects.name(ing)}"
         spec = objects.spec(ing)
+        settings, warnings = read_settings(objects.annotations_of(ing), key)
+        problems += [_problem(ing, REASON_INVALID_ANNOTATION, w) for w in warnings]
         db = spec.get("defaultBackend")
         if isinstance(db, Mapping):
             if default_backend:
@@ -412,7 +437,9 @@ def build_model(
                     )
                 )
             else:
-                default_backend = backends.ref(ns, db, ing, problems)
+                default_backend = backends.variant(
+                    backends.ref(ns, db, ing, problems), settings.backend
+                )
                 default_source = key
         for rule in spec.get("rules") or []:
             if not isinstance(rule, Mapping):
@@ -437,7 +464,9 @@ def build_model(
                         )
                     )
                     continue
-                backend = backends.ref(ns, p["backend"], ing, problems)
+                backend = backends.variant(
+                    backends.ref(ns, p["backend"], ing, problems), settings.backend
+                )
                 held[(path, ptype)] = Route(path, ptype, backend, key)
         for tls in spec.get("tls") or []:
             if not isinstance(tls, Mapping):
@@ -455,6 +484,8 @@ def build_model(
                         )
                     continue
                 tls_hosts[h] = (ns, str(tls.get("secretName") or ""), key)
+                if not settings.ssl_redirect:
+                    no_redirect.add(h)
 
     # Certificates: one per Secret, with every host it serves.
     by_secret: dict[tuple[str, str], list[str]] = {}
@@ -484,6 +515,7 @@ def build_model(
             host,
             tuple(sorted(held.values(), key=lambda r: (r.precedence, r.path))),
             tls=bool(host) and host in tls_hosts,
+            ssl_redirect=host not in no_redirect,
         )
         for host, held in routes.items()
     ]

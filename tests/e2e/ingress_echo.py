@@ -7,19 +7,25 @@ import http.server
 import json
 import os
 import socket
+import ssl
 import sys
+
+SEEN: list[str] = []  # the paths this server answered: /__seen shows them (mirror tests)
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        if self.path != "/__seen":
+            SEEN.append(self.path)
         body = json.dumps(
             {
                 "service": os.environ.get("SERVICE", ""),
                 "pod": socket.gethostname(),
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
+                **({"seen": list(SEEN)} if self.path == "/__seen" else {}),
             }
         ).encode()
         self.send_response(200)
@@ -33,4 +39,13 @@ class Echo(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Echo).serve_forever()
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Echo)
+    if os.environ.get("TLS_PEM"):
+        # TLS terminated here, not by the proxy (passthrough tests): certificate and key in
+        # TLS_PEM, handed to OpenSSL through an anonymous in-memory file.
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        fd = os.memfd_create("tls.pem")
+        os.write(fd, os.environ["TLS_PEM"].encode())
+        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()

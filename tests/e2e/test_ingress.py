@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from cluster_fixture import Cluster, running_cluster
 from cryptography import x509
@@ -31,17 +32,28 @@ from cryptography.x509.oid import NameOID
 from svcnet.cluster.addons import INGRESS_NAME, INGRESS_NAMESPACE
 from svcnet.dataplane.haproxy import ProcInfo, parse_show_proc
 from svcnet.ingress.certs import self_signed
+from svcnet.ingress.gatewayclass import SUPPORTED_FEATURES
 from svcnet.testing.polling import eventually_sync
 
 ECHO = str(Path(__file__).with_name("ingress_echo.py"))
+GRPC_ECHO = str(Path(__file__).with_name("ingress_grpc.py"))
 BACKENDS = ("backend-api", "frontend", "exact", "prefix", "impl", "longer", "fallback", "web",
             "canary")  # fmt: skip
 
 
-def backends_manifest(names: tuple[str, ...], namespace: str = "default") -> str:
+def backends_manifest(
+    names: tuple[str, ...],
+    namespace: str = "default",
+    *,
+    script: str = "",
+    env: dict[str, str] | None = None,
+) -> str:
+    """Deployments and Services of the echo server (or ``script``), ``env`` added."""
     docs: list[dict[str, Any]] = []
     for name in names:
         labels = {"app": name}
+        env_list = [{"name": "SERVICE", "value": name}]
+        env_list += [{"name": k, "value": v} for k, v in (env or {}).items()]
         docs.append({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": namespace},
@@ -51,8 +63,8 @@ def backends_manifest(names: tuple[str, ...], namespace: str = "default") -> str
                     "terminationGracePeriodSeconds": 5,
                     "containers": [{
                         "name": "echo", "image": "echo",
-                        "command": [sys.executable, ECHO, "8080"],
-                        "env": [{"name": "SERVICE", "value": name}],
+                        "command": [sys.executable, script or ECHO, "8080"],
+                        "env": env_list,
                         "ports": [{"containerPort": 8080}],
                         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
                         # Kubernetes' graceful shutdown: keep serving while the endpoint's
@@ -583,3 +595,164 @@ def test_route_to_a_missing_parent_or_listener_says_why(gw: Ingress) -> None:
     )
     assert [_conditions(p)["Accepted"] for p in obj["status"]["parents"]] == [
         "NoMatchingParent", "NoMatchingParent"]  # fmt: skip
+
+
+def test_gateway_class_lists_the_supported_features(ing: Ingress) -> None:
+    gc = ing.cluster.wait_for(
+        "gatewayclass/svcnet", lambda o: o.get("status", {}).get("supportedFeatures")
+    )
+    names = [f["name"] for f in gc["status"]["supportedFeatures"]]
+    assert names == list(SUPPORTED_FEATURES)
+
+
+def test_request_mirror_copies_requests_and_the_client_gets_the_primary(gw: Ingress) -> None:
+    gw.cluster.apply(http_route("mirror", {
+        "parentRefs": [{"name": "web", "sectionName": "http"}], "hostnames": ["mirror.example.com"],
+        "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/copied"}}],
+             "filters": [{"type": "RequestMirror", "requestMirror": {
+                 "backendRef": {"name": "canary", "port": 80}}}],
+             "backendRefs": [{"name": "web", "port": 80}]},
+            {"matches": [{"path": {"type": "Exact", "value": "/__seen"}}],
+             "backendRefs": [{"name": "canary", "port": 80}]},
+        ],
+    }))  # fmt: skip
+    gw.wait("mirror.example.com", "/copied/warmup", "web")
+    marker = f"/copied/{os.getpid()}-{time.monotonic_ns()}"
+    status, data, _ = gw.get("mirror.example.com", marker)
+    assert status == 200 and data is not None and data["service"] == "web"
+
+    def mirrored() -> bool:
+        _, seen, _ = gw.get("mirror.example.com", "/__seen")
+        return seen is not None and marker in seen["seen"]
+
+    eventually_sync(mirrored, 20, what=f"{marker} copied to canary")
+
+
+def test_tls_passthrough_reaches_the_pod_that_terminates_tls(ing: Ingress) -> None:
+    pem = self_signed("pass.example.com", datetime.datetime.now(datetime.UTC)).decode()
+    ing.cluster.apply(backends_manifest(("tlsecho",), env={"TLS_PEM": pem}))
+    rollout(ing.cluster, "tlsecho")
+    ing.cluster.apply(gateway_manifest("pass", [
+        {"name": "tls", "port": 443, "protocol": "TLS", "hostname": "*.example.com",
+         "tls": {"mode": "Passthrough"}},
+    ]))  # fmt: skip
+    obj = ing.cluster.wait_for("gateway/pass", lambda o: o.get("status", {}).get("addresses"), 60)
+    address = obj["status"]["addresses"][0]["value"]
+    ing.cluster.apply(json.dumps({
+        "apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
+        "metadata": {"name": "pass", "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "pass"}], "hostnames": ["pass.example.com"],
+                 "rules": [{"backendRefs": [{"name": "tlsecho", "port": 80}]}]},
+    }))  # fmt: skip
+    passthrough = Ingress(ing.cluster, address)
+    eventually_sync(
+        lambda: _answers(lambda: passthrough.certificate_cn("pass.example.com")),
+        60, what="the pod's certificate through the passthrough listener",
+    )  # fmt: skip
+    # The pod's own certificate and its own answer: HAProxy did not terminate TLS.
+    assert passthrough.certificate_cn("pass.example.com") == "pass.example.com"
+    status, data, _ = passthrough.get("pass.example.com", "/x", tls=True)
+    assert status == 200 and data is not None and data["service"] == "tlsecho"
+    assert "x-forwarded-for" not in data["headers"]
+    with pytest.raises(OSError):  # no route for that SNI: the connection is closed
+        passthrough.certificate_cn("other.example.com")
+    route = ing.cluster.wait_for(
+        "tlsroute/pass", lambda o: o.get("status", {}).get("parents"),
+    )  # fmt: skip
+    assert _conditions(route["status"]["parents"][0])["Accepted"] == "Accepted"
+
+
+def rollout(cluster: Cluster, name: str) -> None:
+    """Wait for a Deployment; when it does not come up, say why (its pods and their logs)."""
+    res = cluster.kubectl("rollout", "status", f"deployment/{name}", "--timeout=90s",
+                          timeout=100, check=False)  # fmt: skip
+    if res.returncode != 0:
+        pods = cluster.kubectl("describe", "pods", "-l", f"app={name}", check=False).stdout
+        logs = cluster.kubectl("logs", f"deployment/{name}", check=False)
+        raise AssertionError(f"{name} not ready: {res.stderr}\n{pods}\n{logs.stdout}{logs.stderr}")
+
+
+def _answers(call: Any) -> bool:
+    try:
+        call()
+    except OSError:
+        return False
+    return True
+
+
+def test_grpc_route_calls_an_h2c_backend(gw: Ingress) -> None:
+    gw.cluster.apply(backends_manifest(("grpcecho",), script=GRPC_ECHO))
+    rollout(gw.cluster, "grpcecho")
+    gw.cluster.apply(json.dumps({
+        "apiVersion": GW_API, "kind": "GRPCRoute",
+        "metadata": {"name": "echo", "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "web", "sectionName": "http"}],
+                 "hostnames": ["grpc.example.com"],
+                 "rules": [{"matches": [{"method": {"service": "svcnet.Echo", "method": "Say"}}],
+                            "backendRefs": [{"name": "grpcecho", "port": 80}]}]},
+    }))  # fmt: skip
+    channel = grpc.insecure_channel(
+        f"{gw.address}:80", options=[("grpc.default_authority", "grpc.example.com")]
+    )
+    try:
+        say = channel.unary_unary("/svcnet.Echo/Say")
+        other = channel.unary_unary("/svcnet.Echo/Shout")
+
+        def call() -> bytes | None:
+            try:
+                return bytes(say(b"hello", timeout=5))
+            except grpc.RpcError:
+                return None
+
+        assert eventually_sync(call, 60, what="the gRPC call answered") == b"grpcecho: hello"
+        with pytest.raises(grpc.RpcError) as e:
+            other(b"x", timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED  # HAProxy's 404: no route
+    finally:
+        channel.close()
+    route = gw.cluster.get("grpcroute/echo")
+    assert _conditions(route["status"]["parents"][0]) == {
+        "Accepted": "Accepted", "ResolvedRefs": "ResolvedRefs"}  # fmt: skip
+
+
+def test_a_regex_haproxy_refuses_refuses_that_route_and_the_rest_is_served(gw: Ingress) -> None:
+    # Python's re takes \u0041, PCRE2 does not: only HAProxy's own check can say no.
+    gw.cluster.apply(http_route("pcre", {
+        "parentRefs": [{"name": "web", "sectionName": "http"}], "hostnames": ["pcre.example.com"],
+        "rules": [{"matches": [{"path": {"type": "RegularExpression", "value": "/\\u0041"}}],
+                   "backendRefs": [{"name": "web", "port": 80}]}],
+    }))  # fmt: skip
+    gw.cluster.apply(http_route("pcre-ok", {
+        "parentRefs": [{"name": "web", "sectionName": "http"}], "hostnames": ["pcre-ok.example.com"],
+        "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
+    }))  # fmt: skip
+    obj = gw.cluster.wait_for(
+        "httproute/pcre",
+        lambda o: [_conditions(p).get("Accepted") for p in o.get("status", {}).get("parents") or []]
+        == ["UnsupportedValue"],
+        60,
+    )  # fmt: skip
+    [accepted] = [c for c in obj["status"]["parents"][0]["conditions"] if c["type"] == "Accepted"]
+    assert "PCRE2" in accepted["message"]
+    gw.wait("pcre-ok.example.com", "/", "web")
+    assert gw.reaches("pcre.example.com", "/A") == "404"
+
+
+def test_annotations_rewrite_target_and_ssl_redirect_off(ing: Ingress) -> None:
+    ing.cluster.apply(_secret("annotated-tls", "annotated.example.com"))
+    doc = json.loads(ingress("annotated", {
+        "tls": [{"hosts": ["annotated.example.com"], "secretName": "annotated-tls"}],
+        "rules": [{"host": "annotated.example.com", "http": {"paths": [route("/old", "web")]}}],
+    }))  # fmt: skip
+    doc["metadata"]["annotations"] = {
+        "nginx.ingress.kubernetes.io/rewrite-target": "/new",
+        "nginx.ingress.kubernetes.io/ssl-redirect": "false",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
+    }
+    ing.cluster.apply(json.dumps(doc))
+    ing.wait("annotated.example.com", "/old", "web")  # plain HTTP served: no redirect
+    status, data, _ = ing.get("annotated.example.com", "/old/x?q=1")
+    assert status == 200 and data is not None and data["path"] == "/new?q=1"
+    status, data, _ = ing.get("annotated.example.com", "/old", tls=True)
+    assert status == 200 and data is not None and data["path"] == "/new"

@@ -173,13 +173,19 @@ def _validate_hostnames(hostnames: Any, path: str) -> list[FieldError]:
     return errors
 
 
-def validate_http_route(route: Obj) -> list[FieldError]:
+def _route_common(route: Obj) -> tuple[list[FieldError], list[Any]]:
+    """parentRefs, hostnames and the number of rules: alike in every route kind."""
     spec = mapping(route.get("spec"))
     errors = _validate_parent_refs(spec.get("parentRefs"), "spec.parentRefs")
     errors.extend(_validate_hostnames(spec.get("hostnames"), "spec.hostnames"))
     rules = items(spec.get("rules"))
     if len(rules) > 16:
         errors.append(too_many("spec.rules", len(rules), 16))
+    return errors, rules
+
+
+def validate_http_route(route: Obj) -> list[FieldError]:
+    errors, rules = _route_common(route)
     for i, rule in enumerate(rules):
         rp = f"spec.rules[{i}]"
         for j, match in enumerate(items(rule.get("matches"))):
@@ -196,17 +202,57 @@ def validate_http_route(route: Obj) -> list[FieldError]:
                         "value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']",
                     )
                 )
-        for j, backend in enumerate(items(rule.get("backendRefs"))):
-            bp = f"{rp}.backendRefs[{j}]"
-            if not backend.get("name"):
-                errors.append(required(f"{bp}.name"))
-            kind, group = backend.get("kind", "Service"), backend.get("group", "")
-            if kind == "Service" and group in ("", "core") and backend.get("port") is None:
-                errors.append(_cel(bp, "Must have port for Service reference"))
-            if backend.get("port") is not None:
-                errors.extend(_range(f"{bp}.port", backend["port"], 1, 65535))
-            if backend.get("weight") is not None:
-                errors.extend(_range(f"{bp}.weight", backend["weight"], 0, 1000000))
+        errors.extend(_validate_backend_refs(rule.get("backendRefs"), f"{rp}.backendRefs"))
+    return errors
+
+
+def _validate_backend_refs(refs: Any, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for j, backend in enumerate(items(refs)):
+        bp = f"{path}[{j}]"
+        if not backend.get("name"):
+            errors.append(required(f"{bp}.name"))
+        kind, group = backend.get("kind", "Service"), backend.get("group", "")
+        if kind == "Service" and group in ("", "core") and backend.get("port") is None:
+            errors.append(_cel(bp, "Must have port for Service reference"))
+        if backend.get("port") is not None:
+            errors.extend(_range(f"{bp}.port", backend["port"], 1, 65535))
+        if backend.get("weight") is not None:
+            errors.extend(_range(f"{bp}.weight", backend["weight"], 0, 1000000))
+    return errors
+
+
+GRPC_METHOD_MATCH_TYPES = ["Exact", "RegularExpression"]
+
+
+def validate_grpc_route(route: Obj) -> list[FieldError]:
+    errors, rules = _route_common(route)
+    for i, rule in enumerate(rules):
+        rp = f"spec.rules[{i}]"
+        for j, match in enumerate(items(rule.get("matches"))):
+            if match.get("method") is None:
+                continue
+            mp = f"{rp}.matches[{j}].method"
+            method = mapping(match.get("method"))
+            kind = method.get("type", "Exact")
+            if kind not in GRPC_METHOD_MATCH_TYPES:
+                errors.append(not_supported(f"{mp}.type", kind, GRPC_METHOD_MATCH_TYPES))
+            if not method.get("service") and not method.get("method"):
+                errors.append(_cel(mp, "One or both of 'service' or 'method' must be specified"))
+        errors.extend(_validate_backend_refs(rule.get("backendRefs"), f"{rp}.backendRefs"))
+    return errors
+
+
+def validate_tls_route(route: Obj) -> list[FieldError]:
+    errors, rules = _route_common(route)
+    if not rules:
+        errors.append(invalid("spec.rules", 0, "spec.rules in body should have at least 1 items"))
+    for i, rule in enumerate(rules):
+        refs = items(rule.get("backendRefs"))
+        bp = f"spec.rules[{i}].backendRefs"
+        if not refs:
+            errors.append(invalid(bp, 0, f"{bp} in body should have at least 1 items"))
+        errors.extend(_validate_backend_refs(refs, bp))
     return errors
 
 

@@ -31,6 +31,7 @@ def test_root_lists_every_group_version_with_its_hash() -> None:
         "apis/networking.k8s.io/v1",
         "apis/gateway.networking.k8s.io/v1",
         "apis/gateway.networking.k8s.io/v1beta1",
+        "apis/gateway.networking.k8s.io/v1alpha2",
         "apis/coordination.k8s.io/v1",
     }
     url = root["paths"]["api/v1"]["serverRelativeURL"]

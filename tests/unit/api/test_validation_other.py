@@ -15,6 +15,8 @@ API_VERSIONS = {
     "GatewayClass": "gateway.networking.k8s.io/v1",
     "Gateway": "gateway.networking.k8s.io/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
+    "GRPCRoute": "gateway.networking.k8s.io/v1",
+    "TLSRoute": "gateway.networking.k8s.io/v1alpha2",
     "ReferenceGrant": "gateway.networking.k8s.io/v1beta1",
     "Lease": "coordination.k8s.io/v1",
 }
@@ -195,6 +197,47 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         [
             'spec.rules[0].backendRefs[0]: Invalid value: "object": Must have port for Service reference'
         ],
+    ),
+    (
+        "grpcroute valid",
+        _obj(
+            "GRPCRoute",
+            spec={
+                "parentRefs": [{"name": "gw"}],
+                "rules": [
+                    {
+                        "matches": [{"method": {"service": "pkg.Echo", "method": "Say"}}],
+                        "backendRefs": [{"name": "grpc", "port": 50051}],
+                    }
+                ],
+            },
+        ),
+        [],
+    ),
+    (
+        "grpcroute method match with neither service nor method",
+        _obj("GRPCRoute", spec={"rules": [{"matches": [{"method": {"type": "Exact"}}]}]}),
+        [
+            'spec.rules[0].matches[0].method: Invalid value: "object": One or both of '
+            "'service' or 'method' must be specified"
+        ],
+    ),
+    (
+        "tlsroute valid",
+        _obj(
+            "TLSRoute",
+            spec={
+                "parentRefs": [{"name": "gw"}],
+                "hostnames": ["a.example.com"],
+                "rules": [{"backendRefs": [{"name": "tls", "port": 443}]}],
+            },
+        ),
+        [],
+    ),
+    (
+        "tlsroute without rules",
+        _obj("TLSRoute", spec={"parentRefs": [{"name": "gw"}]}),
+        ["spec.rules: Invalid value: 0: spec.rules in body should have at least 1 items"],
     ),
     (
         "route relative path",

@@ -132,6 +132,8 @@ def _acl(words: list[str], env: Mapping[str, Any]) -> bool:
     value: Any
     if fetch == "path":
         value = env["path"]
+    elif fetch.startswith("rand("):
+        value = env["pick"]
     elif m and m.group(1) == "req.hdr":
         value = {k.lower(): v for k, v in env["headers"].items()}.get(m.group(2))
     elif m and m.group(1) == "urlp":
@@ -185,7 +187,7 @@ def trace_gateway(
     ``pick`` stands for ``rand()``."""
     env: dict[str, Any] = {
         "path": path, "method": method, "headers": {"host": host, **(headers or {})},
-        "query": query or {}, "vars": {}, "ssl": ssl,
+        "query": query or {}, "vars": {}, "ssl": ssl, "pick": pick,
     }  # fmt: skip
     text = config.files[MAIN_FILE].decode()
     body = text.split(f"frontend {frontend}\n", 1)[1].split("\n\n", 1)[0]

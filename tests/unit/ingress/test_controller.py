@@ -24,6 +24,7 @@ from svcnet.dataplane.haproxy import HaproxyApplier
 from svcnet.dataplane.haproxy_fake import FakeHaproxy
 from svcnet.ingress.controller import IngressController
 from svcnet.ingress.gateway import GATEWAY_PORT_BASE
+from svcnet.ingress.gatewayclass import SUPPORTED_FEATURES
 from svcnet.testing.polling import eventually
 from tests.unit.ingress.builders import (
     endpoint_slice,
@@ -227,3 +228,69 @@ async def test_a_gateway_gets_its_own_service_address_and_status(world: World) -
 
     world.api.remove(GATEWAYS, "gw", "default")
     await world.until("its Service deleted", lambda: svc_key not in world.api.objects)
+
+
+def _route_parents(world: World, plural: str, name: str) -> list[Any]:
+    obj = world.api.objects.get(("gateway.networking.k8s.io", plural, "default", name)) or {}
+    return list((obj.get("status") or {}).get("parents") or [])
+
+
+async def test_a_regex_haproxy_refuses_refuses_its_route_and_the_rest_is_applied(
+    world: World,
+) -> None:
+    gw_api = "gateway.networking.k8s.io/v1"
+    world.api.put({"apiVersion": gw_api, "kind": "GatewayClass", "metadata": {"name": "svcnet"},
+                   "spec": {"controllerName": "svcnet.io/gateway-controller"}})  # fmt: skip
+    world.api.put({"apiVersion": gw_api, "kind": "Gateway", **gateway("gw", listener("http"))})
+    world.put(endpoint_slice("web", *ips(1)), "EndpointSlice")
+    world.api.put({"apiVersion": gw_api, "kind": "HTTPRoute",
+                   **route("ok", http_rule(ref("web")), hostnames=["ok.example.com"])})  # fmt: skip
+    await world.until("the good route applied", lambda: served(world) == ips(1))
+    # Python's re takes \u0041; PCRE2 (the fake, as HAProxy) refuses it.
+    bad = http_rule(
+        ref("web"), matches=[{"path": {"type": "RegularExpression", "value": "/\\u0041"}}]
+    )
+    world.api.put({"apiVersion": gw_api, "kind": "HTTPRoute",
+                   **route("bad", bad, hostnames=["bad.example.com"])})  # fmt: skip
+
+    def accepted(name: str) -> str:
+        parents = _route_parents(world, "httproutes", name)
+        return parents[0]["conditions"][0]["reason"] if parents else ""
+
+    await world.until("the bad route refused", lambda: accepted("bad") == "UnsupportedValue")
+    message = _route_parents(world, "httproutes", "bad")[0]["conditions"][0]["message"]
+    assert "PCRE2 does not support" in message
+    assert accepted("ok") == "Accepted"
+    assert world.controller.applier.rejected == 1  # one refused check, then served without it
+    assert world.haproxy.config_file is not None
+    assert "u0041" not in world.haproxy.config_file.read_text()
+
+
+async def test_grpc_and_tls_routes_get_their_status_and_the_class_its_features(
+    world: World,
+) -> None:
+    gw_api = "gateway.networking.k8s.io/v1"
+    world.api.put({"apiVersion": gw_api, "kind": "GatewayClass",
+                   "metadata": {"name": "svcnet", "generation": 1},
+                   "spec": {"controllerName": "svcnet.io/gateway-controller"}})  # fmt: skip
+    tls = listener("tls", 443, "TLS", "*.example.com")
+    tls["tls"] = {"mode": "Passthrough"}
+    world.api.put({"apiVersion": gw_api, "kind": "Gateway", **gateway("gw", listener("http"), tls)})
+    world.api.put({"apiVersion": gw_api, "kind": "GRPCRoute", **route("g", http_rule(ref("web")))})
+    world.api.put({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
+                   **route("t", {"backendRefs": [ref("web")]}, hostnames=["t.example.com"])})  # fmt: skip
+    await world.until(
+        "GRPCRoute accepted", lambda: len(_route_parents(world, "grpcroutes", "g")) == 1
+    )
+    await world.until(
+        "TLSRoute accepted", lambda: len(_route_parents(world, "tlsroutes", "t")) == 1
+    )
+    for plural, name in (("grpcroutes", "g"), ("tlsroutes", "t")):
+        [parent] = _route_parents(world, plural, name)
+        assert parent["conditions"][0]["reason"] == "Accepted", (plural, parent)
+
+    def features() -> list[str]:
+        obj = world.api.objects.get(("gateway.networking.k8s.io", "gatewayclasses", "", "svcnet"))
+        return [f["name"] for f in ((obj or {}).get("status") or {}).get("supportedFeatures") or []]
+
+    await world.until("supportedFeatures written", lambda: features() == list(SUPPORTED_FEATURES))

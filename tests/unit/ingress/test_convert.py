@@ -116,3 +116,13 @@ def test_a_missing_file_is_an_error() -> None:
     result = CliRunner().invoke(cli, ["ingress", "convert", "-f", "/nonexistent/x.yaml"])
     assert result.exit_code == 2
     assert "No such file" in result.output
+
+
+def test_a_plain_rewrite_target_becomes_a_full_path_rewrite() -> None:
+    # ingress-nginx replaces the whole path with a target that has no capture groups.
+    ing = ingress("rw", rule("r.example.com", path("/old", "web")))
+    ing["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/rewrite-target": "/new"}
+    routes = [o for o in convert([ing]).objects if o["kind"] == "HTTPRoute"]
+    filters = [f for r in routes for rule_ in r["spec"]["rules"] for f in rule_.get("filters", [])]
+    assert filters == [{"type": "URLRewrite", "urlRewrite": {
+        "path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"}}}]  # fmt: skip

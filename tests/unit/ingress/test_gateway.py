@@ -55,6 +55,9 @@ def build(
     namespaces: tuple[dict[str, Any], ...] = (),
     other: tuple[str, ...] = (),
     addresses: Mapping[tuple[str, str], list[str]] | None = None,
+    grpc_routes: tuple[dict[str, Any], ...] = (),
+    tls_routes: tuple[dict[str, Any], ...] = (),
+    refused: Mapping[str, str] | None = None,
 ) -> GatewayModel:
     svcs = [service(s) for s in SERVICES] + [service(s, namespace="other") for s in other]
     slices = [endpoint_slice(s, f"10.244.2.{i + 2}") for i, s in enumerate(SERVICES)]
@@ -77,6 +80,9 @@ def build(
         secrets=secrets,
         addresses=addresses or {},
         target_ports=ports,
+        grpc_routes=grpc_routes,
+        tls_routes=tls_routes,
+        refused_regexes=refused,
     )
 
 
