@@ -886,7 +886,8 @@ def _compile_rules(
     compiled: Compiled = []
     unresolved: list[tuple[str, str]] = []
 
-    def resolve(ref: Mapping[str, Any], proto: str = "") -> tuple[str, str, str]:
+    def resolve(ref: Mapping[str, Any]) -> tuple[str, str, str]:
+        # Mirrors too: a gRPC request's copy goes to its backend in h2c.
         return _backend_ref(ref, kind, rns, backends, grants, proto)
 
     for ri, raw_rule in enumerate(objects.spec(route).get("rules") or []):
@@ -904,7 +905,7 @@ def _compile_rules(
         weighted: list[WeightedBackend] = []
         for ref in raw_rule.get("backendRefs") or []:
             weight = int(ref.get("weight", 1))
-            name, reason, why = resolve(ref, proto)
+            name, reason, why = resolve(ref)
             if reason:
                 unresolved.append((reason, why))
             if weight > 0:

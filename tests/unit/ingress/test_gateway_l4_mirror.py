@@ -224,6 +224,13 @@ def test_a_mirror_copies_the_rules_requests_and_leaves_the_route_alone() -> None
     assert f"    bind 127.0.0.1:{LAYOUT.mirror_port}" in mirror_fe
 
 
+def test_a_grpc_request_is_mirrored_to_an_h2c_backend() -> None:
+    g = route("g", {**grpc_rule("exact", "pkg.Echo", "Say"), "filters": [mirror("v1")]})
+    gw = build([gateway("gw", listener("http"))], [], grpc_routes=(g,))
+    [rule] = _frontend(gw, 80).rules
+    assert [m.backend for m in rule.filters.mirrors] == ["default_v1_80_h2"]
+
+
 def test_a_fraction_mirrors_numerator_in_denominator() -> None:
     gw = build([gateway("gw", listener("http"))], [route("m", http_rule(
         ref("web"), filters=[mirror("v1", fraction={"numerator": 1, "denominator": 1000})]))])  # fmt: skip
