@@ -70,6 +70,7 @@ from svcnet.ingress.gateway import (
 from svcnet.ingress.gatewayclass import (
     GATEWAY_CONTROLLER_NAME,
     gateway_class_conditions,
+    is_accepted_gateway_class,
     is_our_gateway_class,
     supported_features,
 )
@@ -369,9 +370,11 @@ class IngressController:
             return
         if not is_our_gateway_class(gc, self.gateway_controller):
             return
+        conditions = gateway_class_conditions(gc, now_rfc3339())
+        accepted = is_accepted_gateway_class(gc, self.gateway_controller)
         want = {
-            "conditions": gateway_class_conditions(gc, now_rfc3339()),
-            "supportedFeatures": supported_features(),
+            "conditions": conditions,
+            "supportedFeatures": supported_features() if accepted else None,
         }
         if all(objects.status(gc).get(k) == v for k, v in want.items()):
             return

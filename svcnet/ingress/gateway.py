@@ -46,7 +46,7 @@ from typing import Any
 
 from svcnet.api import objects
 from svcnet.api.objects import ObjView
-from svcnet.ingress.gatewayclass import GATEWAY_CONTROLLER_NAME, is_our_gateway_class
+from svcnet.ingress.gatewayclass import GATEWAY_CONTROLLER_NAME, is_accepted_gateway_class
 from svcnet.ingress.model import Backend, Certificate, _Backends, _secret_pem
 
 GROUP = "gateway.networking.k8s.io"
@@ -750,7 +750,7 @@ def build_gateways(
     """``addresses``: each Gateway's LoadBalancer addresses; ``target_ports``: the pod port
     HAProxy binds for each (namespace, Gateway, listener port); ``refused_regexes``: the
     regular expressions HAProxy's configuration check refused (as rendered), with why."""
-    classes = {objects.name(c) for c in gateway_classes if is_our_gateway_class(c, controller)}
+    classes = {objects.name(c) for c in gateway_classes if is_accepted_gateway_class(c, controller)}
     ours = sorted(
         (g for g in gateways if objects.spec(g).get("gatewayClassName") in classes),
         key=lambda g: (objects.namespace(g), objects.name(g)),

@@ -57,14 +57,26 @@ def is_our_gateway_class(gc: ObjView, controller: str = GATEWAY_CONTROLLER_NAME)
     return objects.spec(gc).get("controllerName") == controller
 
 
+INVALID_PARAMETERS = "InvalidParameters"
+
+
+def is_accepted_gateway_class(gc: ObjView, controller: str = GATEWAY_CONTROLLER_NAME) -> bool:
+    """Ours, and accepted: this controller takes no parameters, so a class that names some
+    (``parametersRef``) is refused with ``InvalidParameters`` and its Gateways are not served."""
+    return is_our_gateway_class(gc, controller) and not objects.spec(gc).get("parametersRef")
+
+
 def gateway_class_conditions(gc: ObjView, now: str) -> list[dict[str, Any]]:
     """The status conditions ``gc`` should show; ``now`` is an RFC 3339 time."""
     generation = int(objects.meta(gc).get("generation") or 0)
+    accepted = is_accepted_gateway_class(gc, str(objects.spec(gc).get("controllerName")))
     want = {
         "type": ACCEPTED,
-        "status": "True",
-        "reason": ACCEPTED,
-        "message": "accepted by the svcnet ingress controller",
+        "status": "True" if accepted else "False",
+        "reason": ACCEPTED if accepted else INVALID_PARAMETERS,
+        "message": "accepted by the svcnet ingress controller"
+        if accepted
+        else "parametersRef is not supported: the svcnet controller takes no parameters",
         "observedGeneration": generation,
     }
     out: list[dict[str, Any]] = []

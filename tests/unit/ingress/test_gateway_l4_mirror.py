@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from svcnet.dataplane.haproxy_config import MAIN_FILE, HaproxyConfig
-from svcnet.ingress.gateway import GatewayModel, path_regex
+from svcnet.ingress.gateway import GatewayModel, build_gateways, path_regex
 from svcnet.ingress.gatewayclass import SUPPORTED_FEATURES, supported_features
 from svcnet.ingress.haproxycfg import (
     MIRROR_LUA,
@@ -24,7 +24,7 @@ from svcnet.ingress.haproxycfg import (
     render,
 )
 from svcnet.ingress.model import RoutingModel
-from tests.unit.ingress.gwbuilders import gateway, http_rule, listener, ref, route
+from tests.unit.ingress.gwbuilders import GW_CLASS, gateway, http_rule, listener, ref, route
 from tests.unit.ingress.test_gateway import LAYOUT, _cond, _frontend, build, where
 
 
@@ -297,3 +297,14 @@ def test_supported_features_are_upstream_names_sorted() -> None:
     assert names == sorted(names) == list(SUPPORTED_FEATURES)
     assert {"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "ReferenceGrant",
             "HTTPRouteRequestMirror"} <= set(names)  # fmt: skip
+
+
+def test_gateways_of_a_class_with_parameters_are_not_served() -> None:
+    params = {**GW_CLASS, "spec": {**GW_CLASS["spec"], "parametersRef": {
+        "group": "", "kind": "ConfigMap", "name": "p"}}}  # fmt: skip
+    gw = build_gateways(
+        gateway_classes=[params], gateways=[gateway("gw", listener("http"))],
+        routes=[route("r", http_rule(ref("web")))], grants=[], namespaces=[], services=[],
+        endpoint_slices=[], secrets=[], addresses={}, target_ports={("default", "gw", 80): 20000},
+    )  # fmt: skip
+    assert gw.frontends == () and gw.gateway_status == {}

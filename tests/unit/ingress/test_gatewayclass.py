@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
-from svcnet.ingress.gatewayclass import gateway_class_conditions, is_our_gateway_class
+from svcnet.ingress.gatewayclass import (
+    gateway_class_conditions,
+    is_accepted_gateway_class,
+    is_our_gateway_class,
+)
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
 
@@ -45,3 +49,11 @@ def test_the_transition_time_moves_only_when_the_status_changes() -> None:
     pending = [{**accepted[0], "status": "Unknown", "reason": "Pending"}]
     [cond] = gateway_class_conditions(gc(conditions=pending), T1)
     assert (cond["status"], cond["lastTransitionTime"]) == ("True", T1)
+
+
+def test_a_class_with_parameters_is_not_accepted() -> None:
+    with_params = gc()
+    with_params["spec"]["parametersRef"] = {"group": "", "kind": "ConfigMap", "name": "p"}
+    [cond] = gateway_class_conditions(with_params, T0)
+    assert (cond["status"], cond["reason"]) == ("False", "InvalidParameters")
+    assert not is_accepted_gateway_class(with_params) and is_accepted_gateway_class(gc())
