@@ -18,6 +18,7 @@ import asyncio
 import logging
 
 from svcnet.agent import netgate
+from svcnet.agent.flowtap import record_flows
 from svcnet.agent.lbannounce import default_announcer
 from svcnet.api.errors import ApiError
 from svcnet.api.objects import ObjView
@@ -27,6 +28,7 @@ from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.rest import ApiClient, ConnectionFailed
 from svcnet.dataplane.conntrack import ConntrackExecutor
+from svcnet.dataplane.netlink_events import NetfilterEvents
 from svcnet.dataplane.netns import IpRoute2
 from svcnet.dataplane.nft_exec import NftExecutor
 from svcnet.netpol.rules import NetpolConfig
@@ -65,7 +67,8 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
 
     The node's pod block is closed but for the pods a sync knows; new pods wait for it at the
     :mod:`~svcnet.agent.netgate`. What is programmed is reported on the Node (see
-    :func:`report_programmed`).
+    :func:`report_programmed`). Its drops and the node's connections are recorded for
+    ``svcnet flows`` (:mod:`~svcnet.agent.flowtap`).
     """
     pod_cidr, _ = await _node_pod_cidr(client, node_name)
     recorder = EventRecorder(client, "svcnet-netpol", node_name)
@@ -79,9 +82,10 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
             "stays closed for its policy types",
         )
 
+    cfg = NetpolConfig(node_name=node_name, pod_cidr=pod_cidr)
     runner = NetpolRunner(
         factory,
-        NetpolConfig(node_name=node_name, pod_cidr=pod_cidr),
+        cfg,
         NftExecutor(),
         on_unreadable=unreadable,
         conntrack=ConntrackExecutor(),
@@ -97,6 +101,16 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
             tg.create_task(
                 report_programmed(client, node_name, runner.syncer), name="netpol-report"
             )
+            if cfg.flow_log is not None:
+                tg.create_task(
+                    record_flows(
+                        node_name,
+                        pod_cidr,
+                        lambda: runner.syncer.compiled,
+                        NetfilterEvents(cfg.flow_log.group),
+                    ),
+                    name="netpol-flows",
+                )
     finally:
         unregister()
 

@@ -17,6 +17,10 @@ bearer token (the API server proxies pods/log and pods/exec here with it; see
   NonZeroExitCode and the exit code as the cause, which kubectl turns into its exit code.
 * ``POST /run/{namespace}/{pod}/{container}?cmd=…`` — kubelet's non-streaming run: output
   of the command as the answer.
+* ``GET /flows?since=SEQ&follow=1`` — the node's flow log (:mod:`svcnet.agent.flowtap`), one
+  JSON object a line, oldest first, those numbered above ``since``; with ``follow`` the answer
+  stays open and streams new flows. Reached through the API server's node proxy
+  (``/api/v1/nodes/NODE/proxy/flows``), as kubelet's own endpoints are.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from svcnet.agent import crilog
+from svcnet.agent.flowtap import node_flows
 from svcnet.agent.portforward import (
     CHANNEL_PROTOCOLS as PF_CHANNEL_PROTOCOLS,
 )
@@ -74,6 +79,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FOLLOW_POLL = 0.1
+FLOWS_WAIT = 30.0
 
 
 class AgentServer:
@@ -91,6 +97,7 @@ class AgentServer:
         app.router.add_route("*", "/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_route("*", "/portforward/{namespace}/{pod}", self._portforward)
         app.router.add_post("/run/{namespace}/{pod}/{container}", self._run)
+        app.router.add_get("/flows", self._flows)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         return self._runner
@@ -132,6 +139,31 @@ class AgentServer:
         if container not in worker.container_names():
             raise web.HTTPBadRequest(text=f"container {container} is not valid for pod {name}")
         return worker, container
+
+    # -- flows -----------------------------------------------------------------------------
+    async def _flows(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        try:
+            seq = int(q.get("since", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="since: expected a flow number") from None
+        follow = q.get("follow", "").lower() in ("1", "true")
+        flows = node_flows(self.agent.ident.name)
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        batch = flows.ring.since(seq)
+        while True:
+            if batch:
+                seq = batch[-1].seq
+                lines = "".join(json.dumps(f.to_json()) + "\n" for f in batch)
+                await resp.write(lines.encode())
+            elif follow:
+                await resp.write(b"\n")  # a reader that left is noticed here
+            if not follow:
+                break
+            batch = await flows.after(seq, FLOWS_WAIT)
+        await resp.write_eof()
+        return resp
 
     # -- logs ------------------------------------------------------------------------------
     async def _logs(self, request: web.Request) -> web.StreamResponse:

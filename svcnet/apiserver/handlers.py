@@ -90,7 +90,9 @@ class ResourceHandlers:
         rt = self.registry.by_plural(info.group, info.version, info.resource)
         if rt is None:
             raise NotFound("the server could not find the requested resource")
-        if info.subresource and info.subresource not in rt.subresources:
+        # ``proxy/<path>``: the rest of the path is the proxied one (nodes/proxy, services/proxy)
+        sub = "proxy" if info.subresource.startswith("proxy/") else info.subresource
+        if sub and sub not in rt.subresources:
             raise NotFound("the server could not find the requested resource")
         if info.namespace is not None and not rt.namespaced:
             raise NotFound("the server could not find the requested resource")

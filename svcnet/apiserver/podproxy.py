@@ -14,6 +14,10 @@ agent's kubelet-style endpoints:
   off): answered here, the SPDY bytes then carried to the agent in a WebSocket tunnel, so
   the agent serves one transport.
 
+``nodes/NODE/proxy/PATH`` (GET) reaches ``http://<ip>:<port>/PATH`` of that node's agent, its
+answer streamed back as is (kubectl get --raw /api/v1/nodes/node-1/proxy/flows); the agent
+serves its own endpoints only (``/healthz``, ``/flows``...), so nothing else is reachable.
+
 The agent authenticates the API server with the same bearer token clients use.
 """
 
@@ -26,7 +30,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from svcnet.api.errors import ApiError, BadRequest, Forbidden, NotFound, ServiceUnavailable
+from svcnet.api.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
 from svcnet.api.registry import NODES, Registry, ResourceType
 from svcnet.apiserver import request as req
 from svcnet.apiserver.http1 import Request, Stream
@@ -106,7 +117,10 @@ class PodProxy:
             self._session = None
 
     async def serve(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Stream:
-        """pods/log (the one streaming subresource served without a connection upgrade)."""
+        """pods/log (the one streaming subresource served without a connection upgrade) and
+        nodes/proxy."""
+        if rt.group == "" and rt.kind == "Node" and info.subresource.split("/")[0] == "proxy":
+            return await self._proxy_node(request, info)
         if info.subresource != "log":
             raise self._not_served(info)
         container, address = await self._target(info, rt, request.query.get("container", ""))
@@ -283,16 +297,43 @@ class PodProxy:
         except aiohttp.ClientError as exc:
             raise ServiceUnavailable(f"error talking to the node agent at {url}: {exc}") from exc
 
+    async def _proxy_node(self, request: Request, info: req.RequestInfo) -> Stream:
+        if request.method != "GET":
+            raise MethodNotAllowed(
+                f"nodes/proxy: only GET is served by svcnet, not {request.method}"
+            )
+        node = await self.objects.get(NODES, None, info.name)
+        if node is None:
+            raise NotFound.for_object("nodes", info.name)
+        address = agent_address(node)
+        if address is None:
+            raise ServiceUnavailable(f'no node agent is serving node "{info.name}"')
+        path = info.subresource.removeprefix("proxy").lstrip("/")
+        return await self._stream(request, address, "/" + path, dict(request.query))
+
     async def _proxy_log(
         self, request: Request, info: req.RequestInfo, container: str, address: tuple[str, int]
     ) -> Stream:
+        params = {k: v for k, v in request.query.items() if k in _LOG_PARAMS}
+        path = f"/containerLogs/{info.namespace}/{info.name}/{container}"
+        return await self._stream(request, address, path, params, "text/plain")
+
+    async def _stream(
+        self,
+        request: Request,
+        address: tuple[str, int],
+        path: str,
+        params: dict[str, str],
+        content_type: str | None = None,
+    ) -> Stream:
+        """GET ``path`` of the agent at ``address``, its body streamed back as it comes (with
+        the agent's content type unless given); an error answer becomes a 400."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, connect=5)
             )
         ip, port = address
-        params = {k: v for k, v in request.query.items() if k in _LOG_PARAMS}
-        url = f"http://{ip}:{port}/containerLogs/{info.namespace}/{info.name}/{container}"
+        url = f"http://{ip}:{port}{path}"
         try:
             upstream = await self._session.get(
                 url, params=params, headers={"Authorization": f"Bearer {self.token}"}
@@ -305,7 +346,9 @@ class PodProxy:
             if upstream.status >= 400:
                 text = (await upstream.text()).strip()
                 raise BadRequest(text or f"node agent answered {upstream.status}")
-            out = request.start_stream(200, "text/plain")
+            out = request.start_stream(
+                200, content_type or upstream.headers.get("Content-Type") or "text/plain"
+            )
             async for chunk in upstream.content.iter_any():
                 await out.write(chunk)
             await out.write_eof()

@@ -187,7 +187,13 @@ class Router:
         h = self.handlers
         rt = h.resolve(info)
         verb = info.verb
-        if info.subresource in ("log", "exec", "attach", "portforward", "proxy"):
+        if info.subresource in (
+            "log",
+            "exec",
+            "attach",
+            "portforward",
+            "proxy",
+        ) or info.subresource.startswith("proxy/"):
             return await self.pod_proxy.serve(request, info, rt)
         if verb is req.Verb.GET:
             return await h.get(request, info, rt)

@@ -20,6 +20,7 @@ from svcnet.api.ranges import (
 )
 from svcnet.cli import control
 from svcnet.cli.dns import dns
+from svcnet.cli.flows import flows
 from svcnet.cli.image import image
 from svcnet.cli.ingress import ingress
 from svcnet.cli.policy import policy
@@ -216,6 +217,7 @@ cli.add_command(dns)
 cli.add_command(policy)
 cli.add_command(image)
 cli.add_command(ingress)
+cli.add_command(flows)
 
 
 def main() -> None:

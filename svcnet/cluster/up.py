@@ -35,6 +35,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,18 @@ def api_get(kubeconfig: Path, path: str, timeout: float = 2.0) -> dict[str, Any]
     except (urllib.error.URLError, OSError, ssl.SSLError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def api_lines(kubeconfig: Path, path: str, timeout: float | None = None) -> Iterator[bytes]:
+    """The lines of a streamed answer (a followed log, a node's flows) as they come; raises
+    ``OSError`` when the API server cannot be reached or refuses."""
+    creds = _credentials(kubeconfig)
+    if creds is None:
+        raise OSError(f"cannot read credentials from {kubeconfig}")
+    server, ctx, token = creds
+    req = urllib.request.Request(server + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+        yield from resp
 
 
 def node_readiness(nodes: dict[str, Any] | None) -> dict[str, str]:

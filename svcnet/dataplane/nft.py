@@ -200,6 +200,38 @@ class Reject:
         return self.kind.value
 
 
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """``limit rate R/second burst B packets``: matches while under the rate (a token bucket
+    per rule); over it, the rule stops matching and evaluation goes on with the next rule."""
+
+    rate: int
+    burst: int
+
+    def render(self) -> str:
+        return f"limit rate {self.rate}/second burst {self.burst} packets"
+
+
+# The kernel's NF_LOG_PREFIXLEN is 128 bytes, its terminating NUL included.
+LOG_PREFIX_MAX = 127
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """``log prefix "P" group G``: a copy of the packet to NFLOG group ``G`` (a netlink
+    multicast, read by :mod:`svcnet.dataplane.netlink_events`); not a verdict."""
+
+    prefix: str
+    group: int
+
+    def __post_init__(self) -> None:
+        if len(self.prefix.encode()) > LOG_PREFIX_MAX or '"' in self.prefix:
+            raise ValueError(f"nft log prefix too long or quoted: {self.prefix!r}")
+
+    def render(self) -> str:
+        return f'log prefix "{self.prefix}" group {self.group}'
+
+
 class VerdictKind(enum.Enum):
     ACCEPT = "accept"
     DROP = "drop"
@@ -239,6 +271,8 @@ Stmt = (
     | MarkSet
     | Masquerade
     | Reject
+    | Limit
+    | Log
     | Verdict
 )
 

@@ -26,6 +26,13 @@ Traffic the node itself sends to its pods (probes) leaves through the output hoo
 from a pod to its node arrives through input: neither is filtered, as upstream requires the
 node to always reach its pods. A pod's traffic to itself never leaves its namespace.
 
+Every drop is logged first (:class:`FlowLog`): a rate-limited ``log group N`` whose prefix says
+which side isolated the packet (``np:in:<namespace>``, ``np:eg:<namespace>``, or ``np:in:(closed)``
+/ ``np:eg:(closed)`` for an address of the pod block no sync knows yet; ``:svc`` appended when
+the packet was sent to a Service address), so that ``svcnet flows``
+shows the drop and, from the compiled model, the policies that isolate the pod. Nothing is
+logged for allowed packets (conntrack's events show those connections).
+
 The desired state is a value (:class:`Desired`); a partial sync is the difference between the
 state last applied and the new one, so a pod-label change is a few element changes; a full sync
 deletes and rebuilds the table in one atomic transaction (there is never an open moment).
@@ -47,6 +54,8 @@ from svcnet.dataplane.nft import (
     Element,
     Field,
     Hook,
+    Limit,
+    Log,
     Rule,
     SetLookup,
     SetSpec,
@@ -92,6 +101,74 @@ _ESTABLISHED = Cmp(Field.CT_STATE, "established,related")
 _MAX_ID = 200
 
 
+LOG_PREFIX = "np"
+# The log prefix's namespace part for the fail-closed rule: no namespace name has parentheses.
+CLOSED = "(closed)"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLog:
+    """The log statements before each drop: NFLOG ``group``, at most ``rate`` packets a second
+    (``burst`` at once) per log rule, so that a flood of dropped packets costs the node's agent
+    a bounded amount of work; packets over the rate are dropped unlogged."""
+
+    group: int = 11
+    rate: int = 100
+    burst: int = 50
+
+
+FLOW_LOG = FlowLog()
+
+
+DNAT_SUFFIX = "svc"
+
+
+def log_prefix(direction: Direction, namespace: str, dnat: bool = False) -> str:
+    """``np:in:<namespace>[:svc]``: the side that dropped, the namespace whose policies isolate
+    the pod (:data:`CLOSED` for the fail-closed rule), and whether the packet was sent to a
+    Service address (DNATed; the kernel's NFLOG may not carry the address itself: without
+    ``CONFIG_NETFILTER_NETLINK_GLUE_CT`` it has no conntrack entry). At most 73 bytes, within
+    nft's 127."""
+    text = f"{LOG_PREFIX}:{_SHORT[direction]}:{namespace}"
+    return f"{text}:{DNAT_SUFFIX}" if dnat else text
+
+
+def parse_log_prefix(prefix: str) -> tuple[Direction, str, bool] | None:
+    """The inverse of :func:`log_prefix`; None for a prefix this table did not write."""
+    parts = prefix.split(":")
+    by_short = {v: k for k, v in _SHORT.items()}
+    if (
+        len(parts) not in (3, 4)
+        or parts[0] != LOG_PREFIX
+        or parts[1] not in by_short
+        or not parts[2]
+        or parts[3:] not in ([], [DNAT_SUFFIX])
+    ):
+        return None
+    return by_short[parts[1]], parts[2], len(parts) == 4
+
+
+_DNAT = Cmp(Field.CT_STATUS, "dnat")
+_NOT_DNAT = Cmp(Field.CT_STATUS, "dnat", negate=True)
+
+
+def _logged_drop(
+    flow_log: FlowLog | None, direction: Direction, namespace: str, *match: Stmt
+) -> tuple[Rule, ...]:
+    """``match`` dropped, logged first when ``flow_log`` is set. The log rules stand alone
+    because a ``limit`` over its rate ends its rule, and the drop must not depend on it; two of
+    them, to say in the prefix whether the packet was DNATed (each has its own rate)."""
+    drop = rule(*match, DROP)
+    if flow_log is None:
+        return (drop,)
+    limit = Limit(flow_log.rate, flow_log.burst)
+    return (
+        rule(*match, _NOT_DNAT, limit, Log(log_prefix(direction, namespace), flow_log.group)),
+        rule(*match, _DNAT, limit, Log(log_prefix(direction, namespace, True), flow_log.group)),
+        drop,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NetpolConfig:
     node_name: str
@@ -100,6 +177,7 @@ class NetpolConfig:
     pod_cidr: str = ""
     family: str = FAMILY
     table: str = TABLE
+    flow_log: FlowLog | None = FLOW_LOG  # None: drops are not logged
 
 
 def namespace_chain(direction: Direction, namespace: str) -> str:
@@ -178,14 +256,16 @@ def _rule_rules(
     return out
 
 
-def desired_state(compiled: Compiled, pod_cidr: str = "") -> Desired:
+def desired_state(
+    compiled: Compiled, pod_cidr: str = "", flow_log: FlowLog | None = None
+) -> Desired:
     """The table that enforces ``compiled``. Policies selecting no local pod get nothing.
 
     With ``pod_cidr`` (the node's pod block), an address of that block that is not a local pod
     of ``compiled`` is dropped both ways: a pod whose sandbox was wired before a sync saw it
     is closed, whatever policies its namespace will turn out to have (fail-closed). The agent
     waits for the sync that knows a new pod before starting its containers, so a pod in an
-    open namespace is open by the time it runs.
+    open namespace is open by the time it runs. With ``flow_log`` every drop is logged first.
     """
     chains: dict[str, tuple[BaseChain | None, tuple[Rule, ...]]] = {}
     sets: dict[str, tuple[SetSpec, frozenset[Element]]] = {}
@@ -196,7 +276,13 @@ def desired_state(compiled: Compiled, pod_cidr: str = "") -> Desired:
         closed: tuple[Rule, ...] = ()
         if pod_cidr:
             pod = _POD_FIELD[d]
-            closed = (rule(Cmp(pod, pod_cidr), SetLookup((pod,), LOCAL_PODS, negate=True), DROP),)
+            closed = _logged_drop(
+                flow_log,
+                d,
+                CLOSED,
+                Cmp(pod, pod_cidr),
+                SetLookup((pod,), LOCAL_PODS, negate=True),
+            )
         chains[base] = (
             BASE_CHAINS[base],
             (
@@ -218,7 +304,8 @@ def desired_state(compiled: Compiled, pod_cidr: str = "") -> Desired:
                     continue
                 _policy_objects(pol, chains, sets)
                 jumps.append(rule(jump(policy_chain(d, key))))
-            chains[namespace_chain(d, ns)] = (None, (*jumps, rule(DROP)))
+            drop = _logged_drop(flow_log, d, ns)
+            chains[namespace_chain(d, ns)] = (None, (*jumps, *drop))
     return Desired(chains, sets)
 
 

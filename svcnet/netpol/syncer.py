@@ -139,7 +139,7 @@ class Syncer(SyncLoop[SyncResult]):
             return SyncResult(False, True, 0, 0.0)
         with paused_gc():
             compiled = self.tracker.compile(self.cfg.node_name)
-            desired = desired_state(compiled, self.cfg.pod_cidr)
+            desired = desired_state(compiled, self.cfg.pod_cidr, self.cfg.flow_log)
         try:
             tx: Transaction | None = None
             if not full:

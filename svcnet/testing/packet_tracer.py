@@ -12,7 +12,9 @@ one node for one packet (the first of a new connection unless ``Packet.ct_state`
 ``numgen random mod N`` splits the trace into N branches of equal probability, so the result
 is the full distribution of outcomes, merged where identical. Dynamic map updates from the
 packet path (``update @affinity``) are reported in the outcome; :func:`record_updates` writes
-them into the fake, as the kernel would, for the next trace.
+them into the fake, as the kernel would, for the next trace. ``log`` statements are reported in
+the outcome too (prefix and group, in order); ``limit`` is taken as under its rate, the state of
+a packet that is not part of a flood.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from svcnet.dataplane.nft import (
     Field,
     Hook,
     KeyPart,
+    Limit,
+    Log,
     MarkSet,
     MarkTest,
     Masquerade,
@@ -85,6 +89,7 @@ class Outcome:
     dnat: tuple[str, int] | None  # the new destination, when DNAT happened
     masquerade: bool
     updates: tuple[AffinityUpdate, ...] = ()
+    logs: tuple[tuple[str, int], ...] = ()  # (prefix, NFLOG group) of each log statement run
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class _State:
     dnat: bool = False
     masquerade: bool = False
     updates: tuple[AffinityUpdate, ...] = ()
+    logs: tuple[tuple[str, int], ...] = ()
 
 
 class _Act(enum.Enum):
@@ -162,14 +168,21 @@ def trace(
             todo = nxt
         branches.extend((p2, s2, r2 or Result.ACCEPT) for p2, s2, r2 in todo)
     merged: dict[
-        tuple[Result, tuple[str, int] | None, bool, tuple[AffinityUpdate, ...]], Fraction
+        tuple[
+            Result,
+            tuple[str, int] | None,
+            bool,
+            tuple[AffinityUpdate, ...],
+            tuple[tuple[str, int], ...],
+        ],
+        Fraction,
     ] = {}
     for p, s, res in branches:
         dnat = (s.dst, s.dport) if s.dnat else None
-        k = (res, dnat, s.masquerade, s.updates)
+        k = (res, dnat, s.masquerade, s.updates, s.logs)
         merged[k] = merged.get(k, Fraction(0)) + p
     return sorted(
-        (Outcome(p, r, d, m, u) for (r, d, m, u), p in merged.items()),
+        (Outcome(p, r, d, m, u, lg) for (r, d, m, u, lg), p in merged.items()),
         key=lambda o: (o.result.value, o.dnat or ("", 0), o.masquerade),
     )
 
@@ -251,6 +264,10 @@ def _run_stmts(
     if isinstance(s, Reject):
         kind = _Act.REJECT_TCP_RESET if s.kind is RejectKind.TCP_RESET else _Act.REJECT_ICMP
         return [(_ONE, st, kind)]
+    if isinstance(s, Limit):
+        return go_on(st)
+    if isinstance(s, Log):
+        return go_on(replace(st, logs=(*st.logs, (s.prefix, s.group))))
     if isinstance(s, Verdict):
         return _verdict(t, s, st, local)
     out: _Branches = []

@@ -7,50 +7,17 @@ Two nodes; the example's Deployments are scheduled wherever the scheduler puts t
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from cluster_fixture import Cluster, running_cluster
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "netpol"
-PY = sys.executable
-
-
-def ready(pods: dict[str, Any]) -> bool:
-    items = pods["items"]
-    return len(items) == 4 and all(
-        any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in p["status"].get("conditions", [])
-        )
-        for p in items
-    )
+from cluster_fixture import Cluster
+from netpol_example_fixture import connects, example_cluster, pod_of
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("svcnet-netpol-example"), nodes=2) as c:
-        c.kubectl("apply", "-f", str(EXAMPLE))
-        c.wait_for("pods", ready, 180, "-n", "production")
+    with example_cluster(tmp_path_factory.mktemp("svcnet-netpol-example")) as c:
         yield c
-
-
-def pod_of(c: Cluster, app: str) -> str:
-    pods = c.get("pods", "-n", "production", "-l", f"app={app}")["items"]
-    return str(pods[0]["metadata"]["name"])
-
-
-def connects(c: Cluster, app: str, target: str) -> str:
-    """The outcome of one TCP connect from a pod of ``app`` (``ADDR:PORT``)."""
-    res = c.svcnet(
-        "exec", *c.cluster_args(), "-n", "production", pod_of(c, app), "--",
-        PY, "-m", "svcnet.testing.reachability", "--timeout", "1", f"tcp:{target}",
-    )  # fmt: skip
-    outcome: str = json.loads(res.stdout.strip().splitlines()[-1])[f"tcp:{target}"]
-    return outcome
 
 
 def explain(c: Cluster, app: str, *to: str) -> tuple[int, str]:

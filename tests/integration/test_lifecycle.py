@@ -110,10 +110,8 @@ def fake_agent() -> Iterator[int]:
         server.server_close()
 
 
-def test_pod_log_is_proxied_to_the_node_agent(
-    kubectl: Kubectl, http: Http, fake_agent: int, namespace: str
-) -> None:
-    node = f"agent-{namespace}"
+def register_agent(http: Http, node: str, port: int) -> None:
+    """A Node whose agent listens on 127.0.0.1:``port``."""
     http.request(
         "POST",
         "/api/v1/nodes",
@@ -122,7 +120,7 @@ def test_pod_log_is_proxied_to_the_node_agent(
     status = {
         "status": {
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": fake_agent}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         }
     }
     code, _, out = http.request(
@@ -132,6 +130,13 @@ def test_pod_log_is_proxied_to_the_node_agent(
         "application/merge-patch+json",
     )
     assert code == 200, out
+
+
+def test_pod_log_is_proxied_to_the_node_agent(
+    kubectl: Kubectl, http: Http, fake_agent: int, namespace: str
+) -> None:
+    node = f"agent-{namespace}"
+    register_agent(http, node, fake_agent)
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -140,6 +145,24 @@ def test_pod_log_is_proxied_to_the_node_agent(
     }
     kubectl("create", "-f", "-", input=json.dumps(pod))
     assert kubectl("logs", "p") == f"log of /containerLogs/{namespace}/p/c auth=Bearer\n"
+    http.request("DELETE", f"/api/v1/nodes/{node}")
+
+
+def test_node_proxy_reaches_the_agents_path_with_its_query(
+    kubectl: Kubectl, http: Http, fake_agent: int, namespace: str
+) -> None:
+    node = f"proxied-{namespace}"
+    register_agent(http, node, fake_agent)
+    raw = kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/flows?since=3&follow=0")
+    path, _, auth = raw.removeprefix("log of ").partition(" ")
+    url = urllib.parse.urlsplit(path)
+    assert (url.path, urllib.parse.parse_qs(url.query), auth) == (
+        "/flows",
+        {"since": ["3"], "follow": ["0"]},
+        "auth=Bearer\n",
+    )
+    missing = kubectl.run("get", "--raw", "/api/v1/nodes/no-such-node/proxy/flows", check=False)
+    assert 'nodes "no-such-node" not found' in missing.stderr
     http.request("DELETE", f"/api/v1/nodes/{node}")
 
 

@@ -4,17 +4,19 @@ check, over a real pod worker on fakes. Ranges: node pod CIDR 10.244.1.0/24."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 import pytest
 
-from svcnet.agent import crilog
+from svcnet.agent import crilog, flowtap
 from svcnet.agent.agent import Agent
+from svcnet.agent.flowtap import NodeFlows, node_flows
 from svcnet.agent.node_status import NodeIdentity
 from svcnet.agent.pod_worker import NodeContext, PodWorker
 from svcnet.agent.sandbox import SandboxManager
@@ -27,6 +29,7 @@ from svcnet.dataplane.cni import CniRuntime, write_default_conflist
 from svcnet.dataplane.fake_cni import FakePluginExec
 from svcnet.dataplane.fake_netns import FakeNetns
 from svcnet.dataplane.fake_process import FakeProcessRunner
+from svcnet.netpol.flowlog import Flow, State, Verdict
 from svcnet.util.clock import REAL_CLOCK
 
 
@@ -234,3 +237,43 @@ async def test_unknown_pod_is_not_found(served: tuple[str, PodWorker, Any]) -> N
 )
 def test_exec_exit_status_is_what_kubectl_reads(code: int, want: dict[str, Any]) -> None:
     assert exit_status(code) == want
+
+
+def flow(seq: int) -> Flow:
+    return Flow(seq, float(seq), "node-1", Verdict.ALLOWED, State.NEW, "tcp",
+                "10.244.1.5", 40000 + seq, "10.244.1.6", 80)  # fmt: skip
+
+
+@pytest.fixture
+def node1_flows() -> Iterator[NodeFlows]:
+    flows = node_flows("node-1")
+    yield flows
+    flowtap._NODES.pop("node-1", None)  # the registry is per process: leave none behind
+
+
+async def test_flows_are_served_after_a_sequence_number(
+    served: tuple[str, PodWorker, Any], node1_flows: NodeFlows
+) -> None:
+    base, _, _ = served
+    for _ in range(3):
+        node1_flows.ring.append(flow(node1_flows.ring.next_seq()))
+    status, body = await get(f"{base}/flows?since=1")
+    assert status == 200
+    assert [Flow.from_json(json.loads(line)) for line in body.splitlines()] == [flow(2), flow(3)]
+    assert (await get(f"{base}/flows?since=x"))[0] == 400
+    assert (await get(f"{base}/flows", token="nope"))[0] == 401
+
+
+async def test_followed_flows_stream_as_they_are_recorded(
+    served: tuple[str, PodWorker, Any], node1_flows: NodeFlows
+) -> None:
+    base, _, _ = served
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{base}/flows?follow=1", headers={"Authorization": f"Bearer {TOKEN}"}) as r,
+    ):
+        assert await r.content.readline() == b"\n"  # nothing yet: the stream is open
+        node1_flows.ring.append(flow(node1_flows.ring.next_seq()))
+        node1_flows.changed()
+        line = await asyncio.wait_for(r.content.readline(), 10)
+        assert Flow.from_json(json.loads(line)) == flow(1)
