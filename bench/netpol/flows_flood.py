@@ -88,6 +88,7 @@ def main() -> None:
             )  # fmt: skip
             return int(sent.strip()), agent_cpu(c, node) - before
 
+        flood_to(own)  # the agent's first exec session warms up (imports, buffers): not counted
         sent_self, control = flood_to(own)
         print(
             f"control {args.seconds:.0f} s: {sent_self:,} UDP packets to itself; agent {node} "
