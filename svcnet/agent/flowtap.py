@@ -23,10 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class NodeFlows:
-    """A node's ring, and a way to wait for what comes next."""
+    """A node's ring, and a way to wait for what comes next.
 
-    def __init__(self, capacity: int = RING_CAPACITY) -> None:
-        self.ring = FlowRing(capacity)
+    Flows are numbered from the time the ring was made, in milliseconds: an agent that
+    restarts numbers past what its previous run gave (unless that one recorded more than a
+    thousand flows a second throughout), so a reader that follows across the restart goes on
+    from where the new numbers start instead of skipping them.
+    """
+
+    def __init__(self, capacity: int = RING_CAPACITY, clock: Clock = REAL_CLOCK) -> None:
+        self.ring = FlowRing(capacity, start=int(clock.time() * 1000))
         self.running = False
         self._changed = asyncio.Event()
 

@@ -122,11 +122,11 @@ class Flow:
 
 
 class FlowRing:
-    """The last ``capacity`` flows, numbered from 1."""
+    """The last ``capacity`` flows, numbered from ``start + 1``."""
 
-    def __init__(self, capacity: int = RING_CAPACITY) -> None:
+    def __init__(self, capacity: int = RING_CAPACITY, start: int = 0) -> None:
         self._flows: deque[Flow] = deque(maxlen=capacity)
-        self.last_seq = 0
+        self.last_seq = start
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -139,8 +139,11 @@ class FlowRing:
         self._flows.append(flow)
 
     def since(self, seq: int) -> list[Flow]:
-        """Flows numbered above ``seq`` still in the ring, oldest first."""
-        if not self._flows or seq >= self.last_seq:
+        """Flows numbered above ``seq`` still in the ring, oldest first. A number this ring
+        never gave (a reader of the agent before it restarted) reads from the start."""
+        if seq > self.last_seq:
+            seq = 0
+        if not self._flows or seq == self.last_seq:
             return []
         first = self._flows[0].seq
         start = max(0, seq - first + 1)

@@ -30,7 +30,7 @@ from svcnet.dataplane.fake_cni import FakePluginExec
 from svcnet.dataplane.fake_netns import FakeNetns
 from svcnet.dataplane.fake_process import FakeProcessRunner
 from svcnet.netpol.flowlog import Flow, State, Verdict
-from svcnet.util.clock import REAL_CLOCK
+from svcnet.util.clock import REAL_CLOCK, FakeClock
 
 
 class StubAgent:
@@ -246,7 +246,9 @@ def flow(seq: int) -> Flow:
 
 @pytest.fixture
 def node1_flows() -> Iterator[NodeFlows]:
-    flows = node_flows("node-1")
+    # Numbered from 1 (a ring made at time 0), so the answers below are plain to read.
+    flows = flowtap._NODES["node-1"] = NodeFlows(clock=FakeClock(start=0.0))
+    assert node_flows("node-1") is flows
     yield flows
     flowtap._NODES.pop("node-1", None)  # the registry is per process: leave none behind
 

@@ -38,11 +38,12 @@ async def test_events_reach_the_ring_and_wake_a_follower(flows: NodeFlows) -> No
     source = FakeEvents()
     clock = FakeClock(start=1000.0)
     task = asyncio.create_task(record_flows(NODE, "10.244.1.0/24", lambda: None, source, clock))
-    waiting = asyncio.create_task(flows.after(0, timeout=30))
+    start = flows.ring.last_seq
+    waiting = asyncio.create_task(flows.after(start, timeout=30))
     drop = LoggedPacket(11, "np:in:(closed)", Tuple("udp", "10.244.2.9", "10.244.1.6", 5, 53), None)
     await source.queue.put([new_conn(40000), drop])
     got = await asyncio.wait_for(waiting, 10)
-    assert [(f.seq, f.time, f.verdict.value) for f in got] == [
+    assert [(f.seq - start, f.time, f.verdict.value) for f in got] == [
         (1, 1000.0, "allowed"),
         (2, 1000.0, "dropped"),
     ]
@@ -54,7 +55,14 @@ async def test_events_reach_the_ring_and_wake_a_follower(flows: NodeFlows) -> No
 
 
 async def test_after_returns_nothing_when_nothing_comes(flows: NodeFlows) -> None:
-    assert await flows.after(0, timeout=0.01) == []
+    assert await flows.after(flows.ring.last_seq, timeout=0.01) == []
+
+
+def test_numbers_start_at_the_time_the_ring_was_made() -> None:
+    """An agent that restarts numbers past its previous run (see NodeFlows)."""
+    first = NodeFlows(clock=FakeClock(start=1000.0))
+    later = NodeFlows(clock=FakeClock(start=1001.5))
+    assert (first.ring.last_seq, later.ring.last_seq) == (1_000_000, 1_001_500)
 
 
 class Refused:

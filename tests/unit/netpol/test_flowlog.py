@@ -251,8 +251,17 @@ def test_ring_keeps_the_last_flows_and_reads_after_a_sequence_number() -> None:
     r.record([ct(CtEventKind.NEW, XA, YA, port=p) for p in range(1, 6)], now=1.0)
     assert [f.seq for f in r.ring.since(0)] == [3, 4, 5]
     assert [f.seq for f in r.ring.since(3)] == [4, 5]
-    assert r.ring.since(5) == [] and r.ring.since(9) == []
+    assert r.ring.since(5) == []
     assert len(r.ring) == 3
+
+
+def test_a_number_from_before_a_restart_reads_the_ring_from_its_start() -> None:
+    ring = FlowRing(capacity=8, start=1000)
+    r = FlowRecorder("node-1", BLOCK, ring, lambda: None)
+    r.record([ct(CtEventKind.NEW, XA, YA, port=p) for p in (1, 2)], now=1.0)
+    assert [f.seq for f in ring.since(5000)] == [1001, 1002]
+    assert [f.seq for f in ring.since(1001)] == [1002]
+    assert FlowRing(start=7).since(9) == []
 
 
 def test_flow_json_round_trip() -> None:
