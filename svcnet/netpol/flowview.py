@@ -7,7 +7,8 @@ merged by the connection's 5-tuple after DNAT, the same on both nodes: a drop on
 the flow dropped, with the side and the policies of the node that dropped it.
 
 Addresses are named from the API's objects, converted once (:class:`Names`): a pod's IP is the
-pod, a ClusterIP (or LoadBalancer address) the Service, a node's address the node. A dropped
+pod, a ClusterIP (or LoadBalancer address) the Service, a node's address the node, and another
+address a Service's EndpointSlices hold (the API server behind ``default/kubernetes``) says so. A dropped
 packet sent to a Service on a kernel whose NFLOG carries no conntrack entry only says it was
 DNATed: the Service is then the one whose EndpointSlices hold that pod and port.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from svcnet.netpol.flowlog import Flow, State, Verdict
@@ -25,7 +27,7 @@ from svcnet.netpol.flowlog import Flow, State, Verdict
 class Endpoint:
     ip: str
     port: int
-    kind: str = ""  # "pod", "service", "node", or "" when unknown
+    kind: str = ""  # "pod", "service", "node", "endpoint" (of a Service), or "" when unknown
     namespace: str = ""
     name: str = ""
 
@@ -34,6 +36,8 @@ class Endpoint:
             return f"{self.namespace}/{self.name}"
         if self.kind == "node":
             return f"node/{self.name}"
+        if self.kind == "endpoint":
+            return f"{self.ip} ({self.namespace}/{self.name})"
         return self.ip
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ def names_from(
         ports = [int(p["port"]) for p in sl.get("ports") or [] if p.get("port") is not None]
         for ep in sl.get("endpoints") or []:
             for addr in ep.get("addresses") or []:
+                by_ip.setdefault(str(addr), ("endpoint", *owner))
                 for port in ports:
                     backends.setdefault((str(addr), port), set()).add(owner)
     return Names(by_ip, {k: tuple(sorted(v)) for k, v in backends.items()})
@@ -120,7 +125,9 @@ class FlowView:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "time": self.time,
+            "time": datetime.fromtimestamp(self.time, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "verdict": self.verdict.value,
             "state": self.state.value,
             "protocol": self.proto.upper(),

@@ -45,6 +45,11 @@ NODES = [
 ]
 SLICES = [
     obj(
+        "EndpointSlice", "default", "kubernetes",
+        meta={"labels": {"kubernetes.io/service-name": "kubernetes"}},
+        ports=[{"port": 6443}], endpoints=[{"addresses": ["172.18.0.1"]}],
+    ),
+    obj(
         "EndpointSlice", "prod", "backend-api-x",
         meta={"labels": {"kubernetes.io/service-name": "backend-api"}},
         ports=[{"port": 8080}], endpoints=[{"addresses": [BACK]}],
@@ -80,6 +85,11 @@ def test_names_pods_services_nodes() -> None:
     assert NAMES.endpoint("10.1.2.3", 9).label() == "10.1.2.3"
 
 
+def test_an_endpoint_that_is_no_pod_says_whose_it_is() -> None:
+    assert NAMES.endpoint("172.18.0.1", 6443).label() == "172.18.0.1 (default/kubernetes)"
+    assert NAMES.endpoint(BACK, 8080).label() == "prod/backend"  # a pod stays the pod
+
+
 def test_a_running_pod_owns_an_address_a_finished_one_had() -> None:
     assert NAMES.endpoint(OTHER, 0).label() == "dev/tool"
 
@@ -106,6 +116,7 @@ def test_a_drop_on_the_receiver_makes_the_connection_dropped_with_its_policies()
         Verdict.DROPPED, "ingress", ("prod/default-deny-all",),
     )  # fmt: skip
     assert row(v)[4:6] == ("dropped", "ingress: prod/default-deny-all")
+    assert v.to_json()["time"] == "1970-01-01T00:00:01.000Z"
     assert v.to_json()["droppedBy"] == {
         "direction": "ingress",
         "policies": ["prod/default-deny-all"],
