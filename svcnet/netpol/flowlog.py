@@ -235,13 +235,15 @@ class FlowRecorder:
             return (), "pod not yet known to this node's rules (closed until programmed)"
         compiled = self.model()
         pod, peer = (p.dst, p.src) if direction is Direction.INGRESS else (p.src, p.dst)
+        if compiled is None:
+            return (), f"isolated for {direction.value} in namespace {namespace}"
         try:
-            proto = Protocol(p.proto)
-        except ValueError:  # ICMP and others: no policy port matches them
-            proto = None
-        if compiled is None or proto is None:
-            return (), f"isolated for {direction.value} in namespace {namespace}"
-        j = judge(compiled, direction, pod, peer, proto, p.dport)
-        if not j.isolated_by:  # the model moved on since the packet was dropped
-            return (), f"isolated for {direction.value} in namespace {namespace}"
+            proto, port = Protocol(p.proto), p.dport
+        except ValueError:
+            # ICMP and other protocols without ports: only a rule without ports lets them
+            # through (its nft rule matches no port), as a port that no rule names would.
+            proto, port = Protocol.TCP, 0
+        j = judge(compiled, direction, pod, peer, proto, port)
+        if j.allowed:  # the policies changed since the packet was dropped
+            return (), f"isolated for {direction.value} in namespace {namespace} (since changed)"
         return tuple(str(k) for k in j.isolated_by), "no rule of these policies allows it"

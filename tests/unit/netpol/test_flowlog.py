@@ -183,6 +183,29 @@ def test_an_egress_drop_judges_the_source_pod() -> None:
     assert (flow.direction, flow.policies) == ("egress", ("x/deny-all",))
 
 
+def test_an_icmp_drop_is_judged_as_no_port_would_be() -> None:
+    ports_only = policy(
+        "web-from-y",
+        ingress=[{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}],
+                  "ports": [{"port": 80}]}],
+    )  # fmt: skip
+    r = recorder(compiled(DENY_X, ports_only))
+    ping = LoggedPacket(GROUP, "np:in:x", Tuple("icmp", YA, XA, 0, 0), None)
+    r.record([ping], now=1.0)
+    (flow,) = r.ring.since(0)
+    assert (flow.proto, flow.policies) == ("icmp", ("x/deny-all", "x/web-from-y"))
+
+
+def test_a_drop_the_current_policies_allow_says_they_changed() -> None:
+    r = recorder(compiled(policy("open", ingress=[{}])))
+    r.record([dropped("np:in:x", YA, XA)], now=1.0)
+    (flow,) = r.ring.since(0)
+    assert (flow.policies, flow.reason) == (
+        (),
+        "isolated for ingress in namespace x (since changed)",
+    )
+
+
 def test_a_drop_sent_to_a_service_keeps_the_address_when_the_kernel_gives_it() -> None:
     r = recorder(compiled(DENY_X))
     entry = CtEntry(Tuple("tcp", YA, SVC, 41000, 80), None)
