@@ -118,7 +118,9 @@ SERVICES = ResourceType(
 ENDPOINTS = ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints")
 SECRETS = ResourceType("", "v1", "Secret", "secrets", True, extra_field_selectors=("type",))
 CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",))
-SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",))
+SERVICEACCOUNTS = ResourceType(
+    "", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), subresources=("token",)
+)
 EVENTS = ResourceType(
     "", "v1", "Event", "events", True, ("ev",),
     extra_field_selectors=("involvedObject.kind", "involvedObject.namespace",

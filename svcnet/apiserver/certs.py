@@ -3,7 +3,8 @@
 Files (created once, reused on later starts so clients' kubeconfigs stay valid):
 ``ca.crt``/``ca.key``, ``apiserver.crt``/``apiserver.key`` (signed by the CA, with the SANs
 clients use to reach the API: loopback, the underlay gateway, the ``kubernetes`` Service IP
-and its DNS names) and ``token`` (a random bearer token). Keys are written mode 0600.
+and its DNS names), ``token`` (a random bearer token) and ``sa.key`` (the RSA key that signs
+service-account tokens, kubeadm's file of the same name). Keys are written mode 0600.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from svcnet.api.ranges import KUBERNETES_SERVICE_IP, UNDERLAY_GATEWAY
+from svcnet.apiserver.satoken import generate_signing_key, signing_key_pem
 from svcnet.util.files import write_private
 
 DEFAULT_IP_SANS: tuple[str, ...] = ("127.0.0.1", UNDERLAY_GATEWAY, KUBERNETES_SERVICE_IP)
@@ -40,6 +42,7 @@ class Credentials:
     cert: Path
     key: Path
     token: str
+    sa_key: Path
 
     def ca_pem(self) -> bytes:
         return self.ca_cert.read_bytes()
@@ -159,4 +162,7 @@ def ensure_credentials(
     else:
         token = secrets.token_urlsafe(32)
         write_private(token_p, (token + "\n").encode())
-    return Credentials(ca_cert_p, ca_key_p, cert_p, key_p, token)
+    sa_key_p = data_dir / "sa.key"
+    if not sa_key_p.exists():
+        write_private(sa_key_p, signing_key_pem(generate_signing_key()))
+    return Credentials(ca_cert_p, ca_key_p, cert_p, key_p, token, sa_key_p)

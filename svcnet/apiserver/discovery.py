@@ -28,6 +28,7 @@ _SUB_VERBS: dict[str, list[str]] = {
     "portforward": ["create", "get"],
     "proxy": ["create", "delete", "get", "patch", "update"],
     "ephemeralcontainers": ["get", "patch", "update"],
+    "token": ["create"],
 }
 _SUB_KIND: dict[str, tuple[str, str, str]] = {
     "scale": ("autoscaling", "v1", "Scale"),
@@ -38,6 +39,7 @@ _SUB_KIND: dict[str, tuple[str, str, str]] = {
     "attach": ("", "v1", "PodAttachOptions"),
     "portforward": ("", "v1", "PodPortForwardOptions"),
     "proxy": ("", "v1", "NodeProxyOptions"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
 }
 
 

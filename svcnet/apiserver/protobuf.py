@@ -272,6 +272,7 @@ _PACKAGES = {
     "coordination.k8s.io": "coordination",
     "autoscaling": "autoscaling",
     "policy": "policy",
+    "authentication.k8s.io": "authentication",
     "meta.k8s.io": "meta",
 }
 

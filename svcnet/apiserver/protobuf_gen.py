@@ -129,6 +129,8 @@ def reachable(messages: dict[str, Any]) -> dict[str, Any]:
     roots += [
         "k8s.io.api.autoscaling.v1.Scale",
         "k8s.io.api.core.v1.Binding",
+        "k8s.io.api.authentication.v1.TokenRequest",
+        "k8s.io.api.authentication.v1.SelfSubjectReview",
         "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
         "k8s.io.apimachinery.pkg.runtime.Unknown",
     ]
@@ -181,9 +183,25 @@ def _resolve(
         raise SystemExit(f"{name}.{field[_NAME]}: no JSON property in the OpenAPI definitions")
 
 
+# The JSON properties of the bodies of subresources and virtual kinds whose definitions are
+# not among the vendored ones (upstream's types.go json tags).
+_UNVENDORED: dict[str, dict[str, Any]] = {
+    "io.k8s.api.authentication.v1." + kind: {"properties": {key: {} for key in props}}
+    for kind, props in {
+        "TokenRequest": ("metadata", "spec", "status"),
+        "TokenRequestSpec": ("audiences", "expirationSeconds", "boundObjectRef"),
+        "TokenRequestStatus": ("token", "expirationTimestamp"),
+        "BoundObjectReference": ("kind", "apiVersion", "name", "uid"),
+        "SelfSubjectReview": ("metadata", "status"),
+        "SelfSubjectReviewStatus": ("userInfo",),
+        "UserInfo": ("username", "uid", "groups", "extra"),
+    }.items()
+}
+
+
 def with_json_names(messages: dict[str, Any]) -> dict[str, Any]:
     """Rename every field to its JSON key and mark the inline ones (see the module docstring)."""
-    defs = definitions()
+    defs = {**definitions(), **_UNVENDORED}
     hosts: dict[str, Mapping[str, Any]] = {}
     for name, msg in messages.items():
         definition = defs.get(openapi_name(name))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import platform
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,13 +16,16 @@ from svcnet.api.registry import Registry
 from svcnet.apiserver import discovery, openapi
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
+from svcnet.apiserver.auth import SELF_SUBJECT_REVIEW_PATH, Authenticate, self_subject_review
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.http1 import Answer, Request, render_answer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import selection_for
 from svcnet.apiserver.status import error_answer
+from svcnet.apiserver.tokenrequest import TokenRequests
 from svcnet.apiserver.watch import WatchRegistry, serve_watch
+from svcnet.util.clock import now_rfc3339
 
 GIT_VERSION = "v1.32.0-svcnet"
 BUILD_DATE = "2026-01-01T00:00:00Z"
@@ -61,13 +63,15 @@ class Router:
         watches: WatchRegistry,
         pod_proxy: PodProxy,
         server_address: str,
-        authenticate: Callable[[str, str], Response | None],
+        authenticate: Authenticate,
+        tokens: TokenRequests,
     ) -> None:
         self.registry = registry
         self.handlers = handlers
         self.watches = watches
         self.pod_proxy = pod_proxy
         self.authenticate = authenticate
+        self.tokens = tokens
         self.ready = True
         # Discovery never changes while the server runs: serialize it once.
         self._api = orjson.dumps(discovery.api_versions(server_address))
@@ -80,10 +84,14 @@ class Router:
         self._version = orjson.dumps(version_info())
 
     async def handle(self, request: Request) -> Answer:
-        denied = self.authenticate(request.path, request.headers.get("Authorization", ""))
-        if denied is not None:
-            return denied
+        user = await self.authenticate(request.path, request.headers.get("Authorization", ""))
+        if isinstance(user, Response):
+            return user
         try:
+            if request.path == SELF_SUBJECT_REVIEW_PATH and request.method == "POST":
+                req.decode_body(request.body, request.content_type)
+                review = self_subject_review(user, now_rfc3339())
+                return resp.respond_object(review, 201)
             return await self.route(request)
         except Exception as exc:
             return error_answer(request.method, request.path, exc)
@@ -195,6 +203,12 @@ class Router:
             "proxy",
         ) or info.subresource.startswith("proxy/"):
             return await self.pod_proxy.serve(request, info, rt)
+        if info.subresource == "token":
+            if verb is not req.Verb.CREATE:
+                raise MethodNotAllowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            return await self.tokens.create(request, info)
         if verb is req.Verb.GET:
             return await h.get(request, info, rt)
         if verb is req.Verb.LIST:
@@ -230,9 +244,9 @@ class Router:
     ) -> None:
         """A SPDY upgrade (exec, attach, port-forward of clients without WebSocket)."""
         try:
-            denied = self.authenticate(request.path, request.headers.get("Authorization", ""))
-            if denied is not None:
-                writer.write(render_answer(denied, keep_alive=False))
+            user = await self.authenticate(request.path, request.headers.get("Authorization", ""))
+            if isinstance(user, Response):
+                writer.write(render_answer(user, keep_alive=False))
                 return
             info = req.parse_resource_path(request.path, request.method, request.query)
             if info is None or info.subresource not in ("exec", "attach", "portforward"):
@@ -246,9 +260,9 @@ class Router:
 
     async def upgrade(self, request: web.Request) -> web.StreamResponse:
         try:
-            denied = self.authenticate(request.path, request.headers.get("Authorization", ""))
-            if denied is not None:
-                return _to_aiohttp(denied)
+            user = await self.authenticate(request.path, request.headers.get("Authorization", ""))
+            if isinstance(user, Response):
+                return _to_aiohttp(user)
             info = req.parse_resource_path(request.path, request.method, request.query)
             if info is None or info.subresource not in ("exec", "attach", "portforward"):
                 raise BadRequest(f"the server does not upgrade connections to {request.path}")

@@ -21,8 +21,8 @@ from aiohttp import web
 from svcnet.api.ranges import DEFAULT_NODE_PORT_HIGH, DEFAULT_NODE_PORT_LOW, DEFAULT_SERVICE_CIDR
 from svcnet.api.registry import REGISTRY, SERVICES, Registry
 from svcnet.apiserver import openapi
-from svcnet.apiserver.admission import ServiceAllocator
-from svcnet.apiserver.auth import bearer_token_check
+from svcnet.apiserver.admission import ServiceAllocator, well_known_ips
+from svcnet.apiserver.auth import Authenticator
 from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
 from svcnet.apiserver.handlers import ResourceHandlers, utcnow
@@ -33,7 +33,9 @@ from svcnet.apiserver.namespaces import NamespaceFinalizer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.preparepool import PreparePool
 from svcnet.apiserver.routes import Router
+from svcnet.apiserver.satoken import TokenKeys, load_signing_key
 from svcnet.apiserver.storage import ObjectStore, decode
+from svcnet.apiserver.tokenrequest import StoreObjects, TokenRequests
 from svcnet.apiserver.watch import WatchRegistry
 from svcnet.store import open_store
 from svcnet.store.interface import Store
@@ -97,9 +99,12 @@ class ApiServer:
 
     async def _start(self) -> None:
         cfg = self.config
+        # In-cluster clients reach the API at the ``kubernetes`` Service's ClusterIP (the
+        # first address of the Service range) and verify it against the CA.
+        kubernetes_ip = well_known_ips(cfg.service_cidr)[0]
         ip_sans = tuple(
             a
-            for a in (*cfg.listen_addresses, cfg.advertise_address, *cfg.extra_sans)
+            for a in (*cfg.listen_addresses, cfg.advertise_address, kubernetes_ip, *cfg.extra_sans)
             if _is_ip(a) and a not in ("0.0.0.0", "::")
         )
         dns_sans = tuple(a for a in cfg.extra_sans if not _is_ip(a))
@@ -125,6 +130,8 @@ class ApiServer:
             self._prepare_pool,
         )
         self._pod_proxy = PodProxy(self.registry, objects, creds.token)
+        keys = TokenKeys(load_signing_key(await asyncio.to_thread(creds.sa_key.read_bytes)))
+        bound_objects = StoreObjects(objects)
 
         self._router = router = Router(
             self.registry,
@@ -132,7 +139,8 @@ class ApiServer:
             self._watches,
             self._pod_proxy,
             f"{cfg.advertise_address}:{cfg.port or DEFAULT_PORT}",
-            bearer_token_check(creds.token),
+            Authenticator(creds.token, keys, bound_objects).authenticate,
+            TokenRequests(keys, bound_objects),
         )
         # aiohttp serves only the connections http1 hands over (WebSocket exec).
         self._upgrades = web.AppRunner(router.upgrade_app(), access_log=None, shutdown_timeout=2.0)

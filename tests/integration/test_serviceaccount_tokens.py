@@ -1,0 +1,120 @@
+"""Service-account tokens with the real kubectl: ``kubectl create token`` (the TokenRequest
+subresource, sent as protobuf), the token authenticating as the ServiceAccount
+(``kubectl auth whoami``, a SelfSubjectReview), and tokens refused once what they are bound to
+is gone. The namespace's ServiceAccounts are created here: the ServiceAccount controller does
+not run beside the in-process API server."""
+
+from __future__ import annotations
+
+import json
+
+from apiserver_harness import Http, Kubectl
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  serviceAccountName: builder
+  automountServiceAccountToken: false
+  containers: [{name: c, image: registry.k8s.io/pause:3.10}]
+"""
+UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
+
+
+def whoami(kubectl: Kubectl, token: str) -> dict[str, object]:
+    out = json.loads(kubectl("auth", "whoami", "--token", token, "-o", "json"))
+    assert out["kind"] == "SelfSubjectReview"
+    return out["status"]["userInfo"]  # type: ignore[no-any-return]
+
+
+def test_create_token_authenticates_as_the_service_account(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl("create", "serviceaccount", "builder")
+    token = kubectl("create", "token", "builder").strip()
+    user = whoami(kubectl, token)
+    assert user["username"] == f"system:serviceaccount:{namespace}:builder"
+    assert user["groups"] == [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{namespace}",
+        "system:authenticated",
+    ]
+    uid = kubectl("get", "sa", "builder", "-o", "jsonpath={.metadata.uid}")
+    assert user["uid"] == uid
+    # Authenticated identities may do everything until RBAC lands.
+    assert "builder" in kubectl("get", "serviceaccounts", "--token", token)
+
+
+def test_token_of_a_deleted_service_account_is_refused(kubectl: Kubectl) -> None:
+    kubectl("create", "serviceaccount", "builder")
+    token = kubectl("create", "token", "builder").strip()
+    kubectl("delete", "serviceaccount", "builder")
+    proc = kubectl.run("get", "pods", "--token", token, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == UNAUTHORIZED
+    # Recreated under the same name, it is another account (another uid): still refused.
+    kubectl("create", "serviceaccount", "builder")
+    assert kubectl.run("get", "pods", "--token", token, check=False).returncode == 1
+
+
+def test_pod_bound_token_dies_with_its_pod(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("create", "serviceaccount", "builder")
+    kubectl("apply", "-f", "-", input=POD)
+    token = kubectl(
+        "create", "token", "builder", "--bound-object-kind", "Pod", "--bound-object-name", "web"
+    ).strip()
+    pod_uid = kubectl("get", "pod", "web", "-o", "jsonpath={.metadata.uid}")
+    extra = whoami(kubectl, token)["extra"]
+    assert extra["authentication.kubernetes.io/pod-name"] == ["web"]  # type: ignore[index]
+    assert extra["authentication.kubernetes.io/pod-uid"] == [pod_uid]  # type: ignore[index]
+    # Never scheduled: the delete removes it at once.
+    kubectl("delete", "pod", "web", "--wait=false")
+    proc = kubectl.run("auth", "whoami", "--token", token, check=False)
+    assert proc.stderr.strip() == UNAUTHORIZED
+
+
+def test_create_token_errors_as_upstream(kubectl: Kubectl) -> None:
+    missing = kubectl.run("create", "token", "nobody", check=False)
+    assert missing.stderr.strip() == (
+        'error: failed to create token: serviceaccounts "nobody" not found'
+    )
+    kubectl("create", "serviceaccount", "builder")
+    short = kubectl.run("create", "token", "builder", "--duration", "5m", check=False)
+    assert short.stderr.strip() == (
+        'error: failed to create token: TokenRequest.authentication.k8s.io "" is invalid: '
+        "spec.expirationSeconds: Invalid value: 300: may not specify a duration less than "
+        "10 minutes"
+    )
+    kubectl("apply", "-f", "-", input=POD.replace("builder", "default"))
+    other = kubectl.run(
+        "create",
+        "token",
+        "builder",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "web",
+        check=False,
+    )
+    assert other.stderr.strip() == (
+        'error: failed to create token: cannot bind token for serviceaccount "builder" to pod '
+        'running with serviceaccount "default"'
+    )
+
+
+def test_discovery_lists_the_token_subresource(http: Http) -> None:
+    status, _, body = http.request("GET", "/api/v1")
+    assert status == 200
+    token = [r for r in json.loads(body)["resources"] if r["name"] == "serviceaccounts/token"]
+    assert token == [
+        {
+            "name": "serviceaccounts/token",
+            "singularName": "",
+            "namespaced": True,
+            "group": "authentication.k8s.io",
+            "version": "v1",
+            "kind": "TokenRequest",
+            "verbs": ["create"],
+        }
+    ]
