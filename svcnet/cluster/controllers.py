@@ -19,8 +19,10 @@ from svcnet.controllers.gc import GarbageCollector
 from svcnet.controllers.lbipam import controller as lbipam
 from svcnet.controllers.nodeipam import controller as nodeipam
 from svcnet.controllers.nodelifecycle import controller as nodelifecycle
+from svcnet.controllers.rootcacert.controller import RootCACertPublisher
 from svcnet.controllers.scheduler.controller import Scheduler
 from svcnet.controllers.scheduler.plan import DEFAULT_SCHEDULER
+from svcnet.controllers.serviceaccount.controller import ServiceAccountsController
 from svcnet.controllers.start import Runnable, start_controllers
 from svcnet.controllers.workloads import build_workload_controllers
 
@@ -68,6 +70,12 @@ async def run(
             ),
             "lb-ipam": lbipam.LoadBalancerIpam(
                 client, factory, lb_pools, recorders[lbipam.COMPONENT]
+            ),
+            "serviceaccount": ServiceAccountsController(client, factory),
+            # The CA the API server's serving certificate chains to: the one this process
+            # verifies the API server with (kube-controller-manager's --root-ca-file).
+            "root-ca-cert-publisher": RootCACertPublisher(
+                client, factory, (config.ca_data or b"").decode()
             ),
         }
         workloads = build_workload_controllers(client, factory, host=host)

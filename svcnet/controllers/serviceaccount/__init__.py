@@ -1,0 +1,1 @@
+"""The ServiceAccount controller: a ``default`` ServiceAccount in every active namespace."""
