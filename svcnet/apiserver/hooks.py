@@ -46,6 +46,18 @@ class CreateAdmission(Protocol):
     async def admit_create(self, rt: ResourceType, obj: Obj) -> None: ...
 
 
+class AdmissionChain:
+    """Admission plugins run one after the other, in upstream's order (NamespaceLifecycle
+    before ServiceAccount); the first to refuse ends the create."""
+
+    def __init__(self, *plugins: CreateAdmission) -> None:
+        self.plugins = plugins
+
+    async def admit_create(self, rt: ResourceType, obj: Obj) -> None:
+        for plugin in self.plugins:
+            await plugin.admit_create(rt, obj)
+
+
 def finish_nothing(success: bool) -> None:
     """The :data:`Finish` of a write that reserved nothing."""
     del success

@@ -26,13 +26,14 @@ from svcnet.apiserver.auth import Authenticator
 from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
 from svcnet.apiserver.handlers import ResourceHandlers, utcnow
-from svcnet.apiserver.hooks import HookTable
+from svcnet.apiserver.hooks import AdmissionChain, HookTable
 from svcnet.apiserver.http1 import Http1Server
 from svcnet.apiserver.lifecycle import NamespaceLifecycle
 from svcnet.apiserver.namespaces import NamespaceFinalizer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.preparepool import PreparePool
 from svcnet.apiserver.routes import Router
+from svcnet.apiserver.saadmission import ServiceAccountAdmission
 from svcnet.apiserver.satoken import TokenKeys, load_signing_key
 from svcnet.apiserver.storage import ObjectStore, decode
 from svcnet.apiserver.tokenrequest import StoreObjects, TokenRequests
@@ -125,7 +126,7 @@ class ApiServer:
             self.registry,
             objects,
             hooks,
-            NamespaceLifecycle(objects),
+            AdmissionChain(NamespaceLifecycle(objects), ServiceAccountAdmission(objects)),
             utcnow,
             self._prepare_pool,
         )

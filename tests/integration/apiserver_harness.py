@@ -3,7 +3,9 @@
 The server runs in-process, in a thread with its own event loop (so tests can call kubectl
 synchronously), on a free loopback port with a temporary data dir and a SQLite store. One
 server serves the whole session; each test works in its own namespace. KUBECONFIG points at
-a kubeconfig in the temporary dir: ~/.kube is never touched.
+a kubeconfig in the temporary dir: ~/.kube is never touched. Beside it, in the same loop,
+run the controllers every namespace relies on (its ``default`` ServiceAccount, without which
+a Pod create is refused, and ``kube-root-ca.crt``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svcnet.apiserver.server import ApiServer, ApiServerConfig
+from svcnet.client.informer import SharedInformerFactory
+from svcnet.client.kubeconfig import load_kubeconfig
+from svcnet.client.rest import ApiClient
+from svcnet.controllers.rootcacert.controller import RootCACertPublisher
+from svcnet.controllers.serviceaccount.controller import ServiceAccountsController
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
@@ -46,7 +53,28 @@ class RunningServer:
         return str(self.server.credentials.ca_cert)
 
 
-def start_in_thread(config: ApiServerConfig) -> tuple[RunningServer, threading.Thread]:
+async def run_namespace_controllers(server: ApiServer) -> None:
+    """What a cluster's controller manager does for every namespace (its ``default``
+    ServiceAccount, which a Pod create needs, and ``kube-root-ca.crt``), until cancelled."""
+    config = load_kubeconfig(server.kubeconfig_path)
+    async with ApiClient(config) as api:
+        factory = SharedInformerFactory(api)
+        controllers = [
+            ServiceAccountsController(api, factory),
+            RootCACertPublisher(api, factory, (config.ca_data or b"").decode()),
+        ]
+        tasks = [*factory.start(), *(asyncio.create_task(c.run()) for c in controllers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def start_in_thread(
+    config: ApiServerConfig, namespace_controllers: bool = True
+) -> tuple[RunningServer, threading.Thread]:
     loop = asyncio.new_event_loop()
     server = ApiServer(config)
     started = threading.Event()
@@ -60,6 +88,8 @@ def start_in_thread(config: ApiServerConfig) -> tuple[RunningServer, threading.T
             failure.append(exc)
             started.set()
             return
+        if namespace_controllers:
+            _controllers[loop] = loop.create_task(run_namespace_controllers(server))
         started.set()
         loop.run_forever()
 
@@ -71,8 +101,20 @@ def start_in_thread(config: ApiServerConfig) -> tuple[RunningServer, threading.T
     return RunningServer(server, loop, config.data_dir), thread
 
 
+# The namespace controllers' task of each server's loop.
+_controllers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+async def _stop(running: RunningServer) -> None:
+    task = _controllers.pop(running.loop, None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await running.server.stop()
+
+
 def stop_in_thread(running: RunningServer, thread: threading.Thread) -> None:
-    fut = asyncio.run_coroutine_threadsafe(running.server.stop(), running.loop)
+    fut = asyncio.run_coroutine_threadsafe(_stop(running), running.loop)
     fut.result(30)
     running.loop.call_soon_threadsafe(running.loop.stop)
     thread.join(30)

@@ -119,7 +119,8 @@ def test_protobuf_pod_embedded_structs_are_flattened(kubectl: Kubectl, http: Htt
     )
     _post_protobuf(http, f"/api/v1/namespaces/{kubectl.namespace}/pods", "v1", "Pod", raw)
     spec = _get(kubectl, "pod", "p")["spec"]
-    assert spec["volumes"] == [{"name": "v", "configMap": {"name": "cm", "defaultMode": 0o644}}]
+    # The second volume is ServiceAccount admission's kube-api-access-*.
+    assert spec["volumes"][0] == {"name": "v", "configMap": {"name": "cm", "defaultMode": 0o644}}
     c = spec["containers"][0]
     assert c["env"] == [
         {

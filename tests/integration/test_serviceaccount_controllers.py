@@ -1,5 +1,5 @@
-"""The ServiceAccount controller and the root CA publisher against the real API server, seen
-with the real kubectl: every namespace gets its ``default`` ServiceAccount and its
+"""The ServiceAccount controller and the root CA publisher (run beside the API server by the
+harness, as a cluster's controller manager runs them) seen with the real kubectl: every namespace gets its ``default`` ServiceAccount and its
 ``kube-root-ca.crt`` ConfigMap, both come back when deleted, and the CA is the one the API
 server's serving certificate chains to (an in-cluster client verifying with it connects)."""
 
@@ -9,18 +9,12 @@ import asyncio
 import json
 import ssl
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from apiserver_harness import Kubectl, RunningServer
 
-from svcnet.client.informer import SharedInformerFactory
-from svcnet.client.kubeconfig import load_kubeconfig
-from svcnet.client.rest import ApiClient
-from svcnet.controllers.rootcacert.controller import RootCACertPublisher
 from svcnet.controllers.rootcacert.plan import DESCRIPTION, DESCRIPTION_ANNOTATION
-from svcnet.controllers.serviceaccount.controller import ServiceAccountsController
 from svcnet.testing.polling import eventually
 
 
@@ -41,25 +35,11 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(fresh_apiserver: RunningServer) -> AsyncIterator[Cluster]:
-    config = load_kubeconfig(fresh_apiserver.kubeconfig)
-    async with ApiClient(config) as api:
-        factory = SharedInformerFactory(api)
-        controllers = [
-            ServiceAccountsController(api, factory),
-            RootCACertPublisher(api, factory, (config.ca_data or b"").decode()),
-        ]
-        tasks = [*factory.start(), *(asyncio.create_task(c.run()) for c in controllers)]
-        try:
-            assert await factory.wait_for_cache_sync(20)
-            name = "sa-" + uuid.uuid4().hex[:6]
-            cluster = Cluster(fresh_apiserver, name)
-            await asyncio.to_thread(cluster.kubectl, "create", "namespace", name)
-            yield cluster
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+async def cluster(fresh_apiserver: RunningServer) -> Cluster:
+    # The harness runs both controllers beside the server (run_namespace_controllers).
+    cluster = Cluster(fresh_apiserver, "sa-" + uuid.uuid4().hex[:6])
+    await asyncio.to_thread(cluster.kubectl, "create", "namespace", cluster.namespace)
+    return cluster
 
 
 async def test_a_new_namespace_gets_its_default_service_account(cluster: Cluster) -> None:

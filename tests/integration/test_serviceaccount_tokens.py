@@ -1,8 +1,7 @@
 """Service-account tokens with the real kubectl: ``kubectl create token`` (the TokenRequest
 subresource, sent as protobuf), the token authenticating as the ServiceAccount
 (``kubectl auth whoami``, a SelfSubjectReview), and tokens refused once what they are bound to
-is gone. The namespace's ServiceAccounts are created here: the ServiceAccount controller does
-not run beside the in-process API server."""
+is gone."""
 
 from __future__ import annotations
 
@@ -118,3 +117,52 @@ def test_discovery_lists_the_token_subresource(http: Http) -> None:
             "verbs": ["create"],
         }
     ]
+
+
+def test_pods_get_the_kube_api_access_volume(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("run", "web", "--image=registry.k8s.io/pause:3.10", "--restart=Never")
+    pod = json.loads(kubectl("get", "pod", "web", "-o", "json"))
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == "default"
+    [volume] = spec["volumes"]
+    assert volume["name"].startswith("kube-api-access-") and len(volume["name"]) == 21
+    assert volume["projected"]["sources"][0] == {
+        "serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}
+    }
+    assert spec["containers"][0]["volumeMounts"] == [
+        {
+            "name": volume["name"],
+            "readOnly": True,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+        }
+    ]
+    # What the node agent asks for the volume's token: pod-bound, 3607 s (a year in truth).
+    proc = kubectl.run(
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "web",
+        "--duration",
+        "3607s",
+    )
+    user = whoami(kubectl, proc.stdout.strip())
+    assert user["username"] == f"system:serviceaccount:{namespace}:default"
+
+
+def test_pod_of_a_missing_service_account_is_forbidden(kubectl: Kubectl, namespace: str) -> None:
+    proc = kubectl.run(
+        "run",
+        "web",
+        "--image=registry.k8s.io/pause:3.10",
+        "--restart=Never",
+        "--overrides",
+        '{"spec":{"serviceAccountName":"nobody"}}',
+        check=False,
+    )
+    assert proc.stderr.strip() == (
+        f'Error from server (Forbidden): pods "web" is forbidden: error looking up service '
+        f'account {namespace}/nobody: serviceaccount "nobody" not found'
+    )
