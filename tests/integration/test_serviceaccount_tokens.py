@@ -6,8 +6,12 @@ is gone."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from apiserver_harness import Http, Kubectl
+from apiserver_harness import Http, Kubectl, start_in_thread, stop_in_thread
+from cryptography import x509
+
+from svcnet.apiserver.server import ApiServerConfig
 
 POD = """
 apiVersion: v1
@@ -166,3 +170,32 @@ def test_pod_of_a_missing_service_account_is_forbidden(kubectl: Kubectl, namespa
         f'Error from server (Forbidden): pods "web" is forbidden: error looking up service '
         f'account {namespace}/nobody: serviceaccount "nobody" not found'
     )
+
+
+def test_serving_cert_names_the_kubernetes_service_and_tokens_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    config = ApiServerConfig(data_dir=tmp_path / "s", port=0, service_cidr="10.100.0.0/16")
+    running, thread = start_in_thread(config)
+    try:
+        k = Kubectl(running.kubeconfig, "default")
+        k("create", "serviceaccount", "builder")
+        token = k("create", "token", "builder").strip()
+    finally:
+        stop_in_thread(running, thread)
+    cert = x509.load_pem_x509_certificate((tmp_path / "s" / "apiserver.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    } <= set(sans.get_values_for_type(x509.DNSName))
+    assert "10.100.0.1" in {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    # The signing key is kept in the data dir: a token issued before a restart still works.
+    running, thread = start_in_thread(ApiServerConfig(data_dir=tmp_path / "s", port=0))
+    try:
+        user = whoami(Kubectl(running.kubeconfig, "default"), token)
+        assert user["username"] == "system:serviceaccount:default:builder"
+    finally:
+        stop_in_thread(running, thread)
