@@ -67,6 +67,8 @@ class BoundObjects(Protocol):
 
     async def secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
+    async def node(self, name: str) -> dict[str, Any] | None: ...
+
 
 class Authenticator:
     def __init__(
@@ -111,7 +113,12 @@ class Authenticator:
                     if claims.secret is None
                     else await self.objects.secret(ns, claims.secret.name)
                 )
-                check_bound_objects(claims, sa, pod, secret, now)
+                node = (
+                    await self.objects.node(claims.node.name)
+                    if claims.node is not None and claims.pod is None
+                    else None
+                )
+                check_bound_objects(claims, sa, pod, secret, now, node)
         except InvalidToken as exc:
             log.info("service account token rejected: %s", exc)
             return None

@@ -129,7 +129,7 @@ def make_claims(
         namespace=namespace,
         service_account=service_account,
         pod=pod,
-        node=node if pod is not None else None,
+        node=node,
         secret=secret,
         warn_after=now + warn_after_seconds if warn_after_seconds else None,
     )
@@ -307,6 +307,7 @@ def check_bound_objects(
     pod: Mapping[str, Any] | None,
     secret: Mapping[str, Any] | None,
     now: float,
+    node: Mapping[str, Any] | None = None,
 ) -> None:
     """Upstream's ``validator.Validate``: the objects the token names, looked up now, must
     be the very ones it was issued for (same UID) and not deleted more than a minute ago."""
@@ -323,6 +324,10 @@ def check_bound_objects(
         _check_bound("secret", claims.secret, secret, ns, now)
     if claims.pod is not None:
         _check_bound("pod", claims.pod, pod, ns, now)
+    elif claims.node is not None:
+        # Bound to the Node alone (ServiceAccountTokenNodeBinding, beta and on in 1.32); a
+        # pod-bound token only carries its node's name for information.
+        _check_bound("node", claims.node, node, ns, now)
 
 
 def _check_bound(kind: str, ref: Ref, obj: Mapping[str, Any] | None, ns: str, now: float) -> None:

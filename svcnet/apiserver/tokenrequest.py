@@ -4,7 +4,7 @@ service-account token, as upstream's ``TokenREST.Create``
 
 The request is validated (name and namespace must match the URL, ``expirationSeconds``
 defaults to 3600 and must lie in [600, 2^32]), the ServiceAccount and the bound object (a Pod,
-with the Node it runs on, or a Secret) are read, and the token is issued; nothing is stored.
+with the Node it runs on, a Node, or a Secret) are read, and the token is issued; nothing is stored.
 :class:`StoreObjects` is also what the authenticator uses to check a token's bound objects.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from svcnet.api.errors import BadRequest, Conflict, FieldError, Invalid, NotFound, invalid
 from svcnet.api.objects import Obj
@@ -29,12 +29,6 @@ from svcnet.util.clock import rfc3339_at
 GROUP = "authentication.k8s.io"
 API_VERSION = f"{GROUP}/v1"
 KIND = "TokenRequest"
-
-
-class TokenObjects(BoundObjects, Protocol):
-    """What issuing a token reads: the objects a token names, and the bound pod's Node."""
-
-    async def node(self, name: str) -> dict[str, Any] | None: ...
 
 
 class StoreObjects:
@@ -128,7 +122,7 @@ class TokenRequests:
     """What serves ``serviceaccounts/token``: the signing key, the store, the clock."""
 
     def __init__(
-        self, keys: TokenKeys, objects: TokenObjects, now: Callable[[], float] = time.time
+        self, keys: TokenKeys, objects: BoundObjects, now: Callable[[], float] = time.time
     ) -> None:
         self.keys = keys
         self.objects = objects
@@ -142,7 +136,7 @@ class TokenRequests:
 
 async def create_token(
     keys: TokenKeys,
-    objects: TokenObjects,
+    objects: BoundObjects,
     info: RequestInfo,
     body: bytes,
     content_type: str,
@@ -196,9 +190,10 @@ async def create_token(
 
 
 async def _bound_objects(
-    objects: TokenObjects, ref: Obj, sa_name: str, namespace: str
+    objects: BoundObjects, ref: Obj, sa_name: str, namespace: str
 ) -> tuple[Obj | None, Ref | None, Obj | None]:
-    """(pod, its node, secret) of a ``boundObjectRef``, checked as ``TokenREST`` does."""
+    """(pod, node, secret) of a ``boundObjectRef``, checked as ``TokenREST`` does: the
+    node is the bound one, or the bound pod's."""
     api_version = str(ref.get("apiVersion") or "")
     kind = str(ref.get("kind") or "")
     ref_name = str(ref.get("name") or "")
@@ -220,6 +215,10 @@ async def _bound_objects(
             # A missing node still leaves its name in the claims (upstream does the same).
             found = await objects.node(node_name)
             node = _ref(found) if found is not None else Ref(node_name, "")
+    elif group == "" and kind == "Node":
+        found_node = await _must(await objects.node(ref_name), NODES, ref_name)
+        node = _ref(found_node)
+        uid = node.uid
     elif group == "" and kind == "Secret":
         secret = await _must(await objects.secret(namespace, ref_name), SECRETS, ref_name)
         uid = _ref(secret).uid

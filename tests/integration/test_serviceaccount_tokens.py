@@ -199,3 +199,24 @@ def test_serving_cert_names_the_kubernetes_service_and_tokens_survive_a_restart(
         assert user["username"] == "system:serviceaccount:default:builder"
     finally:
         stop_in_thread(running, thread)
+
+
+def test_node_bound_token_dies_with_its_node(kubectl: Kubectl, namespace: str) -> None:
+    node = f"{namespace}-node"
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+    )
+    try:
+        kubectl("create", "serviceaccount", "builder")
+        token = kubectl(
+            "create", "token", "builder", "--bound-object-kind", "Node", "--bound-object-name", node
+        ).strip()
+        extra = whoami(kubectl, token)["extra"]
+        assert extra["authentication.kubernetes.io/node-name"] == [node]  # type: ignore[index]
+    finally:
+        kubectl("delete", "node", node)
+    proc = kubectl.run("auth", "whoami", "--token", token, check=False)
+    assert proc.stderr.strip() == UNAUTHORIZED

@@ -83,10 +83,6 @@ def test_header_names_rs256_and_the_key_id(keys: TokenKeys) -> None:
     assert "=" not in keys.kid and len(keys.kid) == 43  # base64url of a SHA-256, unpadded
 
 
-def test_node_is_kept_only_for_a_pod_bound_token() -> None:
-    assert claims(node=Ref("node-1", "u")).node is None
-
-
 def test_verify_round_trips_the_claims(keys: TokenKeys) -> None:
     c = claims(secret=Ref("s", "secret-uid"), warn_after_seconds=3607)
     assert keys.verify(keys.sign(c), NOW + 10) == c
@@ -257,6 +253,17 @@ async def test_pod_bound_token_names_pod_and_node(keys: TokenKeys) -> None:
         Ref("node-1", "node-uid"),
         ("api",),
     )
+
+
+async def test_node_bound_token_names_the_node_alone(keys: TokenKeys) -> None:
+    ref = {"kind": "Node", "apiVersion": "v1", "name": "node-1", "uid": "node-uid"}
+    out = await _request(keys, {"boundObjectRef": ref, "expirationSeconds": 3607})
+    c = keys.verify(out["status"]["token"], NOW)
+    # No extension: that is for pod-bound tokens only.
+    assert (c.node, c.pod, c.expiry) == (Ref("node-1", "node-uid"), None, NOW + 3607)
+    satoken.check_bound_objects(c, SA, None, None, NOW, NODE)
+    with pytest.raises(InvalidToken, match='nodes "node-1" not found'):
+        satoken.check_bound_objects(c, SA, None, None, NOW, None)
 
 
 async def test_the_kubelets_3607_seconds_are_extended_to_a_year_with_warnafter(
