@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from svcnet.api.errors import Forbidden
+from svcnet.api.meta import GENERATE_NAME_RANDOM_LENGTH, generate_name
 from svcnet.api.objects import Obj
 from svcnet.api.registry import PODS, SERVICEACCOUNTS, ResourceType
 from svcnet.apiserver.satoken import WARN_ONLY_BOUND_TOKEN_EXPIRATION_SECONDS
@@ -37,14 +38,7 @@ VOLUME_NAME_PREFIX = "kube-api-access-"
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
-# names.SimpleNameGenerator: 5 characters without vowels or look-alikes.
-_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _DEFAULT_LOOKUPS = 10
-
-
-def random_suffix(rng: random.Random | None = None) -> str:
-    pick = (rng or random).choice
-    return "".join(pick(_NAME_ALPHABET) for _ in range(5))
 
 
 def token_volume_source() -> Obj:
@@ -126,6 +120,19 @@ def admit_pod(pod: Obj, service_account: Mapping[str, Any], suffix: str) -> None
         ]
 
 
+def _requested_name(meta: Mapping[str, Any]) -> str:
+    """The name as the request carried it: upstream admits before generating a name, so a
+    ReplicaSet's pods are refused as ``pods "web-7d4b9c-"``."""
+    name, prefix = str(meta.get("name") or ""), str(meta.get("generateName") or "")
+    if (
+        prefix
+        and name.startswith(prefix)
+        and len(name) == len(prefix) + GENERATE_NAME_RANDOM_LENGTH
+    ):
+        return prefix
+    return name
+
+
 class ServiceAccountAdmission:
     def __init__(
         self,
@@ -149,12 +156,13 @@ class ServiceAccountAdmission:
         namespace, account = str(meta["namespace"]), str(spec["serviceAccountName"])
         sa = await self._service_account(namespace, account)
         if sa is None:
+            name = _requested_name(meta)
             raise Forbidden(
-                f'pods "{meta.get("name", "")}" is forbidden: error looking up service account '
+                f'pods "{name}" is forbidden: error looking up service account '
                 f'{namespace}/{account}: serviceaccount "{account}" not found',
-                {"name": meta.get("name", ""), "kind": "pods"},
+                {"name": name, "kind": "pods"},
             )
-        admit_pod(obj, sa, random_suffix(self.rng))
+        admit_pod(obj, sa, generate_name("", self.rng))
 
     async def _service_account(self, namespace: str, name: str) -> Obj | None:
         attempts = _DEFAULT_LOOKUPS if name == DEFAULT_SERVICE_ACCOUNT else 1

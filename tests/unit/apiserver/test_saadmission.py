@@ -16,7 +16,6 @@ from svcnet.apiserver.saadmission import (
     MOUNT_PATH,
     ServiceAccountAdmission,
     mount_service_account_token,
-    random_suffix,
 )
 from svcnet.apiserver.storage import ObjectStore
 from svcnet.store.memory import MemoryStore
@@ -89,11 +88,6 @@ def test_an_existing_kube_api_access_volume_is_reused() -> None:
     mount_service_account_token(p, "abcde")
     assert p["spec"]["volumes"] == [{"name": "kube-api-access-zzzzz", "emptyDir": {}}]
     assert p["spec"]["containers"][0]["volumeMounts"][0]["name"] == "kube-api-access-zzzzz"
-
-
-def test_suffix_is_five_characters_of_the_name_generators_alphabet() -> None:
-    suffix = random_suffix(random.Random(1))
-    assert len(suffix) == 5 and set(suffix) <= set("bcdfghjklmnpqrstvwxz2456789")
 
 
 # -- with the store ----------------------------------------------------------------------------
@@ -190,6 +184,19 @@ async def test_default_missing_for_good_is_forbidden_after_ten_lookups() -> None
     with pytest.raises(Forbidden, match='serviceaccount "default" not found'):
         await admitted(pod(), sleeps=sleeps)
     assert len(sleeps.slept) == 9
+
+
+async def test_a_generated_name_is_refused_under_its_prefix() -> None:
+    p = pod(serviceAccountName="builder")
+    p["metadata"].update(name="web-7d4b9c-x2k8q", generateName="web-7d4b9c-")
+    with pytest.raises(Forbidden, match=r'^pods "web-7d4b9c-" is forbidden'):
+        await admitted(p)
+
+
+async def test_the_volume_name_gets_five_generated_characters() -> None:
+    [volume] = (await admitted(pod(), sa("default")))["spec"]["volumes"]
+    suffix = volume["name"].removeprefix("kube-api-access-")
+    assert len(suffix) == 5 and set(suffix) <= set("bcdfghjklmnpqrstvwxz2456789")
 
 
 async def test_mirror_pods_and_other_kinds_are_left_alone() -> None:
