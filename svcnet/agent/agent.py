@@ -51,6 +51,7 @@ from svcnet.agent.node_status import (
     node_status,
     read_machine_info,
 )
+from svcnet.agent.objectwatch import ObjectWatcher
 from svcnet.agent.pod_worker import NodeContext, PodWorker
 from svcnet.agent.sandbox import SandboxManager
 from svcnet.agent.zygote_runner import ZygoteRunner
@@ -72,6 +73,7 @@ from svcnet.client.streams import StreamApiClient
 from svcnet.dataplane.cni import CniRuntime, NetnsPluginExec, write_default_conflist
 from svcnet.dataplane.netns import IpRoute2
 from svcnet.runtime.images import ImageStore
+from svcnet.runtime.volumes.writer import remove_orphan_volumes
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
 
 if TYPE_CHECKING:
@@ -151,6 +153,8 @@ class Agent:
         # Built-in images start from a warm fork server (one per node, on first use).
         self.bin_dir = str(self.node_dir / "bin")
         self.runner = ZygoteRunner(self.bin_dir)
+        self.objects = ObjectWatcher(client)
+        self.pods_root = str(self.node_dir / "pods")
 
     # -- node registration and heartbeat ---------------------------------------------------
     async def register(self) -> None:
@@ -270,6 +274,8 @@ class Agent:
             backoff=self.config.backoff,
             network_gate=netgate.gate(self.ident.name),
             images=ImageStore(),
+            objects=self.objects,
+            pods_root=self.pods_root,
         )
 
     async def _pod_loop(self, ctx: NodeContext) -> None:
@@ -341,10 +347,13 @@ class Agent:
                     t.cancel()
                 await asyncio.wait(late, timeout=STOP_PODS_TIMEOUT)
         await self.remove_orphan_sandboxes()
+        self.objects.close()
         self.runner.close()
         log.info("stopped %d pods in %.2f s", len(tasks), self.clock.monotonic() - started)
 
     async def remove_orphan_sandboxes(self) -> None:
+        keep = {w.uid for w in self.workers.values()}
+        await asyncio.to_thread(remove_orphan_volumes, self.pods_root, keep)
         for name in await asyncio.to_thread(self.sandboxes.existing):
             try:
                 await self.sandboxes.remove_orphan(name)

@@ -41,6 +41,7 @@ from svcnet.agent.envvars import (
 )
 from svcnet.agent.images import ResolvedCommand, resolve_command
 from svcnet.agent.netgate import PodNetworkGate
+from svcnet.agent.objectwatch import ObjectWatcher
 from svcnet.agent.pod_status import (
     ContainerFacts,
     PodFacts,
@@ -48,6 +49,7 @@ from svcnet.agent.pod_status import (
     container_status_api,
     render_resolv_conf,
 )
+from svcnet.agent.pod_volumes import MountedVolumes, PodVolumes
 from svcnet.agent.probes import (
     ProbeKind,
     ProbeSpec,
@@ -67,6 +69,8 @@ from svcnet.dataplane.cni import PortMapping
 from svcnet.dataplane.process import DEFAULT_PATH, ProcessRunner, command_for_exec
 from svcnet.runtime.container import REASON_NODE_FILESYSTEM, prepare_container
 from svcnet.runtime.images import ImageStore
+from svcnet.runtime.isolate import SandboxError
+from svcnet.runtime.volumes.plan import MountError
 from svcnet.util.clock import Clock, rfc3339
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,8 @@ SANDBOX_RETRY_INITIAL = 1.0
 SANDBOX_RETRY_MAX = 30.0
 CONFIG_RETRY_INITIAL = 1.0
 CONFIG_RETRY_MAX = 10.0
+MOUNT_RETRY_INITIAL = 0.5  # kubelet's volume operations back off from 500 ms
+MOUNT_RETRY_MAX = 30.0
 MIN_GRACE_AFTER_PRESTOP = 2.0  # kubelet's minimumGracePeriodInSeconds
 
 
@@ -99,6 +105,9 @@ class NodeContext:
     backoff: BackoffPolicy | None = None
     network_gate: PodNetworkGate | None = None
     images: ImageStore | None = None  # None: containers run unsandboxed on the node's files
+    # Volumes (sandboxed pods only): the watches of mounted objects, kubelet's pods/ folder.
+    objects: ObjectWatcher | None = None
+    pods_root: str | None = None
 
 
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,6 +151,9 @@ class PodWorker:
         self.finished = asyncio.Event()
         self._prepared: set[str] = set()  # containers prepared once (their warning is out)
         self.kubelet_pod = f"{self.name}_{self.namespace}({self.uid})"
+        self.volumes: PodVolumes | None = None
+        self.mounted: MountedVolumes = {}
+        self._volume_task: asyncio.Task[None] | None = None
 
     # -- called by the agent -------------------------------------------------------------
     def update(self, pod: dict[str, Any]) -> None:
@@ -233,6 +245,8 @@ class PodWorker:
             return
         self._mark_dirty()
         if not await self._make_sandbox():
+            return
+        if not await self._mount_volumes():
             return
         runs = await self._container_runs()
         delay = CONFIG_RETRY_INITIAL
@@ -339,6 +353,42 @@ class PodWorker:
             delay = min(delay * 2, SANDBOX_RETRY_MAX)
         return False
 
+    async def _mount_volumes(self) -> bool:
+        """kubelet's WaitForAttachAndMount: the containers start once every volume is set up;
+        until then the pod waits in ContainerCreating with a FailedMount event per failed
+        attempt, tried again when a watched object changes or after a backoff."""
+        ctx = self.ctx
+        if ctx.objects is None or ctx.pods_root is None or ctx.images is None:
+            return True
+        self.volumes = PodVolumes(
+            self.pod,
+            ctx.client,
+            ctx.objects,
+            ctx.pods_root,
+            ctx.clock,
+            lambda reason, message: self._event(WARNING, reason, message),
+        )
+        delay = MOUNT_RETRY_INITIAL
+        while not self._terminate.is_set():
+            try:
+                self.mounted = await self.volumes.mount()
+                self._volume_task = asyncio.create_task(
+                    self.volumes.keep_current(), name=f"volumes-{self.name}"
+                )
+                return True
+            except MountError as e:
+                self._event(WARNING, "FailedMount", e.event_message)
+            except (ApiError, ConnectionFailed, SandboxError) as e:
+                log.warning("pod %s/%s: volumes: %s", self.namespace, self.name, e)
+            self._mark_dirty()
+            changed = asyncio.create_task(self.volumes.changed.wait())
+            stop = asyncio.create_task(self._terminate.wait())
+            await asyncio.wait({changed, stop}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            stop.cancel()
+            delay = min(delay * 2, MOUNT_RETRY_MAX)
+        return False
+
     async def _fetch(self, kind: str, names: set[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for name in sorted(names):
@@ -417,6 +467,7 @@ class PodWorker:
             netns=self.sandbox.netns,
             hostname=self.sandbox.hostname,
             etc_dir=self.sandbox.etc_dir,
+            volumes=self.mounted,
         )
         if prep.warning and name not in self._prepared:
             self._event(WARNING, REASON_NODE_FILESYSTEM, prep.warning, name)
@@ -762,6 +813,13 @@ class PodWorker:
                 with contextlib.suppress(Exception):
                     await self.ctx.sandboxes.remove_orphan(self.sandbox.netns)
             self.sandbox = None
+        if self._volume_task is not None:
+            self._volume_task.cancel()
+        if self.volumes is not None:
+            try:
+                await self.volumes.remove()
+            except OSError as e:
+                log.warning("pod %s/%s: removing volumes: %s", self.namespace, self.name, e)
 
     async def _delete_object(self) -> None:
         try:

@@ -53,6 +53,7 @@ from svcnet.cluster.claims import Conflict, claim_conflicts, read_machine
 from svcnet.cluster.supervisor import Component, read_status
 from svcnet.cluster.underlay import NodeNet, UnderlayConfig, claim_of, node_net
 from svcnet.dataplane.netns import NetnsOps
+from svcnet.runtime.volumes.writer import unmount_under
 
 # Next to the API server's kubeconfig, written by the control plane for the agents.
 JSON_KUBECONFIG = "kubeconfig.json"
@@ -357,6 +358,7 @@ def remove_cluster_files(cfg: ClusterConfig) -> list[str]:
     """What svcnet wrote under the data dir (store, certificates, logs, node state)."""
     removed = []
     if cfg.root.exists():
+        unmount_under(str(cfg.root))  # pods' memory-backed volumes a killed agent left
         shutil.rmtree(cfg.root, ignore_errors=True)
         removed.append(str(cfg.root))
     return removed

@@ -22,11 +22,14 @@ from svcnet.runtime.builtin_images import AGNHOST_IMAGE, NODE_VIEW, PAUSE_IMAGE
 from svcnet.runtime.images import Image, ImageError, ImageStore, container_command
 from svcnet.runtime.security import (
     REASON_CONFIG_ERROR,
+    Bind,
     ConfigError,
     container_env,
     plan_sandbox,
     working_dir,
 )
+from svcnet.runtime.volumes.plan import check_sub_path, container_mounts
+from svcnet.runtime.volumes.writer import resolve_sub_path
 
 REASON_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 REASON_NODE_FILESYSTEM = "ImageNotPresent"
@@ -68,7 +71,9 @@ def prepare_container(
     netns: str | None,
     hostname: str,
     etc_dir: str,
+    volumes: Mapping[str, tuple[str, bool]] | None = None,
 ) -> PreparedContainer:
+    """``volumes``: the pod's volumes set up on the node (name → (folder, API data))."""
     ref = str(container.get("image") or "")
     try:
         image: Image | None = store.find(ref)
@@ -93,7 +98,8 @@ def prepare_container(
             reason=REASON_CONFIG_ERROR, message="no command specified", warning=warning
         )
     try:
-        plan = plan_sandbox(pod, container, image, node_view, netns, hostname, etc_dir)
+        binds = volume_binds(container, volumes or {})
+        plan = plan_sandbox(pod, container, image, node_view, netns, hostname, etc_dir, binds)
     except ConfigError as e:
         return PreparedContainer(reason=REASON_CONFIG_ERROR, message=str(e), warning=warning)
     sandbox = plan.to_json()
@@ -110,3 +116,26 @@ def prepare_container(
         sandbox=sandbox,
         warning=warning,
     )
+
+
+def volume_binds(
+    container: Mapping[str, Any], volumes: Mapping[str, tuple[str, bool]]
+) -> list[Bind]:
+    """The container's volumeMounts as binds; a subPath made (emptyDir, hostPath) and resolved
+    on the node, refused with kubelet's makeMounts message when it leaves its volume."""
+    out = []
+    name = str(container.get("name", ""))
+    for m in container_mounts(container, volumes):
+        source = m.source
+        if m.sub_path:
+            failed = f'failed to prepare subPath for volumeMount "{m.volume}" of container "{name}"'
+            if check_sub_path(m.sub_path) is not None:
+                raise ConfigError(failed)
+            try:
+                source = resolve_sub_path(
+                    m.volume_root, m.sub_path, create=not volumes[m.volume][1]
+                )
+            except (OSError, ValueError) as e:
+                raise ConfigError(failed) from e
+        out.append(Bind(source, m.target, m.readonly))
+    return out

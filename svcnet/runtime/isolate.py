@@ -238,7 +238,9 @@ def enter_sandbox(plan: dict[str, Any], terminal: str | None = None) -> None:
         if readonly:
             _bind_ro(str(src), target)
         else:
+            # nodev: no device cgroup fences CAP_MKNOD here (see the module docstring)
             _mount(str(src), target, None, MS_BIND | MS_REC)
+            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_NODEV | MS_NOSUID)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     sys_flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if privileged else MS_RDONLY)
     _mount("sysfs", root + "/sys", "sysfs", sys_flags)

@@ -19,7 +19,7 @@ containerd does. The rules are kubelet's and containerd's (CRI ``generateContain
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,34 +163,6 @@ def image_user(image: Image | None) -> tuple[int | None, int | None, str]:
     return uid, gid, name
 
 
-def volume_binds(spec: Mapping[str, Any], container: Mapping[str, Any]) -> list[Bind]:
-    """The container's hostPath volumes (the only kind mounted so far: the others are not
-    mounted at all), checked as kubelet checks a hostPath's ``type``."""
-    volumes = {str(v.get("name")): v for v in spec.get("volumes") or ()}
-    out = []
-    for m in container.get("volumeMounts") or ():
-        host = (volumes.get(str(m.get("name"))) or {}).get("hostPath")
-        if not host:
-            continue
-        path = str(host.get("path") or "")
-        kind = str(host.get("type") or "")
-        if kind == "Directory" and not os.path.isdir(path):
-            raise ConfigError(
-                f'MountVolume.SetUp failed for volume "{m.get("name")}" : '
-                f"hostPath type check failed: {path} is not a directory"
-            )
-        if kind == "File" and not os.path.isfile(path):
-            raise ConfigError(
-                f'MountVolume.SetUp failed for volume "{m.get("name")}" : '
-                f"hostPath type check failed: {path} is not a file"
-            )
-        target = str(m.get("mountPath") or "")
-        if m.get("subPath"):
-            path = os.path.join(path, str(m["subPath"]))
-        out.append(Bind(path, target, readonly=bool(m.get("readOnly"))))
-    return out
-
-
 def _merged(pod_sc: Mapping[str, Any], c_sc: Mapping[str, Any], key: str) -> Any:
     v = c_sc.get(key)
     return pod_sc.get(key) if v is None else v
@@ -204,9 +176,12 @@ def plan_sandbox(
     netns: str | None,
     hostname: str,
     etc_dir: str,
+    volume_binds: Sequence[Bind] = (),
 ) -> SandboxPlan:
     """The sandbox of one container. ``image`` None runs over ``node_view`` (an unknown image
-    with a command). Raises :class:`ConfigError` with kubelet's message when it cannot run."""
+    with a command); ``volume_binds`` are its volumeMounts, resolved on the node (see
+    :mod:`svcnet.runtime.volumes`). Raises :class:`ConfigError` with kubelet's message when
+    it cannot run."""
     spec = pod.get("spec") or {}
     pod_sc: Mapping[str, Any] = spec.get("securityContext") or {}
     c_sc: Mapping[str, Any] = container.get("securityContext") or {}
@@ -246,7 +221,7 @@ def plan_sandbox(
     binds.extend(Bind(os.path.join(etc_dir, f), f"/etc/{f}") for f in ETC_FILES)
     if privileged:
         binds.append(Bind("/dev", "/dev", readonly=False))
-    binds.extend(volume_binds(spec, container))
+    binds.extend(volume_binds)
     read_only = bool(c_sc.get("readOnlyRootFilesystem"))
     ape = c_sc.get("allowPrivilegeEscalation")
     return SandboxPlan(

@@ -76,20 +76,51 @@ def test_run_as_non_root_over_a_root_image_is_a_config_error(store: ImageStore) 
     assert "container has runAsNonRoot and image will run as root" in prep.message
 
 
-def test_missing_host_path_directory_is_a_config_error(store: ImageStore) -> None:
-    pod_container = {
-        "image": APP,
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-    }
-    pod = {
-        "metadata": {"name": "p", "namespace": "default", "uid": "u"},
-        "spec": {
-            "volumes": [{"name": "data", "hostPath": {"path": "/no/such/dir", "type": "Directory"}}]
-        },
-    }
-    prep = prepare_container(
-        store, pod, {"name": "c", **pod_container}, (), (), {},
-        netns=None, hostname="p", etc_dir=ETC,
+def _with_volume(store: ImageStore, folder: Path, mount: dict[str, Any], api_data: bool) -> Any:
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {}}
+    container = {"name": "c", "image": APP, "volumeMounts": [{"name": "v", **mount}]}
+    return prepare_container(
+        store, pod, container, (), (), {},
+        netns=None, hostname="p", etc_dir=ETC, volumes={"v": (str(folder), api_data)},
     )  # fmt: skip
+
+
+def test_volume_mounts_become_binds_with_readonly_honoured(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    prep = _with_volume(store, tmp_path, {"mountPath": "/data", "readOnly": True}, False)
+    assert [str(tmp_path), "/data", True] in prep.sandbox["binds"]
+    prep = _with_volume(store, tmp_path, {"mountPath": "/data"}, False)
+    assert [str(tmp_path), "/data", False] in prep.sandbox["binds"]
+
+
+def test_api_data_volumes_are_always_read_only(store: ImageStore, tmp_path: Path) -> None:
+    prep = _with_volume(store, tmp_path, {"mountPath": "/cfg"}, True)
+    assert [str(tmp_path), "/cfg", True] in prep.sandbox["binds"]
+
+
+def test_sub_path_is_made_in_a_writable_volume(store: ImageStore, tmp_path: Path) -> None:
+    prep = _with_volume(store, tmp_path, {"mountPath": "/data", "subPath": "a/b"}, False)
+    assert (tmp_path / "a" / "b").is_dir()
+    assert [str(tmp_path / "a" / "b"), "/data", False] in prep.sandbox["binds"]
+
+
+def test_sub_path_follows_a_link_inside_its_volume(store: ImageStore, tmp_path: Path) -> None:
+    (tmp_path / "..2026").mkdir()
+    (tmp_path / "..2026" / "k").write_text("v")
+    (tmp_path / "..data").symlink_to("..2026")
+    (tmp_path / "k").symlink_to("..data/k")
+    prep = _with_volume(store, tmp_path, {"mountPath": "/etc/k", "subPath": "k"}, True)
+    assert [str(tmp_path / "..2026" / "k"), "/etc/k", True] in prep.sandbox["binds"]
+
+
+@pytest.mark.parametrize("sub_path", ["escape", "../x", "/etc"])
+def test_sub_path_leaving_its_volume_is_a_config_error(
+    store: ImageStore, tmp_path: Path, sub_path: str
+) -> None:
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    (volume / "escape").symlink_to("/etc")
+    prep = _with_volume(store, volume, {"mountPath": "/data", "subPath": sub_path}, False)
     assert prep.reason == REASON_CONFIG_ERROR
-    assert "hostPath type check failed: /no/such/dir is not a directory" in prep.message
+    assert prep.message == 'failed to prepare subPath for volumeMount "v" of container "c"'
