@@ -88,6 +88,17 @@ class PodVolumes:
     def _on_object_change(self) -> None:
         self.changed.set()
 
+    def pod_changed(self, pod: Mapping[str, Any]) -> None:
+        """New labels or annotations reach downwardAPI files, as kubelet's remount does (the
+        volumes and sources themselves are immutable in a pod's spec)."""
+        meta, old = objects.meta(pod), objects.meta(self.pod)
+        if (meta.get("labels"), meta.get("annotations")) != (
+            old.get("labels"),
+            old.get("annotations"),
+        ):
+            self.pod = pod
+            self.changed.set()
+
     def watch(self) -> None:
         if self._watching:
             return

@@ -161,6 +161,8 @@ class PodWorker:
         if objects.meta(pod).get("deletionTimestamp"):
             self._terminate.set()
             return
+        if self.volumes is not None:
+            self.volumes.pod_changed(pod)
         self._start_new_ephemeral()
 
     @property

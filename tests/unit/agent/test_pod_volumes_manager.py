@@ -194,6 +194,21 @@ async def test_token_is_requested_bound_to_the_pod_and_refreshed_past_80_percent
     await vols.remove()
 
 
+async def test_new_labels_reach_the_downward_api_file(env: Env) -> None:
+    vols = env.volumes([{"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+    ]}}])  # fmt: skip
+    await vols.mount()
+    labels = env.root / "uid-1" / "volumes/kubernetes.io~downward-api/info/labels"
+    assert labels.read_text() == ""
+    relabelled = {**vols.pod, "metadata": {**vols.pod["metadata"], "labels": {"app": "v2"}}}
+    vols.pod_changed(relabelled)
+    assert vols.changed.is_set()
+    assert await vols.update() == 1
+    assert labels.read_text() == 'app="v2"'
+    await vols.remove()
+
+
 async def test_token_of_an_unknown_service_account_is_a_mount_error(env: Env) -> None:
     vols = env.volumes(PROJECTED, sa="ghost")
     with pytest.raises(MountError) as e:
