@@ -321,3 +321,24 @@ def test_host_path_directory_missing_is_a_failed_mount(cluster: Cluster, tmp_pat
         )
         assert (event["type"], event["reason"]) == ("Warning", "FailedMount")
         assert waiting(cluster.get("pod", "hostmiss")) == "ContainerCreating"
+
+
+def test_writable_volumes_open_no_device_nodes(cluster: Cluster) -> None:
+    """CAP_MKNOD is in the default set and no device cgroup fences it: a writable volume is
+    mounted nodev, so a node made there (here /dev/null's numbers) cannot be opened."""
+    script = (
+        "mknod /rw/null c 1 3 && echo made; "
+        "{ echo x > /rw/null && echo opened; } 2>&1 | grep -o 'Permission denied'; "
+        "echo x > /dev/null && echo real-null-ok"
+    )
+    pod = pod_object(
+        "nodev",
+        [sh("c", script, [{"name": "data", "mountPath": "/rw"}])],
+        [{"name": "data", "emptyDir": {}}],
+    )
+    with created(cluster, pod):
+        assert finished(cluster, "nodev").splitlines() == [
+            "made",
+            "Permission denied",
+            "real-null-ok",
+        ]
