@@ -20,6 +20,7 @@ from svcnet.client.informer import FuncHandler, Informer
 from svcnet.client.rest import ApiClient
 
 Listener = Callable[[], None]
+SYNC_TIMEOUT = 10.0  # a first list that takes longer fails the mount, which is retried
 
 
 @dataclass
@@ -65,9 +66,10 @@ class ObjectWatcher:
 
     async def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as last seen by its watch (None: it does not exist); waits for the
-        first list. Only for an object someone subscribed to."""
+        first list (TimeoutError past :data:`SYNC_TIMEOUT`). Only for an object someone
+        subscribed to."""
         w = self._watched[(rt.plural, namespace, name)]
-        await w.informer.wait_for_sync()
+        await asyncio.wait_for(w.informer.wait_for_sync(), SYNC_TIMEOUT)
         return w.informer.store.get(f"{namespace}/{name}")
 
     def close(self) -> None:

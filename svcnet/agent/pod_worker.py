@@ -380,8 +380,8 @@ class PodWorker:
                 return True
             except MountError as e:
                 self._event(WARNING, "FailedMount", e.event_message)
-            except (ApiError, ConnectionFailed, SandboxError) as e:
-                log.warning("pod %s/%s: volumes: %s", self.namespace, self.name, e)
+            except (ApiError, ConnectionFailed, SandboxError, TimeoutError) as e:
+                log.warning("pod %s/%s: volumes: %r", self.namespace, self.name, e)
             self._mark_dirty()
             changed = asyncio.create_task(self.volumes.changed.wait())
             stop = asyncio.create_task(self._terminate.wait())
