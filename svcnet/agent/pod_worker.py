@@ -1,7 +1,8 @@
 """One pod on this node, from its binding to its removal (kubelet's pod worker).
 
-Life of a pod: sandbox (namespace, CNI ADD, /etc files) → environment per container (Service
-variables, downward API, ConfigMaps, Secrets) → containers run by
+Life of a pod: sandbox (namespace, CNI ADD, /etc files) → volumes
+(:mod:`~svcnet.agent.pod_volumes`; FailedMount until they are set up) → environment per
+container (Service variables, downward API, ConfigMaps, Secrets) → containers run by
 :class:`~svcnet.agent.containers.PodContainers` → probes per running container → status
 written (merge patch of the status subresource) each time the computed status differs from
 the last one written. When the pod gets a deletionTimestamp: preStop hooks, SIGTERM, SIGKILL
