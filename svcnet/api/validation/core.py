@@ -248,10 +248,22 @@ def _validate_containers(
                 errors.append(not_found(f"{mp}.name", mount_name))
             if not mount.get("mountPath"):
                 errors.append(required(f"{mp}.mountPath"))
+            if mount.get("subPath"):
+                errors.extend(_local_descending_path(f"{mp}.subPath", str(mount["subPath"])))
         errors.extend(_validate_resources(c.get("resources"), f"{p}.resources"))
         for j, env in enumerate(items(c.get("env"))):
             if not env.get("name"):
                 errors.append(required(f"{p}.env[{j}].name"))
+    return errors
+
+
+def _local_descending_path(path: str, value: str) -> list[FieldError]:
+    """validateLocalDescendingPath: relative, with no '..' element (one error is enough)."""
+    errors = []
+    if value.startswith("/"):
+        errors.append(invalid(path, value, "must be a relative path"))
+    if ".." in value.split("/"):
+        errors.append(invalid(path, value, "must not contain '..'"))
     return errors
 
 

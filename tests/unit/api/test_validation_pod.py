@@ -170,6 +170,27 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ['spec.containers[0].volumeMounts[0].name: Not found: "data"'],
     ),
     (
+        "subPath absolute or climbing",
+        _pod(
+            volumes=[{"name": "data", "emptyDir": {}}],
+            containers=[
+                _c(
+                    volumeMounts=[
+                        {"name": "data", "mountPath": "/a", "subPath": "/etc"},
+                        {"name": "data", "mountPath": "/b", "subPath": "x/../../y"},
+                        {"name": "data", "mountPath": "/c", "subPath": "ok/..data"},
+                    ]
+                )
+            ],
+        ),
+        [
+            'spec.containers[0].volumeMounts[0].subPath: Invalid value: "/etc": '
+            "must be a relative path",
+            'spec.containers[0].volumeMounts[1].subPath: Invalid value: "x/../../y": '
+            "must not contain '..'",
+        ],
+    ),
+    (
         "duplicate volumes",
         _pod(volumes=[{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]),
         ['spec.volumes[1].name: Duplicate value: "v"'],
