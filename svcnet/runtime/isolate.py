@@ -200,12 +200,40 @@ def _mask(root: str) -> None:
             _bind_ro(target, target, MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
+def resolve_in_root(root: str, path: str) -> str:
+    """``path`` of the container as a node path under ``root``, its symbolic links resolved
+    as if ``root`` were ``/`` (runc's securejoin): an image's ``/var/run -> /run`` leads to
+    the container's /run, never to the node's, and ``..`` stops at the root."""
+    parts = [p for p in path.split("/") if p]
+    resolved = ""  # relative to root
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            resolved = resolved.rpartition("/")[0]
+            continue
+        candidate = f"{resolved}/{part}" if resolved else part
+        full = os.path.join(root, candidate)
+        if os.path.islink(full):
+            links += 1
+            if links > 40:  # the kernel's MAXSYMLINKS
+                raise SandboxError(f"mount point {path}: too many levels of symbolic links")
+            target = os.readlink(full)
+            if target.startswith("/"):
+                resolved = ""
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved = candidate
+    return os.path.join(root, resolved) if resolved else root
+
+
 def _mount_point(src: str, target: str) -> None:
     """What a volume mounts over, made as runc makes it (an empty folder or file left in the
-    image's folder when the path is not in the image; the root is read-only only later)."""
+    image's folder when the path is not in the image; the root is read-only only later).
+    ``target`` is already resolved inside the root (:func:`resolve_in_root`)."""
     if os.path.lexists(target):
-        if os.path.islink(target):
-            raise SandboxError(f"mount point {target} is a symbolic link")
         return
     if os.path.isdir(src):
         os.makedirs(target, exist_ok=True)
@@ -233,7 +261,7 @@ def enter_sandbox(plan: dict[str, Any], terminal: str | None = None) -> None:
         mode = "1777" if path == "/tmp" else "755"
         _mount("tmpfs", root + str(path), "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
     for src, dst, readonly in plan.get("binds") or ():
-        target = root + str(dst)
+        target = resolve_in_root(root, str(dst))
         _mount_point(str(src), target)
         if readonly:
             _bind_ro(str(src), target)
