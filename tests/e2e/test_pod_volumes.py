@@ -1,11 +1,13 @@
 """Pod volumes on a real 2-node cluster, through the real kubectl: emptyDir (on disk and in
 memory) shared by the pod's containers, configMap / secret / downwardAPI volumes and their
-in-place update, subPath, readOnly, and the FailedMount paths (a missing ConfigMap, a
-missing hostPath Directory) as kubelet words them. Each verdict comes from the pod's own
+in-place update, subPath, readOnly, projected service-account tokens (the admission's
+kube-api-access volume and an explicit projection), and the FailedMount paths (a missing
+ConfigMap, a missing hostPath Directory) as kubelet words them. Each verdict comes from the pod's own
 output (kubectl logs or kubectl exec)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -342,3 +344,58 @@ def test_writable_volumes_open_no_device_nodes(cluster: Cluster) -> None:
             "Permission denied",
             "real-null-ok",
         ]
+
+
+def _jwt_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def test_projected_service_account_token_is_bound_to_the_pod(cluster: Cluster) -> None:
+    """A serviceAccountToken projection: a TokenRequest with the projection's audience and
+    expirationSeconds, bound to the pod, written beside the pod's namespace and root CA."""
+    cluster.wait_for("serviceaccount/default", lambda sa: True)
+    sources = [
+        {"serviceAccountToken": {"path": "token", "audience": "vault", "expirationSeconds": 600}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [
+            {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}},
+        ]}},
+    ]  # fmt: skip
+    pod = pod_object(
+        "satoken",
+        [{**SLEEP, "volumeMounts": [{"name": "sa", "mountPath": "/var/run/secrets/tokens"}]}],
+        [{"name": "sa", "projected": {"sources": sources}}],
+    )
+    with created(cluster, pod):
+        uid = running(cluster, "satoken")["metadata"]["uid"]
+        token = exec_sh(cluster, "satoken", "cat /var/run/secrets/tokens/token")
+        claims = _jwt_claims(token)
+        assert claims["aud"] == ["vault"]
+        assert claims["exp"] - claims["iat"] == 600
+        assert claims["sub"] == "system:serviceaccount:default:default"
+        assert claims["kubernetes.io"]["pod"] == {"name": "satoken", "uid": uid}
+        ca = exec_sh(cluster, "satoken", "cat /var/run/secrets/tokens/ca.crt")
+        assert ca.startswith("-----BEGIN CERTIFICATE-----")
+        assert exec_sh(cluster, "satoken", "cat /var/run/secrets/tokens/namespace") == "default"
+
+
+def test_default_service_account_volume_serves_in_cluster_clients(cluster: Cluster) -> None:
+    """The ServiceAccount admission's kube-api-access volume: token, ca.crt and namespace
+    where client libraries look for them, good for a TLS request to the
+    kubernetes Service as load_incluster_config() makes it (KUBERNETES_SERVICE_HOST/PORT)."""
+    cluster.wait_for("serviceaccount/default", lambda sa: True)
+    sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    script = (
+        f"cat {sa_dir}/namespace; echo; head -1 {sa_dir}/ca.crt; "
+        f'curl -sS --cacert {sa_dir}/ca.crt -H "Authorization: Bearer $(cat {sa_dir}/token)" '
+        "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api"
+    )
+    pod = pod_object("incluster", [{"name": "c", "image": "curlimages/curl",
+                                    "command": ["sh", "-c", script]}], [])  # fmt: skip
+    with created(cluster, pod):
+        out = finished(cluster, "incluster")
+    namespace, ca_line, answer = out.split("\n", 2)
+    assert namespace == "default"
+    assert ca_line == "-----BEGIN CERTIFICATE-----"
+    assert json.loads(answer)["kind"] == "APIVersions"

@@ -2,8 +2,8 @@
 service /16s, API port and kubeconfig; ``svcnet down`` and a leak check at the end).
 
 A new namespace gets its ``default`` ServiceAccount and ``kube-root-ca.crt``; a pod admitted
-with the ``kube-api-access-*`` volume runs and becomes Ready (the agent does not mount that
-volume yet: it is the volumes work's); from inside that pod, a client that trusts only the
+with the ``kube-api-access-*`` volume runs and becomes Ready (what the agent mounts from it is
+tested in test_pod_volumes.py); from inside that pod, a client that trusts only the
 published ``ca.crt`` reaches ``https://kubernetes.default.svc`` (cluster DNS, the
 ``kubernetes`` Service's ClusterIP, the serving certificate's SANs) and authenticates with a
 token bound to the pod; once the pod is deleted the token is refused.
