@@ -34,7 +34,11 @@ GENERATE_NAME_RANDOM_LENGTH = 5
 # SimpleNameGenerator keeps generated names within 63 characters.
 _MAX_GENERATED_PREFIX = 63 - GENERATE_NAME_RANDOM_LENGTH
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
-STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
+# Core's standard names, and the CRD cleanup finalizer the API server itself adds (upstream
+# checks CRD finalizers only as qualified names, apimachinery's ValidateFinalizerName).
+STANDARD_FINALIZERS = frozenset(
+    {"kubernetes", "orphan", "foregroundDeletion", "customresourcecleanup.apiextensions.k8s.io"}
+)
 
 NameValidator = Callable[[str, bool], list[str]]
 """``(name, is_prefix) -> problems``: upstream's ``ValidateNameFunc``."""

@@ -8,8 +8,9 @@ selectors the resource supports — the same values upstream publishes, so `kube
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 STANDARD_VERBS: tuple[str, ...] = (
     "create",
@@ -39,6 +40,9 @@ class ResourceType:
     extra_field_selectors: tuple[str, ...] = ()
     verbs: tuple[str, ...] = STANDARD_VERBS
     singular: str = field(default="")
+    # A version of a CustomResourceDefinition: what its schema and printer make of the
+    # objects. Not part of the row's identity (rows are compared and hashed by their names).
+    custom: CustomVersion | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -86,6 +90,21 @@ class ResourceType:
                 raise ValueError(f"{self.kind} is namespaced: a namespace is required")
             return f"{self.store_prefix(namespace)}{name}"
         return f"{self.store_prefix()}{name}"
+
+
+@dataclass(frozen=True, eq=False)
+class CustomVersion:
+    """What one served version of a CustomResourceDefinition adds to its registry row."""
+
+    crd: str  # the CRD's name, <plural>.<group>
+    # openAPIV3Schema as the CRD gives it, and as field validation, apply and OpenAPI read it
+    # (apiVersion, kind and ObjectMeta added: svcnet.api.structural.with_object_meta).
+    schema: Mapping[str, Any]
+    published: Mapping[str, Any]
+    storage_version: str
+    printer_columns: tuple[Mapping[str, Any], ...] = ()
+    # spec.versions[].subresources.scale: specReplicasPath, statusReplicasPath, labelSelectorPath.
+    scale: Mapping[str, str] | None = None
 
 
 _STATUS = ("status",)
@@ -186,6 +205,11 @@ REFERENCEGRANTS = ResourceType(
 )  # fmt: skip
 # coordination.k8s.io/v1
 LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
+# apiextensions.k8s.io/v1
+CUSTOMRESOURCEDEFINITIONS = ResourceType(
+    "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+    ("crd", "crds"), ("api-extensions",), subresources=_STATUS,
+)  # fmt: skip
 
 # Registry order is discovery order (core first, then each group as upstream lists it).
 RESOURCES: tuple[ResourceType, ...] = (
@@ -196,6 +220,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     INGRESSES, INGRESSCLASSES, NETWORKPOLICIES,
     GATEWAYCLASSES, GATEWAYS, HTTPROUTES, GRPCROUTES, TLSROUTES, REFERENCEGRANTS,
     LEASES,
+    CUSTOMRESOURCEDEFINITIONS,
 )  # fmt: skip
 
 
@@ -205,15 +230,47 @@ class NotInRegistry(LookupError):
 
 
 class Registry:
-    """Lookups over :data:`RESOURCES` by the names clients use."""
+    """Lookups over :data:`RESOURCES` by the names clients use.
+
+    A registry is built-in rows plus the rows of CustomResourceDefinitions. The module's
+    :data:`REGISTRY` holds the built-in rows only and never changes; an API server holds a
+    :meth:`copy` of its own and installs the custom rows it serves with :meth:`set_custom`
+    (each call replaces them all, and bumps :attr:`generation` so that what was derived
+    from the rows, discovery and OpenAPI documents, is derived again). A custom row never
+    shadows a built-in one.
+    """
 
     def __init__(self, resources: Iterable[ResourceType] = RESOURCES) -> None:
-        self.resources = tuple(resources)
-        self._by_path: dict[tuple[str, str, str], ResourceType] = {}
-        self._by_kind: dict[tuple[str, str], ResourceType] = {}
-        for r in self.resources:
-            self._by_path[(r.group, r.version, r.plural)] = r
-            self._by_kind[(r.group_version, r.kind)] = r
+        self.builtin = tuple(resources)
+        self.generation = 0
+        self._index(self.builtin)
+
+    def _index(self, resources: tuple[ResourceType, ...]) -> None:
+        by_path: dict[tuple[str, str, str], ResourceType] = {}
+        by_kind: dict[tuple[str, str], ResourceType] = {}
+        for r in resources:
+            by_path.setdefault((r.group, r.version, r.plural), r)
+            by_kind.setdefault((r.group_version, r.kind), r)
+        self.resources = resources
+        self._by_path, self._by_kind = by_path, by_kind
+
+    def copy(self) -> Registry:
+        """A registry of the same built-in rows, without custom ones (a server's own)."""
+        return Registry(self.builtin)
+
+    def serves_builtin(self, group: str, plural: str) -> bool:
+        """Whether a built-in row serves ``plural`` in ``group`` (at any version)."""
+        return any(r.group == group and r.plural == plural for r in self.builtin)
+
+    def set_custom(self, rows: Iterable[ResourceType]) -> None:
+        """Serve ``rows`` (the custom resources) besides the built-in rows, from now on."""
+        custom = tuple(r for r in rows if not self.serves_builtin(r.group, r.plural))
+        self._index(self.builtin + custom)
+        self.generation += 1
+
+    @property
+    def custom(self) -> tuple[ResourceType, ...]:
+        return self.resources[len(self.builtin) :]
 
     def by_plural(self, group: str, version: str, plural: str) -> ResourceType | None:
         """The resource at ``/apis/<group>/<version>/<plural>``; None for a path the server

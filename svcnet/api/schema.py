@@ -1,8 +1,10 @@
 """The OpenAPI schemas of the kinds svcnet serves, and the lookups the API machinery needs.
 
-Two data files under ``schemas/``: ``kubernetes-1.32.json`` (vendored from upstream's published
-definitions by ``tools/vendor_schemas.py``) and ``gateway-api.json`` (Gateway API kinds, which are
-CRDs upstream). Both hold ``{"definitions": {NAME: schema}}`` in OpenAPI v2 form with
+Three data files under ``schemas/``: ``kubernetes-1.32.json`` (vendored from upstream's published
+definitions by ``tools/vendor_schemas.py``), ``apiextensions-v1.json`` (CustomResourceDefinition:
+upstream's published apiextensions.k8s.io/v1 definitions, written by hand in v2 form with the long
+descriptions left out) and ``gateway-api.json`` (Gateway API kinds, which are CRDs upstream).
+All hold ``{"definitions": {NAME: schema}}`` in OpenAPI v2 form with
 ``$ref: "#/definitions/NAME"``; the OpenAPI endpoints rewrite references for v3.
 
 What reads them: strategic merge patch (patch strategy and merge key of a list), server-side
@@ -59,14 +61,23 @@ def api_version_of(gvk: HasGVK) -> str:
 
 
 def root_schema(gvk: HasGVK) -> Node | None:
-    """The root schema of a kind given as a :class:`HasGVK`."""
+    """The root schema of a kind given as a :class:`HasGVK`: a custom resource's registry row
+    carries its CRD's schema (with ObjectMeta), any other kind is looked up by name."""
+    custom = getattr(gvk, "custom", None)
+    if custom is not None:
+        published: Node = custom.published
+        return published
     return schema_for(api_version_of(gvk), gvk.kind)
 
 
-SCHEMA_FILES: tuple[str, ...] = ("kubernetes-1.32.json", "gateway-api.json")
+SCHEMA_FILES: tuple[str, ...] = (
+    "kubernetes-1.32.json",
+    "apiextensions-v1.json",
+    "gateway-api.json",
+)
 # Kinds whose schemas come from upstream's Go types: only they accept strategic merge patch,
 # as kube-apiserver accepts it only for compiled-in types (never for CRDs).
-BUILTIN_FILE = "kubernetes-1.32.json"
+BUILTIN_FILES = frozenset({"kubernetes-1.32.json", "apiextensions-v1.json"})
 REF_PREFIX = "#/definitions/"
 
 _EMPTY: Node = {}
@@ -118,7 +129,7 @@ def _loaded() -> _Loaded:
     for file_name in SCHEMA_FILES:
         part = _read(file_name)
         definitions.update(part)
-        if file_name == BUILTIN_FILE:
+        if file_name in BUILTIN_FILES:
             builtin.update(part)
     by_gvk: dict[tuple[str, str], str] = {}
     for name, schema in definitions.items():

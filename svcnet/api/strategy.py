@@ -25,12 +25,17 @@ import copy
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from svcnet.api import objects
+from svcnet.api import customresource, objects, structural
 from svcnet.api.defaults import DEFAULTERS
 from svcnet.api.defaults.core import default_pod_spec, externally_accessible
 from svcnet.api.errors import FieldError, Invalid, MethodNotAllowed
 from svcnet.api.jsonvalue import copy_json
-from svcnet.api.meta import name_validator_for, validate_object_meta, validate_object_meta_update
+from svcnet.api.meta import (
+    name_is_dns_subdomain,
+    name_validator_for,
+    validate_object_meta,
+    validate_object_meta_update,
+)
 from svcnet.api.objects import Obj
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.api.validation import apps as apps_v
@@ -535,6 +540,55 @@ class HTTPRouteStrategy(Strategy):
         return None  # the CRD has no status default; controllers add parents
 
 
+class CustomResourceDefinitionStrategy(Strategy):
+    def default(self, obj: Obj) -> None:
+        customresource.default_crd(obj)
+
+    def initial_status(self, obj: Obj) -> Obj | None:
+        # The API server's CRD controller writes the conditions once it has looked at names.
+        return {"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        # Deleting a CRD deletes its custom resources first (upstream's finalizer controller).
+        finalizers = objects.meta_for_write(obj).setdefault("finalizers", [])
+        if customresource.CLEANUP_FINALIZER not in finalizers:
+            finalizers.append(customresource.CLEANUP_FINALIZER)
+
+
+class CustomResourceStrategy(Strategy):
+    """Objects of a CRD version (upstream's ``customResourceStrategy``): the structural
+    schema prunes, defaults and validates; with the status subresource, the main resource
+    never writes status and the status subresource nothing else; generation follows every
+    change but metadata and status."""
+
+    def __init__(self, resource: ResourceType) -> None:
+        super().__init__(resource)
+        assert resource.custom is not None
+        self.schema = resource.custom.schema
+        self.tracks_generation = True
+        self._name_fn = name_is_dns_subdomain
+
+    def default(self, obj: Obj) -> None:
+        structural.prune(obj, self.schema)
+        structural.apply_defaults(obj, self.schema)
+
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return None  # a create with the status subresource drops status
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return self.validate_meta(obj) + structural.validate(obj, self.schema)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errors = validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        return errors + structural.validate(new, self.schema)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        structural.prune(new, self.schema)
+        structural.apply_defaults(new, self.schema)
+        return self.validate_update(new, old)
+
+
 # -- the tables ------------------------------------------------------------------------------
 
 _TRACKS_GENERATION = frozenset(
@@ -554,6 +608,7 @@ _TRACKS_GENERATION = frozenset(
         "GRPCRoute",
         "TLSRoute",
         "ReferenceGrant",
+        "CustomResourceDefinition",
     }
 )
 
@@ -582,6 +637,7 @@ _VALIDATORS: dict[str, Validator] = {
     "TLSRoute": gateway_v.validate_tls_route,
     "ReferenceGrant": gateway_v.validate_reference_grant,
     "Lease": core_v.validate_lease,
+    "CustomResourceDefinition": customresource.validate_crd,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -598,6 +654,7 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "Job": batch_v.validate_job_update,
     "IngressClass": networking_v.validate_ingress_class_update,
     "GatewayClass": gateway_v.validate_gateway_class_update,
+    "CustomResourceDefinition": customresource.validate_crd_update,
 }
 
 _STATUS_VALIDATORS: dict[str, Validator] = {
@@ -629,13 +686,21 @@ _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
     "HTTPRoute": HTTPRouteStrategy,
     "GRPCRoute": HTTPRouteStrategy,
     "TLSRoute": HTTPRouteStrategy,
+    "CustomResourceDefinition": CustomResourceDefinitionStrategy,
 }
 
 _CACHE: dict[ResourceType, Strategy] = {}
+_CUSTOM_CACHE: dict[int, Strategy] = {}
 
 
 def strategy_for(rt: ResourceType) -> Strategy:
     """The strategy of a resource (one shared instance per resource type)."""
+    if rt.custom is not None:
+        # Rows of custom resources compare by name only: a CRD's new schema is a new row.
+        custom = _CUSTOM_CACHE.get(id(rt.custom))
+        if custom is None or custom.resource.custom is not rt.custom:
+            custom = _CUSTOM_CACHE[id(rt.custom)] = CustomResourceStrategy(rt)
+        return custom
     strategy = _CACHE.get(rt)
     if strategy is None:
         strategy = _STRATEGY_CLASSES.get(rt.kind, Strategy)(rt)

@@ -35,7 +35,7 @@ from svcnet.api.errors import (
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from svcnet.api.registry import Registry, ResourceType
 from svcnet.api.strategy import strategy_for
-from svcnet.apiserver import deletion, subresources, table
+from svcnet.apiserver import customtable, deletion, subresources, table
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
 from svcnet.apiserver.hooks import CreateAdmission, HookTable, finish_nothing
@@ -51,7 +51,7 @@ from svcnet.apiserver.preparepool import PreparePool
 from svcnet.apiserver.response import Response
 from svcnet.apiserver.selection import Selection, selection_for
 from svcnet.apiserver.status import gone_for_revision, success_status
-from svcnet.apiserver.storage import ObjectStore, decode, object_bytes
+from svcnet.apiserver.storage import ObjectStore, as_served, decode, object_bytes
 from svcnet.store.interface import KeyValue
 from svcnet.util.clock import now_rfc3339
 
@@ -109,7 +109,7 @@ class ResourceHandlers:
     async def get(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         obj = await self._must_get(rt, info.namespace, info.name)
         if info.subresource == "scale":
-            return resp.respond_object(subresources.scale_of(obj))
+            return resp.respond_object(subresources.scale_of(obj, rt))
         return self._render_one(request, rt, obj)
 
     def _render_one(self, request: Request, rt: ResourceType, obj: dict[str, Any]) -> Response:
@@ -122,6 +122,7 @@ class ResourceHandlers:
                 self.clock(),
                 request.query.get("includeObject", "Metadata"),
                 obj["metadata"].get("resourceVersion", ""),
+                printer=customtable.printer_for(rt),
             )
             return resp.respond_object(t)
         if rendering is resp.Rendering.METADATA:
@@ -136,7 +137,7 @@ class ResourceHandlers:
         kvs, revision, token, remaining = await self._list_kvs(rt, info.namespace, opts, selection)
         rendering = resp.negotiate(request.headers.get("Accept", ""))
         rv = str(revision)
-        if rendering is resp.Rendering.OBJECT:
+        if rendering is resp.Rendering.OBJECT and rt.custom is None:
             body = resp.list_bytes(
                 rt.group_version,
                 rt.list_kind,
@@ -146,7 +147,12 @@ class ResourceHandlers:
                 remaining,
             )
             return resp.respond(body)
-        objs = [decode(kv) for kv in kvs]
+        objs = [as_served(rt, decode(kv)) for kv in kvs]
+        if rendering is resp.Rendering.OBJECT:
+            items = [orjson.dumps(o) for o in objs]
+            return resp.respond(
+                resp.list_bytes(rt.group_version, rt.list_kind, items, rv, token, remaining)
+            )
         if rendering is resp.Rendering.TABLE:
             t = table.table(
                 rt.group,
@@ -156,6 +162,7 @@ class ResourceHandlers:
                 request.query.get("includeObject", "Metadata"),
                 rv,
                 token,
+                printer=customtable.printer_for(rt),
             )
             return resp.respond_object(t)
         meta: dict[str, Any] = {"resourceVersion": rv}
@@ -223,7 +230,8 @@ class ResourceHandlers:
             )
         raw, content_type = request.body, request.content_type
         opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
-        if self.prepare_pool is not None:
+        # Worker processes know the built-in kinds only, not the CRDs this server serves.
+        if self.prepare_pool is not None and rt.custom is None:
             warnings, obj = await self.prepare_pool.prepare_create(
                 rt, raw, content_type, opts, info.namespace
             )

@@ -163,4 +163,12 @@ class HookTable:
         }
 
     def for_resource(self, rt: ResourceType) -> ResourceHooks:
-        return self._by_name[rt.group, rt.plural]
+        hooks = self._by_name.get((rt.group, rt.plural))
+        if hooks is None:
+            # A custom resource: the generic store's behaviour, nothing kind-specific.
+            hooks = self._by_name[rt.group, rt.plural] = ResourceHooks(rt)
+        return hooks
+
+    def add(self, rt: ResourceType, hooks: ResourceHooks) -> None:
+        """Give ``rt`` hooks of its own (the CRD controller's, on CRD writes)."""
+        self._by_name[rt.group, rt.plural] = hooks

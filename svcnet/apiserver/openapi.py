@@ -330,7 +330,16 @@ def _ref(name: str, v3: bool) -> dict[str, str]:
     return {"$ref": (V3_PREFIX if v3 else V2_PREFIX) + name}
 
 
+def custom_definition_name(r: ResourceType, kind: str | None = None) -> str:
+    """How apiextensions-apiserver names a CRD version's definitions: the group reversed,
+    then version and kind (``com.example.stable.v1.CronTab``)."""
+    group = ".".join(reversed(r.group.split(".")))
+    return f"{group}.{r.version}.{kind or r.kind}"
+
+
 def _kind_definition(r: ResourceType, kind: str | None = None) -> str:
+    if r.custom is not None:
+        return custom_definition_name(r, kind)
     name = sch.definition_name(r.group_version, kind or r.kind)
     if name is None:
         raise LookupError(f"no schema for {r.group_version} {kind or r.kind}")
@@ -746,10 +755,14 @@ class _Built:
     v2: Document
 
 
+def _published() -> list[ResourceType]:
+    return list(REGISTRY.resources)
+
+
 @cache
 def _built() -> _Built:
     groups: dict[str, list[ResourceType]] = {}
-    for r in REGISTRY.resources:
+    for r in _published():
         groups.setdefault(gv_path(r), []).append(r)
     by_path = {path: Document.of(_v3_document(rs)) for path, rs in groups.items()}
     root = Document.of(
@@ -765,8 +778,8 @@ def _built() -> _Built:
         {
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
-            "paths": _paths(REGISTRY.resources, v3=False),
-            "definitions": {name: defs[name] for name in _used_definitions(REGISTRY.resources)},
+            "paths": _paths(_published(), v3=False),
+            "definitions": {name: defs[name] for name in _used_definitions(_published())},
             "securityDefinitions": {
                 "BearerToken": {
                     "description": "Bearer Token authentication",
@@ -779,6 +792,82 @@ def _built() -> _Built:
         }
     )
     return _Built(root, by_path, v2)
+
+
+# --- custom resources ----------------------------------------------------------------------------
+
+
+def _custom_definitions(r: ResourceType) -> dict[str, Any]:
+    """The kind and list definitions of a custom resource (v2 form)."""
+    assert r.custom is not None
+    kind = dict(r.custom.published)
+    kind["x-kubernetes-group-version-kind"] = [_gvk(r)]
+    list_kind = {
+        "description": f"{r.kind}List is a list of {r.kind}",
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "items": {"type": "array", "items": _ref(custom_definition_name(r), False)},
+            "kind": {"type": "string"},
+            "metadata": _ref(META + "ListMeta", False),
+        },
+        "x-kubernetes-group-version-kind": [_gvk(r, r.list_kind)],
+    }
+    return {custom_definition_name(r): kind, custom_definition_name(r, r.list_kind): list_kind}
+
+
+def _custom_schemas(resources: list[ResourceType]) -> dict[str, Any]:
+    """Every definition the documents of ``resources`` (custom) refer to, v2 form."""
+    own: dict[str, Any] = {}
+    for r in resources:
+        own.update(_custom_definitions(r))
+    defs = sch.definitions()
+    builtin = set(_used_definitions([])) | set(_closure(_refs(own)))
+    for r in resources:
+        if "scale" in r.subresources:
+            builtin |= set(_closure(["io.k8s.api.autoscaling.v1.Scale"]))
+    return {**{n: defs[n] for n in sorted(builtin)}, **own}
+
+
+@dataclass(frozen=True)
+class CustomDocuments:
+    """The OpenAPI documents of a server that serves custom resources: the v3 root and v2
+    document of built-in and custom kinds, and every group version's v3 document."""
+
+    root: Document
+    by_path: Mapping[str, Document]
+    v2: Document
+
+
+def custom_documents(resources: list[ResourceType]) -> CustomDocuments | None:
+    """The documents of the custom rows ``resources`` (None when there are none)."""
+    if not resources:
+        return None
+    built = _built()
+    groups: dict[str, list[ResourceType]] = {}
+    for r in resources:
+        groups.setdefault(gv_path(r), []).append(r)
+    by_path: dict[str, Document] = {}
+    for path, rs in groups.items():
+        schemas = _custom_schemas(rs)
+        doc = _v3_document([])
+        doc["info"] = {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"}
+        doc["paths"] = _paths(rs, v3=True)
+        doc["components"]["schemas"] = {n: _v3_definition(n, node) for n, node in schemas.items()}
+        by_path[path] = Document.of(doc)
+    root = Document.of(
+        {
+            "paths": {
+                p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={d.etag}"}
+                for p, d in {**built.by_path, **by_path}.items()
+            }
+        }
+    )
+    v2 = json.loads(built.v2.body)
+    v2["paths"].update(_paths(resources, v3=False))
+    v2["definitions"].update(_custom_schemas(resources))
+    return CustomDocuments(root, {**built.by_path, **by_path}, Document.of(v2))
 
 
 def openapi_v3_root() -> bytes:
@@ -861,12 +950,14 @@ def serve(
     query_hash: str | None = None,
     if_none_match: str | None = None,
     now: float | None = None,
+    custom: CustomDocuments | None = None,
 ) -> OpenAPIResponse | None:
     """The whole answer to a GET under ``/openapi/``, or None when the path is not ours (404).
 
-    ``now`` (seconds since the epoch) sets the one-year ``Expires`` of hashed answers.
+    ``now`` (seconds since the epoch) sets the one-year ``Expires`` of hashed answers;
+    ``custom``: the documents of the custom resources served now.
     """
-    built = _built()
+    built: _Built | CustomDocuments = custom or _built()
     path = url_path.rstrip("/")
     if path == "/openapi/v2":
         if PROTOBUF_V2 in accept and JSON_CONTENT_TYPE not in accept and "*/*" not in accept:

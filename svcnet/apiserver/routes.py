@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -65,6 +66,7 @@ class Router:
         server_address: str,
         authenticate: Authenticate,
         tokens: TokenRequests,
+        custom_documents: Callable[[], openapi.CustomDocuments | None] = lambda: None,
     ) -> None:
         self.registry = registry
         self.handlers = handlers
@@ -72,16 +74,23 @@ class Router:
         self.pod_proxy = pod_proxy
         self.authenticate = authenticate
         self.tokens = tokens
+        self.custom_documents = custom_documents
         self.ready = True
-        # Discovery never changes while the server runs: serialize it once.
         self._api = orjson.dumps(discovery.api_versions(server_address))
+        self._version = orjson.dumps(version_info())
+        self._serialize_discovery()
+
+    def _serialize_discovery(self) -> None:
+        """Discovery changes only when the registry does (a CRD established or gone):
+        serialize it once per registry generation."""
+        registry = self.registry
+        self._generation = registry.generation
         self._apis = orjson.dumps(discovery.api_group_list(registry))
         self._agg = {
             (legacy, v): orjson.dumps(discovery.aggregated(registry, legacy, v))
             for legacy in (True, False)
             for v in ("v2", "v2beta1")
         }
-        self._version = orjson.dumps(version_info())
 
     async def handle(self, request: Request) -> Answer:
         user = await self.authenticate(request.path, request.headers.get("Authorization", ""))
@@ -146,6 +155,7 @@ class Router:
             request.headers.get("Accept", ""),
             request.query.get("hash"),
             request.headers.get("If-None-Match"),
+            custom=self.custom_documents(),
         )
         if answer is None:
             raise NotFound("the server could not find the requested resource")
@@ -156,6 +166,8 @@ class Router:
     # -- discovery ---------------------------------------------------------------------
 
     def _discovery(self, request: Request) -> Response | None:
+        if self._generation != self.registry.generation:
+            self._serialize_discovery()
         parts = [p for p in request.path.split("/") if p]
         accept = request.headers.get("Accept", "")
         if parts in (["api"], ["apis"]):

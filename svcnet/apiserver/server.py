@@ -25,6 +25,7 @@ from svcnet.apiserver.admission import ServiceAllocator, well_known_ips
 from svcnet.apiserver.auth import Authenticator
 from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
+from svcnet.apiserver.crds import CustomResourceController
 from svcnet.apiserver.handlers import ResourceHandlers, utcnow
 from svcnet.apiserver.hooks import AdmissionChain, HookTable
 from svcnet.apiserver.http1 import Http1Server
@@ -73,7 +74,8 @@ class ApiServerConfig:
 class ApiServer:
     def __init__(self, config: ApiServerConfig, registry: Registry = REGISTRY) -> None:
         self.config = config
-        self.registry = registry
+        # The server's own registry: the built-in rows plus the CRDs it serves.
+        self.registry = registry.copy()
         self.credentials: Credentials | None = None
         self.store: Store | None = None
         self.port = config.port
@@ -86,6 +88,8 @@ class ApiServer:
         self._finalizer: NamespaceFinalizer | None = None
         self._finalizer_task: asyncio.Task[None] | None = None
         self._prepare_pool: PreparePool | None = None
+        self._crds: CustomResourceController | None = None
+        self._crds_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -133,6 +137,8 @@ class ApiServer:
         self._pod_proxy = PodProxy(self.registry, objects, creds.token)
         keys = TokenKeys(load_signing_key(await asyncio.to_thread(creds.sa_key.read_bytes)))
         bound_objects = StoreObjects(objects)
+        self._crds = crds = CustomResourceController(self.registry, handlers)
+        await crds.sync()
 
         self._router = router = Router(
             self.registry,
@@ -142,6 +148,7 @@ class ApiServer:
             f"{cfg.advertise_address}:{cfg.port or DEFAULT_PORT}",
             Authenticator(creds.token, keys, bound_objects).authenticate,
             TokenRequests(keys, bound_objects),
+            lambda: crds.documents,
         )
         # aiohttp serves only the connections http1 hands over (WebSocket exec).
         self._upgrades = web.AppRunner(router.upgrade_app(), access_log=None, shutdown_timeout=2.0)
@@ -164,6 +171,7 @@ class ApiServer:
         await bootstrap(self.registry, handlers, cfg.service_cidr, cfg.advertise_address, port)
         self._finalizer = NamespaceFinalizer(self.registry, handlers)
         self._finalizer_task = asyncio.create_task(self._finalizer.run(), name="ns-finalizer")
+        self._crds_task = asyncio.create_task(crds.run(), name="crd-controller")
         self.write_kubeconfig()
         log.info("API server serving on %s", self.url)
 
@@ -172,6 +180,11 @@ class ApiServer:
             self._router.ready = False
         self._watches.close_all()
         await self._watches.wait_ended(WATCH_END_TIMEOUT)
+        if self._crds_task is not None:
+            self._crds_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._crds_task
+            self._crds_task = None
         if self._finalizer_task is not None:
             self._finalizer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -53,6 +53,15 @@ def decode(kv: KeyValue) -> dict[str, Any]:
     return obj
 
 
+def as_served(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` in the version of ``rt``: a custom resource is stored in the version it was
+    written in and served in every version of its CRD (``None`` conversion changes only the
+    apiVersion, upstream's ``nopConverter``)."""
+    if rt.custom is not None:
+        obj["apiVersion"] = rt.group_version
+    return obj
+
+
 class EncodedCache:
     """The encoded form of recent revisions, so N watchers serialize an event once."""
 
@@ -94,7 +103,7 @@ class ObjectStore:
         self, rt: ResourceType, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
         kv = await self.get_kv(rt, namespace, name)
-        return None if kv is None else decode(kv)
+        return None if kv is None else as_served(rt, decode(kv))
 
     async def list(
         self, rt: ResourceType, namespace: str | None, *, limit: int = 0, start_after: str = ""

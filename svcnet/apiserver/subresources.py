@@ -46,12 +46,47 @@ class UpdateObject(Protocol):
 # -- scale ---------------------------------------------------------------------------------
 
 
-def scale_of(obj: Obj) -> Obj:
-    """The autoscaling/v1 Scale of a workload (upstream's scale subresource)."""
+def _dotted(obj: Obj, path: str) -> Any:
+    value: Any = obj
+    for part in path.strip(".").split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _set_dotted(obj: Obj, path: str, value: Any) -> None:
+    parts = path.strip(".").split(".")
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+def _custom_scale(obj: Obj, paths: Any) -> tuple[int, int, str]:
+    """(spec replicas, status replicas, selector) at a CRD's scale paths."""
+    spec = _dotted(obj, str(paths.get("specReplicasPath") or ".spec.replicas"))
+    status = _dotted(obj, str(paths.get("statusReplicasPath") or ".status.replicas"))
+    selector = ""
+    if paths.get("labelSelectorPath"):
+        selector = str(_dotted(obj, str(paths["labelSelectorPath"])) or "")
+    return (
+        spec if isinstance(spec, int) else 0,
+        status if isinstance(status, int) else 0,
+        selector,
+    )
+
+
+def scale_of(obj: Obj, rt: ResourceType | None = None) -> Obj:
+    """The autoscaling/v1 Scale of a workload or of a custom resource with the scale
+    subresource (upstream's scale subresource; a CRD names where the replicas are)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    selector = table.format_label_selector(spec.get("selector"))
+    if rt is not None and rt.custom is not None and rt.custom.scale is not None:
+        replicas, current, selector = _custom_scale(obj, rt.custom.scale)
+    else:
+        replicas, current = int(spec.get("replicas", 1)), int(status.get("replicas", 0))
+        selector = table.format_label_selector(spec.get("selector"))
     return {
         "kind": _SCALE_GVK.kind,
         "apiVersion": f"{_SCALE_GVK.group}/{_SCALE_GVK.version}",
@@ -60,9 +95,9 @@ def scale_of(obj: Obj) -> Obj:
             for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
             if k in meta
         },
-        "spec": {"replicas": int(spec.get("replicas", 1))},
+        "spec": {"replicas": replicas},
         "status": {
-            "replicas": int(status.get("replicas", 0)),
+            "replicas": current,
             "selector": "" if selector == table.NONE else selector,
         },
     }
@@ -82,7 +117,7 @@ async def update_scale(
         user_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def mutate(current: Obj) -> Obj:
-        scale = scale_of(current)
+        scale = scale_of(current, rt)
         new_scale = apply_patch(scale, _SCALE_GVK) if apply_patch is not None else body or {}
         replicas = (new_scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
@@ -92,11 +127,14 @@ async def update_scale(
                 [invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
                 _SCALE_GVK.group,
             )
-        current.setdefault("spec", {})["replicas"] = replicas
+        if rt.custom is not None and rt.custom.scale is not None:
+            _set_dotted(current, str(rt.custom.scale.get("specReplicasPath")), replicas)
+        else:
+            current.setdefault("spec", {})["replicas"] = replicas
         return current
 
     obj, _ = await update_object(rt, info, mutate, opts, user_rv)
-    return resp.respond_object(scale_of(obj))
+    return resp.respond_object(scale_of(obj, rt))
 
 
 # -- binding -------------------------------------------------------------------------------

@@ -744,6 +744,18 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
     ("gateway.networking.k8s.io", "GRPCRoute"): ((NAME, _c("Hostnames"), AGE), _httproute_row),
 }
 _DEFAULT = ((NAME, AGE), _default_row)
+Printer = tuple[tuple[Column, ...], RowFn]
+
+
+def _crd_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
+    return [meta.get("name", ""), meta.get("creationTimestamp") or ""]
+
+
+PRINTERS[("apiextensions.k8s.io", "CustomResourceDefinition")] = (
+    (NAME, Column("Created At", type="date")),
+    _crd_row,
+)
 
 
 def columns(group: str, kind: str) -> tuple[Column, ...]:
@@ -763,11 +775,15 @@ def table(
     resource_version: str = "",
     continue_token: str = "",
     with_columns: bool = True,
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
-    """A ``meta.k8s.io/v1`` Table of ``items``; ``include_object``: Object|Metadata|None."""
+    """A ``meta.k8s.io/v1`` Table of ``items``; ``include_object``: Object|Metadata|None.
+    ``printer``: the columns and cells of a kind the table does not know (a custom
+    resource's additionalPrinterColumns)."""
+    cols, row_fn = printer or PRINTERS.get((group, kind), _DEFAULT)
     rows = []
     for obj in items:
-        row: dict[str, Any] = {"cells": row_cells(group, kind, obj, now)}
+        row: dict[str, Any] = {"cells": row_fn(obj, now)}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":
@@ -784,6 +800,6 @@ def table(
         meta["continue"] = continue_token
     out: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta}
     if with_columns:
-        out["columnDefinitions"] = [c.definition() for c in columns(group, kind)]
+        out["columnDefinitions"] = [c.definition() for c in cols]
     out["rows"] = rows
     return out

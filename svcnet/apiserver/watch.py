@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 
 from svcnet.api.registry import ResourceType
+from svcnet.apiserver import customtable, table
 from svcnet.apiserver import response as resp
-from svcnet.apiserver import table
 from svcnet.apiserver.http1 import Request, Stream
 from svcnet.apiserver.request import ListOptions
 from svcnet.apiserver.selection import Selection
 from svcnet.apiserver.status import gone_for_revision
-from svcnet.apiserver.storage import ObjectStore, decode
+from svcnet.apiserver.storage import ObjectStore, as_served, decode
 from svcnet.store.interface import (
     CompactedError,
     EventType,
@@ -151,9 +151,11 @@ class _Renderer:
         self.clock = clock
 
     def line(self, event_type: str, kv: KeyValue, obj: dict[str, Any] | None = None) -> bytes:
-        if self.rendering is resp.Rendering.OBJECT:
+        if self.rendering is resp.Rendering.OBJECT and self.rt.custom is None:
             return _line(event_type, self.objects.encoded.get(kv))
-        o = obj if obj is not None else decode(kv)
+        o = as_served(self.rt, obj if obj is not None else decode(kv))
+        if self.rendering is resp.Rendering.OBJECT:
+            return _line(event_type, orjson.dumps(o))
         if obj is not None:
             o["metadata"]["resourceVersion"] = str(kv.mod_revision)
         if self.rendering is resp.Rendering.TABLE:
@@ -164,6 +166,7 @@ class _Renderer:
                 self.clock(),
                 self.include_object,
                 str(kv.mod_revision),
+                printer=customtable.printer_for(self.rt),
             )
             return _line(event_type, orjson.dumps(t))
         return _line(event_type, orjson.dumps(resp.partial_metadata(o)))

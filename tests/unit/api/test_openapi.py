@@ -33,6 +33,7 @@ def test_root_lists_every_group_version_with_its_hash() -> None:
         "apis/gateway.networking.k8s.io/v1beta1",
         "apis/gateway.networking.k8s.io/v1alpha2",
         "apis/coordination.k8s.io/v1",
+        "apis/apiextensions.k8s.io/v1",
     }
     url = root["paths"]["api/v1"]["serverRelativeURL"]
     body = openapi.openapi_v3_document("api/v1")
@@ -80,7 +81,7 @@ def test_every_v3_reference_resolves_inside_its_document() -> None:
         def walk(n: Any, refs: set[str] = refs) -> None:
             if isinstance(n, dict):
                 for k, v in n.items():
-                    if k == "$ref":
+                    if k == "$ref" and isinstance(v, str):  # not a property named "$ref"
                         refs.add(v)
                     else:
                         walk(v)
