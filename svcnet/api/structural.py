@@ -15,8 +15,7 @@ over kube-openapi's validator):
   error as upstream's ``ConvertErrors`` does: ``spec.replicas: Invalid value: 20:
   spec.replicas in body should be less than or equal to 10``.
 
-``x-kubernetes-validations`` (CEL) rules are kept in the schema but not evaluated: no
-maintained CEL implementation is a dependency of svcnet (see docs/crds.md).
+``x-kubernetes-validations`` (CEL) rules are evaluated by :mod:`svcnet.api.celrules`.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from svcnet.api import celrules
 from svcnet.api.errors import FieldError, FieldErrorType, invalid, not_supported, required
 from svcnet.api.jsonvalue import copy_json
 
@@ -176,6 +176,9 @@ def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -
             return
     _check_value(value, schema, path, errors)
     _check_combinators(value, schema, path, errors)
+    rules = schema.get("x-kubernetes-validations")
+    if rules:
+        errors.extend(celrules.check(rules, value, str(schema.get("type") or ""), path))
     if isinstance(value, dict):
         _validate_object(value, schema, path, errors)
     elif isinstance(value, list):

@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from apiserver_harness import KUBECTL, Http, Kubectl, RunningServer
+from apiserver_harness import (
+    KUBECTL,
+    Http,
+    Kubectl,
+    RunningServer,
+    start_in_thread,
+    stop_in_thread,
+)
+
+from svcnet.apiserver.server import ApiServerConfig
 
 MANIFESTS = Path(__file__).parent / "manifests"
 CRDS = MANIFESTS / "crd-widgets.yaml"
@@ -104,6 +113,13 @@ def test_invalid_object_is_422_with_field_paths(k: Kubectl) -> None:
         "* spec.size: Invalid value: \"LARGEXX\": spec.size in body should match '^[a-z]+$'" in err
     )
     assert "* spec.rules: Too many: must have at most 2 items" in err
+    cel = k.run(
+        "create", "-f", "-", input=_widget("cel", "{size: a, rules: [forbidden]}"), check=False
+    )
+    assert (
+        "spec.rules: Invalid value: \"array\": failed rule: self.all(r, r != 'forbidden')"
+        in cel.stderr
+    )
     missing = k.run("create", "-f", "-", input=_widget("nosize", "{color: red}"), check=False)
     assert "spec.size: Required value" in missing.stderr
     typed = k.run(
@@ -349,3 +365,21 @@ def _until(check: object, timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.1)
+
+
+def test_stored_crds_are_served_at_once_after_a_restart(tmp_path: Path) -> None:
+    config = ApiServerConfig(data_dir=tmp_path / "server", port=0)
+    running, thread = start_in_thread(config)
+    try:
+        k = Kubectl(running.kubeconfig, "default")
+        _install(k)
+        k("create", "-f", "-", input=_widget("kept", "{size: a}"))
+    finally:
+        stop_in_thread(running, thread)
+    running, thread = start_in_thread(ApiServerConfig(data_dir=tmp_path / "server", port=0))
+    try:
+        k = Kubectl(running.kubeconfig, "default")
+        # No wait for Established: the restarted server serves stored CRDs before it listens.
+        assert k("get", "wd", "kept", "-o", "jsonpath={.spec.color}") == "red"
+    finally:
+        stop_in_thread(running, thread)

@@ -1,0 +1,87 @@
+"""``x-kubernetes-validations``: the CEL rules of a CRD schema, evaluated with cel-python.
+
+Each rule is compiled once (by its text) and evaluated with ``self`` bound to the value of the
+schema node that carries it, as apiextensions-apiserver's ``cel.Validator`` does. A rule that
+evaluates to false is a field error worded as upstream's: its ``message``, or ``failed rule:
+<rule>``; the bad value shown is the node's type (``Invalid value: "object": ...``). A rule's
+``fieldPath`` is appended to the node's path and its ``reason`` picks the error type.
+
+Not evaluated (accepted and kept): transition rules (they use ``oldSelf``, which needs the old
+object's value at the same path) and ``messageExpression`` (the static ``message`` or the rule
+is used).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import celpy
+from celpy.adapter import json_to_cel
+
+from svcnet.api.errors import FieldError, FieldErrorType
+
+_REASONS = {
+    "FieldValueInvalid": FieldErrorType.INVALID,
+    "FieldValueForbidden": FieldErrorType.FORBIDDEN,
+    "FieldValueRequired": FieldErrorType.REQUIRED,
+    "FieldValueDuplicate": FieldErrorType.DUPLICATE,
+}
+
+
+class RuleError(Exception):
+    """A rule that does not compile (the CRD's validation reports it)."""
+
+
+@lru_cache(maxsize=1024)
+def _program(rule: str) -> Any:
+    env = celpy.Environment()
+    try:
+        return env.program(env.compile(rule))
+    except Exception as exc:  # cel-python raises its own parser errors
+        raise RuleError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def compile_error(rule: str) -> str:
+    """Why ``rule`` does not compile, or "" when it does (or cannot be checked here)."""
+    try:
+        _program(rule)
+    except RuleError as exc:
+        return str(exc)
+    return ""
+
+
+def check(
+    rules: Sequence[Mapping[str, Any]], value: Any, schema_type: str, path: str
+) -> list[FieldError]:
+    """The errors of the rules of one schema node for its value."""
+    errors: list[FieldError] = []
+    for rule in rules:
+        text = str(rule.get("rule") or "")
+        if not text or "oldSelf" in text:
+            continue
+        try:
+            program = _program(text)
+            ok = program.evaluate({"self": json_to_cel(value)})
+        except RuleError:
+            continue  # refused when the CRD was written; nothing to enforce
+        except Exception as exc:
+            errors.append(_error(rule, path, schema_type, f"{_failed(rule)}: {exc}"))
+            continue
+        if not bool(ok):
+            errors.append(_error(rule, path, schema_type, _failed(rule)))
+    return errors
+
+
+def _failed(rule: Mapping[str, Any]) -> str:
+    return str(rule.get("message") or f"failed rule: {rule.get('rule')}")
+
+
+def _error(rule: Mapping[str, Any], path: str, schema_type: str, detail: str) -> FieldError:
+    field_path = str(rule.get("fieldPath") or "")
+    where = path + field_path if field_path.startswith((".", "[")) else path
+    kind = _REASONS.get(str(rule.get("reason") or ""), FieldErrorType.INVALID)
+    if kind is FieldErrorType.INVALID:
+        return FieldError(kind, where, detail, schema_type)
+    return FieldError(kind, where, detail)

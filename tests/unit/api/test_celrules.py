@@ -1,0 +1,54 @@
+"""x-kubernetes-validations: CEL rules evaluated on custom resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from svcnet.api import celrules, structural
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.min <= self.max", "message": "min must not exceed max"},
+                {"rule": "!has(self.mode) || self.mode != 'off'", "fieldPath": ".mode",
+                 "reason": "FieldValueForbidden"},
+                {"rule": "self.min == oldSelf.min"},  # a transition rule: not evaluated here
+            ],
+            "properties": {
+                "min": {"type": "integer"},
+                "max": {"type": "integer"},
+                "mode": {"type": "string"},
+                "tags": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "x-kubernetes-validations": [{"rule": "self.all(t, t != 'bad')"}],
+                },
+            },
+        }
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        ({"min": 1, "max": 2}, []),
+        ({"min": 3, "max": 2}, ['spec: Invalid value: "object": min must not exceed max']),
+        ({"min": 1, "max": 2, "mode": "off"}, ["spec.mode: Forbidden: failed rule: "
+                                               "!has(self.mode) || self.mode != 'off'"]),
+        ({"min": 1, "max": 2, "tags": ["ok", "bad"]},
+         ["spec.tags: Invalid value: \"array\": failed rule: self.all(t, t != 'bad')"]),
+    ],
+)  # fmt: skip
+def test_rules_as_upstream_reports_them(spec: dict[str, Any], want: list[str]) -> None:
+    assert [str(e) for e in structural.validate({"spec": spec}, SCHEMA)] == want
+
+
+def test_a_rule_that_does_not_compile_is_named() -> None:
+    assert celrules.compile_error("self.a ==") != ""
+    assert celrules.compile_error("self.a == 1") == ""
