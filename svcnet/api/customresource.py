@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from svcnet.api import celrules, structural
+from svcnet.api import structural
 from svcnet.api.errors import (
     FieldError,
     FieldErrorType,
@@ -225,11 +225,6 @@ def _structural_errors(node: Mapping[str, Any], path: str, root: bool = False) -
     )
     if not kind and not untyped_ok and not root:
         errors.append(required(f"{path}.type", "must not be empty for specified object fields"))
-    for i, rule in enumerate(node.get("x-kubernetes-validations") or ()):
-        why = celrules.compile_error(str((rule or {}).get("rule") or ""))
-        if why:
-            rp = f"{path}.x-kubernetes-validations[{i}].rule"
-            errors.append(invalid(rp, rule.get("rule"), f"compilation failed: {why}"))
     for key, child in (node.get("properties") or {}).items():
         if isinstance(child, Mapping):
             if root and key == "metadata":

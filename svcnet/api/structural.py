@@ -346,4 +346,7 @@ def _embed(node: Any) -> Any:
     out = {k: _embed(v) if k != "default" and k != "enum" else v for k, v in node.items()}
     if out.get("x-kubernetes-embedded-resource"):
         _add_type_meta(out)
+    if out.get("x-kubernetes-int-or-string") and "anyOf" not in out and "type" not in out:
+        # As upstream publishes it (kubectl explain then says IntOrString).
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     return out
