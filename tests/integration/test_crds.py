@@ -383,3 +383,13 @@ def test_stored_crds_are_served_at_once_after_a_restart(tmp_path: Path) -> None:
         assert k("get", "wd", "kept", "-o", "jsonpath={.spec.color}") == "red"
     finally:
         stop_in_thread(running, thread)
+
+
+def test_strategic_merge_patch_is_refused_and_categories_reach_get_all(k: Kubectl) -> None:
+    k("create", "-f", "-", input=_widget("cat", "{size: a}"))
+    smp = k.run("patch", "wd", "cat", "-p", '{"spec":{"color":"blue"}}', check=False)
+    assert (
+        "application/strategic-merge-patch+json is not supported by example.com/v1, Kind=Widget"
+        in smp.stderr
+    )
+    assert "widget.example.com/cat" in k("get", "all", "-o", "name").split()
