@@ -6,8 +6,9 @@ evaluates to false is a field error worded as upstream's: its ``message``, or ``
 <rule>``; the bad value shown is the node's type (``Invalid value: "object": ...``). A rule's
 ``fieldPath`` is appended to the node's path and its ``reason`` picks the error type.
 
-Not evaluated (accepted and kept): transition rules (they use ``oldSelf``, which needs the old
-object's value at the same path), rules cel-python cannot parse or evaluate (Kubernetes' own
+A transition rule (one using ``oldSelf``) runs on updates only, where the stored object had a
+value at the same place (object fields and map keys; list items are not correlated).
+Not evaluated (accepted and kept): rules cel-python cannot parse or evaluate (Kubernetes' own
 CEL libraries), and ``messageExpression`` (the static ``message`` or the rule is used).
 """
 
@@ -30,6 +31,10 @@ _REASONS = {
 }
 
 
+# The old value of a node that has none (a create, a new field).
+NO_OLD: Any = object()
+
+
 @lru_cache(maxsize=1024)
 def _program(rule: str) -> Any:
     env = celpy.Environment()
@@ -37,16 +42,27 @@ def _program(rule: str) -> Any:
 
 
 def check(
-    rules: Sequence[Mapping[str, Any]], value: Any, schema_type: str, path: str
+    rules: Sequence[Mapping[str, Any]],
+    value: Any,
+    schema_type: str,
+    path: str,
+    old: Any = NO_OLD,
 ) -> list[FieldError]:
-    """The errors of the rules of one schema node for its value."""
+    """The errors of the rules of one schema node for its value (``old``: its value in the
+    stored object, on an update)."""
     errors: list[FieldError] = []
     for rule in rules:
         text = str(rule.get("rule") or "")
-        if not text or "oldSelf" in text:
+        activation = {"self": json_to_cel(value)}
+        if "oldSelf" in text:
+            # A transition rule runs on updates of a value that was there before.
+            if old is NO_OLD:
+                continue
+            activation["oldSelf"] = json_to_cel(old)
+        if not text:
             continue
         try:
-            ok = _program(text).evaluate({"self": json_to_cel(value)})
+            ok = _program(text).evaluate(activation)
         except Exception:
             # cel-python lacks Kubernetes' CEL libraries (url(), quantity(), isSorted()…) and
             # optional syntax: a rule it cannot parse or evaluate is not enforced, rather than

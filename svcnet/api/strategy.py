@@ -581,7 +581,7 @@ class CustomResourceStrategy(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errors = validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
-        return errors + structural.validate(new, self.schema)
+        return errors + structural.validate(new, self.schema, old)
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         structural.prune(new, self.schema)
@@ -691,6 +691,7 @@ _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
 
 _CACHE: dict[ResourceType, Strategy] = {}
 _CUSTOM_CACHE: dict[int, Strategy] = {}
+_CUSTOM_CACHE_SIZE = 512
 
 
 def strategy_for(rt: ResourceType) -> Strategy:
@@ -699,6 +700,8 @@ def strategy_for(rt: ResourceType) -> Strategy:
         # Rows of custom resources compare by name only: a CRD's new schema is a new row.
         custom = _CUSTOM_CACHE.get(id(rt.custom))
         if custom is None or custom.resource.custom is not rt.custom:
+            if len(_CUSTOM_CACHE) >= _CUSTOM_CACHE_SIZE:
+                _CUSTOM_CACHE.clear()  # the strategies of replaced CRD versions go
             custom = _CUSTOM_CACHE[id(rt.custom)] = CustomResourceStrategy(rt)
         return custom
     strategy = _CACHE.get(rt)

@@ -99,11 +99,14 @@ def apply_defaults(value: Any, schema: Schema | None) -> None:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def validate(obj: Mapping[str, Any], schema: Schema) -> list[FieldError]:
-    """The schema errors of a whole custom resource (its metadata is ObjectMeta's business)."""
+def validate(
+    obj: Mapping[str, Any], schema: Schema, old: Mapping[str, Any] | None = None
+) -> list[FieldError]:
+    """The schema errors of a whole custom resource (its metadata is ObjectMeta's business);
+    ``old``, on an update: the stored object, for the CEL transition rules (``oldSelf``)."""
     errors: list[FieldError] = []
     body = {k: v for k, v in obj.items() if k != "metadata"}
-    _validate(body, _without_metadata(schema), "", errors)
+    _validate(body, _without_metadata(schema), "", errors, celrules.NO_OLD if old is None else old)
     return errors
 
 
@@ -159,7 +162,9 @@ def _regex(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
-def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -> None:
+def _validate(
+    value: Any, schema: Schema, path: str, errors: list[FieldError], old: Any = celrules.NO_OLD
+) -> None:
     if value is None:
         if schema.get("nullable") or not schema.get("type"):
             return
@@ -178,9 +183,9 @@ def _validate(value: Any, schema: Schema, path: str, errors: list[FieldError]) -
     _check_combinators(value, schema, path, errors)
     rules = schema.get("x-kubernetes-validations")
     if rules:
-        errors.extend(celrules.check(rules, value, str(schema.get("type") or ""), path))
+        errors.extend(celrules.check(rules, value, str(schema.get("type") or ""), path, old))
     if isinstance(value, dict):
-        _validate_object(value, schema, path, errors)
+        _validate_object(value, schema, path, errors, old)
     elif isinstance(value, list):
         _validate_array(value, schema, path, errors)
 
@@ -281,7 +286,7 @@ def _check_count(
 
 
 def _validate_object(
-    value: dict[str, Any], schema: Schema, path: str, errors: list[FieldError]
+    value: dict[str, Any], schema: Schema, path: str, errors: list[FieldError], old: Any
 ) -> None:
     for name in schema.get("required") or ():
         if name not in value:
@@ -293,13 +298,21 @@ def _validate_object(
     for key, child in value.items():
         child_path = _join(path, key)
         if key in props:
-            _validate(child, props[key], child_path, errors)
+            _validate(child, props[key], child_path, errors, _old_child(old, key))
         elif isinstance(extra, Mapping):
-            _validate(child, extra, child_path, errors)
+            _validate(child, extra, child_path, errors, _old_child(old, key))
     if embedded:
         for key in _TYPE_META:
             if not value.get(key):
                 errors.append(required(_join(path, key), "must not be empty"))
+
+
+def _old_child(old: Any, key: str) -> Any:
+    """The old value of a property: transition rules follow object fields and map keys (list
+    items are not correlated here)."""
+    if isinstance(old, dict) and key in old:
+        return old[key]
+    return celrules.NO_OLD
 
 
 def _validate_array(value: list[Any], schema: Schema, path: str, errors: list[FieldError]) -> None:

@@ -393,3 +393,13 @@ def test_strategic_merge_patch_is_refused_and_categories_reach_get_all(k: Kubect
         in smp.stderr
     )
     assert "widget.example.com/cat" in k("get", "all", "-o", "name").split()
+
+
+def test_cel_transition_rule_makes_a_field_immutable(k: Kubectl) -> None:
+    k("create", "-f", "-", input=_widget("zoned", "{size: a, zone: east}"))
+    k("patch", "wd", "zoned", "--type=merge", "-p", '{"spec":{"size":"b"}}')
+    moved = k.run(
+        "patch", "wd", "zoned", "--type=merge", "-p", '{"spec":{"zone":"west"}}', check=False
+    )
+    assert 'spec.zone: Invalid value: "string": zone is immutable' in moved.stderr
+    assert json.loads(k("get", "wd", "zoned", "-o", "json"))["spec"]["zone"] == "east"

@@ -53,3 +53,13 @@ def test_rules_as_upstream_reports_them(spec: dict[str, Any], want: list[str]) -
 def test_a_rule_cel_python_cannot_evaluate_is_not_enforced(rule: str) -> None:
     schema = {"type": "object", "x-kubernetes-validations": [{"rule": rule}]}
     assert celrules.check(schema["x-kubernetes-validations"], {"a": 1}, "object", "spec") == []
+
+
+def test_a_transition_rule_runs_on_updates_only() -> None:
+    new = {"spec": {"min": 2, "max": 3}}
+    old = {"spec": {"min": 1, "max": 3}}
+    assert structural.validate(new, SCHEMA) == []  # a create: no oldSelf
+    assert [str(e) for e in structural.validate(new, SCHEMA, old)] == [
+        'spec: Invalid value: "object": failed rule: self.min == oldSelf.min'
+    ]
+    assert structural.validate(old, SCHEMA, old) == []
