@@ -14,7 +14,7 @@ from typing import Any
 
 from svcnet.api import objects
 from svcnet.api.objects import ObjView
-from svcnet.netpol.compiler import Compiled, compile_policies
+from svcnet.netpol.compiler import Compiled, IncrementalCompiler
 from svcnet.netpol.model import (
     NamespaceInfo,
     PodInfo,
@@ -50,6 +50,8 @@ class ChangeTracker:
         # The highest resourceVersion of a NetworkPolicy event recorded, and as of the last drain.
         self.policy_revision = 0
         self.drained_policy_revision = 0
+        # One per node compiled (the agent compiles its own; tests compile several).
+        self._compilers: dict[str, IncrementalCompiler] = {}
 
     # --- recording (called by informer handlers) ----------------------------------------------
 
@@ -116,6 +118,9 @@ class ChangeTracker:
             self._pending[okey] = before
         if self._pending[okey] == value:
             del self._pending[okey]  # the change undid itself
+        if before != value:
+            for c in self._compilers.values():
+                _touch(c, okey)
 
     # --- reading (called by the sync loop) ----------------------------------------------------
 
@@ -135,9 +140,24 @@ class ChangeTracker:
         return out
 
     def compile(self, node: str) -> Compiled:
-        return compile_policies(
-            node, self._policies.values(), self._pods.values(), self._namespaces.values()
-        )
+        """What ``node`` enforces now; only the policies changed since its last compile, or
+        whose peers or targets changed, are compiled again (see :class:`IncrementalCompiler`)."""
+        compiler = self._compilers.get(node)
+        if compiler is None:
+            compiler = self._compilers[node] = IncrementalCompiler(node)
+        return compiler.compile(self._policies, self._pods.values(), self._namespaces)
+
+
+def _touch(compiler: IncrementalCompiler, okey: ObjectKey) -> None:
+    kind, key = okey
+    if kind == "policy":
+        assert isinstance(key, PolicyKey)
+        compiler.touch_policy(key)
+    elif kind == "pod":
+        assert isinstance(key, PodKey)
+        compiler.touch_pod(key.namespace)
+    else:
+        compiler.touch_namespace()
 
 
 def _running(obj: ObjView) -> bool:

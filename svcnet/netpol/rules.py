@@ -210,25 +210,51 @@ class Desired:
         return sum(len(els) for _, els in self.sets.values())
 
 
-def _policy_objects(
-    pol: CompiledPolicy,
-    chains: dict[str, tuple[BaseChain | None, tuple[Rule, ...]]],
-    sets: dict[str, tuple[SetSpec, frozenset[Element]]],
-) -> None:
+_Chains = dict[str, tuple[BaseChain | None, tuple[Rule, ...]]]
+_Sets = dict[str, tuple[SetSpec, frozenset[Element]]]
+
+
+def _policy_objects(pol: CompiledPolicy) -> tuple[_Chains, _Sets]:
+    """The chain of one policy and the sets it looks up."""
     d = pol.direction
-    name = policy_chain(d, pol.key)
+    sets: _Sets = {}
     targets = f"targets-{pol.selector_id}"
     sets[targets] = (_ADDRESSES, frozenset(Element((ip,)) for ip in pol.targets))
     rules: list[Rule] = [rule(SetLookup((_POD_FIELD[d],), targets, negate=True), RETURN)]
     for r in pol.rules:
         rules.extend(_rule_rules(pol, r, sets))
-    chains[name] = (None, tuple(rules))
+    return {policy_chain(d, pol.key): (None, tuple(rules))}, sets
+
+
+class PolicyObjects:
+    """Each policy's chain and sets, kept while its compiled form is the same object.
+
+    :class:`~svcnet.netpol.compiler.IncrementalCompiler` hands back the very same
+    :class:`CompiledPolicy` for a policy nothing touched, so a sync after one change builds
+    the nft objects of that change only, and the unchanged sets stay the same values (which
+    :func:`build_partial` then skips without comparing their elements).
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[Direction, PolicyKey], tuple[CompiledPolicy, _Chains, _Sets]] = {}
+
+    def of(self, pol: CompiledPolicy) -> tuple[_Chains, _Sets]:
+        key = (pol.direction, pol.key)
+        hit = self._memo.get(key)
+        if hit is None or hit[0] is not pol:
+            hit = (pol, *_policy_objects(pol))
+            self._memo[key] = hit
+        return hit[1], hit[2]
+
+    def keep_only(self, compiled: Compiled) -> None:
+        for key in [k for k in self._memo if k not in compiled.policies]:
+            del self._memo[key]
 
 
 def _rule_rules(
     pol: CompiledPolicy,
     r: CompiledRule,
-    sets: dict[str, tuple[SetSpec, frozenset[Element]]],
+    sets: _Sets,
 ) -> list[Rule]:
     d = pol.direction
     comment = f"{pol.key} {d.value}[{r.index}]"[:120]
@@ -257,7 +283,10 @@ def _rule_rules(
 
 
 def desired_state(
-    compiled: Compiled, pod_cidr: str = "", flow_log: FlowLog | None = None
+    compiled: Compiled,
+    pod_cidr: str = "",
+    flow_log: FlowLog | None = None,
+    memo: PolicyObjects | None = None,
 ) -> Desired:
     """The table that enforces ``compiled``. Policies selecting no local pod get nothing.
 
@@ -266,9 +295,13 @@ def desired_state(
     is closed, whatever policies its namespace will turn out to have (fail-closed). The agent
     waits for the sync that knows a new pod before starting its containers, so a pod in an
     open namespace is open by the time it runs. With ``flow_log`` every drop is logged first.
+    ``memo`` keeps each policy's objects between calls (the sync loop's).
     """
-    chains: dict[str, tuple[BaseChain | None, tuple[Rule, ...]]] = {}
-    sets: dict[str, tuple[SetSpec, frozenset[Element]]] = {}
+    if memo is None:
+        memo = PolicyObjects()
+    memo.keep_only(compiled)
+    chains: _Chains = {}
+    sets: _Sets = {}
     if pod_cidr:
         sets[LOCAL_PODS] = (_ADDRESSES, frozenset(Element((ip,)) for ip in compiled.local))
     for d in Direction:
@@ -302,7 +335,9 @@ def desired_state(
                 pol = compiled.policies[(d, key)]
                 if not pol.targets:
                     continue
-                _policy_objects(pol, chains, sets)
+                pol_chains, pol_sets = memo.of(pol)
+                chains.update(pol_chains)
+                sets.update(pol_sets)
                 jumps.append(rule(jump(policy_chain(d, key))))
             drop = _logged_drop(flow_log, d, ns)
             chains[namespace_chain(d, ns)] = (None, (*jumps, *drop))
@@ -352,7 +387,7 @@ def build_partial(cfg: NetpolConfig, old: Desired, new: Desired) -> Transaction:
     additions: list[tuple[str, Iterable[Element]]] = []
     for name in sorted(set(new.sets) & set(old.sets)):
         before, after = old.sets[name][1], new.sets[name][1]
-        if before != after:
+        if before is not after and before != after:
             b.delete_elements(name, sorted(before - after))
             additions.append((name, sorted(after - before)))
     for name in changed_chains:

@@ -24,6 +24,7 @@ from svcnet.netpol.compiler import Compiled
 from svcnet.netpol.rules import (
     Desired,
     NetpolConfig,
+    PolicyObjects,
     build_cleanup,
     build_full,
     build_partial,
@@ -87,6 +88,7 @@ class Syncer(SyncLoop[SyncResult]):
         self.conntrack = conntrack
         self.state: Desired | None = None  # None: the next sync is a full one
         self.compiled: Compiled | None = None
+        self._objects = PolicyObjects()  # each policy's nft objects, rebuilt when it changes
         self._last_full = float("-inf")
         self._last_check = float("-inf")
         self._drains = 0  # syncs that drained the tracker
@@ -139,7 +141,7 @@ class Syncer(SyncLoop[SyncResult]):
             return SyncResult(False, True, 0, 0.0)
         with paused_gc():
             compiled = self.tracker.compile(self.cfg.node_name)
-            desired = desired_state(compiled, self.cfg.pod_cidr, self.cfg.flow_log)
+            desired = desired_state(compiled, self.cfg.pod_cidr, self.cfg.flow_log, self._objects)
         try:
             tx: Transaction | None = None
             if not full:
