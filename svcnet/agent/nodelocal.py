@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from svcnet.agent import netgate
 from svcnet.agent.flowtap import record_flows
@@ -72,22 +73,12 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
     """
     pod_cidr, _ = await _node_pod_cidr(client, node_name)
     recorder = EventRecorder(client, "svcnet-netpol", node_name)
-
-    def unreadable(policy: ObjView, why: str) -> None:
-        recorder.event(
-            policy,
-            WARNING,
-            "FailedToProgram",
-            f"node {node_name} cannot program this policy ({why}): every pod of its namespace "
-            "stays closed for its policy types",
-        )
-
     cfg = NetpolConfig(node_name=node_name, pod_cidr=pod_cidr)
     runner = NetpolRunner(
         factory,
         cfg,
         NftExecutor(),
-        on_unreadable=unreadable,
+        on_unreadable=failed_to_program(recorder, node_name),
         conntrack=ConntrackExecutor(),
     )
     unregister = netgate.gate(node_name).register(
@@ -113,6 +104,21 @@ async def run_netpol(client: ApiClient, factory: SharedInformerFactory, node_nam
                 )
     finally:
         unregister()
+
+
+def failed_to_program(recorder: EventRecorder, node_name: str) -> Callable[[ObjView, str], None]:
+    """What tells a policy's owner that this node cannot program it, and what that means."""
+
+    def unreadable(policy: ObjView, why: str) -> None:
+        recorder.event(
+            policy,
+            WARNING,
+            "FailedToProgram",
+            f"node {node_name} cannot program this policy ({why}): every pod of its namespace "
+            "stays closed for its policy types",
+        )
+
+    return unreadable
 
 
 async def report_programmed(client: ApiClient, node_name: str, syncer: Syncer) -> None:

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from svcnet.agent.nodelocal import failed_to_program
 from svcnet.api.registry import NETWORKPOLICIES
+from svcnet.client.events import EventRecorder
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import ClientConfig
@@ -113,3 +115,49 @@ async def test_a_policy_the_compiler_cannot_read_closes_the_namespace_and_says_w
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+async def test_a_policy_it_cannot_program_gets_a_warning_event_saying_why(
+    fake: FakeApiServer,
+) -> None:
+    for obj in layout():
+        fake.put(obj)
+    fake.put(
+        policy(
+            "bad",
+            podSelector={"matchLabels": {"pod": "b"}},
+            ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}],
+        )
+    )
+    async with ApiClient(ClientConfig(server=fake.url, token=TOKEN)) as client:
+        recorder = EventRecorder(client, "svcnet-netpol", "node-1")
+        runner = NetpolRunner(
+            SharedInformerFactory(client),
+            NetpolConfig("node-1"),
+            FakeNft(),
+            on_unreadable=failed_to_program(recorder, "node-1"),
+            min_interval=0.0,
+        )
+        tasks = [asyncio.create_task(runner.run()), asyncio.create_task(recorder.run())]
+        try:
+            events: list[dict[str, object]] = []
+
+            async def written() -> bool:
+                events[:] = (await client.list("events", "x"))["items"]
+                return bool(events)
+
+            deadline = asyncio.get_running_loop().time() + 5
+            while not await written():
+                assert asyncio.get_running_loop().time() < deadline, "no event"
+                await asyncio.sleep(0.02)
+            [ev] = events
+            assert (ev["type"], ev["reason"]) == ("Warning", "FailedToProgram")
+            assert ev["involvedObject"]["name"] == "bad"  # type: ignore[index]
+            assert ev["message"] == (
+                "node node-1 cannot program this policy ('33' is not a valid netmask): every "
+                "pod of its namespace stays closed for its policy types"
+            )
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
