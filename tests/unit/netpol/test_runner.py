@@ -83,9 +83,7 @@ async def test_policies_pods_and_namespaces_from_the_api_reach_the_table(
                 await task
 
 
-async def test_a_policy_the_compiler_cannot_read_closes_the_namespace_and_says_why(
-    fake: FakeApiServer,
-) -> None:
+def put_layout_and_unreadable_policy(fake: FakeApiServer) -> None:
     for obj in layout():
         fake.put(obj)
     # The fake API server stores what the real one would refuse (an invalid CIDR).
@@ -96,6 +94,12 @@ async def test_a_policy_the_compiler_cannot_read_closes_the_namespace_and_says_w
             ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}],
         )
     )
+
+
+async def test_a_policy_the_compiler_cannot_read_closes_the_namespace_and_says_why(
+    fake: FakeApiServer,
+) -> None:
+    put_layout_and_unreadable_policy(fake)
     told: list[tuple[str, str]] = []
     nft = FakeNft()
     async with ApiClient(ClientConfig(server=fake.url, token=TOKEN)) as client:
@@ -120,15 +124,7 @@ async def test_a_policy_the_compiler_cannot_read_closes_the_namespace_and_says_w
 async def test_a_policy_it_cannot_program_gets_a_warning_event_saying_why(
     fake: FakeApiServer,
 ) -> None:
-    for obj in layout():
-        fake.put(obj)
-    fake.put(
-        policy(
-            "bad",
-            podSelector={"matchLabels": {"pod": "b"}},
-            ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}],
-        )
-    )
+    put_layout_and_unreadable_policy(fake)
     async with ApiClient(ClientConfig(server=fake.url, token=TOKEN)) as client:
         recorder = EventRecorder(client, "svcnet-netpol", "node-1")
         runner = NetpolRunner(
