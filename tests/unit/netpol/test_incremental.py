@@ -1,6 +1,6 @@
 """The incremental compiler: after any sequence of changes, the tracker's compile of a node
-equals a compile from scratch of the same objects, and a change recompiles only the policies
-it can touch.
+equals a compile from scratch of the same objects (and the nft objects kept per policy the
+table built anew), and a change recompiles only the policies it can touch.
 
 Fixture ranges: see ``builders``.
 """
@@ -8,17 +8,20 @@ Fixture ranges: see ``builders``.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
 from svcnet.netpol.changetracker import ChangeTracker
-from svcnet.netpol.compiler import compile_policies
+from svcnet.netpol.compiler import Compiled, CompiledPolicy, compile_policies
+from svcnet.netpol.model import Direction, PolicyKey
+from svcnet.netpol.rules import PolicyObjects, desired_state
 
 from .builders import NODE_IPS, layout, namespace, pod, policy
 from .test_partial import _feed, _objects_after
 
 
-def _from_scratch(tracker: ChangeTracker, node: str) -> object:
+def _from_scratch(tracker: ChangeTracker, node: str) -> Compiled:
     return compile_policies(
         node, tracker._policies.values(), tracker._pods.values(), tracker._namespaces.values()
     )
@@ -30,6 +33,7 @@ def test_incremental_compile_equals_a_compile_from_scratch(seed: int) -> None:
     tracker = ChangeTracker()
     for o in layout():
         _feed(tracker, o)
+    memos = {node: PolicyObjects() for node in NODE_IPS}
     for step in range(60):
         for o in _objects_after(step, rng):
             _feed(tracker, o)
@@ -45,10 +49,15 @@ def test_incremental_compile_equals_a_compile_from_scratch(seed: int) -> None:
                 ),
             )
         for node in NODE_IPS:
-            assert tracker.compile(node) == _from_scratch(tracker, node), (seed, step, node)
+            compiled = tracker.compile(node)
+            scratch = _from_scratch(tracker, node)
+            assert compiled == scratch, (seed, step, node)
+            # The nft objects kept per policy make the same table as building them anew.
+            kept = desired_state(compiled, "10.244.0.0/16", memos[node])
+            assert kept == desired_state(scratch, "10.244.0.0/16"), (seed, step, node)
 
 
-def _forms(tracker: ChangeTracker, node: str) -> dict[object, object]:
+def _forms(tracker: ChangeTracker, node: str) -> dict[tuple[Direction, PolicyKey], CompiledPolicy]:
     return dict(tracker.compile(node).policies)
 
 
@@ -71,7 +80,7 @@ DENY_Z = policy("deny", ns="z", policy_types=["Ingress"])
     ],
 )
 def test_a_change_recompiles_only_what_it_touches(
-    change: dict[str, object], recompiled: set[str]
+    change: dict[str, Any], recompiled: set[str]
 ) -> None:
     tracker = ChangeTracker()
     for o in [*layout(), ALLOW_FROM_Y, DENY_Z]:
