@@ -17,10 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol as Structural
 from typing import TypeVar
 
-from svcnet.netpol.compiler import Compiled, CompiledPolicy, judge
+from svcnet.netpol.compiler import Compiled, judge
 from svcnet.netpol.model import Direction, Protocol
-
-Signature = tuple[CompiledPolicy, ...]
 
 
 class Entry(Structural):
@@ -40,22 +38,29 @@ class Entry(Structural):
 E = TypeVar("E", bound=Entry)
 
 
-def _signatures(compiled: Compiled, d: Direction) -> Mapping[str, Signature]:
-    out: dict[str, list[CompiledPolicy]] = {}
-    for (direction, _), pol in compiled.policies.items():
-        if direction is d:
-            for ip in pol.targets:
-                out.setdefault(ip, []).append(pol)
-    return {ip: tuple(p) for ip, p in out.items()}
-
-
 def narrowed(old: Compiled | None, new: Compiled) -> dict[Direction, frozenset[str]]:
-    """Local pods isolated by ``new`` whose policies differ from ``old``'s, per direction."""
+    """Local pods isolated by ``new`` whose policies differ from ``old``'s, per direction.
+
+    Only the targets of policies added, removed or changed count: the incremental compiler
+    hands back the same object for a policy nothing touched, so a sync after one change
+    looks at that change's pods, not at every pod of every policy.
+    """
     out: dict[Direction, frozenset[str]] = {}
     for d in Direction:
-        before = _signatures(old, d) if old is not None else {}
-        after = _signatures(new, d)
-        out[d] = frozenset(ip for ip in new.isolated[d] if after.get(ip, ()) != before.get(ip, ()))
+        if old is None:
+            out[d] = frozenset(new.isolated[d])
+            continue
+        touched: set[str] = set()
+        for key, pol in new.policies.items():
+            before = old.policies.get(key)
+            if key[0] is d and before is not pol and before != pol:
+                touched.update(pol.targets)
+                if before is not None:
+                    touched.update(before.targets)
+        for key, before in old.policies.items():
+            if key[0] is d and key not in new.policies:
+                touched.update(before.targets)
+        out[d] = frozenset(ip for ip in touched if ip in new.isolated[d])
     return out
 
 

@@ -16,6 +16,7 @@ from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.compiler import Compiled, CompiledPolicy, compile_policies
 from svcnet.netpol.model import Direction, PolicyKey
 from svcnet.netpol.rules import PolicyObjects, desired_state
+from svcnet.netpol.stale import narrowed
 
 from .builders import NODE_IPS, layout, namespace, pod, policy
 from .test_partial import _feed, _objects_after
@@ -34,6 +35,7 @@ def test_incremental_compile_equals_a_compile_from_scratch(seed: int) -> None:
     for o in layout():
         _feed(tracker, o)
     memos = {node: PolicyObjects() for node in NODE_IPS}
+    previous: dict[str, Compiled] = {}
     for step in range(60):
         for o in _objects_after(step, rng):
             _feed(tracker, o)
@@ -55,6 +57,30 @@ def test_incremental_compile_equals_a_compile_from_scratch(seed: int) -> None:
             # The nft objects kept per policy make the same table as building them anew.
             kept = desired_state(compiled, "10.244.0.0/16", memos[node])
             assert kept == desired_state(scratch, "10.244.0.0/16"), (seed, step, node)
+            # The pods whose conntrack entries are judged again: found from changed policies.
+            before = previous.get(node)
+            assert narrowed(before, compiled) == _narrowed_by_signature(before, scratch)
+            previous[node] = compiled
+
+
+def _narrowed_by_signature(old: Compiled | None, new: Compiled) -> dict[Direction, frozenset[str]]:
+    """What :func:`narrowed` means: isolated pods whose list of selecting policies differs."""
+
+    def signatures(c: Compiled | None, d: Direction) -> dict[str, list[CompiledPolicy]]:
+        out: dict[str, list[CompiledPolicy]] = {}
+        for (direction, _), pol in (c.policies if c else {}).items():
+            if direction is d:
+                for ip in pol.targets:
+                    out.setdefault(ip, []).append(pol)
+        return out
+
+    result = {}
+    for d in Direction:
+        before, after = signatures(old, d), signatures(new, d)
+        result[d] = frozenset(
+            ip for ip in new.isolated[d] if after.get(ip, []) != before.get(ip, [])
+        )
+    return result
 
 
 def _forms(tracker: ChangeTracker, node: str) -> dict[tuple[Direction, PolicyKey], CompiledPolicy]:
