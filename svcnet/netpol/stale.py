@@ -39,28 +39,32 @@ E = TypeVar("E", bound=Entry)
 
 
 def narrowed(old: Compiled | None, new: Compiled) -> dict[Direction, frozenset[str]]:
-    """Local pods isolated by ``new`` whose policies differ from ``old``'s, per direction.
+    """Local pods isolated by ``new`` whose allowed traffic may be less than under ``old``,
+    per direction: only their conntrack entries are judged again.
 
-    Only the targets of policies added, removed or changed count: the incremental compiler
-    hands back the same object for a policy nothing touched, so a sync after one change
-    looks at that change's pods, not at every pod of every policy.
+    Policies are additive (an isolated pod allows the union of what its policies allow), so a
+    pod is narrowed only when it becomes isolated, or a policy that selected it stops doing so
+    or changes its rules. A policy added to pods that are already isolated narrows nothing:
+    the sync that programs it lists no conntrack table. The incremental compiler hands back
+    the same object for a policy nothing touched, so the comparison looks at changes only.
     """
     out: dict[Direction, frozenset[str]] = {}
     for d in Direction:
+        isolated = new.isolated[d]
         if old is None:
-            out[d] = frozenset(new.isolated[d])
+            out[d] = frozenset(isolated)
             continue
-        touched: set[str] = set()
-        for key, pol in new.policies.items():
-            before = old.policies.get(key)
-            if key[0] is d and before is not pol and before != pol:
-                touched.update(pol.targets)
-                if before is not None:
-                    touched.update(before.targets)
+        pods = {ip for ip in isolated if ip not in old.isolated[d]}
         for key, before in old.policies.items():
-            if key[0] is d and key not in new.policies:
-                touched.update(before.targets)
-        out[d] = frozenset(ip for ip in touched if ip in new.isolated[d])
+            after = new.policies.get(key)
+            if key[0] is not d or after is before:
+                continue
+            if after is None or (after.rules is not before.rules and after.rules != before.rules):
+                lost = before.targets
+            else:
+                lost = before.targets - after.targets
+            pods.update(ip for ip in lost if ip in isolated)
+        out[d] = frozenset(pods)
     return out
 
 
