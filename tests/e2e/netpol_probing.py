@@ -69,7 +69,7 @@ def programmed(c: Cluster) -> dict[str, int]:
     }
 
 
-def wait_programmed(c: Cluster, revision: int, nodes: int = 2, timeout: float = 60) -> None:
+def wait_programmed(c: Cluster, revision: int, nodes: int = 2, timeout: float = 120) -> None:
     """Until every node reports a NetworkPolicy revision at least ``revision``."""
     deadline = time.monotonic() + timeout
     values = programmed(c)
