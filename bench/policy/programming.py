@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from bench.cluster.harness import BenchCluster, machine_load, percentile, running_cluster
-from bench.cluster.memory import start_pods
+from bench.cluster.pod_start import deployment
 from bench.cluster.procs import children, components, usage
 from bench.table import Machine, Row, command_line, print_rows
 from svcnet.api.errors import ApiError
@@ -121,6 +121,22 @@ async def create_and_wait(c: BenchCluster, first: int, n: int, one_by_one: bool)
     return out
 
 
+async def start_idle_pods(c: BenchCluster, n: int, timeout: float = 900) -> None:
+    """A Deployment of ``n`` idle pods; returns once each runs with an address (what a policy
+    selects; readiness plays no part, and a loaded machine's missed heartbeats can leave pods
+    NotReady for a long time)."""
+    async with c.api() as api:
+        await api.create(deployment("idle", n, probe=False))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pods = (await api.list("pods", "default", label_selector="bench=idle"))["items"]
+            running = [p for p in pods if (p.get("status") or {}).get("podIP")]
+            if len(running) >= n:
+                return
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"{n} idle pods without an address after {timeout}s")
+
+
 def rule_counts(c: BenchCluster) -> dict[str, int]:
     """Rules in each node's NetworkPolicy table."""
     out = {}
@@ -152,8 +168,8 @@ def main() -> None:
     args = ap.parse_args()
     rows: list[Row] = []
     with running_cluster(nodes=2) as c:
-        asyncio.run(start_pods(c, args.pods, timeout=900))
-        print(f"{args.pods} pods Ready; load: {machine_load()}", flush=True)
+        asyncio.run(start_idle_pods(c, args.pods))
+        print(f"{args.pods} pods running; load: {machine_load()}", flush=True)
         machine = Machine.now()
         before = agent_rss_mib(c)
         ms = [x * 1000 for x in asyncio.run(create_and_wait(c, 0, args.policies, True))]
