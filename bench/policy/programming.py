@@ -40,6 +40,7 @@ from svcnet.api.wellknown import NETPOL_PROGRAMMED_ANNOTATION
 from svcnet.client.rest import ApiClient, ConnectionFailed
 
 TARGET_P99_MS = 500
+SETTLE = 20.0
 
 
 def policy(i: int) -> dict[str, Any]:
@@ -130,7 +131,12 @@ async def start_idle_pods(c: BenchCluster, n: int, timeout: float = 900) -> None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pods = (await api.list("pods", "default", label_selector="bench=idle"))["items"]
-            running = [p for p in pods if (p.get("status") or {}).get("podIP")]
+            running = [
+                p
+                for p in pods
+                if (p.get("status") or {}).get("podIP")
+                and (p.get("status") or {}).get("phase") == "Running"
+            ]
             if len(running) >= n:
                 return
             await asyncio.sleep(0.5)
@@ -169,6 +175,7 @@ def main() -> None:
     rows: list[Row] = []
     with running_cluster(nodes=2) as c:
         asyncio.run(start_idle_pods(c, args.pods))
+        time.sleep(SETTLE)  # the agents' start-up work done before their memory is read
         print(f"{args.pods} pods running; load: {machine_load()}", flush=True)
         machine = Machine.now()
         before = agent_rss_mib(c)
