@@ -81,7 +81,7 @@ def partial_sync(
     """One partial sync as the agent's syncer runs it: (new state, seconds, operations)."""
     start = time.perf_counter()
     with paused_gc():
-        new = desired_state(t.compile(NODE), memo=memo)
+        new = desired_state(t.compile(NODE), flow_log=cfg.flow_log, memo=memo)
         tx = build_partial(cfg, old, new)
     ex.apply_sync(tx)
     return new, time.perf_counter() - start, len(tx)
@@ -94,7 +94,7 @@ def measure(ex: NftExecutor, pods: int, policies: int) -> tuple[str, int]:
     memo = PolicyObjects()
     with paused_gc():
         start = time.perf_counter()
-        desired = desired_state(t.compile(NODE), memo=memo)
+        desired = desired_state(t.compile(NODE), flow_log=cfg.flow_log, memo=memo)
         computed = time.perf_counter() - start
     start = time.perf_counter()
     ex.apply_sync(build_full(cfg, desired))

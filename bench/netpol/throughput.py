@@ -132,7 +132,7 @@ def main() -> None:
     args = ap.parse_args()
     machine = Machine.now()
     cfg = NetpolConfig(NODE, BLOCK)
-    desired = desired_state(world(args.policies).compile(NODE), BLOCK)
+    desired = desired_state(world(args.policies).compile(NODE), BLOCK, cfg.flow_log)
     runs: dict[bool, list[float]] = {False: [], True: []}
     with topology(f"nptp-{os.getpid()}") as names:
         nft = NftExecutor(netns=names["node"])

@@ -112,7 +112,9 @@ def test_agent_restart_never_opens_a_denied_pod(cluster: Cluster, sig: signal.Si
         ok_old = [t for t in answered["ok"][old_ip] if t < killed]
         ok_new = answered["ok"][new_ip]
         assert ok_old and ok_new, "the allowed prober must see the server before and after"
-        assert answered["bad"][old_ip] == [], "the denied prober got through while the agent restarted"
+        assert answered["bad"][old_ip] == [], (
+            "the denied prober got through while the agent restarted"
+        )
         assert answered["bad"][new_ip] == [], "the denied prober reached the restarted server"
     finally:
         for w in watches.values():

@@ -15,7 +15,7 @@ import pytest
 from svcnet.netpol.changetracker import ChangeTracker
 from svcnet.netpol.compiler import Compiled, CompiledPolicy, compile_policies, judge
 from svcnet.netpol.model import Direction, PolicyKey, Protocol
-from svcnet.netpol.rules import PolicyObjects, desired_state
+from svcnet.netpol.rules import FLOW_LOG, PolicyObjects, desired_state
 from svcnet.netpol.stale import narrowed
 
 from .builders import NAMESPACES, NODE_IPS, POD_NAMES, layout, namespace, pod, pod_ip, policy
@@ -55,8 +55,8 @@ def test_incremental_compile_equals_a_compile_from_scratch(seed: int) -> None:
             scratch = _from_scratch(tracker, node)
             assert compiled == scratch, (seed, step, node)
             # The nft objects kept per policy make the same table as building them anew.
-            kept = desired_state(compiled, "10.244.0.0/16", memos[node])
-            assert kept == desired_state(scratch, "10.244.0.0/16"), (seed, step, node)
+            kept = desired_state(compiled, "10.244.0.0/16", FLOW_LOG, memos[node])
+            assert kept == desired_state(scratch, "10.244.0.0/16", FLOW_LOG), (seed, step, node)
             # The pods whose conntrack entries are not judged again lost nothing.
             before = previous.get(node)
             if before is not None:
