@@ -143,6 +143,12 @@ async def start_idle_pods(c: BenchCluster, n: int, timeout: float = 900) -> None
     raise RuntimeError(f"{n} idle pods without an address after {timeout}s")
 
 
+def slowest(ms: list[float], n: int = 5) -> str:
+    """The ``n`` slowest samples as ``#index ms``: whether they cluster says what delayed them."""
+    top = sorted(range(len(ms)), key=lambda i: ms[i], reverse=True)[:n]
+    return ", ".join(f"#{i} {ms[i]:.0f}" for i in sorted(top))
+
+
 def rule_counts(c: BenchCluster) -> dict[str, int]:
     """Rules in each node's NetworkPolicy table."""
     out = {}
@@ -183,7 +189,8 @@ def main() -> None:
         p50, p99 = statistics.median(ms), percentile(ms, 99)
         print(
             f"programming latency, {args.policies} policies over {args.pods} pods, 2 nodes: "
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms):.0f} ms; "
+            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms):.0f} ms "
+            f"(slowest, by creation order: {slowest(ms)}); "
             f"rules {rule_counts(c)}; load: {machine_load()}",
             flush=True,
         )
