@@ -144,6 +144,7 @@ class PodWorker:
         self._terminate = asyncio.Event()
         self._gone = False  # the pod object is already deleted: nothing to write
         self._last_status: dict[str, Any] | None = None
+        self._written_version: object = None  # the resourceVersion our last status write made
         self._probe_tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._probed_pid: dict[str, int] = {}
         self._trackers: dict[tuple[str, ProbeKind], ProbeTracker] = {}
@@ -162,6 +163,16 @@ class PodWorker:
         if objects.meta(pod).get("deletionTimestamp"):
             self._terminate.set()
             return
+        if (
+            self._last_status is not None
+            and _newer(objects.meta(pod).get("resourceVersion"), self._written_version)
+            and _condition_states(pod.get("status") or {}) != _condition_states(self._last_status)
+        ):
+            # Someone else wrote the pod's conditions (the node lifecycle controller marks
+            # every pod of a node NotReady when its heartbeats stop): the node's own view is
+            # written back, as kubelet's status manager reconciles a status that differs.
+            self._last_status = None
+            self._mark_dirty()
         if self.volumes is not None:
             self.volumes.pod_changed(pod)
         self._start_new_ephemeral()
@@ -580,7 +591,7 @@ class PodWorker:
             if status == self._last_status:
                 continue
             try:
-                await self.ctx.client.patch(
+                written = await self.ctx.client.patch(
                     "pods",
                     self.name,
                     {"status": status},
@@ -589,6 +600,7 @@ class PodWorker:
                     subresource="status",
                 )
                 self._last_status = status
+                self._written_version = objects.meta(written).get("resourceVersion")
             except NotFound:
                 self._gone = True
                 self._terminate.set()
@@ -837,3 +849,21 @@ class PodWorker:
             pass
         except (ApiError, ConnectionFailed) as e:
             log.warning("pod %s/%s: final delete: %s", self.namespace, self.name, e)
+
+
+def _condition_states(status: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(c.get("type")): str(c.get("status"))
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping)
+    }
+
+
+def _newer(version: object, than: object) -> bool:
+    """Whether an object seen at ``version`` comes after our write at ``than``: an event
+    older than it does not show what others wrote since. svcnet's resourceVersions are
+    integers; anything else counts as newer (a needless rewrite at worst)."""
+    try:
+        return int(str(version)) > int(str(than))
+    except ValueError:
+        return True

@@ -298,3 +298,29 @@ async def _answer_200(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     await writer.drain()
     writer.close()
+
+
+async def test_conditions_written_by_another_are_written_back(env: Env) -> None:
+    # The node lifecycle controller marks a silent node's pods NotReady; once the node is
+    # heard again its agent must put its own view back, as kubelet's status manager does.
+    worker, task = await start(env, pod("back", {"image": "busybox", "command": ["sleep", "9"]}))
+
+    async def ready_state() -> str:
+        st = await status_of(env, "back")
+        return {c["type"]: c["status"] for c in st.get("conditions") or []}.get("Ready", "")
+
+    await eventually(lambda: _is(ready_state, "True"))
+    obj = await env.client.get("pods", "back", "default")
+    for c in obj["status"]["conditions"]:
+        if c["type"] == "Ready":
+            c["status"] = "False"
+    marked = await env.client.update_status(obj)
+    assert await ready_state() == "False"
+    worker.update(marked)
+    await eventually(lambda: _is(ready_state, "True"))
+    worker.kill()
+    await task
+
+
+async def _is(get: Any, want: str) -> bool:
+    return bool(await get() == want)
