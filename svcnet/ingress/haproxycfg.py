@@ -43,6 +43,7 @@ from svcnet.ingress.gateway import (
 from svcnet.ingress.model import Endpoint, PathType, RoutingModel
 
 MIN_SLOTS = 16
+MIN_RETRIES = 3  # HAProxy's default, for a backend without slots
 HOSTS_MAP = "hosts.map"
 WILDCARDS_MAP = "wildcards.map"
 CRT_LIST = "crt-list"
@@ -121,15 +122,19 @@ def render(
     backends_shape: list[str] = []
     servers: list[ServerSlot] = []
     for backend in model.backends:
+        held_slots = slots.get(backend.name, ())
         lines = [f"backend {backend.name}", "    balance roundrobin"]
         if backend.proto == TCP:
             lines.append("    mode tcp")
         lines += _settings_lines(backend.settings)
+        # Scaling down stops several endpoints at once, often neighbours in round-robin
+        # order: a request may meet each of them before their removal lands.
+        lines.append(f"    retries {max(MIN_RETRIES, len(held_slots) - 1)}")
         # gRPC backends speak cleartext HTTP/2 with prior knowledge (h2c).
         proto = " proto h2" if backend.proto == H2 else ""
         backends_full += lines
         backends_shape += lines
-        for i, held in enumerate(slots.get(backend.name, ())):
+        for i, held in enumerate(held_slots):
             name = _server_name(i)
             backends_shape.append(f"    server {name}{proto}")
             if held is None:
@@ -218,10 +223,27 @@ def _head(
         f"    timeout server {layout.timeout_server}",
         "    timeout http-request 10s",
         "    timeout http-keep-alive 60s",
-        # An endpoint that went away between two updates costs a retry on another, not a 502.
-        "    retries 3",
+        # An endpoint that went away before its removal reached HAProxy (Kubernetes signals
+        # the pod and removes its endpoint at the same time) costs a retry on another, not a
+        # 503: a refused connection, or a connection closed with no response (the server
+        # exited with the request in flight, or closed an idle connection HAProxy reused).
+        # Each backend allows one attempt per server slot (its ``retries``, below); a slow
+        # answer is not retried (``response-timeout`` would repeat a request that may have
+        # done its work).
         "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout",
+        "    retry-on conn-failure empty-response",
+        # ... and is out of rotation from its first failed connection on (passive health:
+        # ``observe`` needs ``check``), so that the next attempt, this request's or another's,
+        # goes to a server not yet tried. The active check only brings a server back after a
+        # blip; Kubernetes' readiness decides which endpoints are in the backend at all.
+        "    default-server check inter 2s rise 1 fall 3"
+        " observe layer4 error-limit 1 on-error mark-down",
+        # A client's first request may take an idle connection to the endpoint that another
+        # client's request left (HAProxy's default, ``safe``, opens a new one for it): with a
+        # new client connection per request that is one handshake instead of two, as nginx's
+        # upstream ``keepalive``. A reused connection the endpoint closed meanwhile is what
+        # ``empty-response`` retries.
+        "    http-reuse always",
         "",
         "frontend healthz",
         f"    bind :{layout.health_port}",

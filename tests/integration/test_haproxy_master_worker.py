@@ -9,12 +9,13 @@ No root: HAProxy listens on free loopback ports; two small HTTP servers on 127.0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import shutil
 import socket
 import threading
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,20 +44,25 @@ class _Name(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def endpoints() -> Iterator[tuple[int, list[str]]]:
-    port = free_port()
-    servers = [
-        http.server.ThreadingHTTPServer((ip, port), _Name) for ip in ("127.0.0.2", "127.0.0.3")
-    ]
+@contextlib.contextmanager
+def name_servers(ips: Sequence[str], port: int) -> Iterator[None]:
+    """An HTTP server on each of ``ips`` answering with its own address."""
+    servers = [http.server.ThreadingHTTPServer((ip, port), _Name) for ip in ips]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     try:
-        yield port, ["127.0.0.2", "127.0.0.3"]
+        yield
     finally:
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+@pytest.fixture
+def endpoints() -> Iterator[tuple[int, list[str]]]:
+    port = free_port()
+    with name_servers(("127.0.0.2", "127.0.0.3"), port):
+        yield port, ["127.0.0.2", "127.0.0.3"]
 
 
 def configuration(
