@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -39,6 +40,9 @@ class Echo(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # Stop at SIGTERM, in-flight requests and all, as many servers do (and as PID 1 of its
+    # namespace it would otherwise ignore SIGTERM and serve until SIGKILL).
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     server = http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Echo)
     if os.environ.get("TLS_PEM"):
         # TLS terminated here, not by the proxy (passthrough tests): certificate and key in
