@@ -128,6 +128,7 @@ class Load:
             if conn is None:
                 conn, used = self._connect(), False
             stale = False
+            used = used and conn.sock is not None  # http.client reconnects after a close
             try:
                 try:
                     status, body = self._one(conn)
