@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from svcnet.agent import netgate
+from svcnet.agent.admission import Rejection, admit
 from svcnet.agent.containers import BackoffPolicy
 from svcnet.agent.images import ensure_bin_dir
 from svcnet.agent.node_status import (
@@ -52,13 +53,13 @@ from svcnet.agent.node_status import (
     read_machine_info,
 )
 from svcnet.agent.objectwatch import ObjectWatcher
-from svcnet.agent.pod_worker import NodeContext, PodWorker
-from svcnet.agent.sandbox import SandboxManager
+from svcnet.agent.pod_worker import NodeContext, PodWorker, pod_ref
+from svcnet.agent.sandbox import NodeNetwork, SandboxManager
 from svcnet.agent.zygote_runner import ZygoteRunner
 from svcnet.api.errors import AlreadyExists, ApiError, NotFound
 from svcnet.api.ranges import CLUSTER_DNS_IP
 from svcnet.api.registry import PODS, SERVICES
-from svcnet.client.events import EventRecorder
+from svcnet.client.events import WARNING, EventRecorder
 from svcnet.client.informer import (
     DeletedFinalStateUnknown,
     FuncHandler,
@@ -148,7 +149,12 @@ class Agent:
             NetnsPluginExec(None),
             config.cni_plugin_dirs,
         )
-        self.sandboxes = SandboxManager(ops, self.cni, config.node_netns or config.node_name)
+        self.sandboxes = SandboxManager(
+            ops,
+            self.cni,
+            config.node_netns or config.node_name,
+            node=NodeNetwork((config.node_ip,), config.node_name),
+        )
         self.ready = asyncio.Event()
         # Built-in images start from a warm fork server (one per node, on first use).
         self.bin_dir = str(self.node_dir / "bin")
@@ -310,11 +316,35 @@ class Agent:
                             preconditions={"uid": uid},
                         )
                 continue
+            active = [
+                w.pod
+                for w in self.workers.values()
+                if (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            ]
+            if (rejection := admit(pod, active)) is not None:
+                await self._reject(pod, rejection)
+                continue
             worker = PodWorker(ctx, pod)
             self.workers[key] = worker
             task = asyncio.create_task(worker.run(), name=f"pod-{key}")
             self._worker_tasks[key] = task
             task.add_done_callback(functools.partial(self._forget, key, worker))
+
+    async def _reject(self, pod: dict[str, Any], rejection: Rejection) -> None:
+        """kubelet's rejectPod: a Warning event, then the pod Failed; nothing runs."""
+        self.recorder.event(pod_ref(pod), WARNING, rejection.reason, rejection.message)
+        meta = pod.get("metadata") or {}
+        try:
+            await self.client.patch(
+                "pods",
+                str(meta.get("name")),
+                {"status": rejection.status},
+                "merge",
+                str(meta.get("namespace")),
+                subresource="status",
+            )
+        except (ApiError, ConnectionFailed) as e:
+            log.warning("pod %s/%s: rejecting: %s", meta.get("namespace"), meta.get("name"), e)
 
     def _forget(self, key: str, worker: PodWorker, _task: object = None) -> None:
         if self.workers.get(key) is worker:

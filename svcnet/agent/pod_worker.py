@@ -111,6 +111,21 @@ class NodeContext:
     pods_root: str | None = None
 
 
+def host_port_mappings(containers: Sequence[Mapping[str, Any]]) -> tuple[PortMapping, ...]:
+    """The CNI portmap entries of a pod in its own network namespace."""
+    return tuple(
+        PortMapping(
+            int(p["hostPort"]),
+            int(p.get("containerPort", p["hostPort"])),
+            str(p.get("protocol") or "TCP").lower(),
+            str(p.get("hostIP") or ""),
+        )
+        for c in containers
+        for p in c.get("ports") or []
+        if p.get("hostPort")
+    )
+
+
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
     meta = objects.meta(pod)
     ref = {
@@ -308,17 +323,10 @@ class PodWorker:
 
     async def _make_sandbox(self) -> bool:
         spec = self.pod.get("spec") or {}
-        ports = tuple(
-            PortMapping(
-                int(p["hostPort"]),
-                int(p.get("containerPort", p["hostPort"])),
-                str(p.get("protocol") or "TCP").lower(),
-                str(p.get("hostIP") or ""),
-            )
-            for c in self.spec_containers
-            for p in c.get("ports") or []
-            if p.get("hostPort")
-        )
+        host_network = bool(spec.get("hostNetwork"))
+        # A hostNetwork pod's containers bind their ports on the node themselves (its
+        # hostPorts equal its containerPorts): no port mapping, as the CNI portmap is skipped.
+        ports = () if host_network else host_port_mappings(self.spec_containers)
         aliases = tuple(
             (str(a.get("ip", "")), tuple(str(h) for h in a.get("hostnames") or []))
             for a in spec.get("hostAliases") or []
@@ -337,12 +345,14 @@ class PodWorker:
             cluster_domain=self.ctx.cluster_domain,
             host_aliases=aliases,
             port_mappings=ports,
+            host_network=host_network,
         )
         delay = SANDBOX_RETRY_INITIAL
         while not self._terminate.is_set():
             try:
                 self.sandbox = await self.ctx.sandboxes.create(self.sandbox_spec)
-                if self.ctx.network_gate is not None:
+                # NetworkPolicy does not select hostNetwork pods: nothing to program first.
+                if self.ctx.network_gate is not None and not host_network:
                     # A pod deleted (or its node stopped) while its rules are being
                     # programmed stops waiting at once.
                     admit = asyncio.ensure_future(
@@ -478,7 +488,7 @@ class PodWorker:
             command,
             args,
             env,
-            netns=self.sandbox.netns,
+            netns=self.sandbox.netns or None,
             hostname=self.sandbox.hostname,
             etc_dir=self.sandbox.etc_dir,
             volumes=self.mounted,

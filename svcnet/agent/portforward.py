@@ -47,8 +47,12 @@ class PortForwardError(Exception):
     pass
 
 
-def _socket_in(netns_path: str, family: socket.AddressFamily) -> socket.socket:
-    """A TCP socket made in ``netns_path``; the calling thread returns to its own namespace."""
+def socket_in(
+    netns_path: str,
+    family: socket.AddressFamily,
+    kind: socket.SocketKind = socket.SOCK_STREAM,
+) -> socket.socket:
+    """A socket made in ``netns_path``; the calling thread returns to its own namespace."""
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -59,7 +63,7 @@ def _socket_in(netns_path: str, family: socket.AddressFamily) -> socket.socket:
         finally:
             os.close(target)
         try:
-            return socket.socket(family, socket.SOCK_STREAM)
+            return socket.socket(family, kind)
         finally:
             if _libc.setns(own, CLONE_NEWNET) != 0:
                 # A thread left in a pod's namespace would make every later socket there.
@@ -78,7 +82,7 @@ def netns_dialer(netns_path: str) -> Dial:
             (socket.AF_INET, "127.0.0.1", "IPv4: dial tcp4"),
             (socket.AF_INET6, "::1", "IPv6 dial tcp6"),
         ):
-            sock = await loop.run_in_executor(_executor, _socket_in, netns_path, family)
+            sock = await loop.run_in_executor(_executor, socket_in, netns_path, family)
             try:
                 sock.setblocking(False)
                 await loop.sock_connect(sock, (host, port))

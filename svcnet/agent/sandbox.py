@@ -1,5 +1,10 @@
 """Pod sandboxes: a network namespace per pod, wired by CNI, plus the pod's own /etc files.
 
+A ``hostNetwork: true`` pod has no namespace of its own and no CNI ADD, as under containerd
+(the CRI's NamespaceMode NODE): its containers stay in the node's network namespace (the
+agent's own), its IPs are the node's, its hostname is the node's, and its /etc/hosts is the
+node's with the pod's host aliases appended (kubelet's ``nodeHostsFileContent``).
+
 A pod's namespace is named ``<node netns>_<namespace>_<pod>_<uid>`` ("_" never appears in a
 Kubernetes name, so the parts cannot run together, and every pod of a node is found by the
 node's prefix when the node or the whole cluster is swept). Its /etc files live in
@@ -45,6 +50,20 @@ class SandboxSpec:
     cluster_domain: str = "cluster.local"
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     port_mappings: tuple[PortMapping, ...] = ()
+    host_network: bool = False
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    """What a hostNetwork pod takes from its node."""
+
+    ips: tuple[str, ...]
+    hostname: str
+    hosts_file: str = "/etc/hosts"
+
+
+# setns(2) into this is a no-op for the agent: where a hostNetwork pod's port-forward dials.
+OWN_NETNS_PATH = "/proc/self/ns/net"
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,7 @@ class Sandbox:
     pod_ips: tuple[str, ...]
     hostname: str
     container_id: str
+    host_network: bool = False
 
     @property
     def pod_ip(self) -> str:
@@ -95,6 +115,19 @@ def render_hosts(
     return out
 
 
+def render_node_hosts(node_hosts: str, host_aliases: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """/etc/hosts of a hostNetwork pod (kubelet's nodeHostsFileContent): the node's file, then
+    the pod's host aliases."""
+    out = node_hosts
+    if host_aliases:
+        if out and not out.endswith("\n"):
+            out += "\n"
+        out += "\n# Entries added by HostAliases.\n"
+        for ip, names in host_aliases:
+            out += f"{ip}\t" + "\t".join(names) + "\n"
+    return out
+
+
 def pod_fqdn(pod: PodIdentity, cluster_domain: str) -> str:
     if not pod.subdomain:
         return ""
@@ -114,11 +147,13 @@ class SandboxManager:
         cni: CniRuntime,
         node_netns: str,
         etc_root: str = ETC_NETNS_DIR,
+        node: NodeNetwork | None = None,
     ) -> None:
         self.ops = ops
         self.cni = cni
         self.node_netns = node_netns
         self.etc_root = etc_root
+        self.node = node or NodeNetwork((), node_netns)
 
     def netns_name(self, pod: PodIdentity) -> str:
         return sandbox_netns_name(self.node_netns, pod.namespace, pod.name, pod.uid)
@@ -136,6 +171,8 @@ class SandboxManager:
 
     async def create(self, spec: SandboxSpec) -> Sandbox:
         """Namespace, CNI ADD, then the /etc files (the hosts file needs the pod IP)."""
+        if spec.host_network:
+            return await asyncio.to_thread(self._create_on_node, spec)
         name = self.netns_name(spec.pod)
         await asyncio.to_thread(self.ops.add_netns, name)
         try:
@@ -159,27 +196,61 @@ class SandboxManager:
             container_id=spec.pod.uid,
         )
 
+    def _create_on_node(self, spec: SandboxSpec) -> Sandbox:
+        """A hostNetwork pod's sandbox: only its /etc files (the directory keeps the name a
+        namespace would have, so a sweep by the node's prefix finds it too)."""
+        name = self.netns_name(spec.pod)
+        etc_dir = os.path.join(self.etc_root, name)
+        try:
+            node_hosts = Path(self.node.hosts_file).read_text()
+        except FileNotFoundError:
+            node_hosts = ""
+        try:
+            self._write_etc(etc_dir, spec, self.node.ips, self.node.hostname, node_hosts)
+        except OSError as e:
+            shutil.rmtree(etc_dir, ignore_errors=True)
+            raise SandboxError(f"writing /etc files of {name}: {e}") from e
+        return Sandbox(
+            netns="",
+            netns_path=OWN_NETNS_PATH,
+            etc_dir=etc_dir,
+            pod_ips=self.node.ips,
+            hostname=self.node.hostname,
+            container_id=spec.pod.uid,
+            host_network=True,
+        )
+
     def _write_etc(
-        self, etc_dir: str, spec: SandboxSpec, pod_ips: Sequence[str], hostname: str
+        self,
+        etc_dir: str,
+        spec: SandboxSpec,
+        pod_ips: Sequence[str],
+        hostname: str,
+        node_hosts: str | None = None,
     ) -> None:
         os.makedirs(etc_dir, exist_ok=True)
-        files = {
-            "hosts": render_hosts(
+        hosts = (
+            render_node_hosts(node_hosts, spec.host_aliases)
+            if node_hosts is not None
+            else render_hosts(
                 pod_ips, hostname, pod_fqdn(spec.pod, spec.cluster_domain), spec.host_aliases
-            ),
-            "resolv.conf": spec.resolv_conf,
-            "hostname": hostname + "\n",
-        }
+            )
+        )
+        files = {"hosts": hosts, "resolv.conf": spec.resolv_conf, "hostname": hostname + "\n"}
         for fname, content in files.items():
             Path(etc_dir, fname).write_text(content)
 
     async def check(self, spec: SandboxSpec) -> None:
         """CNI CHECK: raises CniError when the pod's network is not as ADD left it."""
-        await self.cni.check(self._attachment(spec))
+        if not spec.host_network:
+            await self.cni.check(self._attachment(spec))
 
     async def destroy(self, spec: SandboxSpec) -> None:
         """CNI DEL, then the namespace and files. Safe to repeat."""
         name = self.netns_name(spec.pod)
+        if spec.host_network:  # the node's namespace and its processes are not the pod's
+            shutil.rmtree(os.path.join(self.etc_root, name), ignore_errors=True)
+            return
         try:
             await self.cni.delete(self._attachment(spec))
         finally:

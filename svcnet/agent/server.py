@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from svcnet.agent import crilog
+from svcnet.agent.containers import OUTPUT_DRAIN, RestartPolicy
 from svcnet.agent.flowtap import node_flows
 from svcnet.agent.portforward import (
     CHANNEL_PROTOCOLS as PF_CHANNEL_PROTOCOLS,
@@ -69,6 +70,7 @@ from svcnet.agent.streamio import (
     pump_tunnel,
     tunnel_connection,
 )
+from svcnet.api.errors import AGENT_REFUSAL_HEADER
 from svcnet.dataplane.process import command_for_exec
 
 if TYPE_CHECKING:
@@ -82,6 +84,18 @@ FOLLOW_POLL = 0.1
 FLOWS_WAIT = 30.0
 
 
+@web.middleware
+async def _refusal_text(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A refused stream upgrade keeps its words for the API server (see AGENT_REFUSAL_HEADER)."""
+    try:
+        resp: web.StreamResponse = await handler(request)
+    except web.HTTPException as e:
+        if e.status >= 400 and e.text and request.headers.get("Upgrade"):
+            e.headers[AGENT_REFUSAL_HEADER] = " ".join(e.text.split())
+        raise
+    return resp
+
+
 class AgentServer:
     def __init__(self, agent: Agent, token: str) -> None:
         self.agent = agent
@@ -90,7 +104,7 @@ class AgentServer:
         self._tunnels: set[asyncio.Task[None]] = set()
 
     async def _setup(self) -> web.AppRunner:
-        app = web.Application(middlewares=[self._auth])
+        app = web.Application(middlewares=[self._auth, _refusal_text])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
@@ -299,17 +313,25 @@ class AgentServer:
     async def _attach(self, request: web.Request) -> web.StreamResponse:
         worker, container = self._worker(request)
         pc = worker.containers
-        if pc is None or pc.pid(container) is None:
-            raise web.HTTPBadRequest(
-                text=f'container {container} is not running in pod "{worker.name}"'
+        if pc is None or (pc.pid(container) is None and not replayable(pc, container)):
+            # kubelet's GetAttach finds running containers only, and its streaming.WriteError
+            # answers 500.
+            raise web.HTTPInternalServerError(
+                text=f"container {container} not found in pod {worker.name}_{worker.namespace}"
             )
+        ended = pc.pid(container) is None
+        cio = pc.ios.get(container)
+        if ended and cio is not None:
+            # Ended before its first attach: the output is still being copied to its log.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cio.ended.wait(), OUTPUT_DRAIN)
         path = pc.log_file(container)
         assert path is not None
         want_stdin, tty = (
             request.query.get(k, "").lower() in ("1", "true") for k in ("stdin", "tty")
         )
         ws, io = await self._remotecommand(request, want_stdin, tty)
-        session = AttachSession(io, pc, container, path, want_stdin)
+        session = AttachSession(io, pc, container, path, want_stdin, ended)
         await session.run()
         return ws
 
@@ -501,26 +523,47 @@ def read_log(path: str) -> list[crilog.Entry]:
         return []
 
 
+def replayable(pc: PodContainers, container: str) -> bool:
+    """An instance that ended before anyone attached, started for ``kubectl run`` (stdinOnce,
+    or a pod that does not restart it): its first attach is served its log. kubelet would have
+    reported such a short container's pod completed before kubectl attached, and kubectl
+    would have printed its logs; svcnet reports Running at once, so kubectl attaches. Any
+    other attach to a finished container is refused, as kubelet refuses it."""
+    cio = pc.ios.get(container)
+    if cio is None or cio.attached_before:
+        return False
+    return cio.stdin_once or pc.policy is not RestartPolicy.ALWAYS
+
+
 class AttachSession:
     """One attach: the container's output to the client, the client's stdin to the container,
     until the container instance ends (Success on the error stream) or the client leaves."""
 
     def __init__(
-        self, io: StreamIO, pc: PodContainers, container: str, path: str, want_stdin: bool
+        self,
+        io: StreamIO,
+        pc: PodContainers,
+        container: str,
+        path: str,
+        want_stdin: bool,
+        ended: bool = False,
     ) -> None:
         self.io = io
+        self.ended = ended
         self.pc = pc
         self.container = container
         self.path = path
         self.want_stdin = want_stdin
         self.cio = pc.ios.get(container)
         # kubectl run -i attaches once the container runs: what it wrote before belongs to
-        # the first session of a stdinOnce container.
+        # the first session of a stdinOnce container. So does all of it when the instance
+        # ended before its first attach: kubelet, whose status lags the start by a PLEG
+        # relist, would have reported the pod completed and kubectl would have printed the
+        # logs; svcnet reports Running at once, so kubectl attaches to a finished container.
         self.replay = (
             self.cio is not None
-            and not self.cio.tty
-            and self.cio.stdin_once
             and not self.cio.attached_before
+            and ((self.cio.stdin_once and not self.cio.tty) or ended)
         )
         if self.cio is not None:
             self.cio.attached_before = True
@@ -534,6 +577,8 @@ class AttachSession:
             if self.replay:  # read now, before any later output is queued
                 for entry in read_log(self.path):
                     await self.io.send(_CHANNEL[entry.stream], entry.output(False))
+            if self.ended:  # its log is all there is (a child may still hold its pipes)
+                return
             while True:
                 stream, data = await queue.get()
                 if not data:

@@ -113,6 +113,12 @@ def too_long(path: str, limit: int) -> FieldError:
     return FieldError(FieldErrorType.TOO_LONG, path, f"must have at most {limit} bytes")
 
 
+# The text of a node agent's refusal of a stream upgrade (exec, attach, port-forward), also
+# carried in this header: the API server's WebSocket client sees only the status of a refused
+# upgrade, and relays the kubelet's words to the client as kube-apiserver relays its body.
+AGENT_REFUSAL_HEADER = "X-Svcnet-Refusal"
+
+
 class ApiError(Exception):
     """An error with an HTTP code and a Kubernetes ``reason``, rendered as a ``Status``."""
 

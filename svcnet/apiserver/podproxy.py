@@ -31,9 +31,11 @@ import aiohttp
 from aiohttp import web
 
 from svcnet.api.errors import (
+    AGENT_REFUSAL_HEADER,
     ApiError,
     BadRequest,
     Forbidden,
+    InternalError,
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
@@ -293,7 +295,12 @@ class PodProxy:
                 headers={"Authorization": f"Bearer {self.token}"},
             )
         except aiohttp.WSServerHandshakeError as exc:
-            raise BadRequest(exc.message or f"node agent answered {exc.status}") from exc
+            said = exc.message
+            if exc.headers is not None:
+                said = exc.headers.get(AGENT_REFUSAL_HEADER) or said
+            text = said or f"node agent answered {exc.status}"
+            # kubelet answers "container ... not found in pod ..." with 500 (streaming.WriteError)
+            raise (InternalError if exc.status >= 500 else BadRequest)(text) from exc
         except aiohttp.ClientError as exc:
             raise ServiceUnavailable(f"error talking to the node agent at {url}: {exc}") from exc
 

@@ -117,6 +117,12 @@ def apiserver(
 @click.option(
     "--lb-cidr", default=DEFAULT_LB_CIDR, show_default=True, help="LoadBalancer addresses."
 )
+@click.option(
+    "--wait-dns/--no-wait-dns",
+    default=True,
+    show_default=True,
+    help="Return only once the cluster DNS answers from every node.",
+)
 def up(
     name: str,
     nodes: int,
@@ -129,8 +135,9 @@ def up(
     pod_cidr: str,
     service_cidr: str,
     lb_cidr: str,
+    wait_dns: bool,
 ) -> None:
-    """Start svcnet and return once every node is Ready."""
+    """Start svcnet and return once every node is Ready (and the cluster DNS answers)."""
     control.up(
         name=name,
         nodes=nodes,
@@ -143,6 +150,7 @@ def up(
         pod_cidr=pod_cidr,
         service_cidr=service_cidr,
         lb_cidr=lb_cidr,
+        wait_dns=wait_dns,
     )
 
 

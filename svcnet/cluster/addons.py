@@ -508,6 +508,43 @@ def wait_dns_ready(cfg: ClusterConfig, timeout: float) -> list[str]:
         time.sleep(0.05)
 
 
+def dns_answers_from(netns: str, server: str, name: str, timeout: float) -> bool:
+    """One A query for ``name`` to ``server`` from inside node namespace ``netns``: True once
+    an answer (any rcode) comes back. Before the node's Service rules have a DNS endpoint, the
+    query is rejected (ICMP port unreachable: "connection refused") or lost."""
+    import socket
+
+    import dns.exception
+    import dns.message
+
+    from svcnet.agent.portforward import socket_in
+
+    query = dns.message.make_query(name, "A")
+    with socket_in(f"/run/netns/{netns}", socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((server, DNS_PORT))
+            sock.send(query.to_wire())
+            reply = dns.message.from_wire(sock.recv(4096))
+        except (OSError, dns.exception.DNSException):
+            return False
+    return reply.id == query.id
+
+
+def wait_dns_answers(cfg: ClusterConfig, timeout: float) -> list[str]:
+    """Wait until the cluster DNS answers from every node (what a pod started now would
+    ask first), or ``timeout`` passes; the nodes it does not answer from yet."""
+    deadline = time.monotonic() + timeout
+    name = f"kubernetes.default.svc.{DNS_ZONE}"
+    pending = [n.netns for n in cfg.node_nets()]
+    while pending:
+        pending = [ns for ns in pending if not dns_answers_from(ns, cfg.cluster_dns, name, 0.2)]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return pending
+
+
 def dns_status_line(cfg: ClusterConfig, want: int = DNS_REPLICAS) -> str:
     """One line for ``svcnet status``: ``kube-dns 10.96.0.10: 2/2 ready (10.244.1.2, …)``."""
     ready = dns_endpoints(cfg)
@@ -558,6 +595,7 @@ __all__ = [
     "ingress_addon_spec",
     "parse_upstreams",
     "ready_dns_endpoints",
+    "wait_dns_answers",
     "wait_dns_ready",
     "write_dns_kubeconfig",
 ]

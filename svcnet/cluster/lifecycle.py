@@ -33,6 +33,10 @@ from svcnet.cluster.supervisor import ComponentStatus, read_status, write_spec
 from svcnet.cluster.underlay import NodeNet
 
 READY_TIMEOUT = 60.0
+# How long `up` waits for the cluster DNS to answer from every node once its add-on is
+# deployed (kind's `--wait`, for the add-on every pod's first lookup needs; `--no-wait-dns`
+# skips it); past it, `up` returns with a warning rather than fail a cluster that is up.
+DNS_WAIT = 30.0
 DOWN_TIMEOUT = 30.0
 
 
@@ -156,6 +160,7 @@ def up(
     pod_cidr: str = DEFAULT_CLUSTER_CIDR,
     service_cidr: str = DEFAULT_SERVICE_CIDR,
     lb_cidr: str = DEFAULT_LB_CIDR,
+    wait_dns: bool = True,
 ) -> UpResult:
     from svcnet.cluster.preflight import PreflightError, check
 
@@ -164,7 +169,12 @@ def up(
         check()  # first, before anything else is imported or touched
     except PreflightError as e:
         raise ClusterError(str(e)) from None
-    from svcnet.cluster.addons import AddonError, deploy_addons_blocking, parse_upstreams
+    from svcnet.cluster.addons import (
+        AddonError,
+        deploy_addons_blocking,
+        parse_upstreams,
+        wait_dns_answers,
+    )
     from svcnet.cluster.claims import describe, invalid_ranges
     from svcnet.cluster.underlay import Underlay, UnderlayError
     from svcnet.cluster.up import ClusterConfig, conflicts, plan_components, wait_nodes_ready
@@ -238,6 +248,13 @@ def up(
         warnings.append(
             f"svcnet up: the DNS add-on was not deployed ({e}); retry with "
             f"`python -m svcnet.cluster.addons --data-dir {root}`"
+        )
+    # A pod started before the DNS Service has an endpoint on its node gets "connection
+    # refused" for its first lookup: up returns once the DNS answers from every node.
+    if wait_dns and not warnings and (silent := wait_dns_answers(cfg, DNS_WAIT)):
+        warnings.append(
+            f"svcnet up: the cluster DNS ({cfg.cluster_dns}) does not answer yet from "
+            f"{', '.join(silent)}; `svcnet status` shows its pods"
         )
     server, ca, token = kubeconfig_entry(yaml.safe_load(cfg.apiserver_kubeconfig.read_text()))
     target = user_kubeconfig(kubeconfig)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import logging
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +25,6 @@ from pathlib import Path
 import uvloop
 
 from svcnet.dataplane.haproxy import HaproxyApplier, MasterWorker
-from svcnet.ingress.certs import self_signed
 from svcnet.ingress.haproxycfg import Layout
 from svcnet.ingress.model import CONTROLLER_NAME
 from svcnet.util.log import setup_logging
@@ -53,6 +52,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# ingress-nginx's "Fake Certificate", made by a short-lived child: cryptography would stay in
+# the controller's memory (~12 MiB RSS) for as long as it runs, and an idle controller with no
+# TLS host needs it this once.
+_FAKE_CERT = (
+    "import datetime, sys\n"
+    "from svcnet.ingress.certs import self_signed\n"
+    "sys.stdout.buffer.write(self_signed(sys.argv[1], datetime.datetime.now(datetime.UTC)))\n"
+)
+
+
+def fake_certificate() -> bytes:
+    res = subprocess.run(
+        [sys.executable, "-c", _FAKE_CERT, FAKE_CERT_NAME], capture_output=True, check=False
+    )
+    if res.returncode != 0 or not res.stdout:
+        raise RuntimeError(f"making the default certificate: {res.stderr.decode(errors='replace')}")
+    return res.stdout
+
+
 async def run(args: argparse.Namespace) -> None:
     from svcnet.client.events import EventRecorder
     from svcnet.client.informer import SharedInformerFactory
@@ -68,7 +86,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     layout = Layout(
         admin_socket=str(state / "admin.sock"),
-        default_pem=self_signed(FAKE_CERT_NAME, datetime.datetime.now(datetime.UTC)),
+        default_pem=fake_certificate(),
         http_port=args.http_port,
         https_port=args.https_port,
         health_port=args.health_port,

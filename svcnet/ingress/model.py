@@ -55,7 +55,6 @@ from svcnet.ingress.annotations import (
     BackendSettings,
     read_settings,
 )
-from svcnet.ingress.certs import CertificateError, check_key_pair
 
 CONTROLLER_NAME = "svcnet.io/ingress-controller"
 """``spec.controller`` of the IngressClasses this controller serves."""
@@ -391,6 +390,9 @@ def _secret_pem(secret: ObjView | None) -> tuple[bytes, str]:
         key = base64.b64decode(str(data.get("tls.key") or ""), validate=True)
     except (binascii.Error, ValueError):
         return b"", "tls.crt or tls.key is not base64"
+    # Imported here: cryptography costs an idle controller ~12 MiB, and only TLS hosts need it.
+    from svcnet.ingress.certs import CertificateError, check_key_pair
+
     try:
         check_key_pair(crt, key)
     except CertificateError as e:

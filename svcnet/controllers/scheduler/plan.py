@@ -155,7 +155,7 @@ def host_ports(pod: ObjView) -> set[tuple[str, str, int]]:
     return out
 
 
-def _ports_conflict(want: set[tuple[str, str, int]], used: set[tuple[str, str, int]]) -> bool:
+def ports_conflict(want: set[tuple[str, str, int]], used: set[tuple[str, str, int]]) -> bool:
     # The same protocol and port clash when either side binds every address or both the same.
     return any(
         proto == uproto and port == uport and (ip == uip or "0.0.0.0" in (ip, uip))
@@ -197,7 +197,7 @@ def filter_node(pod: ObjView, state: NodeState) -> str | None:
         used: set[tuple[str, str, int]] = set()
         for other in state.pods:
             used |= host_ports(other)
-        if _ports_conflict(want, used):
+        if ports_conflict(want, used):
             return REASON_PORTS
     return None
 

@@ -21,6 +21,7 @@ from svcnet.agent.node_status import NodeIdentity
 from svcnet.agent.pod_worker import NodeContext, PodWorker
 from svcnet.agent.sandbox import SandboxManager
 from svcnet.agent.server import AgentServer, exit_status
+from svcnet.api.errors import AGENT_REFUSAL_HEADER
 from svcnet.client.events import EventRecorder
 from svcnet.client.fake import TOKEN, FakeApiServer
 from svcnet.client.kubeconfig import ClientConfig
@@ -54,7 +55,10 @@ async def _wait(pred: Any) -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[str, PodWorker, FakeProcessRunner]]:
+async def served(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[str, PodWorker, FakeProcessRunner]]:
+    """The pod's restartPolicy is Always unless the test's parameter names another."""
     fake = FakeApiServer()
     await fake.start()
     write_default_conflist(str(tmp_path / "net.d"), "10.244.1.0/24", str(tmp_path / "ipam"))
@@ -85,7 +89,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, PodWorker, FakeProc
                 "metadata": {"name": "web", "namespace": "default"},
                 "spec": {
                     "nodeName": "node-1",
-                    "restartPolicy": "Always",
+                    "restartPolicy": getattr(request, "param", "Always"),
                     "containers": [{"name": "c", "image": "x", "command": ["sleep", "9"]}],
                 },
             }
@@ -279,3 +283,48 @@ async def test_followed_flows_stream_as_they_are_recorded(
         node1_flows.changed()
         line = await asyncio.wait_for(r.content.readline(), 10)
         assert Flow.from_json(json.loads(line)) == flow(1)
+
+
+async def attach(base: str) -> list[bytes]:
+    """One attach session to the container, to its end: the frames it received."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            f"{base}/attach/default/web/c?stdout=1&stderr=1",
+            protocols=("v5.channel.k8s.io",),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as ws,
+    ):
+        return [msg.data async for msg in ws if msg.type is aiohttp.WSMsgType.BINARY]
+
+
+async def ended_before_attach(served: tuple[str, PodWorker, FakeProcessRunner]) -> str:
+    """The container printed a line and exited for good (restartPolicy Never)."""
+    base, worker, runner = served
+    await emit(runner, worker, "said before the attach\n")
+    runner.started[0].exit(0)
+    await _wait(lambda: worker.containers is not None and worker.containers.pid("c") is None)
+    return base
+
+
+@pytest.mark.parametrize("served", ["Never"], indirect=True)
+async def test_first_attach_to_a_container_that_ended_gets_its_output(
+    served: tuple[str, PodWorker, FakeProcessRunner],
+) -> None:
+    base = await ended_before_attach(served)
+    frames = await attach(base)
+    assert frames[0] == b"\x01said before the attach\n"
+    assert frames[-1][:1] == b"\x03" and b'"Success"' in frames[-1]
+
+
+@pytest.mark.parametrize("served", ["Never"], indirect=True)
+async def test_a_later_attach_to_an_ended_container_gets_kubelets_refusal(
+    served: tuple[str, PodWorker, FakeProcessRunner],
+) -> None:
+    base = await ended_before_attach(served)
+    await attach(base)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await attach(base)
+    assert err.value.status == 500
+    assert err.value.headers is not None
+    assert err.value.headers[AGENT_REFUSAL_HEADER] == "container c not found in pod web_default"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from svcnet.agent.sandbox import (
+    NodeNetwork,
     PodIdentity,
     SandboxManager,
     SandboxSpec,
@@ -94,3 +96,45 @@ def test_hosts_file_matches_kubelets_layout() -> None:
     assert lines[0] == "# Kubernetes-managed hosts file."
     assert lines[7] == "10.244.1.5\tweb"
     assert lines[-2:] == ["# Entries added by HostAliases.", "1.2.3.4\tfoo\tbar"]
+
+
+def node_manager(tmp_path: Path) -> SandboxManager:
+    """A node 172.18.0.11 whose /etc/hosts is a file of the test's."""
+    (tmp_path / "node-hosts").write_text("127.0.0.1\tlocalhost\n172.18.0.1\tgateway\n")
+    mgr = manager(tmp_path)
+    node = NodeNetwork(("172.18.0.11",), "node-1", str(tmp_path / "node-hosts"))
+    return SandboxManager(mgr.ops, mgr.cni, mgr.node_netns, mgr.etc_root, node)
+
+
+def host_spec(name: str) -> SandboxSpec:
+    return replace(spec(name), host_network=True, host_aliases=(("10.1.2.3", ("foo", "bar")),))
+
+
+async def test_host_network_pod_takes_the_nodes_address_and_name_without_cni(
+    tmp_path: Path,
+) -> None:
+    mgr = node_manager(tmp_path)
+    before = mgr.ops.list_netns()
+    box = await mgr.create(host_spec("h"))
+    assert (box.pod_ips, box.hostname, box.netns) == (("172.18.0.11",), "node-1", "")
+    assert mgr.ops.list_netns() == before  # no namespace of its own
+    assert (await mgr.create(spec("p"))).pod_ip == "10.244.1.2"  # no address was taken
+
+
+async def test_host_network_pod_gets_the_nodes_hosts_file_with_its_aliases(tmp_path: Path) -> None:
+    box = await node_manager(tmp_path).create(host_spec("h"))
+    assert (Path(box.etc_dir) / "hosts").read_text() == (
+        "127.0.0.1\tlocalhost\n172.18.0.1\tgateway\n"
+        "\n# Entries added by HostAliases.\n10.1.2.3\tfoo\tbar\n"
+    )
+    assert (Path(box.etc_dir) / "hostname").read_text() == "node-1\n"
+
+
+async def test_destroying_a_host_network_pod_leaves_the_nodes_processes(tmp_path: Path) -> None:
+    mgr = node_manager(tmp_path)
+    assert isinstance(mgr.ops, FakeNetns)
+    mgr.ops.add_process("svcnet-node-1", 4242)  # the agent, say
+    box = await mgr.create(host_spec("h"))
+    await mgr.destroy(host_spec("h"))
+    assert not Path(box.etc_dir).exists()
+    assert mgr.ops.kill_all("svcnet-node-1") == [4242]  # still there: nobody killed it
