@@ -140,6 +140,10 @@ CONFIGMAPS = ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",))
 SERVICEACCOUNTS = ResourceType(
     "", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), subresources=("token",)
 )
+REPLICATIONCONTROLLERS = ResourceType(
+    "", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ("all",),
+    subresources=_WORKLOAD,
+)  # fmt: skip
 EVENTS = ResourceType(
     "", "v1", "Event", "events", True, ("ev",),
     extra_field_selectors=("involvedObject.kind", "involvedObject.namespace",
@@ -167,8 +171,21 @@ STATEFULSETS = ResourceType(
 DAEMONSETS = ResourceType(
     "apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",), subresources=_STATUS
 )
+# autoscaling/v2 (v1 is not served: it would need conversion of the stored v2 objects)
+HORIZONTALPODAUTOSCALERS = ResourceType(
+    "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+    ("all",), subresources=_STATUS,
+)  # fmt: skip
 # batch/v1
 JOBS = ResourceType("batch", "v1", "Job", "jobs", True, (), ("all",), subresources=_STATUS)
+CRONJOBS = ResourceType(
+    "batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",), subresources=_STATUS
+)
+# policy/v1
+PODDISRUPTIONBUDGETS = ResourceType(
+    "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
+    subresources=_STATUS,
+)  # fmt: skip
 # networking.k8s.io/v1
 INGRESSES = ResourceType(
     "networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), subresources=_STATUS
@@ -214,10 +231,13 @@ CUSTOMRESOURCEDEFINITIONS = ResourceType(
 # Registry order is discovery order (core first, then each group as upstream lists it).
 RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS,
+    REPLICATIONCONTROLLERS,
     ENDPOINTSLICES,
     DEPLOYMENTS, REPLICASETS, STATEFULSETS, DAEMONSETS,
-    JOBS,
+    HORIZONTALPODAUTOSCALERS,
+    JOBS, CRONJOBS,
     INGRESSES, INGRESSCLASSES, NETWORKPOLICIES,
+    PODDISRUPTIONBUDGETS,
     GATEWAYCLASSES, GATEWAYS, HTTPROUTES, GRPCROUTES, TLSROUTES, REFERENCEGRANTS,
     LEASES,
     CUSTOMRESOURCEDEFINITIONS,

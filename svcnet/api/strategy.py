@@ -39,11 +39,13 @@ from svcnet.api.meta import (
 from svcnet.api.objects import Obj
 from svcnet.api.registry import REGISTRY, ResourceType
 from svcnet.api.validation import apps as apps_v
+from svcnet.api.validation import autoscaling as autoscaling_v
 from svcnet.api.validation import batch as batch_v
 from svcnet.api.validation import core as core_v
 from svcnet.api.validation import discovery as discovery_v
 from svcnet.api.validation import gateway as gateway_v
 from svcnet.api.validation import networking as networking_v
+from svcnet.api.validation import policy as policy_v
 from svcnet.api.wellknown import NAMESPACE_NAME_LABEL, TAINT_NOT_READY, TAINT_UNREACHABLE
 
 Validator = Callable[[Obj], list[FieldError]]
@@ -506,6 +508,22 @@ class DaemonSetStrategy(Strategy):
         }
 
 
+class PodDisruptionBudgetStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        # The non-omitempty fields of PodDisruptionBudgetStatus.
+        return {
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 0,
+            "expectedPods": 0,
+        }
+
+
+class HorizontalPodAutoscalerStrategy(Strategy):
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"desiredReplicas": 0}
+
+
 class IngressStrategy(Strategy):
     def initial_status(self, obj: Obj) -> Obj | None:
         return {"loadBalancer": {}}
@@ -598,6 +616,10 @@ _TRACKS_GENERATION = frozenset(
         "StatefulSet",
         "DaemonSet",
         "Job",
+        "CronJob",
+        "ReplicationController",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
         "Ingress",
         "IngressClass",
         "NetworkPolicy",
@@ -627,6 +649,10 @@ _VALIDATORS: dict[str, Validator] = {
     "StatefulSet": apps_v.validate_stateful_set,
     "DaemonSet": apps_v.validate_daemon_set,
     "Job": batch_v.validate_job,
+    "CronJob": batch_v.validate_cron_job,
+    "ReplicationController": apps_v.validate_replication_controller,
+    "PodDisruptionBudget": policy_v.validate_pod_disruption_budget,
+    "HorizontalPodAutoscaler": autoscaling_v.validate_horizontal_pod_autoscaler,
     "Ingress": networking_v.validate_ingress,
     "IngressClass": networking_v.validate_ingress_class,
     "NetworkPolicy": networking_v.validate_network_policy,
@@ -652,6 +678,10 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "StatefulSet": apps_v.validate_stateful_set_update,
     "DaemonSet": apps_v.validate_daemon_set_update,
     "Job": batch_v.validate_job_update,
+    "CronJob": batch_v.validate_cron_job_update,
+    "ReplicationController": apps_v.validate_replication_controller_update,
+    "PodDisruptionBudget": policy_v.validate_pod_disruption_budget_update,
+    "HorizontalPodAutoscaler": autoscaling_v.validate_horizontal_pod_autoscaler_update,
     "IngressClass": networking_v.validate_ingress_class_update,
     "GatewayClass": gateway_v.validate_gateway_class_update,
     "CustomResourceDefinition": customresource.validate_crd_update,
@@ -666,6 +696,7 @@ _STATUS_VALIDATORS: dict[str, Validator] = {
     "StatefulSet": apps_v.validate_workload_status,
     "DaemonSet": apps_v.validate_daemon_set_status,
     "Job": batch_v.validate_job_status,
+    "ReplicationController": apps_v.validate_workload_status,
 }
 
 _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
@@ -680,6 +711,9 @@ _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
     "ReplicaSet": ReplicaSetStrategy,
     "StatefulSet": StatefulSetStrategy,
     "DaemonSet": DaemonSetStrategy,
+    "ReplicationController": ReplicaSetStrategy,
+    "PodDisruptionBudget": PodDisruptionBudgetStrategy,
+    "HorizontalPodAutoscaler": HorizontalPodAutoscalerStrategy,
     "Ingress": IngressStrategy,
     "GatewayClass": GatewayClassStrategy,
     "Gateway": GatewayStrategy,

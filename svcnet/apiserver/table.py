@@ -443,6 +443,99 @@ def _job_row(obj: ObjView, now: datetime.datetime) -> Row:
     ]
 
 
+def _bool_ptr(value: Any) -> str:
+    """printBoolPtr: an unset pointer prints as ``<unset>``."""
+    return "<unset>" if value is None else ("True" if value else "False")
+
+
+def _cronjob_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    cs = ((job_spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    last = status.get("lastScheduleTime")
+    return [
+        meta.get("name", ""),
+        spec.get("schedule", ""),
+        spec.get("timeZone") or NONE,
+        _bool_ptr(spec.get("suspend")),
+        len(status.get("active") or ()),
+        age(last, now) if last else NONE,
+        age(meta.get("creationTimestamp"), now),
+        ",".join(c.get("name", "") for c in cs),
+        ",".join(c.get("image", "") for c in cs),
+        format_label_selector(job_spec.get("selector")),
+    ]
+
+
+def _replicationcontroller_row(obj: ObjView, now: datetime.datetime) -> Row:
+    row = _replicaset_row(obj, now)
+    # An RC's selector is a plain map (labels.FormatLabels).
+    row[-1] = format_labels(objects.spec(obj).get("selector"))
+    return row
+
+
+def _pdb_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
+    min_available, max_unavailable = spec.get("minAvailable"), spec.get("maxUnavailable")
+    return [
+        meta.get("name", ""),
+        "N/A" if min_available is None else str(min_available),
+        "N/A" if max_unavailable is None else str(max_unavailable),
+        int(status.get("disruptionsAllowed") or 0),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _hpa_metric(spec: Mapping[str, Any], current: Mapping[str, Any] | None) -> str:
+    """One metric of formatHPAMetrics (printers.go), for the Resource and ContainerResource
+    sources; other sources print their target value only."""
+    kind = spec.get("type")
+    source = spec.get("resource") if kind == "Resource" else spec.get("containerResource")
+    if kind not in ("Resource", "ContainerResource") or not isinstance(source, dict):
+        return f"<unknown>/{'<unset>'}"
+    target = source.get("target") or {}
+    now = (current or {}).get("resource" if kind == "Resource" else "containerResource") or {}
+    now_value = now.get("current") or {}
+    if target.get("averageValue") is not None:
+        return f"{now_value.get('averageValue', '<unknown>')}/{target['averageValue']}"
+    shown = "<unknown>"
+    if now_value.get("averageUtilization") is not None:
+        shown = f"{now_value['averageUtilization']}%"
+    goal = "<auto>"
+    if target.get("averageUtilization") is not None:
+        goal = f"{target['averageUtilization']}%"
+    prefix = source.get("name", "")
+    if kind == "ContainerResource":
+        prefix = f'{prefix} of container "{source.get("container", "")}"'
+    return f"{prefix}: {shown}/{goal}"
+
+
+def _hpa_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
+    ref = spec.get("scaleTargetRef") or {}
+    metrics = spec.get("metrics") or []
+    currents = status.get("currentMetrics") or []
+    shown = [
+        _hpa_metric(m, currents[i] if i < len(currents) else None) for i, m in enumerate(metrics)
+    ]
+    if not shown:
+        targets = NONE
+    elif len(shown) > 2:
+        targets = f"{', '.join(shown[:2])} + {len(shown) - 2} more..."
+    else:
+        targets = ", ".join(shown)
+    min_replicas = spec.get("minReplicas")
+    return [
+        meta.get("name", ""),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        targets,
+        "<unset>" if min_replicas is None else int(min_replicas),
+        int(spec.get("maxReplicas") or 0),
+        int(status.get("currentReplicas") or 0),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
 def _ingress_row(obj: ObjView, now: datetime.datetime) -> Row:
     meta, spec, status = objects.meta(obj), objects.spec(obj), objects.status(obj)
     hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
@@ -605,6 +698,18 @@ def _c(name: str, t: str = "string") -> Column:
     return Column(name, type=t)
 
 
+# ReplicaSets and ReplicationControllers print alike.
+_REPLICA_COLUMNS = (
+    NAME,
+    _c("Desired", "integer"),
+    _c("Current", "integer"),
+    _c("Ready", "integer"),
+    AGE,
+    _w("Containers"),
+    _w("Images"),
+    _w("Selector"),
+)
+
 PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
     ("", "Pod"): (
         (
@@ -676,19 +781,7 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
         ),
         _deployment_row,
     ),
-    ("apps", "ReplicaSet"): (
-        (
-            NAME,
-            _c("Desired", "integer"),
-            _c("Current", "integer"),
-            _c("Ready", "integer"),
-            AGE,
-            _w("Containers"),
-            _w("Images"),
-            _w("Selector"),
-        ),
-        _replicaset_row,
-    ),
+    ("apps", "ReplicaSet"): (_REPLICA_COLUMNS, _replicaset_row),
     ("apps", "StatefulSet"): (
         (NAME, _c("Ready"), AGE, _w("Containers"), _w("Images")),
         _statefulset_row,
@@ -721,6 +814,44 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
             _w("Selector"),
         ),
         _job_row,
+    ),
+    ("batch", "CronJob"): (
+        (
+            NAME,
+            _c("Schedule"),
+            _c("Timezone"),
+            _c("Suspend"),
+            _c("Active", "integer"),
+            _c("Last Schedule"),
+            AGE,
+            _w("Containers"),
+            _w("Images"),
+            _w("Selector"),
+        ),
+        _cronjob_row,
+    ),
+    ("", "ReplicationController"): (_REPLICA_COLUMNS, _replicationcontroller_row),
+    ("policy", "PodDisruptionBudget"): (
+        (
+            NAME,
+            _c("Min Available"),
+            _c("Max Unavailable"),
+            _c("Allowed Disruptions", "integer"),
+            AGE,
+        ),
+        _pdb_row,
+    ),
+    ("autoscaling", "HorizontalPodAutoscaler"): (
+        (
+            NAME,
+            _c("Reference"),
+            _c("Targets"),
+            _c("MinPods", "string"),
+            _c("MaxPods", "integer"),
+            _c("Replicas", "integer"),
+            AGE,
+        ),
+        _hpa_row,
     ),
     ("networking.k8s.io", "Ingress"): (
         (NAME, _c("Class"), _c("Hosts"), _c("Address"), _c("Ports"), AGE),

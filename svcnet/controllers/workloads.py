@@ -1,9 +1,11 @@
-"""The workload controllers — ReplicaSet, Deployment, StatefulSet, DaemonSet, Job.
+"""The workload controllers — ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob,
+ReplicationController.
 
 ``build_workload_controllers`` builds them (sharing the factory's informers) with one event
 recorder each, named by the module's COMPONENT as upstream names the source
 (``replicaset-controller``, ``deployment-controller``, ``statefulset-controller``,
-``daemonset-controller``, ``job-controller``); the control-plane process starts them with the
+``daemonset-controller``, ``job-controller``, ``cronjob-controller``,
+``replication-controller``); the control-plane process starts them with the
 cluster-wide ones (:mod:`svcnet.cluster.controllers`). ``run_workload_controllers`` builds and
 starts them alone (integration tests) and returns them with their tasks.
 """
@@ -14,9 +16,12 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
+from svcnet.api.registry import REPLICATIONCONTROLLERS
 from svcnet.client.events import EventRecorder
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.rest import ApiClient
+from svcnet.controllers.cronjob.controller import COMPONENT as CRONJOB_COMPONENT
+from svcnet.controllers.cronjob.controller import CronJobController
 from svcnet.controllers.daemonset.controller import COMPONENT as DAEMONSET_COMPONENT
 from svcnet.controllers.daemonset.controller import DaemonSetController
 from svcnet.controllers.deployment.controller import COMPONENT as DEPLOYMENT_COMPONENT
@@ -30,6 +35,9 @@ from svcnet.controllers.statefulset.controller import COMPONENT as STATEFULSET_C
 from svcnet.controllers.statefulset.controller import StatefulSetController
 from svcnet.util.clock import REAL_CLOCK, Clock
 
+# Upstream's replication manager reports as "replication-controller".
+REPLICATION_COMPONENT = "replication-controller"
+
 
 @dataclass(frozen=True)
 class WorkloadControllers:
@@ -38,6 +46,8 @@ class WorkloadControllers:
     statefulsets: StatefulSetController
     daemonsets: DaemonSetController
     jobs: JobController
+    cronjobs: CronJobController
+    replicationcontrollers: ReplicaSetController
     recorders: tuple[EventRecorder, ...]
     tasks: tuple[asyncio.Task[None], ...] = ()
 
@@ -49,6 +59,8 @@ class WorkloadControllers:
             (STATEFULSET_COMPONENT, self.statefulsets),
             (DAEMONSET_COMPONENT, self.daemonsets),
             (JOB_COMPONENT, self.jobs),
+            (CRONJOB_COMPONENT, self.cronjobs),
+            (REPLICATION_COMPONENT, self.replicationcontrollers),
         ]
 
     async def flush_events(self) -> None:
@@ -77,15 +89,21 @@ def build_workload_controllers(
             STATEFULSET_COMPONENT,
             DAEMONSET_COMPONENT,
             JOB_COMPONENT,
+            CRONJOB_COMPONENT,
+            REPLICATION_COMPONENT,
         )
     )
-    rs_rec, d_rec, sts_rec, ds_rec, job_rec = recorders
+    rs_rec, d_rec, sts_rec, ds_rec, job_rec, cj_rec, rc_rec = recorders
     return WorkloadControllers(
         ReplicaSetController(client, factory, rs_rec, workers=workers, clock=clock),
         DeploymentController(client, factory, d_rec, workers=workers, clock=clock),
         StatefulSetController(client, factory, sts_rec, workers=workers, clock=clock),
         DaemonSetController(client, factory, ds_rec, workers=workers, clock=clock),
         JobController(client, factory, job_rec, workers=workers, clock=clock),
+        CronJobController(client, factory, cj_rec, workers=workers, clock=clock),
+        ReplicaSetController(
+            client, factory, rc_rec, workers=workers, clock=clock, owners=REPLICATIONCONTROLLERS
+        ),
         recorders,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.defaults import apps, batch, core, gateway, networking
+from svcnet.api.defaults import apps, autoscaling, batch, core, gateway, networking
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -26,6 +26,9 @@ DEFAULTERS: dict[str, Defaulter] = {
     "StatefulSet": apps.default_stateful_set,
     "DaemonSet": apps.default_daemon_set,
     "Job": batch.default_job,
+    "CronJob": batch.default_cron_job,
+    "ReplicationController": core.default_replication_controller,
+    "HorizontalPodAutoscaler": autoscaling.default_horizontal_pod_autoscaler,
     "NetworkPolicy": networking.default_network_policy,
     "Ingress": networking.default_ingress,
     "Gateway": gateway.default_gateway,

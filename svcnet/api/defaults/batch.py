@@ -42,3 +42,23 @@ def default_job(job: Obj) -> None:
     if spec.get("podReplacementPolicy") is None:
         spec["podReplacementPolicy"] = "Failed" if policy is not None else "TerminatingOrFailed"
     default_pod_template(template)
+
+
+def default_cron_job(cj: Obj) -> None:
+    spec = cj.get("spec")
+    if not isinstance(spec, dict):
+        spec = cj["spec"] = {}
+    if not spec.get("concurrencyPolicy"):
+        spec["concurrencyPolicy"] = "Allow"
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if spec.get("successfulJobsHistoryLimit") is None:
+        spec["successfulJobsHistoryLimit"] = 3
+    if spec.get("failedJobsHistoryLimit") is None:
+        spec["failedJobsHistoryLimit"] = 1
+    # Only the pod template of the Job template is defaulted upstream (SetObjectDefaults_CronJob
+    # walks into the PodSpec); the JobSpec's own defaults come when each Job is created.
+    job_template = spec.get("jobTemplate")
+    job_spec = job_template.get("spec") if isinstance(job_template, dict) else None
+    if isinstance(job_spec, dict):
+        default_pod_template(job_spec.get("template"))

@@ -249,3 +249,22 @@ def merge_string_data(secret: Obj) -> None:
         data = secret["data"] = {}
     for key, value in string_data.items():
         data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def default_replication_controller(rc: Obj) -> None:
+    """core/v1 ``SetDefaults_ReplicationController``: the selector and the labels come from the
+    template's labels when absent."""
+    spec = rc.get("spec")
+    if not isinstance(spec, dict):
+        spec = rc["spec"] = {}
+    template = spec.get("template")
+    labels = (template.get("metadata") or {}).get("labels") if isinstance(template, dict) else None
+    if labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        meta = rc.get("metadata")
+        if isinstance(meta, dict) and not meta.get("labels"):
+            meta["labels"] = dict(labels)
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    default_pod_template(template)

@@ -70,7 +70,7 @@ def _validate_template_for_selector(spec: Obj, selector: Any, workload: bool) ->
     return errors
 
 
-def _int_or_percent(path: str, value: Any) -> list[FieldError]:
+def int_or_percent(path: str, value: Any) -> list[FieldError]:
     """``ValidatePositiveIntOrPercent``."""
     if isinstance(value, str):
         return [invalid(path, value, m) for m in is_valid_percent(value)]
@@ -109,8 +109,8 @@ def _validate_deployment_strategy(strategy: Any) -> list[FieldError]:
         r = mapping(rolling)
         path = "spec.strategy.rollingUpdate"
         max_unavailable, max_surge = r.get("maxUnavailable"), r.get("maxSurge")
-        errors = _int_or_percent(f"{path}.maxUnavailable", max_unavailable)
-        errors.extend(_int_or_percent(f"{path}.maxSurge", max_surge))
+        errors = int_or_percent(f"{path}.maxUnavailable", max_unavailable)
+        errors.extend(int_or_percent(f"{path}.maxSurge", max_surge))
         if _int_or_percent_value(max_unavailable) == 0 and _int_or_percent_value(max_surge) == 0:
             errors.append(
                 invalid(
@@ -256,8 +256,8 @@ def _validate_daemon_set_strategy(strategy: Any) -> list[FieldError]:
     r = mapping(rolling)
     path += ".rollingUpdate"
     max_unavailable, max_surge = r.get("maxUnavailable"), r.get("maxSurge")
-    errors = _int_or_percent(f"{path}.maxUnavailable", max_unavailable)
-    errors.extend(_int_or_percent(f"{path}.maxSurge", max_surge))
+    errors = int_or_percent(f"{path}.maxUnavailable", max_unavailable)
+    errors.extend(int_or_percent(f"{path}.maxSurge", max_surge))
     for field, value in (("maxUnavailable", max_unavailable), ("maxSurge", max_surge)):
         if isinstance(value, str) and _int_or_percent_value(value) > 100:
             errors.append(invalid(f"{path}.{field}", value, "must not be greater than 100%"))
@@ -338,3 +338,20 @@ def validate_workload_status(obj: Obj) -> list[FieldError]:
 
 def validate_scale_replicas(replicas: Any) -> list[FieldError]:
     return nonnegative("spec.replicas", replicas)
+
+
+def validate_replication_controller(rc: Obj) -> list[FieldError]:
+    """core/v1 ``ValidateReplicationControllerSpec``: an equality selector (a plain map) that
+    must not be empty and must match the template's labels."""
+    spec = mapping(rc.get("spec"))
+    errors = nonnegative("spec.replicas", spec.get("replicas"))
+    errors.extend(nonnegative("spec.minReadySeconds", spec.get("minReadySeconds")))
+    selector = spec.get("selector")
+    if not selector:
+        errors.append(required("spec.selector"))
+        return errors + _validate_template_for_selector(spec, None, True)
+    return errors + _validate_template_for_selector(spec, {"matchLabels": selector}, True)
+
+
+def validate_replication_controller_update(new: Obj, old: Obj) -> list[FieldError]:
+    return validate_replication_controller(new)

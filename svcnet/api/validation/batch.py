@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import zoneinfo
+
+from svcnet.api import cron
 from svcnet.api.errors import (
     FieldError,
     FieldErrorType,
@@ -256,3 +260,102 @@ def validate_job_status(job: Obj) -> list[FieldError]:
     for field in ("active", "ready", "succeeded", "failed", "terminating"):
         errors.extend(nonnegative(f"status.{field}", status.get(field)))
     return errors
+
+
+# -- CronJob ----------------------------------------------------------------------------------
+
+_CONCURRENCY_POLICIES = ["Allow", "Forbid", "Replace"]
+# validation.DNS1035LabelMaxLength - 11: a Job's name is the CronJob's, "-" and ten digits.
+_CRONJOB_NAME_MAX = 52
+
+
+def _validate_time_zone(zone: object) -> list[FieldError]:
+    path = "spec.timeZone"
+    if not isinstance(zone, str):
+        return []
+    if zone.lower() == "local":
+        return [
+            invalid(
+                path,
+                zone,
+                "timeZone must be an explicit time zone as defined in "
+                "https://www.iana.org/time-zones",
+            )
+        ]
+    if load_time_zone(zone) is None:
+        return [invalid(path, zone, f"unknown time zone {zone}")]
+    return []
+
+
+def _validate_schedule(schedule: object) -> list[FieldError]:
+    path = "spec.schedule"
+    if not schedule:
+        return [required(path)]
+    if not isinstance(schedule, str):
+        return [invalid(path, schedule, "must be a string")]
+    errors: list[FieldError] = []
+    zone, rest = cron.split_time_zone(schedule)
+    try:
+        if zone is not None and load_time_zone(zone) is None:
+            raise cron.CronError(f"provided bad location {zone}: unknown time zone {zone}")
+        cron.parse_standard(rest)
+    except cron.CronError as e:
+        errors.append(invalid(path, schedule, str(e)))
+    if "TZ" in schedule:
+        errors.append(
+            invalid(
+                path, schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+            )
+        )
+    return errors
+
+
+def _validate_job_template(spec: Obj) -> list[FieldError]:
+    """``ValidateJobTemplateSpec``: the Job spec without its selector (each Job generates its
+    own), under ``spec.jobTemplate.spec``."""
+    job_spec = mapping(mapping(spec.get("jobTemplate")).get("spec"))
+    probe = {"spec": {**job_spec, "selector": {}}}
+    prefix = "spec.jobTemplate.spec."
+    errors = []
+    for e in _validate_job_spec(probe):
+        if e.field.startswith("spec.selector") or e.field == "spec.template.metadata.labels":
+            continue
+        errors.append(dataclasses.replace(e, field=prefix + e.field.removeprefix("spec.")))
+    return errors
+
+
+def validate_cron_job(cj: Obj) -> list[FieldError]:
+    errors: list[FieldError] = []
+    name = str(mapping(cj.get("metadata")).get("name") or "")
+    if len(name) > _CRONJOB_NAME_MAX:
+        errors.append(invalid("metadata.name", name, "must be no more than 52 characters"))
+    spec = mapping(cj.get("spec"))
+    errors.extend(_validate_schedule(spec.get("schedule")))
+    errors.extend(_validate_time_zone(spec.get("timeZone")))
+    policy = spec.get("concurrencyPolicy")
+    if policy not in _CONCURRENCY_POLICIES:
+        if not policy:
+            errors.append(required("spec.concurrencyPolicy"))
+        else:
+            errors.append(not_supported("spec.concurrencyPolicy", policy, _CONCURRENCY_POLICIES))
+    for field in (
+        "startingDeadlineSeconds",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+    ):
+        errors.extend(nonnegative(f"spec.{field}", spec.get(field)))
+    errors.extend(_validate_job_template(spec))
+    return errors
+
+
+def validate_cron_job_update(new: Obj, old: Obj) -> list[FieldError]:
+    return validate_cron_job(new)
+
+
+def load_time_zone(zone: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone of that name, None for one the tz database lacks (Go's
+    ``time.LoadLocation``)."""
+    try:
+        return zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None

@@ -132,20 +132,24 @@ class ReplicaSetController:
         *,
         workers: int = 2,
         clock: Clock = REAL_CLOCK,
+        owners: ResourceType = REPLICASETS,
     ) -> None:
+        """``owners``: ReplicaSets, or ReplicationControllers (the same controller upstream,
+        ``NewReplicationManager``, over the older kind with its equality selector)."""
         self.client = client
         self.recorder = recorder
         self.clock = clock
+        self.owners = owners
         self.expectations = Expectations()
-        self.claims = ClaimWriter(client, REPLICASETS)
+        self.claims = ClaimWriter(client, owners)
         self.rs_informer: Informer = factory.informer_for(
-            REPLICASETS, indexers={NAMESPACE_INDEX: index_by_namespace}
+            owners, indexers={NAMESPACE_INDEX: index_by_namespace}
         )
         self.pod_informer: Informer = factory.informer_for(
             PODS, indexers={NAMESPACE_INDEX: index_by_namespace}
         )
         self.controller = Controller(
-            "replicaset",
+            owners.singular,
             self.reconcile,
             workers=workers,
             informers=[self.rs_informer, self.pod_informer],
@@ -178,7 +182,7 @@ class ReplicaSetController:
         self.controller.enqueue(key)
 
     def _resolve(self, pod: ObjView, ref: Mapping[str, Any] | None) -> str | None:
-        return resolve_controller_ref(self.rs_informer.store, "ReplicaSet", pod, ref)
+        return resolve_controller_ref(self.rs_informer.store, self.owners.kind, pod, ref)
 
     def _matching(self, pod: ObjView) -> list[str]:
         """Every ReplicaSet whose selector matches an orphan (one will adopt it)."""
@@ -295,7 +299,10 @@ class ReplicaSetController:
         return Result(requeue_after=wait) if wait is not None else DONE
 
     async def _create_one(self, rs: ObjView) -> str:
-        created = await self.client.create(new_pod(rs), namespace=meta(rs).get("namespace"))
+        created = await self.client.create(
+            new_pod(rs, self.owners.group_version, self.owners.kind),
+            namespace=meta(rs).get("namespace"),
+        )
         return name(created)
 
     async def _create(self, rs: ObjView, key: str, count: int) -> None:
@@ -362,7 +369,7 @@ class ReplicaSetController:
         except Conflict:
             # Upstream retries once on a fresh copy: the status is ours alone to write.
             try:
-                fresh = await self.client.get(REPLICASETS, name(rs), meta(rs).get("namespace"))
+                fresh = await self.client.get(self.owners, name(rs), meta(rs).get("namespace"))
             except NotFound:
                 return
             if uid(fresh) != uid(rs):

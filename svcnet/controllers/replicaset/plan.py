@@ -40,7 +40,11 @@ def replicas_of(obj: ObjView) -> int:
 
 
 def selector_of(obj: ObjView) -> LabelSelector:
-    return label_selector_from_dict(spec(obj).get("selector"))
+    selector = spec(obj).get("selector")
+    if obj.get("kind") == "ReplicationController":
+        # A ReplicationController's selector is a plain map: equality on every label.
+        return label_selector_from_dict({"matchLabels": selector} if selector else None)
+    return label_selector_from_dict(selector)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ def test_root_lists_every_group_version_with_its_hash() -> None:
         "api/v1",
         "apis/apps/v1",
         "apis/batch/v1",
+        "apis/autoscaling/v2",
+        "apis/policy/v1",
         "apis/discovery.k8s.io/v1",
         "apis/networking.k8s.io/v1",
         "apis/gateway.networking.k8s.io/v1",

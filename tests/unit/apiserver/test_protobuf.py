@@ -503,6 +503,8 @@ UPSTREAM_SCALAR_POINTERS: dict[str, frozenset[str]] = {
     **_table(
         "k8s.io.api.batch.v1.",
         {
+            "CronJobSpec": "timeZone startingDeadlineSeconds suspend successfulJobsHistoryLimit "
+            "failedJobsHistoryLimit",
             "JobSpec": "parallelism completions activeDeadlineSeconds backoffLimit "
             "backoffLimitPerIndex maxFailedIndexes manualSelector ttlSecondsAfterFinished "
             "completionMode suspend podReplacementPolicy managedBy",
@@ -510,6 +512,20 @@ UPSTREAM_SCALAR_POINTERS: dict[str, frozenset[str]] = {
             "PodFailurePolicyOnExitCodesRequirement": "containerName",
             "SuccessPolicyRule": "succeededIndexes succeededCount",
         },
+    ),
+    **_table(
+        "k8s.io.api.autoscaling.v2.",
+        {
+            "HPAScalingRules": "stabilizationWindowSeconds selectPolicy",
+            "HorizontalPodAutoscalerSpec": "minReplicas",
+            "HorizontalPodAutoscalerStatus": "observedGeneration",
+            "MetricTarget": "averageUtilization",
+            "MetricValueStatus": "averageUtilization",
+        },
+    ),
+    **_table(
+        "k8s.io.api.policy.v1.",
+        {"PodDisruptionBudgetSpec": "minAvailable maxUnavailable unhealthyPodEvictionPolicy"},
     ),
     **_table(
         "k8s.io.api.coordination.v1.",
@@ -558,6 +574,7 @@ UPSTREAM_SCALAR_POINTERS: dict[str, frozenset[str]] = {
             "automountServiceAccountToken shareProcessNamespace priority runtimeClassName "
             "enableServiceLinks preemptionPolicy setHostnameAsFQDN hostUsers",
             "PortStatus": "error",  # new
+            "ReplicationControllerSpec": "replicas",
             "Probe": "terminationGracePeriodSeconds",
             "ProjectedVolumeSource": "defaultMode",
             "SeccompProfile": "localhostProfile",  # new
