@@ -35,7 +35,7 @@ from svcnet.api.errors import (
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from svcnet.api.registry import Registry, ResourceType
 from svcnet.api.strategy import strategy_for
-from svcnet.apiserver import customtable, deletion, subresources, table
+from svcnet.apiserver import customtable, deletion, eviction, subresources, table
 from svcnet.apiserver import request as req
 from svcnet.apiserver import response as resp
 from svcnet.apiserver.hooks import CreateAdmission, HookTable, finish_nothing
@@ -224,6 +224,8 @@ class ResourceHandlers:
     async def create(self, request: Request, info: req.RequestInfo, rt: ResourceType) -> Response:
         if info.subresource == "binding":
             return await subresources.bind(self.update_object, request, info, rt)
+        if info.subresource == "eviction" and rt.kind == "Pod":
+            return await eviction.evict(self, request, info, rt)
         if info.subresource or info.name:
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"

@@ -24,7 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from svcnet.api.errors import Conflict, NotFound
+from svcnet.api.objects import ObjView, name
 from svcnet.client.events import WARNING
+from svcnet.client.rest import ApiClient
 from svcnet.client.workqueue import ShutDown, WorkQueue, default_controller_rate_limiter
 from svcnet.util.clock import REAL_CLOCK, Clock
 
@@ -178,3 +181,18 @@ class Controller:
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)
+
+
+async def write_status_if_changed(
+    client: ApiClient, obj: ObjView, new_status: dict[str, Any]
+) -> None:
+    """Write ``new_status`` unless the cached object has it already; an object gone meanwhile
+    needs none, a conflict means the cache is behind: the sync is retried on a fresh copy."""
+    if dict(obj.get("status") or {}) == new_status:
+        return
+    try:
+        await client.update_status({**obj, "status": new_status})
+    except NotFound:
+        return
+    except Conflict as e:
+        raise TemporaryError(f"status of {obj.get('kind')} {name(obj)}: {e}") from e

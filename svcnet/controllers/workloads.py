@@ -26,6 +26,8 @@ from svcnet.controllers.daemonset.controller import COMPONENT as DAEMONSET_COMPO
 from svcnet.controllers.daemonset.controller import DaemonSetController
 from svcnet.controllers.deployment.controller import COMPONENT as DEPLOYMENT_COMPONENT
 from svcnet.controllers.deployment.controller import DeploymentController
+from svcnet.controllers.disruption.controller import COMPONENT as DISRUPTION_SOURCE
+from svcnet.controllers.disruption.controller import DisruptionController
 from svcnet.controllers.job.controller import COMPONENT as JOB_COMPONENT
 from svcnet.controllers.job.controller import JobController
 from svcnet.controllers.replicaset.controller import COMPONENT as REPLICASET_COMPONENT
@@ -48,6 +50,7 @@ class WorkloadControllers:
     jobs: JobController
     cronjobs: CronJobController
     replicationcontrollers: ReplicaSetController
+    disruption: DisruptionController
     recorders: tuple[EventRecorder, ...]
     tasks: tuple[asyncio.Task[None], ...] = ()
 
@@ -61,6 +64,7 @@ class WorkloadControllers:
             (JOB_COMPONENT, self.jobs),
             (CRONJOB_COMPONENT, self.cronjobs),
             (REPLICATION_COMPONENT, self.replicationcontrollers),
+            ("disruption-controller", self.disruption),
         ]
 
     async def flush_events(self) -> None:
@@ -91,9 +95,10 @@ def build_workload_controllers(
             JOB_COMPONENT,
             CRONJOB_COMPONENT,
             REPLICATION_COMPONENT,
+            DISRUPTION_SOURCE,
         )
     )
-    rs_rec, d_rec, sts_rec, ds_rec, job_rec, cj_rec, rc_rec = recorders
+    rs_rec, d_rec, sts_rec, ds_rec, job_rec, cj_rec, rc_rec, pdb_rec = recorders
     return WorkloadControllers(
         ReplicaSetController(client, factory, rs_rec, workers=workers, clock=clock),
         DeploymentController(client, factory, d_rec, workers=workers, clock=clock),
@@ -104,6 +109,7 @@ def build_workload_controllers(
         ReplicaSetController(
             client, factory, rc_rec, workers=workers, clock=clock, owners=REPLICATIONCONTROLLERS
         ),
+        DisruptionController(client, factory, pdb_rec, clock=clock),
         recorders,
     )
 

@@ -7,10 +7,9 @@ clock is injected: tests drive a fake one past a schedule time instead of waitin
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
-from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
+from svcnet.api.errors import AlreadyExists, ApiError, NotFound
 from svcnet.api.objects import ObjView, meta, name, uid
 from svcnet.api.registry import CRONJOBS, JOBS
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
@@ -28,7 +27,13 @@ from svcnet.client.rest import ApiClient
 from svcnet.controllers.cronjob.plan import add_active, plan_cron_job
 from svcnet.controllers.ownership import resolve_controller_ref
 from svcnet.controllers.podutil import controller_ref
-from svcnet.controllers.runtime import DONE, Controller, Result, TemporaryError
+from svcnet.controllers.runtime import (
+    DONE,
+    Controller,
+    Result,
+    TemporaryError,
+    write_status_if_changed,
+)
 from svcnet.util.clock import REAL_CLOCK, Clock
 
 log = logging.getLogger(__name__)
@@ -126,12 +131,7 @@ class CronJobController:
             else:
                 self.recorder.event(cj, NORMAL, "SuccessfulCreate", f"Created job {name(created)}")
             add_active(plan.status, created)
-        if dict(cj.get("status") or {}) != plan.status:
-            with contextlib.suppress(NotFound):
-                try:
-                    await self.client.update_status({**cj, "status": plan.status})
-                except Conflict as e:
-                    raise TemporaryError(f"status of {key}: {e}") from e
+        await write_status_if_changed(self.client, cj, plan.status)
         if plan.requeue_after is not None:
             return Result(requeue_after=plan.requeue_after)
         return DONE
