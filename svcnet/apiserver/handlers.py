@@ -22,6 +22,7 @@ import orjson
 
 from svcnet.api import fieldvalidation
 from svcnet.api.apply import server_side_apply, track_update
+from svcnet.api.defaults import autoscaling as autoscaling_defaults
 from svcnet.api.errors import (
     AlreadyExists,
     ApiError,
@@ -33,7 +34,7 @@ from svcnet.api.errors import (
     UnsupportedMediaType,
 )
 from svcnet.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
-from svcnet.api.registry import Registry, ResourceType
+from svcnet.api.registry import HORIZONTALPODAUTOSCALERS, Registry, ResourceType
 from svcnet.api.strategy import strategy_for
 from svcnet.apiserver import customtable, deletion, eviction, subresources, table
 from svcnet.apiserver import request as req
@@ -243,6 +244,18 @@ class ResourceHandlers:
         if encoded is None:
             return resp.respond_object(created, 201, warnings)
         return resp.respond(encoded, 201, warnings)
+
+    async def create_hpa_v1(self, request: Request, info: req.RequestInfo) -> Response:
+        """An autoscaling/v1 HorizontalPodAutoscaler, created as the v2 object it is stored as
+        and answered in v1 (what kubectl autoscale sends and reads back)."""
+        if info.namespace is None or info.name or info.subresource:
+            raise NotFound("the server could not find the requested resource")
+        body = req.decode_body(request.body, request.content_type)
+        opts = req.write_options(request.query, request.headers.get("User-Agent", ""))
+        obj = autoscaling_defaults.v1_to_v2(body)
+        obj.setdefault("metadata", {})["namespace"] = info.namespace
+        created = await self.create_object(HORIZONTALPODAUTOSCALERS, obj, opts)
+        return resp.respond_object(autoscaling_defaults.v2_to_v1(created), 201)
 
     async def create_object(
         self, rt: ResourceType, obj: dict[str, Any], opts: req.WriteOptions, managed: bool = True

@@ -131,6 +131,9 @@ def reachable(messages: dict[str, Any]) -> dict[str, Any]:
         "k8s.io.api.core.v1.Binding",
         "k8s.io.api.authentication.v1.TokenRequest",
         "k8s.io.api.authentication.v1.SelfSubjectReview",
+        # POSTed by kubectl drain (pods/eviction) and kubectl autoscale (autoscaling/v1).
+        "k8s.io.api.policy.v1.Eviction",
+        "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler",
         "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
         "k8s.io.apimachinery.pkg.runtime.Unknown",
     ]

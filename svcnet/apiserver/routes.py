@@ -205,6 +205,8 @@ class Router:
                 raise NotFound("the server could not find the requested resource")
             return found
         h = self.handlers
+        if (info.group, info.version, info.resource) == _HPA_V1 and info.verb is req.Verb.CREATE:
+            return await h.create_hpa_v1(request, info)
         rt = h.resolve(info)
         verb = info.verb
         if info.subresource in (
@@ -293,6 +295,11 @@ def _to_aiohttp(answer: Response) -> web.Response:
     )
     out.force_close()
     return out
+
+
+# kubectl autoscale (1.32) creates through autoscaling/v1; svcnet stores and serves v2 and
+# accepts the v1 create only, converted (no v1 reads: they would need conversion everywhere).
+_HPA_V1 = ("autoscaling", "v1", "horizontalpodautoscalers")
 
 
 def _health_path(path: str) -> bool:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from svcnet.api.errors import Conflict, NotFound
 from svcnet.api.objects import ObjView, name
 from svcnet.client.events import WARNING
+from svcnet.client.informer import DeletedFinalStateUnknown, FuncHandler, meta_namespace_key
 from svcnet.client.rest import ApiClient
 from svcnet.client.workqueue import ShutDown, WorkQueue, default_controller_rate_limiter
 from svcnet.util.clock import REAL_CLOCK, Clock
@@ -196,3 +197,18 @@ async def write_status_if_changed(
         return
     except Conflict as e:
         raise TemporaryError(f"status of {obj.get('kind')} {name(obj)}: {e}") from e
+
+
+def enqueue_own_key(controller: Controller) -> FuncHandler:
+    """The handler of a controller's own kind: every add and update queues the object's key
+    (a delete needs no sync: the object's dependents are the garbage collector's)."""
+    return FuncHandler(
+        on_add=lambda o: controller.enqueue(meta_namespace_key(o)),
+        on_update=lambda _o, n: controller.enqueue(meta_namespace_key(n)),
+        on_delete=lambda _o: None,
+    )
+
+
+def on_any_change(fn: Callable[[ObjView | DeletedFinalStateUnknown], None]) -> FuncHandler:
+    """A handler calling ``fn`` with the new state of any add, update or delete."""
+    return FuncHandler(on_add=fn, on_update=lambda _o, n: fn(n), on_delete=fn)

@@ -30,6 +30,8 @@ from svcnet.controllers.disruption.controller import COMPONENT as DISRUPTION_SOU
 from svcnet.controllers.disruption.controller import DisruptionController
 from svcnet.controllers.job.controller import COMPONENT as JOB_COMPONENT
 from svcnet.controllers.job.controller import JobController
+from svcnet.controllers.podautoscaler.controller import COMPONENT as HPA_COMPONENT
+from svcnet.controllers.podautoscaler.controller import HorizontalPodAutoscalerController
 from svcnet.controllers.replicaset.controller import COMPONENT as REPLICASET_COMPONENT
 from svcnet.controllers.replicaset.controller import ReplicaSetController
 from svcnet.controllers.start import Runnable, start_controllers
@@ -51,6 +53,7 @@ class WorkloadControllers:
     cronjobs: CronJobController
     replicationcontrollers: ReplicaSetController
     disruption: DisruptionController
+    autoscalers: HorizontalPodAutoscalerController
     recorders: tuple[EventRecorder, ...]
     tasks: tuple[asyncio.Task[None], ...] = ()
 
@@ -65,6 +68,7 @@ class WorkloadControllers:
             (CRONJOB_COMPONENT, self.cronjobs),
             (REPLICATION_COMPONENT, self.replicationcontrollers),
             ("disruption-controller", self.disruption),
+            (HPA_COMPONENT, self.autoscalers),
         ]
 
     async def flush_events(self) -> None:
@@ -96,9 +100,10 @@ def build_workload_controllers(
             CRONJOB_COMPONENT,
             REPLICATION_COMPONENT,
             DISRUPTION_SOURCE,
+            HPA_COMPONENT,
         )
     )
-    rs_rec, d_rec, sts_rec, ds_rec, job_rec, cj_rec, rc_rec, pdb_rec = recorders
+    rs_rec, d_rec, sts_rec, ds_rec, job_rec, cj_rec, rc_rec, pdb_rec, hpa_rec = recorders
     return WorkloadControllers(
         ReplicaSetController(client, factory, rs_rec, workers=workers, clock=clock),
         DeploymentController(client, factory, d_rec, workers=workers, clock=clock),
@@ -110,6 +115,7 @@ def build_workload_controllers(
             client, factory, rc_rec, workers=workers, clock=clock, owners=REPLICATIONCONTROLLERS
         ),
         DisruptionController(client, factory, pdb_rec, clock=clock),
+        HorizontalPodAutoscalerController(client, factory, hpa_rec, clock=clock),
         recorders,
     )
 

@@ -20,7 +20,14 @@ from apiserver_harness import Kubectl, RunningServer
 from test_daemonsets_jobs import add_node, live_pods, set_pod_status, table_rows, until
 
 from svcnet.api.errors import AlreadyExists
-from svcnet.api.registry import CRONJOBS, JOBS, PODDISRUPTIONBUDGETS, PODS, REPLICATIONCONTROLLERS
+from svcnet.api.registry import (
+    CRONJOBS,
+    HORIZONTALPODAUTOSCALERS,
+    JOBS,
+    PODDISRUPTIONBUDGETS,
+    PODS,
+    REPLICATIONCONTROLLERS,
+)
 from svcnet.client.informer import SharedInformerFactory
 from svcnet.client.kubeconfig import load_kubeconfig
 from svcnet.client.rest import ApiClient
@@ -228,7 +235,7 @@ async def test_pdb_status_and_an_eviction_it_refuses_then_allows(cluster: Cluste
         "False",
         "InsufficientPods",
     )
-    assert table_rows(kubectl, "pdb")[1][:5] == ["web", "2", "N/A", "0", pdb_age(kubectl)]
+    assert table_rows(kubectl, "pdb")[1][:4] == ["web", "2", "N/A", "0"]
 
     victim = pods[0]["metadata"]["name"]
     refused = evict(kubectl, victim)
@@ -256,15 +263,12 @@ async def test_pdb_status_and_an_eviction_it_refuses_then_allows(cluster: Cluste
     # The evicted pod, being deleted, no longer counts: the last disruption is taken.
     await until(
         lambda: api.get(PODDISRUPTIONBUDGETS, "web", NS),
-        lambda p: p["status"].get("currentHealthy") == 1
-        and p["status"].get("disruptionsAllowed") == 0,
+        lambda p: (
+            p["status"].get("currentHealthy") == 1 and p["status"].get("disruptionsAllowed") == 0
+        ),
     )
     again = evict(kubectl, pods[1]["metadata"]["name"])
     assert "Cannot evict pod as it would violate" in again.stderr
-
-
-def pdb_age(kubectl: Kubectl) -> str:
-    return table_rows(kubectl, "pdb")[1][4]
 
 
 async def test_pdb_percentage_counts_the_deployments_scale(cluster: Cluster) -> None:
@@ -290,4 +294,47 @@ async def test_pdb_validation_is_upstreams(cluster: Cluster) -> None:
     assert (
         'PodDisruptionBudget.policy "bad" is invalid: spec.minAvailable: Invalid value: "120%": '
         "must not be greater than 100%" in r.stderr
+    )
+
+
+# -- HorizontalPodAutoscaler ------------------------------------------------------------------
+
+
+async def test_kubectl_autoscale_and_the_status_without_metrics(cluster: Cluster) -> None:
+    api, kubectl = cluster.api, cluster.kubectl
+    kubectl("create", "deployment", "web", "--image=busybox", "--replicas=2")
+    out = kubectl(
+        "autoscale", "deployment", "web", "--min", "2", "--max", "5", "--cpu-percent", "80"
+    )
+    assert out.strip() == "horizontalpodautoscaler.autoscaling/web autoscaled"
+    hpa = await until(
+        lambda: api.get(HORIZONTALPODAUTOSCALERS, "web", NS),
+        lambda h: len(h.get("status", {}).get("conditions") or []) == 2,
+    )
+    assert hpa["spec"]["minReplicas"] == 2
+    conditions = {c["type"]: c for c in hpa["status"]["conditions"]}
+    assert conditions["AbleToScale"]["status"] == "True"
+    assert conditions["ScalingActive"]["status"] == "False"
+    assert conditions["ScalingActive"]["reason"] == "FailedGetResourceMetric"
+    assert hpa["status"]["currentReplicas"] == 2
+    rows = table_rows(kubectl, "hpa")
+    assert rows[0] == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    assert rows[1][:7] == ["web", "Deployment/web", "cpu:", "<unknown>/80%", "2", "5", "2"]
+
+
+async def test_hpa_validation_is_upstreams(cluster: Cluster) -> None:
+    manifest = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: bad}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 3
+  maxReplicas: 2
+"""
+    r = cluster.kubectl.run("apply", "-f", "-", input=manifest, check=False)
+    assert r.returncode != 0
+    assert (
+        'The HorizontalPodAutoscaler "bad" is invalid: spec.maxReplicas: Invalid value: 2: '
+        "must be greater than or equal to `minReplicas`" in r.stderr
     )

@@ -399,7 +399,10 @@ async def test_job_ttl_after_finished_deletes_it(cluster: Cluster) -> None:
 
 async def test_api_resources_lists_the_new_kinds(cluster: Cluster) -> None:
     out = cluster.kubectl("api-resources", "--api-group=batch")
-    assert out.splitlines()[1].split() == ["jobs", "batch/v1", "true", "Job"]
+    assert [line.split() for line in out.splitlines()[1:]] == [
+        ["cronjobs", "cj", "batch/v1", "true", "CronJob"],
+        ["jobs", "batch/v1", "true", "Job"],
+    ]
     out = cluster.kubectl("api-resources", "--api-group=apps")
     assert ["daemonsets", "ds", "apps/v1", "true", "DaemonSet"] in [
         line.split() for line in out.splitlines()

@@ -16,11 +16,9 @@ from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
     DeletedFinalStateUnknown,
-    FuncHandler,
     Informer,
     SharedInformerFactory,
     index_by_namespace,
-    meta_namespace_key,
     unwrap,
 )
 from svcnet.client.rest import ApiClient
@@ -32,6 +30,8 @@ from svcnet.controllers.runtime import (
     Controller,
     Result,
     TemporaryError,
+    enqueue_own_key,
+    on_any_change,
     write_status_if_changed,
 )
 from svcnet.util.clock import REAL_CLOCK, Clock
@@ -65,20 +65,8 @@ class CronJobController:
             recorder=recorder,
             clock=clock,
         )
-        self.cronjobs.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: self.controller.enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: self.controller.enqueue(meta_namespace_key(n)),
-                on_delete=lambda o: None,
-            )
-        )
-        self.jobs.add_event_handler(
-            FuncHandler(
-                on_add=self._job_changed,
-                on_update=lambda _o, n: self._job_changed(n),
-                on_delete=self._job_changed,
-            )
-        )
+        self.cronjobs.add_event_handler(enqueue_own_key(self.controller))
+        self.jobs.add_event_handler(on_any_change(self._job_changed))
 
     def _job_changed(self, obj: ObjView | DeletedFinalStateUnknown) -> None:
         job = unwrap(obj)

@@ -24,7 +24,6 @@ from svcnet.client.events import EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
     DeletedFinalStateUnknown,
-    FuncHandler,
     Informer,
     SharedInformerFactory,
     index_by_namespace,
@@ -38,6 +37,8 @@ from svcnet.controllers.runtime import (
     DONE,
     Controller,
     Result,
+    enqueue_own_key,
+    on_any_change,
     write_status_if_changed,
 )
 from svcnet.util.clock import REAL_CLOCK, Clock, rfc3339
@@ -73,28 +74,10 @@ class DisruptionController:
             recorder=recorder,
             clock=clock,
         )
-        self.pdbs.add_event_handler(
-            FuncHandler(
-                on_add=lambda o: self.controller.enqueue(meta_namespace_key(o)),
-                on_update=lambda _o, n: self.controller.enqueue(meta_namespace_key(n)),
-                on_delete=lambda _o: None,
-            )
-        )
-        self.pods.add_event_handler(
-            FuncHandler(
-                on_add=self._namespace_changed,
-                on_update=lambda _o, n: self._namespace_changed(n),
-                on_delete=self._namespace_changed,
-            )
-        )
+        self.pdbs.add_event_handler(enqueue_own_key(self.controller))
+        self.pods.add_event_handler(on_any_change(self._namespace_changed))
         for informer in self.scaled.values():
-            informer.add_event_handler(
-                FuncHandler(
-                    on_add=self._namespace_changed,
-                    on_update=lambda _o, n: self._namespace_changed(n),
-                    on_delete=self._namespace_changed,
-                )
-            )
+            informer.add_event_handler(on_any_change(self._namespace_changed))
 
     def _namespace_changed(self, obj: ObjView | DeletedFinalStateUnknown) -> None:
         ns = str(meta(unwrap(obj)).get("namespace") or "")

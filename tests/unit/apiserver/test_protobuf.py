@@ -514,6 +514,13 @@ UPSTREAM_SCALAR_POINTERS: dict[str, frozenset[str]] = {
         },
     ),
     **_table(
+        "k8s.io.api.autoscaling.v1.",
+        {
+            "HorizontalPodAutoscalerSpec": "minReplicas targetCPUUtilizationPercentage",
+            "HorizontalPodAutoscalerStatus": "observedGeneration currentCPUUtilizationPercentage",
+        },
+    ),
+    **_table(
         "k8s.io.api.autoscaling.v2.",
         {
             "HPAScalingRules": "stabilizationWindowSeconds selectPolicy",
