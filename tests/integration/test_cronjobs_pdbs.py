@@ -177,6 +177,9 @@ async def test_replication_controller_runs_and_scales(cluster: Cluster) -> None:
         lambda r: r.get("status", {}).get("replicas") == 3,
     )
     assert table_rows(kubectl, "rc")[1][:4] == ["legacy", "3", "3", "0"]
+    described = kubectl("describe", "rc", "legacy")
+    assert "Replicas:     3 current / 3 desired" in described
+    assert "Selector:     app=legacy" in described
 
 
 # -- PodDisruptionBudget and eviction ---------------------------------------------------------
@@ -236,6 +239,9 @@ async def test_pdb_status_and_an_eviction_it_refuses_then_allows(cluster: Cluste
         "InsufficientPods",
     )
     assert table_rows(kubectl, "pdb")[1][:4] == ["web", "2", "N/A", "0"]
+    described = kubectl("describe", "pdb", "web")
+    assert "Min available:  2" in described
+    assert "Allowed disruptions:  0" in described
 
     victim = pods[0]["metadata"]["name"]
     refused = evict(kubectl, victim)
@@ -320,6 +326,10 @@ async def test_kubectl_autoscale_and_the_status_without_metrics(cluster: Cluster
     rows = table_rows(kubectl, "hpa")
     assert rows[0] == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     assert rows[1][:7] == ["web", "Deployment/web", "cpu:", "<unknown>/80%", "2", "5", "2"]
+    described = kubectl("describe", "hpa", "web")
+    rows_after = [line.split() for line in described.split("Conditions:")[1].splitlines()]
+    assert ["AbleToScale", "True", "SucceededGetScale"] in [r[:3] for r in rows_after]
+    assert ["ScalingActive", "False", "FailedGetResourceMetric"] in [r[:3] for r in rows_after]
 
 
 async def test_hpa_validation_is_upstreams(cluster: Cluster) -> None:
