@@ -74,6 +74,9 @@ async def evict(
         now = rfc3339(handlers.clock())
         decision = decide_eviction(pod, pdbs, now)
         _raise_for(decision.verdict, decision.message, decision.cause)
+        if options.dry_run:
+            # A dry run answers as the eviction would, and writes nothing.
+            return resp.respond_object(success_status(), 201)
         budgeted = decision.verdict is Verdict.DELETE_WITH_BUDGET
         if budgeted and not await _take_disruption(handlers, pdbs, pod, decision.pdb_status, opts):
             continue

@@ -206,10 +206,15 @@ async def ready_deployment(cluster: Cluster, name: str, replicas: int) -> list[d
     return pods
 
 
-def evict(kubectl: Kubectl, pod: str) -> Any:
-    body = json.dumps(
-        {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": NS}}
-    )
+def evict(kubectl: Kubectl, pod: str, dry_run: bool = False) -> Any:
+    eviction: dict[str, Any] = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": NS},
+    }
+    if dry_run:
+        eviction["deleteOptions"] = {"dryRun": ["All"]}
+    body = json.dumps(eviction)
     return kubectl.run(
         "create", "--raw", f"/api/v1/namespaces/{NS}/pods/{pod}/eviction", "-f", "-",
         input=body, check=False,
@@ -260,6 +265,10 @@ async def test_pdb_status_and_an_eviction_it_refuses_then_allows(cluster: Cluste
             and p["status"].get("observedGeneration") == p["metadata"]["generation"]
         ),
     )
+    # A dry run answers as the eviction would and changes nothing.
+    assert evict(kubectl, victim, dry_run=True).returncode == 0
+    assert (await api.get(PODS, victim, NS))["metadata"].get("deletionTimestamp") is None
+    assert (await api.get(PODDISRUPTIONBUDGETS, "web", NS))["status"]["disruptionsAllowed"] == 1
     allowed = evict(kubectl, victim)
     assert allowed.returncode == 0, allowed.stderr
     gone = await api.get(PODS, victim, NS)

@@ -287,7 +287,7 @@ def _validate_time_zone(zone: object) -> list[FieldError]:
     return []
 
 
-def _validate_schedule(schedule: object) -> list[FieldError]:
+def _validate_schedule(schedule: object, allow_tz: bool = False) -> list[FieldError]:
     path = "spec.schedule"
     if not schedule:
         return [required(path)]
@@ -301,7 +301,7 @@ def _validate_schedule(schedule: object) -> list[FieldError]:
         cron.parse_standard(rest)
     except cron.CronError as e:
         errors.append(invalid(path, schedule, str(e)))
-    if "TZ" in schedule:
+    if "TZ" in schedule and not allow_tz:
         errors.append(
             invalid(
                 path, schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
@@ -324,13 +324,13 @@ def _validate_job_template(spec: Obj) -> list[FieldError]:
     return errors
 
 
-def validate_cron_job(cj: Obj) -> list[FieldError]:
+def validate_cron_job(cj: Obj, allow_tz_in_schedule: bool = False) -> list[FieldError]:
     errors: list[FieldError] = []
     name = str(mapping(cj.get("metadata")).get("name") or "")
     if len(name) > _CRONJOB_NAME_MAX:
         errors.append(invalid("metadata.name", name, "must be no more than 52 characters"))
     spec = mapping(cj.get("spec"))
-    errors.extend(_validate_schedule(spec.get("schedule")))
+    errors.extend(_validate_schedule(spec.get("schedule"), allow_tz_in_schedule))
     errors.extend(_validate_time_zone(spec.get("timeZone")))
     policy = spec.get("concurrencyPolicy")
     if policy not in _CONCURRENCY_POLICIES:
@@ -349,7 +349,10 @@ def validate_cron_job(cj: Obj) -> list[FieldError]:
 
 
 def validate_cron_job_update(new: Obj, old: Obj) -> list[FieldError]:
-    return validate_cron_job(new)
+    """A CronJob stored with ``TZ=`` in its schedule (before 1.27 refused it) may keep it
+    (upstream's ``AllowTZInSchedule``)."""
+    old_schedule = str(mapping(old.get("spec")).get("schedule") or "")
+    return validate_cron_job(new, allow_tz_in_schedule="TZ" in old_schedule)
 
 
 def load_time_zone(zone: str) -> zoneinfo.ZoneInfo | None:
