@@ -820,7 +820,7 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
             NAME,
             _c("Schedule"),
             _c("Timezone"),
-            _c("Suspend"),
+            _c("Suspend", "boolean"),  # upstream declares boolean, prints printBoolPtr text
             _c("Active", "integer"),
             _c("Last Schedule"),
             AGE,

@@ -353,3 +353,82 @@ def _cond(type_: str) -> dict[str, object]:
 )  # fmt: skip
 def test_job_row(job: dict[str, object], cells: list[object]) -> None:
     assert table.row_cells("batch", "Job", job, NOW)[:4] == cells
+
+
+def test_cronjob_row() -> None:
+    obj = {
+        "metadata": {"name": "tick", "creationTimestamp": "2026-01-10T11:00:00Z"},
+        "spec": {
+            "schedule": "*/5 * * * *",
+            "timeZone": "Europe/Berlin",
+            "suspend": False,
+            "jobTemplate": {
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+            },
+        },
+        "status": {"active": [{"name": "tick-1"}], "lastScheduleTime": "2026-01-10T11:55:00Z"},
+    }
+    assert table.row_cells("batch", "CronJob", obj, NOW) == [
+        "tick", "*/5 * * * *", "Europe/Berlin", "False", 1, "5m", "60m", "c", "busybox", "<none>",
+    ]  # fmt: skip
+    bare = {"metadata": {"name": "t"}, "spec": {"schedule": "@daily"}, "status": {}}
+    assert table.row_cells("batch", "CronJob", bare, NOW)[2:6] == ["<none>", "<unset>", 0, "<none>"]
+
+
+def test_pdb_rows() -> None:
+    def pdb(spec: dict[str, object]) -> dict[str, object]:
+        return {"metadata": {"name": "web"}, "spec": spec, "status": {"disruptionsAllowed": 2}}
+
+    assert table.row_cells("policy", "PodDisruptionBudget", pdb({"minAvailable": "50%"}), NOW)[
+        :4
+    ] == ["web", "50%", "N/A", 2]
+    assert table.row_cells("policy", "PodDisruptionBudget", pdb({"maxUnavailable": 1}), NOW)[
+        :4
+    ] == ["web", "N/A", "1", 2]
+
+
+def _metric(utilization: int) -> dict[str, object]:
+    return {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": utilization},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("metrics", "current", "targets"),
+    [
+        ([_metric(80)], [], "cpu: <unknown>/80%"),
+        (
+            [_metric(80)],
+            [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "current": {"averageUtilization": 12}},
+                }
+            ],
+            "cpu: 12%/80%",
+        ),
+        ([], [], "<none>"),
+        (
+            [_metric(10), _metric(20), _metric(30)],
+            [],
+            "cpu: <unknown>/10%, cpu: <unknown>/20% + 1 more...",
+        ),
+    ],
+)
+def test_hpa_targets(metrics: list[object], current: list[object], targets: str) -> None:
+    obj = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 2,
+            "maxReplicas": 5,
+            "metrics": metrics,
+        },
+        "status": {"currentReplicas": 3, "currentMetrics": current},
+    }
+    row = table.row_cells("autoscaling", "HorizontalPodAutoscaler", obj, NOW)
+    assert row[:6] == ["web", "Deployment/web", targets, 2, 5, 3]
