@@ -647,9 +647,14 @@ def test_grpc_route_calls_an_h2c_backend(gw: Ingress) -> None:
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED  # HAProxy's 404: no route
     finally:
         channel.close()
-    route = gw.cluster.get("grpcroute/echo")
-    assert _conditions(route["status"]["parents"][0]) == {
-        "Accepted": "Accepted", "ResolvedRefs": "ResolvedRefs"}  # fmt: skip
+    # The status is written after HAProxy serves the route, so it may come a moment later.
+    gw.cluster.wait_for(
+        "grpcroute/echo",
+        lambda r: (
+            [_conditions(p) for p in (r.get("status") or {}).get("parents") or []]
+            == [{"Accepted": "Accepted", "ResolvedRefs": "ResolvedRefs"}]
+        ),
+    )
 
 
 def test_a_regex_haproxy_refuses_refuses_that_route_and_the_rest_is_served(gw: Ingress) -> None:
