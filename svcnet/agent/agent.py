@@ -42,6 +42,7 @@ from svcnet.agent import netgate
 from svcnet.agent.admission import Rejection, admit
 from svcnet.agent.containers import BackoffPolicy
 from svcnet.agent.images import ensure_bin_dir
+from svcnet.agent.localpath import LocalPathProvisioner
 from svcnet.agent.node_status import (
     LEASE_NAMESPACE,
     NodeIdentity,
@@ -161,6 +162,8 @@ class Agent:
         self.runner = ZygoteRunner(self.bin_dir)
         self.objects = ObjectWatcher(client)
         self.pods_root = str(self.node_dir / "pods")
+        # The local-path provisioner's folders: one per claim provisioned on this node.
+        self.storage_root = self.node_dir / "storage"
 
     # -- node registration and heartbeat ---------------------------------------------------
     async def register(self) -> None:
@@ -415,9 +418,14 @@ class Agent:
                 self._status_changed.set()
                 await self._wait_for_pod_cidr()
                 ctx = self._context()
+                # Registers its informers with the factory: built before the factory starts.
+                provisioner = LocalPathProvisioner(
+                    self.client, self.factory, self.recorder, self.ident.name, self.storage_root
+                )
                 self.factory.start(tg)
                 await self.factory.wait_for_cache_sync()
                 tg.create_task(self._pod_loop(ctx), name="pods")
+                tg.create_task(provisioner.run(), name="local-path-provisioner")
                 for component in self.config.components:
                     tg.create_task(component(self.client, self.factory, self.ident.name))
                 self.ready.set()

@@ -26,7 +26,14 @@ from typing import Any
 from svcnet.agent.objectwatch import ObjectWatcher
 from svcnet.agent.tokens import Token, TokenClient, TokenError, request_token
 from svcnet.api import objects
-from svcnet.api.registry import CONFIGMAPS, SECRETS, ResourceType
+from svcnet.api.errors import NotFound
+from svcnet.api.registry import (
+    CONFIGMAPS,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    SECRETS,
+    ResourceType,
+)
 from svcnet.runtime.volumes.plan import (
     MountError,
     PodSources,
@@ -77,13 +84,16 @@ class PodVolumes:
         self.mounted: MountedVolumes = {}
         self.changed = asyncio.Event()
         self._warned: set[str] = set()
+        self._volumes_seen: dict[str, dict[str, Any]] = {}
         self._watching = False
 
     # -- watches ---------------------------------------------------------------------------
     def _watched(self) -> list[tuple[ResourceType, str]]:
-        return [(CONFIGMAPS, n) for n in sorted(self.sources.config_maps)] + [
-            (SECRETS, n) for n in sorted(self.sources.secrets)
-        ]
+        return (
+            [(CONFIGMAPS, n) for n in sorted(self.sources.config_maps)]
+            + [(SECRETS, n) for n in sorted(self.sources.secrets)]
+            + [(PERSISTENTVOLUMECLAIMS, n) for n in sorted(self.sources.claims)]
+        )
 
     def _on_object_change(self) -> None:
         self.changed.set()
@@ -133,24 +143,44 @@ class PodVolumes:
                 log.warning("pod %s/%s: %s", self.namespace, self.name, e)
         return errors
 
+    async def _claims(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pod's claims as their watches see them, and their bound volumes (read once
+        each: a volume's node path never changes)."""
+        claims = await self._objects(PERSISTENTVOLUMECLAIMS, self.sources.claims)
+        volumes: dict[str, Any] = {}
+        for pvc in claims.values():
+            name = str((pvc.get("spec") or {}).get("volumeName") or "")
+            if name and name not in self._volumes_seen:
+                try:
+                    self._volumes_seen[name] = await self.client.request(
+                        "GET", f"{PERSISTENTVOLUMES.base_path}/{PERSISTENTVOLUMES.plural}/{name}"
+                    )
+                except NotFound:
+                    continue
+            if name in self._volumes_seen:
+                volumes[name] = self._volumes_seen[name]
+        return claims, volumes
+
     def _plan(
         self,
         volume: Mapping[str, Any],
         cms: Mapping[str, Any],
         secrets: Mapping[str, Any],
         token_errors: Mapping[TokenKey, str],
+        claims: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {}),
     ) -> VolumePlan:
         keys = volume_sources(self.pod, [volume]).tokens
         errors = sorted(token_errors[k] for k in keys if k in token_errors)
         if errors:
             raise MountError(str(volume.get("name", "")), errors[0])
         values = {k: t.value for k, t in self.tokens.items()}
-        return plan_volume(self.pod, volume, VolumeInputs(cms, secrets, values))
+        inputs = VolumeInputs(cms, secrets, values, claims[0], claims[1])
+        return plan_volume(self.pod, volume, inputs)
 
     def _apply(self, plan: VolumePlan) -> bool:
         path = volume_dir(self.pods_root, self.uid, plan)
         try:
-            if plan.kind is VolumeKind.HOST_PATH:
+            if plan.kind in (VolumeKind.HOST_PATH, VolumeKind.CLAIM):
                 check_host_path(plan.name, plan.host_path, plan.host_type)
                 wrote = False
             elif plan.kind is VolumeKind.FILES:
@@ -167,7 +197,7 @@ class PodVolumes:
                 f'volume "{plan.name}" ({plan.source}) is not supported by svcnet: '
                 "mounted as an empty directory",
             )
-        self.mounted[plan.name] = (path, plan.api_data)
+        self.mounted[plan.name] = (path, plan.always_read_only)
         return wrote
 
     def _volumes(self) -> list[Mapping[str, Any]]:
@@ -180,8 +210,10 @@ class PodVolumes:
         token_errors = await self._refresh_tokens()
         cms = await self._objects(CONFIGMAPS, self.sources.config_maps)
         secrets = await self._objects(SECRETS, self.sources.secrets)
+        claims = await self._claims()
         for v in self._volumes():
-            await asyncio.to_thread(self._apply, self._plan(v, cms, secrets, token_errors))
+            plan = self._plan(v, cms, secrets, token_errors, claims)
+            await asyncio.to_thread(self._apply, plan)
         return dict(self.mounted)
 
     async def update(self) -> int:
@@ -190,10 +222,11 @@ class PodVolumes:
         token_errors = await self._refresh_tokens()
         cms = await self._objects(CONFIGMAPS, self.sources.config_maps)
         secrets = await self._objects(SECRETS, self.sources.secrets)
+        claims = await self._claims()
         changed = 0
         for v in self._volumes():
             try:
-                plan = self._plan(v, cms, secrets, token_errors)
+                plan = self._plan(v, cms, secrets, token_errors, claims)
                 if plan.kind is VolumeKind.FILES:
                     changed += await asyncio.to_thread(self._apply, plan)
             except MountError as e:

@@ -144,6 +144,13 @@ REPLICATIONCONTROLLERS = ResourceType(
     "", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ("all",),
     subresources=_WORKLOAD,
 )  # fmt: skip
+PERSISTENTVOLUMECLAIMS = ResourceType(
+    "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
+    subresources=_STATUS,
+)  # fmt: skip
+PERSISTENTVOLUMES = ResourceType(
+    "", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), subresources=_STATUS
+)
 EVENTS = ResourceType(
     "", "v1", "Event", "events", True, ("ev",),
     extra_field_selectors=("involvedObject.kind", "involvedObject.namespace",
@@ -220,6 +227,10 @@ REFERENCEGRANTS = ResourceType(
     "gateway.networking.k8s.io", "v1beta1", "ReferenceGrant", "referencegrants", True,
     ("refgrant",), ("gateway-api",),
 )  # fmt: skip
+# storage.k8s.io/v1
+STORAGECLASSES = ResourceType(
+    "storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)
+)
 # coordination.k8s.io/v1
 LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
 # apiextensions.k8s.io/v1
@@ -230,7 +241,8 @@ CUSTOMRESOURCEDEFINITIONS = ResourceType(
 
 # Registry order is discovery order (core first, then each group as upstream lists it).
 RESOURCES: tuple[ResourceType, ...] = (
-    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS,
+    NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS,
+    PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, EVENTS,
     REPLICATIONCONTROLLERS,
     ENDPOINTSLICES,
     DEPLOYMENTS, REPLICASETS, STATEFULSETS, DAEMONSETS,
@@ -239,6 +251,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     INGRESSES, INGRESSCLASSES, NETWORKPOLICIES,
     PODDISRUPTIONBUDGETS,
     GATEWAYCLASSES, GATEWAYS, HTTPROUTES, GRPCROUTES, TLSROUTES, REFERENCEGRANTS,
+    STORAGECLASSES,
     LEASES,
     CUSTOMRESOURCEDEFINITIONS,
 )  # fmt: skip

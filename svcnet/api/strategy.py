@@ -46,6 +46,7 @@ from svcnet.api.validation import discovery as discovery_v
 from svcnet.api.validation import gateway as gateway_v
 from svcnet.api.validation import networking as networking_v
 from svcnet.api.validation import policy as policy_v
+from svcnet.api.validation import storage as storage_v
 from svcnet.api.wellknown import NAMESPACE_NAME_LABEL, TAINT_NOT_READY, TAINT_UNREACHABLE
 
 Validator = Callable[[Obj], list[FieldError]]
@@ -524,6 +525,14 @@ class HorizontalPodAutoscalerStrategy(Strategy):
         return {"desiredReplicas": 0}
 
 
+class VolumeStrategy(Strategy):
+    """PersistentVolume and PersistentVolumeClaim: a new one is Pending until the PV
+    controller binds it (the phase upstream's defaulting gives the empty status)."""
+
+    def initial_status(self, obj: Obj) -> Obj | None:
+        return {"phase": "Pending"}
+
+
 class IngressStrategy(Strategy):
     def initial_status(self, obj: Obj) -> Obj | None:
         return {"loadBalancer": {}}
@@ -635,6 +644,9 @@ _TRACKS_GENERATION = frozenset(
 )
 
 _VALIDATORS: dict[str, Validator] = {
+    "PersistentVolumeClaim": storage_v.validate_persistent_volume_claim,
+    "PersistentVolume": storage_v.validate_persistent_volume,
+    "StorageClass": storage_v.validate_storage_class,
     "Namespace": core_v.validate_namespace,
     "Node": core_v.validate_node,
     "Pod": core_v.validate_pod,
@@ -667,6 +679,9 @@ _VALIDATORS: dict[str, Validator] = {
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
+    "PersistentVolumeClaim": storage_v.validate_persistent_volume_claim_update,
+    "PersistentVolume": storage_v.validate_persistent_volume_update,
+    "StorageClass": storage_v.validate_storage_class_update,
     "Node": core_v.validate_node_update,
     "Pod": core_v.validate_pod_update,
     "Service": core_v.validate_service_update,
@@ -688,6 +703,8 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
 }
 
 _STATUS_VALIDATORS: dict[str, Validator] = {
+    "PersistentVolumeClaim": storage_v.validate_persistent_volume_claim,
+    "PersistentVolume": storage_v.validate_persistent_volume,
     "Pod": core_v.validate_pod_status,
     "Service": core_v.validate_service_status,
     "Ingress": networking_v.validate_ingress_status,
@@ -700,6 +717,8 @@ _STATUS_VALIDATORS: dict[str, Validator] = {
 }
 
 _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
+    "PersistentVolumeClaim": VolumeStrategy,
+    "PersistentVolume": VolumeStrategy,
     "Namespace": NamespaceStrategy,
     "Node": NodeStrategy,
     "Endpoints": CreateOnUpdateStrategy,

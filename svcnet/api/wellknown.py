@@ -56,3 +56,21 @@ DEFAULT_INGRESS_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 """``"true"`` on the IngressClass that Ingresses naming no class belong to."""
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 """The class of an Ingress before ``spec.ingressClassName`` (deprecated, still honoured)."""
+
+# -- storage ------------------------------------------------------------------------------------
+# The StorageClass a claim without storageClassName gets (DefaultStorageClass admission).
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+# Set by the scheduler's volume binding on a WaitForFirstConsumer claim: the node its first
+# pod goes to, where the provisioner makes the volume.
+SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
+# Set by the PV controller on a claim it leaves to an external provisioner (both, as upstream).
+STORAGE_PROVISIONER_ANNOTATION = "volume.kubernetes.io/storage-provisioner"
+BETA_STORAGE_PROVISIONER_ANNOTATION = "volume.beta.kubernetes.io/storage-provisioner"
+# On a PV: which provisioner made it (and so which one deletes it).
+PROVISIONED_BY_ANNOTATION = "pv.kubernetes.io/provisioned-by"
+BIND_COMPLETED_ANNOTATION = "pv.kubernetes.io/bind-completed"
+BOUND_BY_CONTROLLER_ANNOTATION = "pv.kubernetes.io/bound-by-controller"
+# svcnet's dynamic provisioner: a directory per claim under the data dir of the node its
+# first pod runs on (k3s's rancher.io/local-path).
+LOCAL_PATH_PROVISIONER = "svcnet.io/local-path"
+DEFAULT_STORAGE_CLASS = "standard"

@@ -37,6 +37,7 @@ from svcnet.apiserver.routes import Router
 from svcnet.apiserver.saadmission import ServiceAccountAdmission
 from svcnet.apiserver.satoken import TokenKeys, load_signing_key
 from svcnet.apiserver.storage import ObjectStore, decode
+from svcnet.apiserver.storageadmission import DefaultStorageClass
 from svcnet.apiserver.tokenrequest import StoreObjects, TokenRequests
 from svcnet.apiserver.watch import WatchRegistry
 from svcnet.store import open_store
@@ -130,7 +131,11 @@ class ApiServer:
             self.registry,
             objects,
             hooks,
-            AdmissionChain(NamespaceLifecycle(objects), ServiceAccountAdmission(objects)),
+            AdmissionChain(
+                NamespaceLifecycle(objects),
+                ServiceAccountAdmission(objects),
+                DefaultStorageClass(objects),
+            ),
             utcnow,
             self._prepare_pool,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from svcnet.api import objects
 from svcnet.api.objects import ObjView
-from svcnet.api.wellknown import NODE_ROLE_LABEL_PREFIX
+from svcnet.api.wellknown import DEFAULT_CLASS_ANNOTATION, NODE_ROLE_LABEL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -690,6 +690,85 @@ def _default_row(obj: ObjView, now: datetime.datetime) -> Row:
     return [meta.get("name", ""), age(meta.get("creationTimestamp"), now)]
 
 
+# -- storage -------------------------------------------------------------------------------------
+# ``GetAccessModesAsString``: the short forms in this order, whatever the list's order.
+_ACCESS_MODES = (
+    ("ReadWriteOnce", "RWO"),
+    ("ReadOnlyMany", "ROX"),
+    ("ReadWriteMany", "RWX"),
+    ("ReadWriteOncePod", "RWOP"),
+)
+_UNSET = "<unset>"
+
+
+def access_modes(modes: Sequence[str] | None) -> str:
+    have = set(modes or ())
+    return ",".join(short for mode, short in _ACCESS_MODES if mode in have)
+
+
+def _phase_or_terminating(obj: ObjView) -> str:
+    if objects.meta(obj).get("deletionTimestamp"):
+        return "Terminating"
+    return str((obj.get("status") or {}).get("phase") or "")
+
+
+def _pv_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec = objects.meta(obj), objects.spec(obj)
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    return [
+        meta.get("name", ""),
+        str((spec.get("capacity") or {}).get("storage") or "0"),
+        access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy") or "",
+        _phase_or_terminating(obj),
+        claim,
+        spec.get("storageClassName") or "",
+        spec.get("volumeAttributesClassName") or _UNSET,
+        (obj.get("status") or {}).get("reason") or "",
+        age(meta.get("creationTimestamp"), now),
+        spec.get("volumeMode") or "",
+    ]
+
+
+def _pvc_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta, spec = objects.meta(obj), objects.spec(obj)
+    status = obj.get("status") or {}
+    volume = spec.get("volumeName") or ""
+    capacity, modes = "", ""
+    if volume:  # upstream shows what the bound volume has, not what was asked for
+        capacity = str((status.get("capacity") or {}).get("storage") or "")
+        modes = access_modes(status.get("accessModes"))
+    return [
+        meta.get("name", ""),
+        _phase_or_terminating(obj),
+        volume,
+        capacity,
+        modes,
+        spec.get("storageClassName") or "",
+        spec.get("volumeAttributesClassName") or _UNSET,
+        age(meta.get("creationTimestamp"), now),
+        spec.get("volumeMode") or "",
+    ]
+
+
+def _storageclass_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
+    name = str(meta.get("name", ""))
+    annotations = meta.get("annotations") or {}
+    if annotations.get(DEFAULT_CLASS_ANNOTATION) == "true":
+        name += " (default)"
+    expansion = obj.get("allowVolumeExpansion")
+    return [
+        name,
+        obj.get("provisioner") or "",
+        obj.get("reclaimPolicy") or "Delete",
+        obj.get("volumeBindingMode") or "Immediate",
+        "true" if expansion else "false",
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
 def _w(name: str, t: str = "string") -> Column:
     return Column(name, type=t, priority=1)
 
@@ -763,6 +842,47 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
             _w("Name"),
         ),
         _event_row,
+    ),
+    ("", "PersistentVolume"): (
+        (
+            NAME,
+            _c("Capacity"),
+            _c("Access Modes"),
+            _c("Reclaim Policy"),
+            _c("Status"),
+            _c("Claim"),
+            _c("StorageClass"),
+            _c("VolumeAttributesClass"),
+            _c("Reason"),
+            AGE,
+            _w("VolumeMode"),
+        ),
+        _pv_row,
+    ),
+    ("", "PersistentVolumeClaim"): (
+        (
+            NAME,
+            _c("Status"),
+            _c("Volume"),
+            _c("Capacity"),
+            _c("Access Modes"),
+            _c("StorageClass"),
+            _c("VolumeAttributesClass"),
+            AGE,
+            _w("VolumeMode"),
+        ),
+        _pvc_row,
+    ),
+    ("storage.k8s.io", "StorageClass"): (
+        (
+            NAME,
+            _c("Provisioner"),
+            _c("ReclaimPolicy"),
+            _c("VolumeBindingMode"),
+            _c("AllowVolumeExpansion"),
+            AGE,
+        ),
+        _storageclass_row,
     ),
     ("discovery.k8s.io", "EndpointSlice"): (
         (NAME, _c("AddressType"), _c("Ports"), _c("Endpoints"), AGE),

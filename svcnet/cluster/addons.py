@@ -33,6 +33,11 @@ ingress-nginx's and HAProxy's own controllers ship:
   (controllerName ``svcnet.io/gateway-controller``), which the controller accepts;
 - the controller reads the API through a kubeconfig of its own, written like the DNS one.
 
+The storage add-on is the StorageClass ``standard`` (provisioner ``svcnet.io/local-path``,
+``WaitForFirstConsumer``, reclaim ``Delete``) marked default, as k3s ships ``local-path``: a
+claim naming no class gets a folder on the node its first pod is scheduled to, made by that
+node's agent (:mod:`svcnet.agent.localpath`).
+
 Building the objects is pure (:func:`dns_addon_objects`, :func:`ingress_addon_objects`); :func:`deploy_addons` applies them
 with server-side apply, so running it again (``svcnet up`` on a cluster whose add-on exists,
 or with another ``--upstream-dns``) updates them in place.
@@ -55,7 +60,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from svcnet.api.wellknown import CONTROL_PLANE_ROLE, DEFAULT_INGRESS_CLASS_ANNOTATION, OS_LABEL
+from svcnet.api.wellknown import (
+    CONTROL_PLANE_ROLE,
+    DEFAULT_CLASS_ANNOTATION,
+    DEFAULT_INGRESS_CLASS_ANNOTATION,
+    DEFAULT_STORAGE_CLASS,
+    LOCAL_PATH_PROVISIONER,
+    OS_LABEL,
+)
 from svcnet.cluster.up import ClusterConfig, api_get
 from svcnet.dns.forward import Upstream
 from svcnet.ingress.gatewayclass import GATEWAY_CONTROLLER_NAME
@@ -448,6 +460,22 @@ def ingress_addon_objects(spec: IngressAddonSpec) -> list[dict[str, Any]]:
     ]
 
 
+def storage_addon_objects() -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": DEFAULT_STORAGE_CLASS,
+                "annotations": {DEFAULT_CLASS_ANNOTATION: "true"},
+            },
+            "provisioner": LOCAL_PATH_PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        }
+    ]
+
+
 async def deploy_addons(
     client: ApiClient, cluster: ClusterConfig, upstream_dns: str | None = None
 ) -> list[str]:
@@ -459,6 +487,7 @@ async def deploy_addons(
     every = [
         *dns_addon_objects(dns_addon_spec(cluster, upstream_dns)),
         *ingress_addon_objects(ingress_addon_spec(cluster)),
+        *storage_addon_objects(),
     ]
     for obj in every:
         await client.apply(obj, FIELD_MANAGER, force=True)

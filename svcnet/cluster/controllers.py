@@ -24,6 +24,7 @@ from svcnet.controllers.scheduler.controller import Scheduler
 from svcnet.controllers.scheduler.plan import DEFAULT_SCHEDULER
 from svcnet.controllers.serviceaccount.controller import ServiceAccountsController
 from svcnet.controllers.start import Runnable, start_controllers
+from svcnet.controllers.volume import controller as volume
 from svcnet.controllers.workloads import build_workload_controllers
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def run(
                 endpointslice.COMPONENT,
                 endpoints.EVENT_SOURCE,
                 lbipam.COMPONENT,
+                volume.COMPONENT,
             )
         }
         # Controllers register their informers with the factory when built: build them all
@@ -72,6 +74,9 @@ async def run(
                 client, factory, lb_pools, recorders[lbipam.COMPONENT]
             ),
             "serviceaccount": ServiceAccountsController(client, factory),
+            "persistentvolume-binder": volume.PersistentVolumeController(
+                client, factory, recorders[volume.COMPONENT]
+            ),
             # The CA the API server's serving certificate chains to: the one this process
             # verifies the API server with (kube-controller-manager's --root-ca-file).
             "root-ca-cert-publisher": RootCACertPublisher(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.defaults import apps, autoscaling, batch, core, gateway, networking
+from svcnet.api.defaults import apps, autoscaling, batch, core, gateway, networking, storage
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -21,6 +21,9 @@ DEFAULTERS: dict[str, Defaulter] = {
     "Endpoints": core.default_endpoints,
     "Secret": core.default_secret,
     "EndpointSlice": core.default_endpoint_slice,
+    "PersistentVolumeClaim": storage.default_persistent_volume_claim,
+    "PersistentVolume": storage.default_persistent_volume,
+    "StorageClass": storage.default_storage_class,
     "Deployment": apps.default_deployment,
     "ReplicaSet": apps.default_replica_set,
     "StatefulSet": apps.default_stateful_set,

@@ -19,7 +19,14 @@ from typing import Any
 from svcnet.api import objects
 from svcnet.api.errors import Conflict, NotFound
 from svcnet.api.objects import Obj
-from svcnet.api.registry import NODES, PODS
+from svcnet.api.registry import (
+    NODES,
+    PERSISTENTVOLUMECLAIMS,
+    PERSISTENTVOLUMES,
+    PODS,
+    STORAGECLASSES,
+)
+from svcnet.api.wellknown import SELECTED_NODE_ANNOTATION
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NODE_NAME_INDEX,
@@ -36,7 +43,10 @@ from svcnet.controllers.scheduler.plan import (
     DEFAULT_SCHEDULER,
     Bind,
     NodeState,
+    PodClaims,
+    claim_names,
     needs_scheduling,
+    pod_claims,
     ready_status,
     schedule,
     scheduled_message,
@@ -87,6 +97,9 @@ class Scheduler:
         self.clock = clock
         self.pods = factory.informer_for(PODS, indexers={NODE_NAME_INDEX: index_by_node_name})
         self.nodes = factory.informer_for(NODES)
+        self.claims = factory.informer_for(PERSISTENTVOLUMECLAIMS)
+        self.volumes = factory.informer_for(PERSISTENTVOLUMES)
+        self.classes = factory.informer_for(STORAGECLASSES)
         # pod key → (uid, node) chosen but not yet seen bound in the cache.
         self.assumed: dict[str, tuple[str, str]] = {}
         self.unschedulable: set[str] = set()
@@ -94,7 +107,7 @@ class Scheduler:
             scheduler_name,
             self.reconcile,
             workers=1,
-            informers=[self.pods, self.nodes],
+            informers=[self.pods, self.nodes, self.claims, self.volumes, self.classes],
             recorder=recorder,
             clock=clock,
         )
@@ -110,6 +123,10 @@ class Scheduler:
                 on_add=lambda _n: self._retry_unschedulable(),
                 on_update=self._node_updated,
             )
+        )
+        # A claim created, given a node or bound: the pending pods that use it try again.
+        self.claims.add_event_handler(
+            FuncHandler(on_add=self._claim_changed, on_update=lambda _o, n: self._claim_changed(n))
         )
         self.scheduled = 0
         self.failed = 0
@@ -151,6 +168,39 @@ class Scheduler:
         if node_view(old) != node_view(new):
             self._retry_unschedulable()
 
+    def _claim_changed(self, pvc: Obj) -> None:
+        namespace, name = objects.namespace(pvc), objects.name(pvc)
+        for pod in self.pods.store.list():
+            if (
+                objects.namespace(pod) == namespace
+                and name in claim_names(pod)
+                and needs_scheduling(pod, self.scheduler_name)
+            ):
+                self.controller.enqueue(meta_namespace_key(pod))
+
+    def pod_claims(self, pod: Obj) -> PodClaims | None:
+        names = claim_names(pod)
+        if not names:
+            return None
+        ns = objects.namespace(pod)
+        claims = {n: c for n in names if (c := self.claims.store.get(f"{ns}/{n}")) is not None}
+        volumes = {objects.name(v): v for v in self.volumes.store.list()}
+        classes = {objects.name(c): c for c in self.classes.store.list()}
+        return pod_claims(pod, claims, volumes, classes)
+
+    async def _select_node(self, pod: Obj, claims: PodClaims, node: str) -> None:
+        """PreBind's first half: each unbound WaitForFirstConsumer claim learns its node; the
+        pod is bound once they are Bound (the claim events requeue it)."""
+        ns = objects.namespace(pod)
+        for name in claims.to_select:
+            patch = {"metadata": {"annotations": {SELECTED_NODE_ANNOTATION: node}}}
+            try:
+                await self.client.patch(PERSISTENTVOLUMECLAIMS, name, patch, namespace=ns)
+            except NotFound:
+                continue
+            except Conflict as e:
+                raise TemporaryError(f"claim {ns}/{name}: {e}") from e
+
     def _retry_unschedulable(self) -> None:
         for key in sorted(self.unschedulable):
             self.controller.enqueue(key)
@@ -178,7 +228,11 @@ class Scheduler:
         uid = str(objects.meta(pod).get("uid", ""))
         if self.assumed.get(key, ("", ""))[0] == uid:
             return DONE  # bound already; the cache will catch up
-        decision = schedule(pod, self.node_states())
+        claims = self.pod_claims(pod)
+        decision = schedule(pod, self.node_states(), claims)
+        if isinstance(decision, Bind) and claims is not None and not claims.ready:
+            await self._select_node(pod, claims, decision.node)
+            return Result(requeue_after=UNSCHEDULABLE_FLUSH_SECONDS)
         if isinstance(decision, Bind):
             # Assume at once, bind in the background (upstream's binding cycle): the next pod
             # is scheduled while this binding is in flight and already counts it.

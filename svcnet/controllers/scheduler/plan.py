@@ -12,6 +12,12 @@ goes into the histogram of the ``FitError`` message:
   written that taint, as upstream's TaintNodesByCondition makes it so.
 * ``NodeAffinity`` — spec.nodeSelector and required node affinity.
 * ``NodePorts`` — a hostPort already taken on the node.
+* ``VolumeBinding`` — the pod's claims (:func:`pod_claims`): a missing claim, or an unbound
+  one of an Immediate class, fails every node (PreFilter); a bound claim's volume, or a
+  WaitForFirstConsumer claim already given a node, keeps the pod to the nodes its
+  ``nodeAffinity`` admits. A pod with unbound WaitForFirstConsumer claims is not bound until
+  they are: the controller annotates them with the chosen node (``selected-node``) for the
+  provisioner, and binds the pod once they are Bound (upstream's PreBind).
 
 Score: spreading, as the default topology spread does for replicas of one owner: fewest pods of
 the same controller (or, without one, the same labels), then fewest pods, then the name (a
@@ -27,7 +33,12 @@ from typing import Any
 
 from svcnet.api import objects
 from svcnet.api.objects import ObjView
-from svcnet.api.wellknown import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE
+from svcnet.api.wellknown import (
+    SELECTED_NODE_ANNOTATION,
+    TAINT_NOT_READY,
+    TAINT_UNREACHABLE,
+    TAINT_UNSCHEDULABLE,
+)
 
 DEFAULT_SCHEDULER = "default-scheduler"
 
@@ -35,6 +46,8 @@ DEFAULT_SCHEDULER = "default-scheduler"
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 REASON_PORTS = "node(s) didn't have free ports for the requested pod ports"
+REASON_VOLUME_AFFINITY = "node(s) had volume node affinity conflict"
+UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 NO_NODES = "no nodes available to schedule pods"
 
 
@@ -179,7 +192,74 @@ class NodeState:
         return str(objects.meta(self.node).get("name", ""))
 
 
-def filter_node(pod: ObjView, state: NodeState) -> str | None:
+# -- volumes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodClaims:
+    """What the scheduler's volume binding knows of a pod's claims."""
+
+    unschedulable: str | None = None  # PreFilter's verdict for every node
+    # Node selector terms each node must match (one list per bound claim's volume).
+    node_terms: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+    to_select: tuple[str, ...] = ()  # unbound WaitForFirstConsumer claims without a node
+    waiting: tuple[str, ...] = ()  # claims given a node, not Bound yet
+
+    @property
+    def ready(self) -> bool:
+        return not self.to_select and not self.waiting
+
+
+def claim_names(pod: ObjView) -> list[str]:
+    return [
+        str(v["persistentVolumeClaim"].get("claimName") or "")
+        for v in objects.spec(pod).get("volumes") or ()
+        if isinstance(v.get("persistentVolumeClaim"), Mapping)
+    ]
+
+
+def _node_name_term(node: str) -> Mapping[str, Any]:
+    return {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+
+
+def pod_claims(
+    pod: ObjView,
+    claims: Mapping[str, ObjView],
+    volumes: Mapping[str, ObjView],
+    classes: Mapping[str, ObjView],
+) -> PodClaims:
+    """``claims`` by name in the pod's namespace, ``volumes`` and ``classes`` by name."""
+    terms: list[tuple[Mapping[str, Any], ...]] = []
+    to_select: list[str] = []
+    waiting: list[str] = []
+    for name in claim_names(pod):
+        pvc = claims.get(name)
+        if pvc is None:
+            return PodClaims(f'persistentvolumeclaim "{name}" not found')
+        if objects.meta(pvc).get("deletionTimestamp"):
+            return PodClaims(f'persistentvolumeclaim "{name}" is being deleted')
+        volume = objects.spec(pvc).get("volumeName")
+        if volume and (pvc.get("status") or {}).get("phase") == "Bound":
+            pv = volumes.get(str(volume))
+            required = ((objects.spec(pv).get("nodeAffinity") or {}) if pv else {}).get(
+                "required"
+            ) or {}
+            if required.get("nodeSelectorTerms"):
+                terms.append(tuple(required["nodeSelectorTerms"]))
+            continue
+        sc = classes.get(str(objects.spec(pvc).get("storageClassName") or ""))
+        if sc is None or sc.get("volumeBindingMode") != "WaitForFirstConsumer":
+            return PodClaims(UNBOUND_IMMEDIATE)
+        selected = (objects.meta(pvc).get("annotations") or {}).get(SELECTED_NODE_ANNOTATION)
+        if selected:
+            terms.append((_node_name_term(str(selected)),))
+            waiting.append(name)
+        else:
+            to_select.append(name)
+    return PodClaims(None, tuple(terms), tuple(to_select), tuple(waiting))
+
+
+def filter_node(pod: ObjView, state: NodeState, claims: PodClaims | None = None) -> str | None:
     """The reason the pod cannot go to this node, or None when it fits."""
     node = state.node
     tolerations = list(objects.spec(pod).get("tolerations") or ())
@@ -199,6 +279,9 @@ def filter_node(pod: ObjView, state: NodeState) -> str | None:
             used |= host_ports(other)
         if ports_conflict(want, used):
             return REASON_PORTS
+    for terms in claims.node_terms if claims else ():
+        if not any(_match_term(t, node) for t in terms):
+            return REASON_VOLUME_AFFINITY
     return None
 
 
@@ -238,13 +321,22 @@ def fit_error_message(num_nodes: int, reasons: Counter[str]) -> str:
     )
 
 
-def schedule(pod: ObjView, nodes: Sequence[NodeState]) -> Bind | Unschedulable:
+def schedule(
+    pod: ObjView, nodes: Sequence[NodeState], claims: PodClaims | None = None
+) -> Bind | Unschedulable:
     if not nodes:
         return Unschedulable(NO_NODES)
+    if claims is not None and claims.unschedulable:
+        # A PreFilter failure: one reason for all nodes, and preemption cannot help.
+        n = len(nodes)
+        return Unschedulable(
+            f"0/{n} nodes are available: {claims.unschedulable}. preemption: 0/{n} nodes are "
+            f"available: {n} Preemption is not helpful for scheduling."
+        )
     reasons: Counter[str] = Counter()
     feasible: list[tuple[tuple[int, int, str], str]] = []
     for state in nodes:
-        reason = filter_node(pod, state)
+        reason = filter_node(pod, state, claims)
         if reason is not None:
             reasons[reason] += 1
             continue

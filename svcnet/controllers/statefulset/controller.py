@@ -16,7 +16,7 @@ from typing import Any
 
 from svcnet.api.errors import AlreadyExists, ApiError, Conflict, NotFound
 from svcnet.api.objects import ObjView, meta, name, uid
-from svcnet.api.registry import PODS, STATEFULSETS
+from svcnet.api.registry import PERSISTENTVOLUMECLAIMS, PODS, STATEFULSETS
 from svcnet.client.events import NORMAL, WARNING, EventRecorder
 from svcnet.client.informer import (
     NAMESPACE_INDEX,
@@ -162,6 +162,8 @@ class StatefulSetController:
             self.recorder.event(sts, action.type, action.reason, action.message)
         elif isinstance(action, CreatePod):
             pod_name = name(action.pod)
+            for pvc in action.claims:
+                await self._create_claim(sts, pvc, pod_name)
             try:
                 await self.client.create(action.pod, namespace=ns)
             except AlreadyExists as e:
@@ -191,6 +193,38 @@ class StatefulSetController:
                 self._pod_event(sts, "update", action.name, e)
                 raise TemporaryError(f"updating pod {action.name}: {e}") from e
             self._pod_event(sts, "update", action.name, None)
+
+    async def _create_claim(self, sts: ObjView, pvc: dict[str, Any], pod_name: str) -> None:
+        """``createPersistentVolumeClaims``: a missing claim is created; one being deleted
+        holds the pod back until it is gone (then it is made again, empty)."""
+        ns, claim_name = str(meta(sts).get("namespace") or ""), name(pvc)
+        try:
+            existing = await self.client.get(PERSISTENTVOLUMECLAIMS, claim_name, ns)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if meta(existing).get("deletionTimestamp"):
+                raise TemporaryError(f"pvc {claim_name} is being deleted", delay=1.0)
+            return
+        try:
+            await self.client.create(pvc, namespace=ns)
+        except AlreadyExists:
+            return
+        except ApiError as e:
+            self.recorder.event(
+                sts,
+                WARNING,
+                "FailedCreate",
+                f"create Claim {claim_name} for Pod {pod_name} in StatefulSet {name(sts)} "
+                f"failed error: {e}",
+            )
+            raise TemporaryError(f"creating claim {claim_name}: {e}") from e
+        self.recorder.event(
+            sts,
+            NORMAL,
+            "SuccessfulCreate",
+            f"create Claim {claim_name} Pod {pod_name} in StatefulSet {name(sts)} success",
+        )
 
     async def _write_status(self, sts: ObjView, new_status: dict[str, Any]) -> None:
         try:

@@ -47,6 +47,9 @@ _MISSING: ObjView = {}
 @dataclass(frozen=True)
 class CreatePod:
     pod: dict[str, Any]
+    # The pod's claims from volumeClaimTemplates, created first when missing (and never
+    # replaced: a claim outlives its pods).
+    claims: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,10 +150,58 @@ def new_stateful_pod(sts: ObjView, ordinal: int, revision: str) -> dict[str, Any
         pod_meta["finalizers"] = list(tmeta["finalizers"])
     pod_spec = copy.deepcopy(dict(template.get("spec") or {}))
     pod_spec["hostname"] = pod_name
+    _with_claim_volumes(sts, pod_spec, ordinal)
     service = spec(sts).get("serviceName")
     if service:
         pod_spec["subdomain"] = service
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
+
+
+def claim_name(template_name: str, sts_name: str, ordinal: int) -> str:
+    """``getPersistentVolumeClaimName``: ``<template>-<set>-<ordinal>``."""
+    return f"{template_name}-{sts_name}-{ordinal}"
+
+
+def claims_for(sts: ObjView, ordinal: int) -> list[dict[str, Any]]:
+    """``getPersistentVolumeClaims``: one claim per template, labelled with the set's
+    matchLabels. With the default retention policy (Retain, Retain) a claim has no owner, as
+    upstream's: it stays when its pod or its set goes."""
+    out = []
+    selector_labels = (spec(sts).get("selector") or {}).get("matchLabels") or {}
+    for template in spec(sts).get("volumeClaimTemplates") or ():
+        tmeta = template.get("metadata") or {}
+        claim_meta: dict[str, Any] = {
+            "name": claim_name(str(tmeta.get("name") or ""), name(sts), ordinal),
+            "namespace": meta(sts).get("namespace"),
+            "labels": {**(tmeta.get("labels") or {}), **selector_labels},
+        }
+        if tmeta.get("annotations"):
+            claim_meta["annotations"] = dict(tmeta["annotations"])
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": claim_meta,
+                "spec": copy.deepcopy(dict(template.get("spec") or {})),
+            }
+        )
+    return out
+
+
+def _with_claim_volumes(sts: ObjView, pod_spec: dict[str, Any], ordinal: int) -> None:
+    """``updateStorage``: each template's volume refers to this ordinal's claim, replacing a
+    template volume of the same name."""
+    templates = [
+        str((t.get("metadata") or {}).get("name") or "")
+        for t in spec(sts).get("volumeClaimTemplates") or ()
+    ]
+    if not templates:
+        return
+    volumes = [v for v in pod_spec.get("volumes") or () if v.get("name") not in templates]
+    for t in templates:
+        claim = {"claimName": claim_name(t, name(sts), ordinal)}
+        volumes.append({"name": t, "persistentVolumeClaim": claim})
+    pod_spec["volumes"] = volumes
 
 
 class _Sync:
@@ -206,7 +257,12 @@ class _Sync:
             self.act(DeletePod(name(pod), uid(pod)))
             pod = None
         if pod is None:
-            self.act(CreatePod(new_stateful_pod(sts, ordinal, self.update_revision)))
+            self.act(
+                CreatePod(
+                    new_stateful_pod(sts, ordinal, self.update_revision),
+                    tuple(claims_for(sts, ordinal)),
+                )
+            )
             return self.monotonic
         if is_terminating(pod) and self.monotonic:
             return True

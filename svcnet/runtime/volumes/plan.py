@@ -4,6 +4,10 @@ Pure: no I/O. The kubelet's volume plugins, reduced to what they decide:
 - ``emptyDir``: an empty folder per pod (``medium: Memory``: a tmpfs, ``sizeLimit`` its size);
 - ``hostPath``: a node path, with its ``type`` checked by the writer
   (:mod:`svcnet.runtime.volumes.writer`);
+- ``persistentVolumeClaim``: the claim's bound PersistentVolume, a ``hostPath`` or ``local``
+  folder on the node (what the local-path provisioner makes), mounted writable unless the
+  source says ``readOnly``; a claim missing or not Bound is a :class:`MountError` with
+  kubelet's ``error processing PVC ns/name: ...`` (retried: the claim's watch wakes it);
 - ``configMap``, ``secret``, ``downwardAPI``, ``projected``: a *payload* (relative path →
   bytes and mode) that the writer lays down as kubelet's ``AtomicWriter`` does, so an edited
   object reaches the mounted files in place. The error texts are the volume plugins' and the
@@ -66,7 +70,8 @@ class VolumeKind(Enum):
     EMPTY_DIR = "emptyDir"
     HOST_PATH = "hostPath"
     FILES = "files"  # configMap, secret, downwardAPI, projected: a payload
-    UNSUPPORTED = "unsupported"  # e.g. persistentVolumeClaim: an empty folder, with a warning
+    CLAIM = "claim"  # persistentVolumeClaim: its volume's folder on the node
+    UNSUPPORTED = "unsupported"  # e.g. nfs: an empty folder, with a warning
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class VolumeInputs:
     config_maps: Mapping[str, ObjView] = field(default_factory=dict)
     secrets: Mapping[str, ObjView] = field(default_factory=dict)
     tokens: Mapping[TokenKey, str] = field(default_factory=dict)
+    claims: Mapping[str, ObjView] = field(default_factory=dict)  # by name, in the pod's ns
+    persistent_volumes: Mapping[str, ObjView] = field(default_factory=dict)  # by name
 
 
 @dataclass(frozen=True)
@@ -108,11 +115,17 @@ class VolumePlan:
     size_limit: int | None = None  # bytes, for a tmpfs
     payload: Payload = field(default_factory=dict)
     source: str = ""  # the source's field name (for an unsupported one's warning)
+    read_only: bool = False  # persistentVolumeClaim.readOnly
 
     @property
     def api_data(self) -> bool:
         """configMap, secret, downwardAPI, projected: always mounted read-only."""
         return self.kind is VolumeKind.FILES
+
+    @property
+    def always_read_only(self) -> bool:
+        """Read-only in every container: API data, or a claim the pod mounts readOnly."""
+        return self.api_data or self.read_only
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,7 @@ class PodSources:
     config_maps: frozenset[str] = frozenset()
     secrets: frozenset[str] = frozenset()
     tokens: frozenset[TokenKey] = frozenset()
+    claims: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -163,7 +177,10 @@ def volume_sources(pod: ObjView, volumes: Sequence[ObjView]) -> PodSources:
     cms: set[str] = set()
     secrets: set[str] = set()
     tokens: set[TokenKey] = set()
+    claims: set[str] = set()
     for v in volumes:
+        if isinstance(v.get("persistentVolumeClaim"), Mapping):
+            claims.add(str(v["persistentVolumeClaim"].get("claimName", "")))
         if isinstance(v.get("configMap"), Mapping):
             cms.add(str(v["configMap"].get("name", "")))
         if isinstance(v.get("secret"), Mapping):
@@ -175,7 +192,7 @@ def volume_sources(pod: ObjView, volumes: Sequence[ObjView]) -> PodSources:
                 secrets.add(str(s["secret"].get("name", "")))
             if isinstance(s.get("serviceAccountToken"), Mapping):
                 tokens.add(token_key(pod, s["serviceAccountToken"]))
-    return PodSources(frozenset(cms), frozenset(secrets), frozenset(tokens))
+    return PodSources(frozenset(cms), frozenset(secrets), frozenset(tokens), frozenset(claims))
 
 
 # -- payloads ----------------------------------------------------------------------------------
@@ -365,7 +382,49 @@ def plan_volume(pod: ObjView, volume: ObjView, inputs: VolumeInputs) -> VolumePl
         raise MountError(name, str(e)) from None
 
 
+def claim_volume_path(pod: ObjView, source: ObjView, inputs: VolumeInputs) -> tuple[str, str]:
+    """The node folder of a claim's bound volume and its hostPath type; :class:`MountError`
+    with kubelet's texts (desired_state_of_world_populator's getPVCExtractPV) otherwise."""
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+    claim_name = str(source.get("claimName") or "")
+    prefix = f"error processing PVC {namespace}/{claim_name}: "
+    pvc = inputs.claims.get(claim_name)
+    if pvc is None:
+        raise MountError(
+            "",
+            prefix + "failed to fetch PVC from API server: "
+            f'persistentvolumeclaims "{claim_name}" not found',
+        )
+    if (pvc.get("metadata") or {}).get("deletionTimestamp"):
+        raise MountError("", prefix + "PVC is being deleted")
+    volume_name = str((pvc.get("spec") or {}).get("volumeName") or "")
+    if (pvc.get("status") or {}).get("phase") != "Bound" or not volume_name:
+        raise MountError("", prefix + "PVC is not bound")
+    pv = inputs.persistent_volumes.get(volume_name)
+    if pv is None:
+        raise MountError(
+            "",
+            prefix + f"failed to fetch PV {volume_name} from API server: "
+            f'persistentvolumes "{volume_name}" not found',
+        )
+    spec = pv.get("spec") or {}
+    for kind in ("hostPath", "local"):
+        if isinstance(spec.get(kind), Mapping) and spec[kind].get("path"):
+            return str(spec[kind]["path"]), str(spec[kind].get("type") or "")
+    raise MountError("", prefix + f"volume {volume_name} has no node path svcnet can mount")
+
+
 def _plan_volume(pod: ObjView, name: str, volume: ObjView, inputs: VolumeInputs) -> VolumePlan:
+    if isinstance(volume.get("persistentVolumeClaim"), Mapping):
+        source = volume["persistentVolumeClaim"]
+        path, host_type = claim_volume_path(pod, source, inputs)
+        return VolumePlan(
+            name,
+            VolumeKind.CLAIM,
+            host_path=path,
+            host_type=host_type,
+            read_only=bool(source.get("readOnly")),
+        )
     if isinstance(volume.get("hostPath"), Mapping):
         hp = volume["hostPath"]
         return VolumePlan(
@@ -406,7 +465,7 @@ def _plan_volume(pod: ObjView, name: str, volume: ObjView, inputs: VolumeInputs)
 
 def volume_dir(pods_root: str, pod_uid: str, plan: VolumePlan) -> str:
     """Where a volume lives on the node: kubelet's pods/<uid>/volumes/<plugin>/<name>."""
-    if plan.kind is VolumeKind.HOST_PATH:
+    if plan.kind in (VolumeKind.HOST_PATH, VolumeKind.CLAIM):
         return plan.host_path
     return posixpath.join(pods_root, pod_uid, "volumes", plan.plugin_dir, plan.name)
 

@@ -25,6 +25,7 @@ from svcnet.runtime.volumes.plan import MountError
 from svcnet.util.clock import FakeClock, rfc3339_at
 
 CM_DIR = "volumes/kubernetes.io~configmap"
+PV_PATH = "/api/v1/persistentvolumes/"
 TOKEN_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token$")
 
 
@@ -36,8 +37,14 @@ class FakeTokenApi:
     clock: FakeClock
     accounts: set[tuple[str, str]]
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)  # PersistentVolumes
 
     async def request(self, method: str, path: str, *, body: Any = None) -> dict[str, Any]:
+        if method == "GET" and path.startswith(PV_PATH):
+            name = path[len(PV_PATH) :]
+            if name not in self.volumes:
+                raise NotFound(f'persistentvolumes "{name}" not found')
+            return self.volumes[name]
         m = TOKEN_PATH.match(path)
         assert method == "POST" and m, (method, path)
         namespace, account = m.groups()
@@ -232,11 +239,53 @@ async def test_host_path_type_is_checked_at_mount(env: Env, tmp_path: Path) -> N
 
 
 async def test_unsupported_volume_is_an_empty_folder_with_a_warning(env: Env) -> None:
-    vols = env.volumes([{"name": "claim", "persistentVolumeClaim": {"claimName": "c"}}])
+    vols = env.volumes([{"name": "share", "nfs": {"server": "nas", "path": "/x"}}])
     mounted = await vols.mount()
-    assert Path(mounted["claim"][0]).is_dir()
-    assert env.warnings and "persistentVolumeClaim" in env.warnings[0][1]
+    assert Path(mounted["share"][0]).is_dir()
+    assert env.warnings and "nfs" in env.warnings[0][1]
     await vols.remove()
+
+
+def claim(phase: str, volume: str = "") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default"},
+        "spec": {"volumeName": volume} if volume else {},
+        "status": {"phase": phase},
+    }
+
+
+async def test_missing_claim_is_a_mount_error_with_kubelets_words(env: Env) -> None:
+    vols = env.volumes([{"name": "www", "persistentVolumeClaim": {"claimName": "data"}}])
+    with pytest.raises(MountError) as e:
+        await vols.mount()
+    assert e.value.event_message == (
+        'MountVolume.SetUp failed for volume "www" : error processing PVC default/data: '
+        'failed to fetch PVC from API server: persistentvolumeclaims "data" not found'
+    )
+
+
+async def test_pending_claim_waits_and_its_binding_wakes_the_mount(
+    env: Env, tmp_path: Path
+) -> None:
+    folder = tmp_path / "storage" / "pvc-1"
+    folder.mkdir(parents=True)
+    env.tokens.volumes["pv-1"] = {
+        "metadata": {"name": "pv-1"},
+        "spec": {"hostPath": {"path": str(folder), "type": "DirectoryOrCreate"}},
+    }
+    env.fake.put(claim("Pending"))
+    vols = env.volumes([{"name": "www", "persistentVolumeClaim": {"claimName": "data"}}])
+    with pytest.raises(MountError, match="error processing PVC default/data: PVC is not bound"):
+        await vols.mount()
+    vols.changed.clear()
+    env.fake.put(claim("Bound", "pv-1"))
+    await asyncio.wait_for(vols.changed.wait(), 5)
+    mounted = await vols.mount()
+    assert mounted == {"www": (str(folder), False)}  # writable: the claim is not readOnly
+    await vols.remove()
+    assert folder.is_dir()  # a claim's data outlives the pod
 
 
 def test_config_maps_resource_is_the_watched_kind() -> None:

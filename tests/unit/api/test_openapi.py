@@ -34,6 +34,7 @@ def test_root_lists_every_group_version_with_its_hash() -> None:
         "apis/gateway.networking.k8s.io/v1",
         "apis/gateway.networking.k8s.io/v1beta1",
         "apis/gateway.networking.k8s.io/v1alpha2",
+        "apis/storage.k8s.io/v1",
         "apis/coordination.k8s.io/v1",
         "apis/apiextensions.k8s.io/v1",
     }
