@@ -265,3 +265,18 @@ async def test_statefulset_with_claim_templates_is_accepted_and_makes_its_claims
     )
     proc = kubectl.run("apply", "-f", "-", input=bad, check=False)
     assert 'spec.template.spec.containers[0].volumeMounts[0].name: Not found: "nope"' in proc.stderr
+
+
+async def test_describe_claim_and_volume(cluster: Cluster) -> None:
+    kubectl = cluster.kubectl
+    kubectl("apply", "-f", "-", input=VOLUME % {"name": "manual-2"})
+    kubectl("apply", "-f", "-", input=CLAIM % {"name": "logs", "extra": 'storageClassName: ""'})
+    await phase_of(cluster.api, PERSISTENTVOLUMECLAIMS, "logs", "Bound")
+    claim = kubectl("describe", "pvc", "logs")
+    assert "Status:        Bound" in claim
+    assert "Volume:        manual-2" in claim
+    assert "Capacity:      2Gi" in claim
+    volume = kubectl("describe", "pv", "manual-2")
+    assert "Claim:           default/logs" in volume
+    assert "Reclaim Policy:  Retain" in volume
+    assert "Type:          HostPath (bare host directory volume)" in volume
