@@ -165,6 +165,9 @@ class Agent:
         # The local-path provisioner's folders: one per claim provisioned on this node.
         self.storage_root = self.node_dir / "storage"
 
+    def _mounted_by_a_pod(self, folder: str) -> bool:
+        return any(path == folder for w in self.workers.values() for path, _ in w.mounted.values())
+
     # -- node registration and heartbeat ---------------------------------------------------
     async def register(self) -> None:
         node = node_object(self.ident, self.config.labels, self.config.pod_cidr)
@@ -420,7 +423,12 @@ class Agent:
                 ctx = self._context()
                 # Registers its informers with the factory: built before the factory starts.
                 provisioner = LocalPathProvisioner(
-                    self.client, self.factory, self.recorder, self.ident.name, self.storage_root
+                    self.client,
+                    self.factory,
+                    self.recorder,
+                    self.ident.name,
+                    self.storage_root,
+                    self._mounted_by_a_pod,
                 )
                 self.factory.start(tg)
                 await self.factory.wait_for_cache_sync()

@@ -5,7 +5,10 @@ makes or removes a folder and writes the PersistentVolume.
 
 Keys: ``claim:ns/name`` (provision) and ``volume:name`` (reclaim Delete). A folder is made
 before its PV exists and removed before its PV is deleted, so that an object never names a
-folder that is not there; a removal refuses any path outside this node's storage folder.
+folder that is not there; a removal refuses any path outside this node's storage folder, and
+waits while a pod of this node still has the folder mounted (a claim deleted under a running
+pod: upstream's pvc-protection finalizer keeps the claim itself until then, svcnet has no such
+finalizer and keeps the data instead).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from svcnet.controllers.volume.plan import claim_key
 log = logging.getLogger(__name__)
 
 CLAIM, VOLUME = "claim:", "volume:"
+IN_USE_RETRY = 2.0  # seconds between looks at a folder a pod still mounts
 
 
 def _inside(root: Path, path: str) -> bool:
@@ -51,10 +55,12 @@ class LocalPathProvisioner:
         recorder: EventRecorder,
         node: str,
         storage_root: Path,
+        in_use: Callable[[str], bool] = lambda _folder: False,
     ) -> None:
         self.client = client
         self.recorder = recorder
         self.node = node
+        self.in_use = in_use
         self.root = Path(os.path.realpath(storage_root))
         self.claims = factory.informer_for(PERSISTENTVOLUMECLAIMS)
         self.volumes = factory.informer_for(PERSISTENTVOLUMES)
@@ -134,6 +140,8 @@ class LocalPathProvisioner:
         if not _inside(self.root, folder):
             log.warning("volume %s: %s is outside %s; not removed", name, folder, self.root)
             return
+        if self.in_use(folder):
+            raise TemporaryError(f"volume {name}: {folder} is mounted by a pod", delay=IN_USE_RETRY)
         await asyncio.to_thread(shutil.rmtree, folder, True)
         try:
             await self.client.delete(

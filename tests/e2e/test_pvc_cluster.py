@@ -258,3 +258,45 @@ spec:
         )
 
     c.wait_for("pod/orphan", unschedulable, 30)
+
+
+HOLDER = """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: busy}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 100Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: holder}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "3600"]
+    volumeMounts: [{name: d, mountPath: /data}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: busy}}]
+"""
+
+
+def test_claim_deleted_under_a_running_pod_keeps_its_data_until_the_pod_goes(
+    cluster: Cluster, cleanup: list[str]
+) -> None:
+    c = cluster
+    cleanup += ["pod/holder", "pvc/busy"]
+    c.apply(HOLDER)
+    c.wait_for("pod/holder", running_ready, 90)
+    name = c.get("pvc", "busy")["spec"]["volumeName"]
+    folder = Path(c.get("pv", name)["spec"]["hostPath"]["path"])
+    c.kubectl("delete", "pvc", "busy", timeout=60)
+    c.wait_for(f"pv/{name}", phase_is("Released"), 30)
+    # The pod still writes to its volume: the folder of a Released Delete volume stays while
+    # it is mounted.
+    exec_sh(c, "holder", "echo still > /data/f")
+    assert (folder / "f").read_text() == "still\n"
+    c.kubectl("delete", "pod", "holder", timeout=60)
+    gone(c, name)
+    assert not folder.exists()
