@@ -58,19 +58,19 @@ class PersistentVolumeController:
             informers=[self.claims, self.volumes, self.classes],
             clock=clock,
         )
-        self._events: set[tuple[str, str, str]] = set()
+        self._events: dict[str, set[tuple[str, str]]] = {}  # uid → (reason, message) sent
         self.claims.add_event_handler(
             FuncHandler(
                 on_add=self._claim_changed,
                 on_update=lambda _o, n: self._claim_changed(n),
-                on_delete=lambda o: self._claim_changed(unwrap(o)),
+                on_delete=lambda o: self._claim_changed(self._forget(unwrap(o))),
             )
         )
         self.volumes.add_event_handler(
             FuncHandler(
                 on_add=self._volume_changed,
                 on_update=lambda _o, n: self._volume_changed(n),
-                on_delete=lambda o: self._volume_changed(unwrap(o)),
+                on_delete=lambda o: self._volume_changed(self._forget(unwrap(o))),
             )
         )
         # A class created later unblocks the claims that name it.
@@ -115,13 +115,17 @@ class PersistentVolumeController:
         except ApiError as e:
             raise TemporaryError(f"{key}: {e}") from e
 
+    def _forget(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        self._events.pop(str(objects.meta(obj).get("uid")), None)
+        return obj
+
     def _event(self, obj: Mapping[str, Any], event: tuple[str, str, str] | None) -> None:
         # One event per object and reason while it waits, not one per resync.
         if event is None:
             return
-        seen = (str(objects.meta(obj).get("uid")), event[1], event[2])
-        if seen not in self._events:
-            self._events.add(seen)
+        sent = self._events.setdefault(str(objects.meta(obj).get("uid")), set())
+        if (event[1], event[2]) not in sent:
+            sent.add((event[1], event[2]))
             self.recorder.event(obj, *event)
 
     async def _sync_claim(self, key: str) -> Result:
