@@ -483,6 +483,18 @@ def _table(prefix: str, table: dict[str, str]) -> dict[str, frozenset[str]]:
 # types.go declares them (k8s.io/api, k8s.io/apimachinery v0.32): the record of the cross-check.
 # Entries marked "new" were missing from the hand-written table the schema replaced.
 UPSTREAM_SCALAR_POINTERS: dict[str, frozenset[str]] = {
+    # k8s.io/api/core/v1/types.go: the PersistentVolume sources' *string fields, and
+    # PersistentVolumeSpec's VolumeMode *PersistentVolumeMode, VolumeAttributesClassName *string
+    **_table(
+        "k8s.io.api.core.v1.",
+        {
+            "AzureFilePersistentVolumeSource": "secretNamespace",
+            "GlusterfsPersistentVolumeSource": "endpointsNamespace",
+            "ISCSIPersistentVolumeSource": "initiatorName",
+            "LocalVolumeSource": "fsType",
+            "PersistentVolumeSpec": "volumeAttributesClassName volumeMode",
+        },
+    ),
     # ExpirationSeconds *int64 (k8s.io/api/authentication/v1/types.go)
     **_table("k8s.io.api.authentication.v1.", {"TokenRequestSpec": "expirationSeconds"}),
     **_table(

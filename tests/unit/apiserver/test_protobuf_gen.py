@@ -124,6 +124,7 @@ def test_committed_schema_uses_openapi_json_names() -> None:
     assert set(hosts) == {
         "k8s.io.api.core.v1.EphemeralContainerCommon",
         "k8s.io.api.core.v1.LocalObjectReference",
+        "k8s.io.api.core.v1.PersistentVolumeSource",
         "k8s.io.api.core.v1.ProbeHandler",
         "k8s.io.api.core.v1.VolumeSource",
         "k8s.io.api.networking.v1.IngressRuleValue",
