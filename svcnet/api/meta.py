@@ -98,10 +98,22 @@ def name_is_dns1035_label(name: str, prefix: bool) -> list[str]:
     return is_dns1035_label(_mask_trailing_dash(name) if prefix else name)
 
 
+def name_is_path_segment(name: str, prefix: bool) -> list[str]:
+    """upstream's ValidateRBACName (``path.IsValidPathSegmentName``): RBAC names may hold
+    ':' (``system:discovery``), anything but a path separator, '%' or a lone dot."""
+    if not prefix and name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
 # Kinds whose names are not DNS subdomains (upstream's Validate<Kind>Name).
 _NAME_VALIDATORS: dict[str, NameValidator] = {
     "Namespace": name_is_dns_label,
     "Service": name_is_dns1035_label,
+    "Role": name_is_path_segment,
+    "ClusterRole": name_is_path_segment,
+    "RoleBinding": name_is_path_segment,
+    "ClusterRoleBinding": name_is_path_segment,
 }
 
 

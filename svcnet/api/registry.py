@@ -231,6 +231,12 @@ REFERENCEGRANTS = ResourceType(
 STORAGECLASSES = ResourceType(
     "storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)
 )
+# rbac.authorization.k8s.io/v1
+_RBAC = "rbac.authorization.k8s.io"
+CLUSTERROLEBINDINGS = ResourceType(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False)
+CLUSTERROLES = ResourceType(_RBAC, "v1", "ClusterRole", "clusterroles", False)
+ROLEBINDINGS = ResourceType(_RBAC, "v1", "RoleBinding", "rolebindings", True)
+ROLES = ResourceType(_RBAC, "v1", "Role", "roles", True)
 # coordination.k8s.io/v1
 LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
 # apiextensions.k8s.io/v1
@@ -252,6 +258,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     PODDISRUPTIONBUDGETS,
     GATEWAYCLASSES, GATEWAYS, HTTPROUTES, GRPCROUTES, TLSROUTES, REFERENCEGRANTS,
     STORAGECLASSES,
+    CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES,
     LEASES,
     CUSTOMRESOURCEDEFINITIONS,
 )  # fmt: skip

@@ -46,6 +46,7 @@ from svcnet.api.validation import discovery as discovery_v
 from svcnet.api.validation import gateway as gateway_v
 from svcnet.api.validation import networking as networking_v
 from svcnet.api.validation import policy as policy_v
+from svcnet.api.validation import rbac as rbac_v
 from svcnet.api.validation import storage as storage_v
 from svcnet.api.wellknown import NAMESPACE_NAME_LABEL, TAINT_NOT_READY, TAINT_UNREACHABLE
 
@@ -676,6 +677,10 @@ _VALIDATORS: dict[str, Validator] = {
     "ReferenceGrant": gateway_v.validate_reference_grant,
     "Lease": core_v.validate_lease,
     "CustomResourceDefinition": customresource.validate_crd,
+    "Role": rbac_v.validate_role,
+    "ClusterRole": rbac_v.validate_cluster_role,
+    "RoleBinding": rbac_v.validate_role_binding,
+    "ClusterRoleBinding": rbac_v.validate_cluster_role_binding,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -700,6 +705,8 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "IngressClass": networking_v.validate_ingress_class_update,
     "GatewayClass": gateway_v.validate_gateway_class_update,
     "CustomResourceDefinition": customresource.validate_crd_update,
+    "RoleBinding": rbac_v.validate_role_binding_update,
+    "ClusterRoleBinding": rbac_v.validate_cluster_role_binding_update,
 }
 
 _STATUS_VALIDATORS: dict[str, Validator] = {
@@ -724,6 +731,11 @@ _STRATEGY_CLASSES: dict[str, type[Strategy]] = {
     "Endpoints": CreateOnUpdateStrategy,
     "Event": CreateOnUpdateStrategy,
     "Lease": CreateOnUpdateStrategy,
+    # rbac's strategies allow create on update (reconcilers PUT the roles they own).
+    "Role": CreateOnUpdateStrategy,
+    "ClusterRole": CreateOnUpdateStrategy,
+    "RoleBinding": CreateOnUpdateStrategy,
+    "ClusterRoleBinding": CreateOnUpdateStrategy,
     "Pod": PodStrategy,
     "Service": ServiceStrategy,
     "Deployment": DeploymentStrategy,

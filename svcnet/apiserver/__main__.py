@@ -1,5 +1,5 @@
 """``python -m svcnet.apiserver --data-dir DIR [--port N] [--listen ADDR] [--store URL]
-[--prepare-workers N]``:
+[--prepare-workers N] [--authorization-mode RBAC|AlwaysAllow]``:
 the API server alone, in the foreground (the CLI's ``svcnet apiserver`` does the same)."""
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> None:
         default=default_workers(),
         help="processes that prepare creates beside the server's own (default: %(default)s)",
     )
+    p.add_argument(
+        "--authorization-mode",
+        choices=("RBAC", "AlwaysAllow"),
+        default="RBAC",
+        help="RBAC (default), or AlwaysAllow: every authenticated request is allowed",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         service_cidr=args.service_cidr,
         advertise_address=args.advertise_address,
         prepare_workers=args.prepare_workers,
+        authorization_mode=args.authorization_mode,
     )
     try:
         import uvloop

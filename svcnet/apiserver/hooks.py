@@ -25,7 +25,7 @@ where it differs, and this module is where svcnet keeps them:
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Protocol
 
 from svcnet.api import objects as o
@@ -149,12 +149,18 @@ class HookTable:
     """The hooks of every resource of ``registry`` (one instance per resource)."""
 
     def __init__(
-        self, registry: Registry, objects: ObjectStore, services: ServiceAllocator
+        self,
+        registry: Registry,
+        objects: ObjectStore,
+        services: ServiceAllocator,
+        extra: Mapping[ResourceType, Callable[[ResourceType], ResourceHooks]] | None = None,
     ) -> None:
         special: dict[ResourceType, Callable[[ResourceType], ResourceHooks]] = {
             SERVICES: lambda rt: ServiceHooks(rt, services),
             PODS: lambda rt: PodHooks(rt, objects, NODES),
             NAMESPACES: NamespaceHooks,
+            # Hooks of other packages (RBAC's escalation checks), which import this module.
+            **(extra or {}),
         }
         # By (group, plural), whose strings hash once: hashing a ResourceType hashes each of
         # its fields, on every write.

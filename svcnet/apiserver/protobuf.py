@@ -273,6 +273,8 @@ _PACKAGES = {
     "autoscaling": "autoscaling",
     "policy": "policy",
     "authentication.k8s.io": "authentication",
+    "authorization.k8s.io": "authorization",
+    "rbac.authorization.k8s.io": "rbac",
     "meta.k8s.io": "meta",
 }
 

@@ -120,6 +120,7 @@ def _proto_package(group: str, version: str) -> str:
         "networking.k8s.io": "networking",
         "discovery.k8s.io": "discovery",
         "coordination.k8s.io": "coordination",
+        "rbac.authorization.k8s.io": "rbac",
     }
     return f"k8s.io.api.{short.get(group, group)}.{version}"
 
@@ -134,6 +135,10 @@ def reachable(messages: dict[str, Any]) -> dict[str, Any]:
         # POSTed by kubectl drain (pods/eviction) and kubectl autoscale (autoscaling/v1).
         "k8s.io.api.policy.v1.Eviction",
         "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler",
+        "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
+        "k8s.io.api.authorization.v1.SubjectAccessReview",
+        "k8s.io.api.authorization.v1.LocalSubjectAccessReview",
+        "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
         "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
         "k8s.io.apimachinery.pkg.runtime.Unknown",
     ]
@@ -199,7 +204,33 @@ _UNVENDORED: dict[str, dict[str, Any]] = {
         "SelfSubjectReviewStatus": ("userInfo",),
         "UserInfo": ("username", "uid", "groups", "extra"),
     }.items()
-}
+} | {
+    "io.k8s.api.authorization.v1." + kind: {"properties": {key: {} for key in props}}
+    for kind, props in {
+        "SelfSubjectAccessReview": ("metadata", "spec", "status"),
+        "SubjectAccessReview": ("metadata", "spec", "status"),
+        "LocalSubjectAccessReview": ("metadata", "spec", "status"),
+        "SelfSubjectRulesReview": ("metadata", "spec", "status"),
+        "SelfSubjectAccessReviewSpec": ("resourceAttributes", "nonResourceAttributes"),
+        "SubjectAccessReviewSpec": (
+            "resourceAttributes", "nonResourceAttributes", "user", "groups", "extra", "uid",
+        ),
+        "SelfSubjectRulesReviewSpec": ("namespace",),
+        "ResourceAttributes": (
+            "namespace", "verb", "group", "version", "resource", "subresource", "name",
+            "fieldSelector", "labelSelector",
+        ),
+        "FieldSelectorAttributes": ("rawSelector", "requirements"),
+        "LabelSelectorAttributes": ("rawSelector", "requirements"),
+        "NonResourceAttributes": ("path", "verb"),
+        "SubjectAccessReviewStatus": ("allowed", "denied", "reason", "evaluationError"),
+        "SubjectRulesReviewStatus": (
+            "resourceRules", "nonResourceRules", "incomplete", "evaluationError",
+        ),
+        "ResourceRule": ("verbs", "apiGroups", "resources", "resourceNames"),
+        "NonResourceRule": ("verbs", "nonResourceURLs"),
+    }.items()
+}  # fmt: skip
 
 
 def with_json_names(messages: dict[str, Any]) -> dict[str, Any]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 
 from svcnet.api.errors import BadRequest, MethodNotAllowed, NotFound
 from svcnet.api.registry import Registry
@@ -21,7 +22,11 @@ from svcnet.apiserver.auth import SELF_SUBJECT_REVIEW_PATH, Authenticate, self_s
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.http1 import Answer, Request, render_answer
 from svcnet.apiserver.podproxy import PodProxy
+from svcnet.apiserver.rbac import reviews
+from svcnet.apiserver.rbac.authorizer import CURRENT_USER, RbacAuthorizer, attributes, denial
+from svcnet.apiserver.rbac.impersonation import impersonate, wants_impersonation
 from svcnet.apiserver.response import Response
+from svcnet.apiserver.satoken import UserInfo
 from svcnet.apiserver.selection import selection_for
 from svcnet.apiserver.status import error_answer
 from svcnet.apiserver.tokenrequest import TokenRequests
@@ -67,6 +72,7 @@ class Router:
         authenticate: Authenticate,
         tokens: TokenRequests,
         custom_documents: Callable[[], openapi.CustomDocuments | None] = lambda: None,
+        authorizer: RbacAuthorizer | None = None,
     ) -> None:
         self.registry = registry
         self.handlers = handlers
@@ -75,6 +81,8 @@ class Router:
         self.authenticate = authenticate
         self.tokens = tokens
         self.custom_documents = custom_documents
+        # None: every authenticated request is allowed (--authorization-mode=AlwaysAllow).
+        self.authorizer = authorizer
         self.ready = True
         self._api = orjson.dumps(discovery.api_versions(server_address))
         self._version = orjson.dumps(version_info())
@@ -96,14 +104,49 @@ class Router:
         user = await self.authenticate(request.path, request.headers.get("Authorization", ""))
         if isinstance(user, Response):
             return user
+        token = None
         try:
-            if request.path == SELF_SUBJECT_REVIEW_PATH and request.method == "POST":
-                req.decode_body(request.body, request.content_type)
-                review = self_subject_review(user, now_rfc3339())
-                return resp.respond_object(review, 201)
+            user = await self.authorize(
+                user, request.method, request.path, request.query, request.headers
+            )
+            token = CURRENT_USER.set(user)
+            if request.method == "POST":
+                if request.path == SELF_SUBJECT_REVIEW_PATH:
+                    req.decode_body(request.body, request.content_type)
+                    review = self_subject_review(user, now_rfc3339())
+                    return resp.respond_object(review, 201)
+                found = reviews.review_resource(request.path)
+                if found is not None and self.authorizer is not None:
+                    body = req.decode_body(request.body, request.content_type)
+                    answer = await reviews.review(*found, body, user, self.authorizer)
+                    return resp.respond_object(answer, 201)
             return await self.route(request)
         except Exception as exc:
             return error_answer(request.method, request.path, exc)
+        finally:
+            if token is not None:
+                CURRENT_USER.reset(token)
+
+    async def authorize(
+        self,
+        user: UserInfo,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: MultiMapping[str],
+    ) -> UserInfo:
+        """The user the request acts as (impersonation applied) once the authorizer allows
+        it; raises the 403 otherwise."""
+        authz = self.authorizer
+        if authz is None:
+            return user
+        if wants_impersonation(headers):
+            user = await impersonate(user, headers, authz)
+        a = attributes(user, method, path, query)
+        decision = await authz.authorize(a)
+        if not decision.allowed:
+            raise denial(a, decision.reason)
+        return user
 
     async def route(self, request: Request) -> Answer:
         path = request.path
@@ -262,6 +305,7 @@ class Router:
             if isinstance(user, Response):
                 writer.write(render_answer(user, keep_alive=False))
                 return
+            await self.authorize(user, request.method, request.path, request.query, request.headers)
             info = req.parse_resource_path(request.path, request.method, request.query)
             if info is None or info.subresource not in ("exec", "attach", "portforward"):
                 raise BadRequest(f"the server does not upgrade connections to {request.path}")
@@ -277,6 +321,7 @@ class Router:
             user = await self.authenticate(request.path, request.headers.get("Authorization", ""))
             if isinstance(user, Response):
                 return _to_aiohttp(user)
+            await self.authorize(user, request.method, request.path, request.query, request.headers)
             info = req.parse_resource_path(request.path, request.method, request.query)
             if info is None or info.subresource not in ("exec", "attach", "portforward"):
                 raise BadRequest(f"the server does not upgrade connections to {request.path}")

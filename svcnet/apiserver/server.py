@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,16 @@ import yaml
 from aiohttp import web
 
 from svcnet.api.ranges import DEFAULT_NODE_PORT_HIGH, DEFAULT_NODE_PORT_LOW, DEFAULT_SERVICE_CIDR
-from svcnet.api.registry import REGISTRY, SERVICES, Registry
+from svcnet.api.registry import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    REGISTRY,
+    ROLEBINDINGS,
+    ROLES,
+    SERVICES,
+    Registry,
+    ResourceType,
+)
 from svcnet.apiserver import openapi
 from svcnet.apiserver.admission import ServiceAllocator, well_known_ips
 from svcnet.apiserver.auth import Authenticator
@@ -27,12 +37,15 @@ from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
 from svcnet.apiserver.crds import CustomResourceController
 from svcnet.apiserver.handlers import ResourceHandlers, utcnow
-from svcnet.apiserver.hooks import AdmissionChain, HookTable
+from svcnet.apiserver.hooks import AdmissionChain, HookTable, ResourceHooks
 from svcnet.apiserver.http1 import Http1Server
 from svcnet.apiserver.lifecycle import NamespaceLifecycle
 from svcnet.apiserver.namespaces import NamespaceFinalizer
 from svcnet.apiserver.podproxy import PodProxy
 from svcnet.apiserver.preparepool import PreparePool
+from svcnet.apiserver.rbac.authorizer import RbacAuthorizer
+from svcnet.apiserver.rbac.escalation import RbacHooks
+from svcnet.apiserver.rbac.reconcile import Aggregator, reconcile_policy
 from svcnet.apiserver.routes import Router
 from svcnet.apiserver.saadmission import ServiceAccountAdmission
 from svcnet.apiserver.satoken import TokenKeys, load_signing_key
@@ -67,6 +80,9 @@ class ApiServerConfig:
     # Worker processes that prepare creates (svcnet.apiserver.preparepool); 0: none, the
     # server's own process prepares them.
     prepare_workers: int = 0
+    # "RBAC" (upstream's --authorization-mode=Node,RBAC minus Node) or "AlwaysAllow": every
+    # authenticated request may do everything (benchmarks compare the two).
+    authorization_mode: str = "RBAC"
 
     def store_location(self) -> str:
         return self.store_url or str(self.data_dir / "store.db")
@@ -91,6 +107,8 @@ class ApiServer:
         self._prepare_pool: PreparePool | None = None
         self._crds: CustomResourceController | None = None
         self._crds_task: asyncio.Task[None] | None = None
+        self._aggregator: Aggregator | None = None
+        self._aggregator_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -126,7 +144,20 @@ class ApiServer:
         if cfg.prepare_workers > 0:
             self._prepare_pool = PreparePool(cfg.prepare_workers)
             await self._prepare_pool.start()
-        hooks = HookTable(self.registry, objects, services)
+        authorizer = RbacAuthorizer(objects)
+        # Assigned once the handlers exist; the hooks only call it after a write.
+        aggregator: list[Aggregator] = []
+
+        def kick_aggregation() -> None:
+            if aggregator:
+                aggregator[0].kick()
+
+        rbac_hooks: dict[ResourceType, Callable[[ResourceType], ResourceHooks]] = {
+            rt: (lambda rt: RbacHooks(rt, authorizer))
+            for rt in (ROLES, ROLEBINDINGS, CLUSTERROLEBINDINGS)
+        }
+        rbac_hooks[CLUSTERROLES] = lambda rt: RbacHooks(rt, authorizer, kick_aggregation)
+        hooks = HookTable(self.registry, objects, services, rbac_hooks)
         handlers = ResourceHandlers(
             self.registry,
             objects,
@@ -154,6 +185,7 @@ class ApiServer:
             Authenticator(creds.token, keys, bound_objects).authenticate,
             TokenRequests(keys, bound_objects),
             lambda: crds.documents,
+            authorizer if cfg.authorization_mode == "RBAC" else None,
         )
         # aiohttp serves only the connections http1 hands over (WebSocket exec).
         self._upgrades = web.AppRunner(router.upgrade_app(), access_log=None, shutdown_timeout=2.0)
@@ -174,6 +206,13 @@ class ApiServer:
                 port = listener.sockets[0].getsockname()[1]
         self.port = port
         await bootstrap(self.registry, handlers, cfg.service_cidr, cfg.advertise_address, port)
+        await reconcile_policy(handlers)
+        self._aggregator = Aggregator(handlers)
+        aggregator.append(self._aggregator)
+        await self._aggregator.sync()
+        self._aggregator_task = asyncio.create_task(
+            self._aggregator.run(), name="clusterrole-aggregation"
+        )
         self._finalizer = NamespaceFinalizer(self.registry, handlers)
         self._finalizer_task = asyncio.create_task(self._finalizer.run(), name="ns-finalizer")
         self._crds_task = asyncio.create_task(crds.run(), name="crd-controller")
@@ -190,6 +229,11 @@ class ApiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._crds_task
             self._crds_task = None
+        if self._aggregator_task is not None:
+            self._aggregator_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._aggregator_task
+            self._aggregator_task = None
         if self._finalizer_task is not None:
             self._finalizer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

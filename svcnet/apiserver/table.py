@@ -609,6 +609,34 @@ def _serviceaccount_row(obj: ObjView, now: datetime.datetime) -> Row:
     ]
 
 
+def _role_row(obj: ObjView, now: datetime.datetime) -> Row:
+    # "Created At" is the timestamp itself (RFC 3339 in UTC), not an age.
+    meta = objects.meta(obj)
+    return [meta.get("name", ""), meta.get("creationTimestamp") or ""]
+
+
+def _binding_row(obj: ObjView, now: datetime.datetime) -> Row:
+    meta = objects.meta(obj)
+    ref = obj.get("roleRef") or {}
+    users, groups, sas = [], [], []
+    for s in obj.get("subjects") or ():
+        kind, name = s.get("kind"), s.get("name", "")
+        if kind == "User":
+            users.append(name)
+        elif kind == "Group":
+            groups.append(name)
+        elif kind == "ServiceAccount":
+            sas.append(f"{s.get('namespace', '')}:{name}")
+    return [
+        meta.get("name", ""),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(meta.get("creationTimestamp"), now),
+        ", ".join(users),
+        ", ".join(groups),
+        ", ".join(sas),
+    ]
+
+
 def _event_row(obj: ObjView, now: datetime.datetime) -> Row:
     meta = objects.meta(obj)
     first = obj.get("firstTimestamp") or obj.get("eventTime")
@@ -788,6 +816,9 @@ _REPLICA_COLUMNS = (
     _w("Images"),
     _w("Selector"),
 )
+_RBAC = "rbac.authorization.k8s.io"
+_CREATED_AT = Column("Created At", type="date", description=AGE.description)
+_BINDING_COLUMNS = (NAME, _c("Role"), AGE, _w("Users"), _w("Groups"), _w("ServiceAccounts"))
 
 PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
     ("", "Pod"): (
@@ -993,6 +1024,10 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
     ),
     ("gateway.networking.k8s.io", "HTTPRoute"): ((NAME, _c("Hostnames"), AGE), _httproute_row),
     ("gateway.networking.k8s.io", "GRPCRoute"): ((NAME, _c("Hostnames"), AGE), _httproute_row),
+    (_RBAC, "Role"): ((NAME, _CREATED_AT), _role_row),
+    (_RBAC, "ClusterRole"): ((NAME, _CREATED_AT), _role_row),
+    (_RBAC, "RoleBinding"): (_BINDING_COLUMNS, _binding_row),
+    (_RBAC, "ClusterRoleBinding"): (_BINDING_COLUMNS, _binding_row),
 }
 _DEFAULT = ((NAME, AGE), _default_row)
 Printer = tuple[tuple[Column, ...], RowFn]

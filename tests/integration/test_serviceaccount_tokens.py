@@ -45,8 +45,9 @@ def test_create_token_authenticates_as_the_service_account(
     ]
     uid = kubectl("get", "sa", "builder", "-o", "jsonpath={.metadata.uid}")
     assert user["uid"] == uid
-    # Authenticated identities may do everything until RBAC lands.
-    assert "builder" in kubectl("get", "serviceaccounts", "--token", token)
+    # Authenticated, but RBAC grants a fresh ServiceAccount nothing in its namespace.
+    proc = kubectl.run("get", "serviceaccounts", "--token", token, check=False)
+    assert "(Forbidden): serviceaccounts is forbidden" in proc.stderr
 
 
 def test_token_of_a_deleted_service_account_is_refused(kubectl: Kubectl) -> None:

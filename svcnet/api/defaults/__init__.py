@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.defaults import apps, autoscaling, batch, core, gateway, networking, storage
+from svcnet.api.defaults import apps, autoscaling, batch, core, gateway, networking, rbac, storage
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -36,6 +36,8 @@ DEFAULTERS: dict[str, Defaulter] = {
     "Ingress": networking.default_ingress,
     "Gateway": gateway.default_gateway,
     "HTTPRoute": gateway.default_http_route,
+    "RoleBinding": rbac.default_binding,
+    "ClusterRoleBinding": rbac.default_binding,
 }
 
 
