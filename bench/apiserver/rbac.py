@@ -7,8 +7,9 @@ RBAC enforced versus off, in the same run.
    allowed (their binding found) and half denied (every binding of their groups looked at).
 2. creates: two ``python -m svcnet.apiserver`` processes, ``--authorization-mode RBAC`` and
    ``AlwaysAllow``, each loaded with the same bindings; a ServiceAccount bound to ``edit``
-   creates ``--creates`` ConfigMaps with its token over ``--clients`` keep-alive connections
-   (aiohttp), the two servers taking turns for ``--rounds`` rounds. Prints creates/s and the
+   creates ``--creates`` Services with its token over ``--clients`` HTTPS keep-alive
+   connections sent by wrk (bench.py's driver; ConfigMaps by aiohttp when wrk is missing),
+   the two servers taking turns for ``--rounds`` rounds. Prints creates/s and the
    server's CPU ms per create for each mode, medians over the rounds, and the slowdown.
 
 Usage: ``.venv/bin/python bench/apiserver/rbac.py``. Record ``uptime``'s load average with
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -199,6 +202,26 @@ async def creates(srv: Server, token: str, start: int, n: int, clients: int) -> 
     return n / wall, cpu * 1000 / n
 
 
+def _wrk_creates() -> Any:
+    """bench.py's wrk driver (Services into namespace ``bench``), loaded by path: the
+    bench/apiserver folder is no package."""
+    spec = importlib.util.spec_from_file_location(
+        "apiserver_bench", Path(__file__).with_name("bench.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.wrk_creates
+
+
+def wrk_round(
+    srv: Server, token: str, first: int, n: int, clients: int, tmp: Path
+) -> tuple[float, float]:
+    cpu0 = srv.cpu()
+    rate, done = _wrk_creates()(srv.url, token, n, 60, clients, tmp, first)
+    return rate, (srv.cpu() - cpu0) * 1000 / done
+
+
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         servers = [Server(Path(tmp) / m, m) for m in ("RBAC", "AlwaysAllow")]
@@ -209,9 +232,13 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
                 order = servers if r % 2 == 0 else servers[::-1]
                 for s in order:
                     tok = tokens[servers.index(s)]
-                    results[s.mode].append(
-                        await creates(s, tok, r * args.creates, args.creates, args.clients)
-                    )
+                    if shutil.which("wrk"):
+                        # wrk overshoots its count by up to its connections: rounds far apart.
+                        first = 1_000_000 + r * (args.creates + 10_000)
+                        res = wrk_round(s, tok, first, args.creates, args.clients, Path(tmp))
+                    else:
+                        res = await creates(s, tok, r * args.creates, args.creates, args.clients)
+                    results[s.mode].append(res)
         finally:
             for s in servers:
                 s.stop()
