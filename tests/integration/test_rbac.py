@@ -6,9 +6,10 @@ unauthenticated request still 401."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from apiserver_harness import Http, Kubectl
+from apiserver_harness import Http, Kubectl, RunningServer
 
 RBAC = "rbac.authorization.k8s.io"
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
@@ -226,3 +227,34 @@ def test_view_is_aggregated_into_edit_and_admin(kubectl: Kubectl) -> None:
 
     view, edit, admin = rules("view"), rules("edit"), rules("admin")
     assert view and all(r in edit for r in view) and all(r in admin for r in edit)
+
+
+def test_a_labelled_cluster_role_is_aggregated_into_view_at_once(
+    fresh_apiserver: RunningServer,
+) -> None:
+    k = Kubectl(fresh_apiserver.kubeconfig, "")
+    manifest = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": "widget-viewer",
+            "labels": {f"{RBAC}/aggregate-to-view": "true"},
+        },
+        "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}],
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    want = manifest["rules"][0]
+
+    def aggregated(name: str) -> bool:
+        return want in json.loads(k("get", "clusterrole", name, "-o", "json"))["rules"]
+
+    # The aggregation runs after the write, in the API server: wait for it (bounded).
+    deadline = time.monotonic() + 20
+    while not all(aggregated(n) for n in ("view", "edit", "admin")):
+        assert time.monotonic() < deadline, "view/edit/admin never gained the rule"
+        time.sleep(0.2)
+    k("delete", "clusterrole", "widget-viewer")
+    deadline = time.monotonic() + 20
+    while aggregated("view"):
+        assert time.monotonic() < deadline, "view kept the rule of a deleted role"
+        time.sleep(0.2)
