@@ -13,8 +13,10 @@ The DNS add-on is kubeadm's CoreDNS add-on with svcnet's server in the container
   filesystem is shared) whose server is the underlay gateway (``https://172.18.0.1:6443``):
   127.0.0.1 inside a pod is the pod's own loopback, and the ``kubernetes`` ClusterIP would
   make the DNS depend on the Service proxy it helps people debug. The API server's
-  certificate carries the gateway as a SAN. The API server knows one bearer token, so the
-  file carries it; the ServiceAccount exists so that the objects read as upstream's do.
+  certificate carries the gateway as a SAN. The file carries a token of the ``kube-dns``
+  ServiceAccount, which ClusterRole ``system:coredns`` (kubeadm's: list and watch of
+  Services, EndpointSlices, Endpoints, Pods, Namespaces) is bound to: the server reads the
+  API with least privilege, as CoreDNS does;
 - probes as CoreDNS's manifest: liveness GET :8080/health, readiness GET :8181/ready (200
   once the record table has synced from the API). Readiness is probed every second instead
   of upstream's 10 s so that a fresh cluster answers names about a second after ``up``.
@@ -224,17 +226,19 @@ def write_dns_kubeconfig(
     path: Path | None = None,
     user: str = DNS_SERVICE_ACCOUNT,
     namespace: str = DNS_NAMESPACE,
+    token: str | None = None,
 ) -> Path:
-    """An add-on's kubeconfig (the DNS server's unless told): the API server's CA and token,
-    the gateway's URL."""
+    """An add-on's kubeconfig (the DNS server's unless told): the API server's CA, the
+    gateway's URL and ``token`` (the admin token when none is given)."""
     admin = yaml.safe_load(cfg.apiserver_kubeconfig.read_text())
     ca_data = str(admin["clusters"][0]["cluster"]["certificate-authority-data"])
     base64.b64decode(ca_data, validate=True)  # fail here, not in two pods, if it is not
-    token = str(admin["users"][0]["user"]["token"])
+    if token is None:
+        token = str(admin["users"][0]["user"]["token"])
     path = path or dns_kubeconfig_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    # 0600 from the start: the file carries the cluster's only token. JSON (which is YAML,
+    # 0600 from the start: the file carries a token. JSON (which is YAML,
     # and kubectl reads it) so that the DNS pods load it without importing yaml.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -476,16 +480,74 @@ def storage_addon_objects() -> list[dict[str, Any]]:
     ]
 
 
+# kubeadm's CoreDNS add-on role: what the DNS server's informers read, nothing else.
+DNS_CLUSTER_ROLE = "system:coredns"
+# The DNS server reads its kubeconfig once, at start: its token lives as long as a legacy
+# ServiceAccount token would (until the ServiceAccount goes), bounded at a year.
+DNS_TOKEN_SECONDS = 365 * 24 * 3600
+
+
+def dns_rbac_objects() -> list[dict[str, Any]]:
+    """The DNS server's least-privilege identity: ClusterRole ``system:coredns`` (list and
+    watch of what it serves names from) bound to its ServiceAccount, as kubeadm installs it."""
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": DNS_CLUSTER_ROLE},
+            "rules": [
+                {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                 "verbs": ["list", "watch"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                 "verbs": ["list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": DNS_CLUSTER_ROLE},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": DNS_CLUSTER_ROLE},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": DNS_SERVICE_ACCOUNT, "namespace": DNS_NAMESPACE}
+            ],
+        },
+    ]  # fmt: skip
+
+
+async def _service_account_token(client: ApiClient, namespace: str, name: str) -> str:
+    answer = await client.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": DNS_TOKEN_SECONDS},
+        },
+    )
+    return str(answer["status"]["token"])
+
+
 async def deploy_addons(
     client: ApiClient, cluster: ClusterConfig, upstream_dns: str | None = None
 ) -> list[str]:
     """Apply every add-on of ``cluster`` through ``client`` (an open
-    :class:`svcnet.client.rest.ApiClient`); returns ``kind/name`` of what was applied."""
-    write_dns_kubeconfig(cluster)
-    write_dns_kubeconfig(cluster, ingress_kubeconfig_path(cluster), INGRESS_NAME, INGRESS_NAMESPACE)
+    :class:`svcnet.client.rest.ApiClient`); returns ``kind/name`` of what was applied.
+
+    The DNS server's ServiceAccount and its RBAC objects go first: its kubeconfig carries a
+    token of that account, written before its pods can start. (The ingress controller still
+    uses the admin token: it writes the status of many kinds.)"""
+    dns_objects = dns_addon_objects(dns_addon_spec(cluster, upstream_dns))
+    identity = [o for o in dns_objects if o["kind"] == "ServiceAccount"] + dns_rbac_objects()
     applied = []
+    for obj in identity:
+        await client.apply(obj, FIELD_MANAGER, force=True)
+        applied.append(f"{obj['kind'].lower()}/{obj['metadata']['name']}")
+    token = await _service_account_token(client, DNS_NAMESPACE, DNS_SERVICE_ACCOUNT)
+    write_dns_kubeconfig(cluster, token=token)
+    write_dns_kubeconfig(cluster, ingress_kubeconfig_path(cluster), INGRESS_NAME, INGRESS_NAMESPACE)
     every = [
-        *dns_addon_objects(dns_addon_spec(cluster, upstream_dns)),
+        *(o for o in dns_objects if o["kind"] != "ServiceAccount"),
         *ingress_addon_objects(ingress_addon_spec(cluster)),
         *storage_addon_objects(),
     ]

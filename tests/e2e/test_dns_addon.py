@@ -272,6 +272,25 @@ def test_dns_kubeconfig_is_private_and_names_the_gateway(
 
 
 @pytest.mark.e2e
+def test_dns_server_reads_the_api_as_its_own_service_account(
+    cluster: Cluster, addon: dict[str, Any]
+) -> None:
+    path = cluster.data_dir / "addons" / "kube-dns.kubeconfig"
+    token = yaml.safe_load(path.read_text())["users"][0]["user"]["token"]
+    who = cluster.kubectl(
+        "auth", "whoami", "--token", token, "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert who.stdout == "system:serviceaccount:kube-system:kube-dns"
+    assert cluster.kubectl("get", "endpointslices", "-A", "--token", token).returncode == 0
+    refused = cluster.kubectl("get", "secrets", "-A", "--token", token, check=False)
+    assert refused.stderr.strip() == (
+        "Error from server (Forbidden): secrets is forbidden: User"
+        ' "system:serviceaccount:kube-system:kube-dns" cannot list resource "secrets" in API'
+        ' group "" at the cluster scope'
+    )
+
+
+@pytest.mark.e2e
 def test_query_answers_through_the_cluster_ip(cluster: Cluster, addon: dict[str, Any]) -> None:
     res = query(cluster, "kubernetes")
     assert res.returncode == 0, res.stderr
