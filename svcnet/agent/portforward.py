@@ -27,9 +27,10 @@ import struct
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from svcnet.agent.spdyconn import SpdyConnection, SpdyStream
+from svcnet.agent.streamio import channel_frame
 
 CLONE_NEWNET = 0x40000000
 PAIR_TIMEOUT = 30.0  # kubelet's streamCreationTimeout
@@ -279,10 +280,11 @@ async def serve_channels(
 
     async def reader() -> None:
         async for msg in ws:
-            if msg.type is WSMsgType.BINARY and msg.data and msg.data[0] % 2 == 0:
-                i = msg.data[0] // 2
-                if i < len(inboxes) and len(msg.data) > 1:
-                    inboxes[i].put_nowait(msg.data[1:])
+            data = channel_frame(msg)
+            if data and data[0] % 2 == 0:
+                i = data[0] // 2
+                if i < len(inboxes) and len(data) > 1:
+                    inboxes[i].put_nowait(data[1:])
         for q in inboxes:
             q.put_nowait(b"")
 

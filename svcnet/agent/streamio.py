@@ -21,7 +21,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from svcnet.agent.spdy import SpdyError
 from svcnet.agent.spdyconn import SpdyConnection, SpdyStream
@@ -43,6 +43,19 @@ _STREAM_TYPES = {
     "error": ERROR,
     "resize": RESIZE,
 }
+
+
+def channel_frame(msg: WSMessage) -> bytes:
+    """The bytes of a channel message, channel byte first; empty for a control message.
+
+    kubelet reads a message whatever its opcode (``websocket.Message.Receive`` into a
+    ``[]byte``), and clients rely on it: the Python client sends text written to stdin as a
+    text message, ``chr(channel) + text``, and bytes as a binary one."""
+    if msg.type is WSMsgType.BINARY:
+        return bytes(msg.data)
+    if msg.type is WSMsgType.TEXT:
+        return str(msg.data).encode()
+    return b""
 
 
 def exit_status(code: int) -> dict[str, Any]:
@@ -93,8 +106,8 @@ class WebSocketIO:
 
     async def incoming(self) -> AsyncIterator[tuple[int, bytes]]:
         async for msg in self.ws:
-            if msg.type is WSMsgType.BINARY and msg.data:
-                yield msg.data[0], msg.data[1:]
+            if data := channel_frame(msg):
+                yield data[0], data[1:]
         yield CLOSE, bytes([STDIN])
 
     async def finish(self, status: dict[str, Any]) -> None:

@@ -81,7 +81,9 @@ class FieldError:
         return f"{self.field}: {self.body()}" if self.field else self.body()
 
     def cause(self) -> dict[str, Any]:
-        return {"reason": self.type.reason, "message": self.body(), "field": self.field}
+        # metav1.StatusCause: reason, message, field, each omitted when empty.
+        cause = {"reason": self.type.reason, "message": self.body(), "field": self.field}
+        return {k: v for k, v in cause.items() if v}
 
 
 def required(path: str, detail: str = "") -> FieldError:
@@ -131,18 +133,7 @@ class ApiError(Exception):
         self.details = details
 
     def to_status(self) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details is not None:
-            status["details"] = self.details
-        return status
+        return status_object("Failure", self.message, self.reason, self.details, self.code)
 
     @staticmethod
     def from_status(status: dict[str, Any]) -> ApiError:
@@ -156,11 +147,53 @@ class ApiError(Exception):
         return err
 
 
+# The fields of metav1.Status and metav1.StatusDetails in the order of their Go structs, which
+# is the order encoding/json writes them in: clients (the Python client's own tests among them)
+# compare error bodies as text.
+_STATUS_FIELDS = (
+    "kind",
+    "apiVersion",
+    "metadata",
+    "status",
+    "message",
+    "reason",
+    "details",
+    "code",
+)
+_DETAILS_FIELDS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+
+
+def status_object(
+    status: str,
+    message: str = "",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    code: int = 0,
+) -> dict[str, Any]:
+    """A ``Status`` as kube-apiserver writes it: fields in Go's order, empty ones omitted
+    (every field but ``metadata`` is ``omitempty``)."""
+    fields: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": status,
+        "message": message,
+        "reason": reason,
+        "details": None if details is None else _ordered_details(details),
+        "code": code,
+    }
+    return {
+        k: fields[k] for k in _STATUS_FIELDS if k == "metadata" or fields[k] not in (None, "", 0)
+    }
+
+
+def _ordered_details(details: dict[str, Any]) -> dict[str, Any]:
+    known = {k: details[k] for k in _DETAILS_FIELDS if details.get(k)}
+    return known | {k: v for k, v in details.items() if k not in known and k not in _DETAILS_FIELDS}
+
+
 def _resource_details(resource: str, name: str, group: str = "") -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name, "kind": resource}
-    if group:
-        details["group"] = group
-    return details
+    return {"name": name, "group": group, "kind": resource}
 
 
 def _qualified(resource: str, group: str) -> str:
@@ -257,10 +290,12 @@ class Invalid(ApiError):
             summary = str(errors[0])
         else:
             summary = "[" + ", ".join(str(e) for e in errors) + "]"
-        details: dict[str, Any] = {"name": name, "kind": kind}
-        if group:
-            details["group"] = group
-        details["causes"] = [e.cause() for e in errors]
+        details = {
+            "name": name,
+            "group": group,
+            "kind": kind,
+            "causes": [e.cause() for e in errors],
+        }
         super().__init__(f'{qualified_kind} "{name}" is invalid: {summary}', details)
 
 

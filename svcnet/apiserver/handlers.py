@@ -553,9 +553,8 @@ class ResourceHandlers:
         opts = await self._delete_options(request)
         obj, removed = await self.delete_object(rt, info.namespace, info.name, opts)
         if removed and not self.hooks.for_resource(rt).returns_deleted_object:
-            details = {"name": info.name, "kind": rt.plural, "uid": obj["metadata"].get("uid", "")}
-            if rt.group:
-                details["group"] = rt.group
+            uid = obj["metadata"].get("uid", "")
+            details = {"name": info.name, "group": rt.group, "kind": rt.plural, "uid": uid}
             return resp.respond_object(success_status(details))
         return resp.respond_object(obj, 200)
 

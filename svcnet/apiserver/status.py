@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-from svcnet.api.errors import AlreadyExists, ApiError, Conflict, Gone, InternalError, NotFound
+from svcnet.api.errors import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Gone,
+    InternalError,
+    NotFound,
+    status_object,
+)
 from svcnet.api.registry import ResourceType
 from svcnet.apiserver.response import Response
 from svcnet.store.interface import (
@@ -31,7 +39,9 @@ JSON = "application/json"
 
 
 def status_body(err: ApiError) -> bytes:
-    return orjson.dumps(err.to_status())
+    # kube-apiserver's JSON serializer is a json.Encoder, which ends what it writes with a
+    # newline; clients that print an error body verbatim show it.
+    return orjson.dumps(err.to_status()) + b"\n"
 
 
 def error_response(err: ApiError) -> Response:
@@ -40,15 +50,7 @@ def error_response(err: ApiError) -> Response:
 
 def success_status(details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``Status`` a delete answers when the object is gone at once (upstream's shape)."""
-    status: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-    }
-    if details is not None:
-        status["details"] = details
-    return status
+    return status_object("Success", details=details)
 
 
 def gone_for_revision(requested: int, oldest: int) -> Gone:
