@@ -42,8 +42,6 @@ SUITE_TIMEOUT = 400.0  # the suite takes about a minute; its loops without deadl
 
 # A failure of a request for a resource the server does not serve, as kube-apiserver words it.
 NOT_SERVED = '"message":"the server could not find the requested resource","reason":"NotFound"'
-RC = "ReplicationController (v1) is not served yet (issue 17, item 4: another branch)"
-RBAC = "rbac.authorization.k8s.io/v1 is not served yet (issue 17, item 2: another branch)"
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ SUITE: dict[str, Known | None] = {
     "test_client.py::TestClient::test_pod_exec_close_channel": None,
     "test_client.py::TestClient::test_portforward_http": None,
     "test_client.py::TestClient::test_portforward_raw": None,
-    "test_client.py::TestClient::test_replication_controller_apis": Known(RC, NOT_SERVED),
+    "test_client.py::TestClient::test_replication_controller_apis": None,
     "test_client.py::TestClient::test_service_apis": None,
     "test_informer.py::TestSharedInformerE2E::test_added_event_and_cache_entry": None,
     "test_informer.py::TestSharedInformerE2E::test_cache_populated_after_start": None,
@@ -93,23 +91,18 @@ SUITE: dict[str, Known | None] = {
     "test_utils.py::TestUtils::test_create_deployment_non_default_namespace_from_yaml": None,
     "test_utils.py::TestUtils::test_create_from_list_in_multi_resource_yaml": None,
     "test_utils.py::TestUtils::test_create_from_list_in_multi_resource_yaml_namespaced": None,
-    # multi-resource.yaml, yaml-conflict-multi.yaml and multi-resource/ hold an RC.
-    "test_utils.py::TestUtils::test_create_from_multi_resource_yaml": Known(RC, NOT_SERVED),
-    "test_utils.py::TestUtils::test_create_from_multi_resource_yaml_with_conflict": Known(
-        RC, NOT_SERVED
-    ),
+    "test_utils.py::TestUtils::test_create_from_multi_resource_yaml": None,
+    "test_utils.py::TestUtils::test_create_from_multi_resource_yaml_with_conflict": None,
     "test_utils.py::TestUtils::test_create_from_multi_resource_yaml_with_multi_conflicts": None,
     "test_utils.py::TestUtils::test_create_general_list_from_yaml": None,
     "test_utils.py::TestUtils::test_create_implicit_service_list_from_yaml_with_conflict": None,
-    "test_utils.py::TestUtils::test_create_multi_resource_from_directory": Known(RC, NOT_SERVED),
+    "test_utils.py::TestUtils::test_create_multi_resource_from_directory": None,
     "test_utils.py::TestUtils::test_create_namespace_from_yaml": None,
     "test_utils.py::TestUtils::test_create_namespace_list_from_yaml": None,
     "test_utils.py::TestUtils::test_create_namespaced_apps_deployment_from_yaml": None,
     "test_utils.py::TestUtils::test_create_pod_from_yaml": None,
-    "test_utils.py::TestUtils::test_create_rbac_role_from_yaml": Known(RBAC, NOT_SERVED),
-    "test_utils.py::TestUtils::test_create_rbac_role_from_yaml_with_verbose_enabled": Known(
-        RBAC, NOT_SERVED
-    ),
+    "test_utils.py::TestUtils::test_create_rbac_role_from_yaml": None,
+    "test_utils.py::TestUtils::test_create_rbac_role_from_yaml_with_verbose_enabled": None,
     "test_utils.py::TestUtils::test_create_service_from_yaml": None,
     # The suite skips it when metrics.k8s.io answers 404; a skip is not a pass.
     "test_utils.py::TestUtils::test_metrics_utilities_integration": Known(
