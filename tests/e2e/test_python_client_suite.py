@@ -10,7 +10,7 @@ commit, from a git copy of kubernetes-client/python named by ``SVCNET_PYTHON_CLI
 kept in this repository. The suite runs once, unchanged, in a subprocess, as its own CI runs it
 (``pytest kubernetes/e2e_test`` from the repository root, the cluster named by ``KUBECONFIG``);
 each of its tests is then one test here that passes only if that suite test passed — a skip is
-not a pass. Suite tests that fail today for a known reason are ``xfail(strict=True)`` with
+not a pass; without the git copy every test here is skipped, naming what to set. Suite tests that fail today for a known reason are ``xfail(strict=True)`` with
 that reason, so they turn red the day they start passing.
 """
 
@@ -122,7 +122,9 @@ def _suite_repo() -> Path:
         check=False,
     )
     if has.returncode != 0:
-        pytest.fail(
+        # A machine without that copy cannot run the suite: reported as skipped (never as
+        # passed), not as a failure of svcnet.
+        pytest.skip(
             f"the Python client's e2e suite is not on PyPI: set {REPO_ENV} to a git directory of "
             f"github.com/kubernetes-client/python holding commit {SUITE_COMMIT} ({repo}: "
             f"{has.stderr.decode().strip() or 'no such commit'})"
