@@ -114,6 +114,8 @@ _NAME_VALIDATORS: dict[str, NameValidator] = {
     "ClusterRole": name_is_path_segment,
     "RoleBinding": name_is_path_segment,
     "ClusterRoleBinding": name_is_path_segment,
+    # The rest of APIService's name rule (<version>.<group>) needs its spec: validation.
+    "APIService": name_is_path_segment,
 }
 
 

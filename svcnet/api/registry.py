@@ -237,6 +237,11 @@ CLUSTERROLEBINDINGS = ResourceType(_RBAC, "v1", "ClusterRoleBinding", "clusterro
 CLUSTERROLES = ResourceType(_RBAC, "v1", "ClusterRole", "clusterroles", False)
 ROLEBINDINGS = ResourceType(_RBAC, "v1", "RoleBinding", "rolebindings", True)
 ROLES = ResourceType(_RBAC, "v1", "Role", "roles", True)
+# apiregistration.k8s.io/v1: stored and listed; svcnet proxies to no aggregated API server
+APISERVICES = ResourceType(
+    "apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (),
+    ("api-extensions",), subresources=_STATUS,
+)  # fmt: skip
 # coordination.k8s.io/v1
 LEASES = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
 # apiextensions.k8s.io/v1
@@ -260,6 +265,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     STORAGECLASSES,
     CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES,
     LEASES,
+    APISERVICES,
     CUSTOMRESOURCEDEFINITIONS,
 )  # fmt: skip
 

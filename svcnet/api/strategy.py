@@ -38,6 +38,7 @@ from svcnet.api.meta import (
 )
 from svcnet.api.objects import Obj
 from svcnet.api.registry import REGISTRY, ResourceType
+from svcnet.api.validation import apiregistration as apiregistration_v
 from svcnet.api.validation import apps as apps_v
 from svcnet.api.validation import autoscaling as autoscaling_v
 from svcnet.api.validation import batch as batch_v
@@ -645,6 +646,7 @@ _TRACKS_GENERATION = frozenset(
 )
 
 _VALIDATORS: dict[str, Validator] = {
+    "APIService": apiregistration_v.validate_api_service,
     "PersistentVolumeClaim": storage_v.validate_persistent_volume_claim,
     "PersistentVolume": storage_v.validate_persistent_volume,
     "StorageClass": storage_v.validate_storage_class,
@@ -710,6 +712,7 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
 }
 
 _STATUS_VALIDATORS: dict[str, Validator] = {
+    "APIService": apiregistration_v.validate_api_service_status,
     "PersistentVolumeClaim": storage_v.validate_persistent_volume_claim,
     "PersistentVolume": storage_v.validate_persistent_volume,
     "Pod": core_v.validate_pod_status,

@@ -15,7 +15,6 @@ restart.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -30,46 +29,28 @@ from svcnet.api.registry import Registry, ResourceType
 from svcnet.apiserver import deletion, openapi
 from svcnet.apiserver import request as req
 from svcnet.apiserver.handlers import ResourceHandlers
-from svcnet.apiserver.hooks import Finish, ResourceHooks
+from svcnet.apiserver.hooks import WakeOnWrite
+from svcnet.apiserver.passloop import PassLoop
 from svcnet.apiserver.storage import decode
 from svcnet.util.clock import now_rfc3339
 
 log = logging.getLogger(__name__)
 
 MANAGER = "apiextensions-apiserver"
-# A pass after a wake waits this long, so that the write that woke it has landed.
-_SETTLE = 0.02
 
 
-class CustomResourceController:
+class CustomResourceController(PassLoop):
+    what = "CustomResourceDefinition pass"
+
     def __init__(
         self, registry: Registry, handlers: ResourceHandlers, interval: float = 2.0
     ) -> None:
+        super().__init__(interval)
         self.registry = registry
         self.handlers = handlers
-        self.interval = interval
         self.documents: openapi.CustomDocuments | None = None
-        self._wake = asyncio.Event()
         self._fingerprint = b""
-        handlers.hooks.add(CRDS, _CRDHooks(CRDS, self))
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-                await asyncio.sleep(_SETTLE)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("CustomResourceDefinition pass failed")
+        handlers.hooks.add(CRDS, WakeOnWrite(CRDS, self.wake))
 
     async def sync(self) -> None:
         page = await self.handlers.objects.list(CRDS, None)
@@ -157,30 +138,3 @@ def _served_part(crd: Obj) -> Any:
 
 def _status_differs(current: Obj, wanted: Obj) -> bool:
     return any(current.get(k) != v for k, v in wanted.items())
-
-
-class _CRDHooks(ResourceHooks):
-    """A CRD write wakes the controller once it was written."""
-
-    def __init__(self, resource: ResourceType, controller: CustomResourceController) -> None:
-        super().__init__(resource)
-        self.controller = controller
-
-    def _finish(self, written: bool) -> None:
-        if written:
-            self.controller.wake()
-
-    def begin_create(self, obj: Obj) -> Finish:
-        return self._finish
-
-    def begin_update(self, new: Obj, old: Obj) -> Finish:
-        return self._finish
-
-    async def plan_delete(
-        self, obj: Obj, opts: deletion.DeleteOptions, now: Any
-    ) -> deletion.DeletePlan:
-        self.controller.wake()  # the pass settles before it reads, after this delete's write
-        return await super().plan_delete(obj, opts, now)
-
-    def after_delete(self, obj: Obj) -> None:
-        self.controller.wake()

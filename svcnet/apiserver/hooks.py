@@ -145,6 +145,34 @@ class NamespaceHooks(ResourceHooks):
         )
 
 
+class WakeOnWrite(ResourceHooks):
+    """Wakes a loop of the API server (a controller of its own) after every write of the
+    resource: once a create or update was written, and on a delete."""
+
+    def __init__(self, resource: ResourceType, wake: Callable[[], None]) -> None:
+        super().__init__(resource)
+        self.wake = wake
+
+    def _finish(self, written: bool) -> None:
+        if written:
+            self.wake()
+
+    def begin_create(self, obj: Obj) -> Finish:
+        return self._finish
+
+    def begin_update(self, new: Obj, old: Obj) -> Finish:
+        return self._finish
+
+    async def plan_delete(
+        self, obj: Obj, opts: deletion.DeleteOptions, now: datetime.datetime
+    ) -> deletion.DeletePlan:
+        self.wake()  # the woken pass settles before it reads, after this delete's write
+        return await super().plan_delete(obj, opts, now)
+
+    def after_delete(self, obj: Obj) -> None:
+        self.wake()
+
+
 class HookTable:
     """The hooks of every resource of ``registry`` (one instance per resource)."""
 

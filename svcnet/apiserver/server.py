@@ -32,6 +32,7 @@ from svcnet.api.registry import (
 )
 from svcnet.apiserver import openapi
 from svcnet.apiserver.admission import ServiceAllocator, well_known_ips
+from svcnet.apiserver.apiservices import ApiServiceController
 from svcnet.apiserver.auth import Authenticator
 from svcnet.apiserver.bootstrap import bootstrap
 from svcnet.apiserver.certs import Credentials, ensure_credentials
@@ -107,6 +108,7 @@ class ApiServer:
         self._prepare_pool: PreparePool | None = None
         self._crds: CustomResourceController | None = None
         self._crds_task: asyncio.Task[None] | None = None
+        self._apiservices_task: asyncio.Task[None] | None = None
         self._aggregator: Aggregator | None = None
         self._aggregator_task: asyncio.Task[None] | None = None
 
@@ -175,6 +177,7 @@ class ApiServer:
         bound_objects = StoreObjects(objects)
         self._crds = crds = CustomResourceController(self.registry, handlers)
         await crds.sync()
+        apiservices = ApiServiceController(self.registry, handlers)
 
         self._router = router = Router(
             self.registry,
@@ -216,6 +219,8 @@ class ApiServer:
         self._finalizer = NamespaceFinalizer(self.registry, handlers)
         self._finalizer_task = asyncio.create_task(self._finalizer.run(), name="ns-finalizer")
         self._crds_task = asyncio.create_task(crds.run(), name="crd-controller")
+        await apiservices.sync()
+        self._apiservices_task = asyncio.create_task(apiservices.run(), name="apiservices")
         self.write_kubeconfig()
         log.info("API server serving on %s", self.url)
 
@@ -224,21 +229,18 @@ class ApiServer:
             self._router.ready = False
         self._watches.close_all()
         await self._watches.wait_ended(WATCH_END_TIMEOUT)
-        if self._crds_task is not None:
-            self._crds_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._crds_task
-            self._crds_task = None
-        if self._aggregator_task is not None:
-            self._aggregator_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._aggregator_task
-            self._aggregator_task = None
-        if self._finalizer_task is not None:
-            self._finalizer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._finalizer_task
-            self._finalizer_task = None
+        for task in (
+            self._crds_task,
+            self._apiservices_task,
+            self._aggregator_task,
+            self._finalizer_task,
+        ):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._crds_task = self._apiservices_task = None
+        self._aggregator_task = self._finalizer_task = None
         for listener in self._listeners:
             listener.close()
         self._listeners = []

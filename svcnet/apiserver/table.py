@@ -797,6 +797,21 @@ def _storageclass_row(obj: ObjView, now: datetime.datetime) -> Row:
     ]
 
 
+def _apiservice_row(obj: ObjView, now: datetime.datetime) -> Row:
+    # kube-aggregator's apiservice ConvertToTable: "Local" when no Service, the Available
+    # condition's status with its reason unless True.
+    meta, spec = objects.meta(obj), objects.spec(obj)
+    service = spec.get("service")
+    where = f"{service.get('namespace', '')}/{service.get('name', '')}" if service else "Local"
+    available = "Unknown"
+    for c in objects.status(obj).get("conditions") or []:
+        if c.get("type") == "Available":
+            status, reason = str(c.get("status", "")), c.get("reason") or ""
+            available = f"{status} ({reason})" if status != "True" and reason else status
+            break
+    return [meta.get("name", ""), where, available, age(meta.get("creationTimestamp"), now)]
+
+
 def _w(name: str, t: str = "string") -> Column:
     return Column(name, type=t, priority=1)
 
@@ -1028,6 +1043,17 @@ PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], RowFn]] = {
     (_RBAC, "ClusterRole"): ((NAME, _CREATED_AT), _role_row),
     (_RBAC, "RoleBinding"): (_BINDING_COLUMNS, _binding_row),
     (_RBAC, "ClusterRoleBinding"): (_BINDING_COLUMNS, _binding_row),
+    ("apiregistration.k8s.io", "APIService"): (
+        (
+            NAME,
+            Column(
+                "Service", description="The reference to the service that hosts this API endpoint."
+            ),
+            Column("Available", description="Whether this service is available."),
+            AGE,
+        ),
+        _apiservice_row,
+    ),
 }
 _DEFAULT = ((NAME, AGE), _default_row)
 Printer = tuple[tuple[Column, ...], RowFn]

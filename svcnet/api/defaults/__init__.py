@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from svcnet.api.defaults import apps, autoscaling, batch, core, gateway, networking, rbac, storage
+from svcnet.api.defaults import (
+    apiregistration,
+    apps,
+    autoscaling,
+    batch,
+    core,
+    gateway,
+    networking,
+    rbac,
+    storage,
+)
 
 Defaulter = Callable[[dict[str, Any]], None]
 
@@ -24,6 +34,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "PersistentVolumeClaim": storage.default_persistent_volume_claim,
     "PersistentVolume": storage.default_persistent_volume,
     "StorageClass": storage.default_storage_class,
+    "APIService": apiregistration.default_api_service,
     "Deployment": apps.default_deployment,
     "ReplicaSet": apps.default_replica_set,
     "StatefulSet": apps.default_stateful_set,

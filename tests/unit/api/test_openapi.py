@@ -36,6 +36,7 @@ def test_root_lists_every_group_version_with_its_hash() -> None:
         "apis/gateway.networking.k8s.io/v1alpha2",
         "apis/rbac.authorization.k8s.io/v1",
         "apis/storage.k8s.io/v1",
+        "apis/apiregistration.k8s.io/v1",
         "apis/coordination.k8s.io/v1",
         "apis/apiextensions.k8s.io/v1",
     }

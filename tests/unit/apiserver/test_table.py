@@ -432,3 +432,38 @@ def test_hpa_targets(metrics: list[object], current: list[object], targets: str)
     }
     row = table.row_cells("autoscaling", "HorizontalPodAutoscaler", obj, NOW)
     assert row[:6] == ["web", "Deployment/web", targets, 2, 5, 3]
+
+
+@pytest.mark.parametrize(
+    ("service", "condition", "cells"),
+    [
+        (None, {"type": "Available", "status": "True", "reason": "Local"}, ["Local", "True"]),
+        ({"namespace": "w", "name": "api"}, None, ["w/api", "Unknown"]),
+        ({"namespace": "w", "name": "api"},
+         {"type": "Available", "status": "False", "reason": "ServiceNotFound"},
+         ["w/api", "False (ServiceNotFound)"]),
+        ({"namespace": "w", "name": "api"}, {"type": "Available", "status": "False"},
+         ["w/api", "False"]),
+        ({"namespace": "w", "name": "api"},
+         {"type": "Available", "status": "True", "reason": "Passed"}, ["w/api", "True"]),
+    ],
+)  # fmt: skip
+def test_apiservice_row(
+    service: dict[str, str] | None, condition: dict[str, str] | None, cells: list[str]
+) -> None:
+    obj = {
+        "metadata": {"name": "v1.x", "creationTimestamp": "2026-01-10T11:00:00Z"},
+        "spec": {"service": service} if service else {},
+        "status": {"conditions": [condition]} if condition else {},
+    }
+    assert [c.name for c in table.columns("apiregistration.k8s.io", "APIService")] == [
+        "Name",
+        "Service",
+        "Available",
+        "Age",
+    ]
+    assert table.row_cells("apiregistration.k8s.io", "APIService", obj, NOW) == [
+        "v1.x",
+        *cells,
+        "60m",
+    ]
