@@ -115,7 +115,8 @@ def test_empty_dir_is_shared_by_the_pods_containers(cluster: Cluster) -> None:
     pod = pod_object(
         "share",
         [
-            sh("writer", "echo from-writer > /shared/msg", mount),
+            # Written aside and renamed: the reader must not see the file before its content.
+            sh("writer", "echo from-writer > /shared/.msg && mv /shared/.msg /shared/msg", mount),
             sh("reader", "until [ -f /shared/msg ]; do sleep 0.1; done; cat /shared/msg", mount),
         ],
         [{"name": "shared", "emptyDir": {}}],
